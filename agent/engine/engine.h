@@ -1,0 +1,70 @@
+#ifndef STYLESWEEP_AGENT_ENGINE_ENGINE_H_
+#define STYLESWEEP_AGENT_ENGINE_ENGINE_H_
+
+// The style-transfer engine as the rest of the agent sees it. This header is
+// torch-free on purpose: the runner, the CLI and the protocol tests depend on
+// it without compiling LibTorch, and tests drive the runner with a fake.
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "common/run_params.h"
+
+namespace stylesweep {
+
+// Losses of the image after `step` optimiser updates (step 0: the initial
+// image). Values are the weighted terms that are summed into `total`.
+struct StepMetrics {
+  int step = 0;
+  double content = 0;
+  double style = 0;
+  double tv = 0;
+  double total = 0;
+  std::vector<double> style_per_layer;  // weighted, in params.style_layers order
+  double step_seconds = 0;              // wall time of the step that led here
+};
+
+struct EngineCallbacks {
+  // After every step, and once for step 0 before any update.
+  std::function<void(const StepMetrics&)> on_step;
+  // With a PNG encoding of the image after `step` updates: every
+  // params.snapshot_every steps and always for the final step. A non-OK
+  // return aborts the run with that status (e.g. the disk is full).
+  std::function<absl::Status(int step, const std::string& png)> on_snapshot;
+  // Polled between steps; true stops the run, which returns Cancelled.
+  std::function<bool()> should_stop;
+};
+
+struct EngineOptions {
+  std::string device = "cpu";  // "cpu" or "cuda:N"
+  int threads = 0;             // intra-op threads; 0: all cores
+  std::string weights_path;    // empty: seeded random VGG19 (with a warning)
+};
+
+// Runs one style transfer. Thread-compatible: one Run at a time per Engine.
+class Engine {
+ public:
+  virtual ~Engine() = default;
+
+  // Optimises for params.steps steps. `params.content` and `params.style`
+  // must be readable image files (PNG or JPEG). Returns OK when all steps ran,
+  // Cancelled when should_stop asked to stop, and InvalidArgument/NotFound/
+  // Internal with a message naming the file or option when it cannot run.
+  virtual absl::Status Run(const RunParams& params, const EngineCallbacks& callbacks) = 0;
+
+  // A short description for logs and agent registration ("cpu, 2 threads").
+  virtual std::string Describe() const = 0;
+};
+
+// Creates the LibTorch engine. Fails with a message that names the weights
+// file and says how to convert it when the file cannot be used, or names the
+// device when it is unavailable.
+absl::StatusOr<std::unique_ptr<Engine>> CreateTorchEngine(const EngineOptions& options);
+
+}  // namespace stylesweep
+
+#endif  // STYLESWEEP_AGENT_ENGINE_ENGINE_H_

@@ -1,0 +1,99 @@
+#include "common/run_params.h"
+
+#include "common/hash.h"
+
+#include "absl/strings/str_cat.h"
+#include "common/layers.h"
+
+namespace stylesweep {
+namespace {
+
+absl::Status CanonicaliseLayers(std::vector<std::string>& layers, const char* key) {
+  if (layers.empty()) return absl::InvalidArgumentError(absl::StrCat(key, " must name at least one layer"));
+  for (std::string& layer : layers) {
+    auto canonical = CanonicalLayerName(layer);
+    if (!canonical.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat(key, ": ", canonical.status().message()));
+    }
+    layer = *canonical;
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+nlohmann::json RunParams::ToJson() const {
+  // nlohmann::json objects are std::map-backed: keys come out sorted.
+  return nlohmann::json{
+      {"content", content},
+      {"style", style},
+      {"style_layers", style_layers},
+      {"content_layers", content_layers},
+      {"style_weight", style_weight},
+      {"content_weight", content_weight},
+      {"tv_weight", tv_weight},
+      {"learning_rate", learning_rate},
+      {"steps", steps},
+      {"image_size", image_size},
+      {"snapshot_every", snapshot_every},
+      {"seed", seed},
+      {"preprocess", preprocess},
+  };
+}
+
+absl::StatusOr<RunParams> RunParams::FromJson(const nlohmann::json& j) {
+  if (!j.is_object()) return absl::InvalidArgumentError("run parameters must be a JSON object");
+  RunParams p;
+  try {
+    auto get = [&j](const char* key, auto& field) {
+      if (auto it = j.find(key); it != j.end() && !it->is_null()) it->get_to(field);
+    };
+    get("content", p.content);
+    get("style", p.style);
+    get("style_layers", p.style_layers);
+    get("content_layers", p.content_layers);
+    get("style_weight", p.style_weight);
+    get("content_weight", p.content_weight);
+    get("tv_weight", p.tv_weight);
+    get("learning_rate", p.learning_rate);
+    get("steps", p.steps);
+    get("image_size", p.image_size);
+    get("snapshot_every", p.snapshot_every);
+    get("seed", p.seed);
+    get("preprocess", p.preprocess);
+  } catch (const nlohmann::json::exception& e) {
+    return absl::InvalidArgumentError(absl::StrCat("bad run parameters: ", e.what()));
+  }
+  if (absl::Status s = p.Validate(); !s.ok()) return s;
+  return p;
+}
+
+absl::Status RunParams::Validate() {
+  if (content.empty()) return absl::InvalidArgumentError("content: an image is required");
+  if (style.empty()) return absl::InvalidArgumentError("style: an image is required");
+  if (absl::Status s = CanonicaliseLayers(style_layers, "style_layers"); !s.ok()) return s;
+  if (absl::Status s = CanonicaliseLayers(content_layers, "content_layers"); !s.ok()) return s;
+  if (steps <= 0) return absl::InvalidArgumentError(absl::StrCat("steps must be positive, got ", steps));
+  if (image_size < 16) {
+    return absl::InvalidArgumentError(absl::StrCat("image_size must be at least 16, got ", image_size));
+  }
+  if (snapshot_every < 0) {
+    return absl::InvalidArgumentError(absl::StrCat("snapshot_every must be >= 0, got ", snapshot_every));
+  }
+  if (!(learning_rate > 0)) {
+    return absl::InvalidArgumentError(absl::StrCat("learning_rate must be positive, got ", learning_rate));
+  }
+  for (auto [key, value] : {std::pair{"style_weight", style_weight}, std::pair{"content_weight", content_weight},
+                            std::pair{"tv_weight", tv_weight}}) {
+    if (!(value >= 0)) return absl::InvalidArgumentError(absl::StrCat(key, " must be >= 0, got ", value));
+  }
+  if (preprocess != "torchvision" && preprocess != "caffe") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("preprocess must be 'torchvision' or 'caffe', got '", preprocess, "'"));
+  }
+  return absl::OkStatus();
+}
+
+std::string RunParams::Hash() const { return Sha256Hex(ToJson().dump()); }
+
+}  // namespace stylesweep

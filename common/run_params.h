@@ -1,0 +1,53 @@
+#ifndef STYLESWEEP_COMMON_RUN_PARAMS_H_
+#define STYLESWEEP_COMMON_RUN_PARAMS_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "nlohmann/json.hpp"
+
+namespace stylesweep {
+
+// The fully resolved parameters of one run: what the engine needs to produce
+// one image. Defaults are the TensorFlow tutorial's (see README, "Algorithm").
+//
+// `content` and `style` are image references: a filesystem path when the run is
+// local (`stylesweep stylize`), or a blob id ("sha256:<hex>") once a sweep has
+// been submitted and the coordinator holds the bytes.
+struct RunParams {
+  std::string content;
+  std::string style;
+  std::vector<std::string> style_layers = {"block1_conv1", "block2_conv1", "block3_conv1",
+                                           "block4_conv1", "block5_conv1"};
+  std::vector<std::string> content_layers = {"block5_conv2"};
+  double style_weight = 1e-2;
+  double content_weight = 1e4;
+  double tv_weight = 30;
+  double learning_rate = 0.02;
+  int steps = 1000;
+  int image_size = 512;
+  int snapshot_every = 100;  // 0: only the final image
+  uint64_t seed = 0;
+  // "torchvision": RGB in [0,1] normalised by ImageNet mean/std.
+  // "caffe": BGR in 0..255 minus the Caffe mean pixel.
+  std::string preprocess = "torchvision";
+
+  // Canonical JSON: every field, keys sorted, layer names canonical. Two runs
+  // with equal parameters have byte-equal JSON (and so equal hashes).
+  nlohmann::json ToJson() const;
+
+  // Parses and validates (layer names, ranges). Missing keys take defaults.
+  static absl::StatusOr<RunParams> FromJson(const nlohmann::json& j);
+
+  // Checks ranges and layer names; canonicalises layer names in place.
+  absl::Status Validate();
+
+  // Hex SHA-256 of ToJson().dump(): a stable identity for duplicate detection.
+  std::string Hash() const;
+};
+
+}  // namespace stylesweep
+
+#endif  // STYLESWEEP_COMMON_RUN_PARAMS_H_

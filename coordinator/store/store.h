@@ -1,0 +1,178 @@
+#ifndef STYLESWEEP_COORDINATOR_STORE_STORE_H_
+#define STYLESWEEP_COORDINATOR_STORE_STORE_H_
+
+// The coordinator's durable state: sweeps, runs, attempts, agents, per-step
+// losses and snapshots. Domain types only; no gRPC, no SQL in this header.
+//
+// Every mutating call is one transaction: it either lands whole or not at all.
+// Calls on a run's attempt check that the attempt is still the run's current
+// one and RUNNING, so a late report from an agent whose lease was taken away
+// never overwrites the new attempt (FailedPrecondition). Metric and snapshot
+// writes are idempotent: repeating one (a retried RPC) changes nothing.
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "common/run_state.h"
+
+namespace stylesweep {
+
+struct NewSweep {
+  std::string name;
+  std::string method = "grid";
+  std::string source;      // where the YAML came from, as the user named it
+  std::string yaml;        // the submitted text, verbatim
+  std::string spec_json;   // the validated spec
+  int max_attempts = 3;
+  int64_t created_ms = 0;
+};
+
+struct NewRun {
+  int index = 0;            // position in the expansion, 0-based
+  std::string params_json;  // RunParams::ToJson().dump()
+  std::string params_hash;  // RunParams::Hash()
+};
+
+struct SweepRecord {
+  int64_t id = 0;
+  std::string name;
+  std::string method;
+  std::string source;
+  std::string yaml;
+  std::string spec_json;
+  int max_attempts = 3;
+  int64_t created_ms = 0;
+};
+
+struct RunRecord {
+  int64_t id = 0;
+  int64_t sweep_id = 0;
+  int index = 0;
+  std::string params_json;
+  std::string params_hash;
+  RunState state = RunState::kQueued;
+  int attempt = 0;             // current (latest) attempt number; 0: never leased
+  std::string agent;           // holder of the current attempt
+  int64_t created_ms = 0;
+  int64_t started_ms = 0;      // current attempt's start; 0 if none
+  int64_t finished_ms = 0;     // 0 while not terminal
+  int64_t lease_expires_ms = 0;
+  std::string error;
+  // Losses of the latest step reported by the current attempt (-1 step: none).
+  int last_step = -1;
+  double content_loss = 0, style_loss = 0, tv_loss = 0, total_loss = 0;
+  std::string final_snapshot;  // path relative to the artifacts directory
+};
+
+struct AttemptRecord {
+  int64_t run_id = 0;
+  int attempt = 0;
+  std::string agent;
+  RunState state = RunState::kRunning;
+  int64_t started_ms = 0;
+  int64_t finished_ms = 0;
+  std::string error;
+};
+
+struct MetricRow {
+  int step = 0;
+  double content = 0, style = 0, tv = 0, total = 0;
+  double step_seconds = 0;
+};
+
+struct SnapshotRecord {
+  int64_t run_id = 0;
+  int attempt = 0;
+  int step = 0;
+  std::string path;  // relative to the artifacts directory
+  bool final = false;
+};
+
+struct AgentRecord {
+  std::string name;  // unique
+  std::string host;
+  std::string device;
+  std::string description;
+  int64_t registered_ms = 0;
+  int64_t last_seen_ms = 0;
+};
+
+struct Lease {
+  RunRecord run;  // as it is after the claim (RUNNING, attempt incremented)
+  int attempt = 0;
+};
+
+class Store {
+ public:
+  virtual ~Store() = default;
+
+  // Stores a sweep and all its runs (QUEUED) in one transaction; returns the
+  // sweep's id. Nothing is stored on failure.
+  virtual absl::StatusOr<int64_t> CreateSweep(const NewSweep& sweep, const std::vector<NewRun>& runs) = 0;
+
+  virtual absl::StatusOr<SweepRecord> GetSweep(int64_t sweep_id) = 0;
+  // By decimal id, or else by name (the most recent sweep of that name).
+  // NotFound names what was looked for.
+  virtual absl::StatusOr<SweepRecord> FindSweep(const std::string& id_or_name) = 0;
+  virtual absl::StatusOr<std::vector<SweepRecord>> ListSweeps() = 0;
+
+  virtual absl::StatusOr<RunRecord> GetRun(int64_t run_id) = 0;
+  // Runs of a sweep in expansion order.
+  virtual absl::StatusOr<std::vector<RunRecord>> ListRuns(int64_t sweep_id) = 0;
+  virtual absl::StatusOr<std::vector<AttemptRecord>> ListAttempts(int64_t run_id) = 0;
+  // Per-step rows of one attempt (0: the run's current attempt), by step.
+  virtual absl::StatusOr<std::vector<MetricRow>> GetMetrics(int64_t run_id, int attempt) = 0;
+  virtual absl::StatusOr<std::vector<SnapshotRecord>> ListSnapshots(int64_t run_id) = 0;
+
+  // Atomically moves the oldest QUEUED run (lowest sweep id, then index) to
+  // RUNNING under a new attempt held by `agent` until `lease_expires_ms`.
+  // nullopt when nothing is queued.
+  virtual absl::StatusOr<std::optional<Lease>> ClaimNextRun(const std::string& agent, int64_t now_ms,
+                                                            int64_t lease_expires_ms) = 0;
+
+  // Extends the lease. FailedPrecondition if (run, attempt) is no longer the
+  // run's current RUNNING attempt: the caller must stop that run.
+  virtual absl::Status RenewLease(int64_t run_id, int attempt, int64_t lease_expires_ms) = 0;
+
+  // Appends per-step losses; rows already stored for that step are left as
+  // they are. Updates the run's latest losses. FailedPrecondition as above.
+  virtual absl::Status AppendMetrics(int64_t run_id, int attempt, const std::vector<MetricRow>& rows) = 0;
+
+  // Records a snapshot file (idempotent on run, attempt, step). A final one
+  // becomes the run's final_snapshot. FailedPrecondition as above.
+  virtual absl::Status AddSnapshot(const SnapshotRecord& snapshot) = 0;
+
+  // Ends the attempt and the run with `state` (SUCCEEDED, FAILED, CANCELLED or
+  // PRUNED). Repeating the same call is OK; FailedPrecondition if the attempt
+  // is stale or the run already ended differently.
+  virtual absl::Status FinishRun(int64_t run_id, int attempt, RunState state, const std::string& error,
+                                 int64_t now_ms) = 0;
+
+  // Marks every RUNNING run whose lease expired before `now_ms` as a LOST
+  // attempt and re-queues it, or leaves it LOST when it has used the sweep's
+  // max_attempts. Returns the affected runs.
+  virtual absl::StatusOr<std::vector<RunRecord>> ExpireLeases(int64_t now_ms) = 0;
+
+  virtual absl::Status UpsertAgent(const AgentRecord& agent) = 0;
+  virtual absl::Status TouchAgent(const std::string& name, int64_t now_ms) = 0;
+  virtual absl::StatusOr<std::vector<AgentRecord>> ListAgents() = 0;
+};
+
+struct SqliteStoreOptions {
+  bool read_only = false;  // for reports: never writes, safe beside a running coordinator
+};
+
+// Opens (creating if needed, unless read-only) the SQLite database at `path`
+// (":memory:" for tests) and applies pending migrations from schemas/. WAL
+// mode, busy timeout. Thread-safe: calls are serialised internally.
+absl::StatusOr<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path,
+                                                       const SqliteStoreOptions& options = {});
+
+}  // namespace stylesweep
+
+#endif  // STYLESWEEP_COORDINATOR_STORE_STORE_H_
