@@ -7,7 +7,7 @@
 
 namespace stylesweep {
 
-// Levenshtein edit distance.
+// Edit distance counting a swap of neighbouring characters as one edit.
 size_t EditDistance(std::string_view a, std::string_view b);
 
 // The candidate closest to `word`, if it is close enough to be a plausible

@@ -1,0 +1,86 @@
+#include "common/files.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/str_cat.h"
+
+namespace stylesweep {
+namespace {
+
+absl::Status ErrnoError(const std::string& what, const std::string& path, int err) {
+  const std::string message = absl::StrCat(what, " '", path, "': ", std::strerror(err));
+  switch (err) {
+    case ENOENT:
+      return absl::NotFoundError(message);
+    case EACCES:
+    case EPERM:
+    case EROFS:
+      return absl::PermissionDeniedError(message);
+    case ENOSPC:
+    case EDQUOT:
+      return absl::ResourceExhaustedError(message);
+    default:
+      return absl::InternalError(message);
+  }
+}
+
+}  // namespace
+
+absl::StatusOr<std::string> ReadFileToString(const std::string& path) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) {
+    return absl::InvalidArgumentError(absl::StrCat("'", path, "' is a directory, not a file"));
+  }
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return ErrnoError("cannot read", path, errno);
+  std::ostringstream out;
+  out << in.rdbuf();
+  if (in.bad()) return ErrnoError("cannot read", path, errno);
+  return std::move(out).str();
+}
+
+absl::Status WriteFileAtomically(const std::string& path, const std::string& data) {
+  const std::filesystem::path target(path);
+  std::error_code ec;
+  if (target.has_parent_path()) {
+    std::filesystem::create_directories(target.parent_path(), ec);
+    if (ec) return ErrnoError("cannot create directory for", path, ec.value());
+  }
+  std::string tmp = absl::StrCat(path, ".tmp-XXXXXX");
+  const int fd = mkstemp(tmp.data());
+  if (fd < 0) return ErrnoError("cannot write", path, errno);
+  size_t written = 0;
+  while (written < data.size()) {
+    const ssize_t n = ::write(fd, data.data() + written, data.size() - written);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      const int err = errno;
+      ::close(fd);
+      ::unlink(tmp.c_str());
+      return ErrnoError("cannot write", path, err);
+    }
+    written += static_cast<size_t>(n);
+  }
+  if (::fsync(fd) != 0 || ::close(fd) != 0) {
+    const int err = errno;
+    ::unlink(tmp.c_str());
+    return ErrnoError("cannot write", path, err);
+  }
+  ::chmod(tmp.c_str(), 0644);
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    const int err = errno;
+    ::unlink(tmp.c_str());
+    return ErrnoError("cannot write", path, err);
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace stylesweep

@@ -1,0 +1,111 @@
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "common/files.h"
+#include "common/layers.h"
+#include "common/run_params.h"
+#include "common/run_state.h"
+#include "common/text.h"
+
+namespace stylesweep {
+namespace {
+
+using ::testing::HasSubstr;
+
+TEST(LayersTest, AcceptsKerasAndAliases) {
+  EXPECT_EQ(*CanonicalLayerName("block4_conv2"), "block4_conv2");
+  EXPECT_EQ(*CanonicalLayerName("conv4_2"), "block4_conv2");
+  EXPECT_EQ(*CanonicalLayerName("relu4_2"), "block4_conv2");
+  EXPECT_EQ(*CanonicalLayerName("RELU1_1"), "block1_conv1");
+}
+
+TEST(LayersTest, UnknownNameSuggests) {
+  auto r = CanonicalLayerName("block4_conv5");
+  ASSERT_FALSE(r.ok());
+  EXPECT_THAT(std::string(r.status().message()), HasSubstr("did you mean"));
+}
+
+TEST(LayersTest, FeatureIndexIsTheReluAfterTheConv) {
+  EXPECT_EQ(LayerFeatureIndex("block1_conv1"), 1);
+  EXPECT_EQ(LayerFeatureIndex("block5_conv2"), 31);
+  EXPECT_EQ(LayerFeatureIndex("block3_conv4"), 17);
+  EXPECT_EQ(LayerFeatureIndex("nope"), -1);
+  EXPECT_EQ(AllLayerNames().size(), 16u);
+}
+
+TEST(RunParamsTest, JsonRoundTripAndStableHash) {
+  RunParams p;
+  p.content = "a.png";
+  p.style = "b.png";
+  p.style_layers = {"conv1_1"};
+  ASSERT_TRUE(p.Validate().ok());
+  EXPECT_EQ(p.style_layers[0], "block1_conv1");
+  auto back = RunParams::FromJson(p.ToJson());
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->ToJson(), p.ToJson());
+  EXPECT_EQ(back->Hash(), p.Hash());
+  back->seed = 7;
+  EXPECT_NE(back->Hash(), p.Hash());
+}
+
+TEST(RunParamsTest, DefaultsAreTheTutorials) {
+  RunParams p;
+  EXPECT_DOUBLE_EQ(p.style_weight, 1e-2);
+  EXPECT_DOUBLE_EQ(p.content_weight, 1e4);
+  EXPECT_DOUBLE_EQ(p.tv_weight, 30);
+  EXPECT_DOUBLE_EQ(p.learning_rate, 0.02);
+  EXPECT_EQ(p.steps, 1000);
+  EXPECT_EQ(p.image_size, 512);
+  EXPECT_EQ(p.content_layers, (std::vector<std::string>{"block5_conv2"}));
+  EXPECT_EQ(p.style_layers.size(), 5u);
+}
+
+TEST(RunParamsTest, RejectsWrongTypes) {
+  auto r = RunParams::FromJson({{"content", "a"}, {"style", "b"}, {"steps", "many"}});
+  EXPECT_FALSE(r.ok());
+}
+
+TEST(RunStateTest, NamesRoundTrip) {
+  for (RunState s : {RunState::kQueued, RunState::kRunning, RunState::kSucceeded, RunState::kFailed, RunState::kLost,
+                     RunState::kCancelled, RunState::kPruned}) {
+    EXPECT_EQ(ParseRunState(RunStateName(s)), s);
+  }
+  EXPECT_FALSE(ParseRunState("DONE").has_value());
+  EXPECT_TRUE(IsTerminal(RunState::kSucceeded));
+  EXPECT_FALSE(IsTerminal(RunState::kLost));
+}
+
+TEST(TextTest, ClosestMatch) {
+  EXPECT_EQ(ClosestMatch("stpes", {"steps", "seed"}), "steps");
+  EXPECT_EQ(ClosestMatch("completely_else", {"steps", "seed"}), "");
+}
+
+TEST(FilesTest, AtomicWriteAndRead) {
+  const auto dir = std::filesystem::temp_directory_path() / "files_test" / "nested";
+  std::filesystem::remove_all(dir.parent_path());
+  const std::string path = (dir / "f.bin").string();
+  ASSERT_TRUE(WriteFileAtomically(path, "hello").ok());
+  EXPECT_EQ(*ReadFileToString(path), "hello");
+  ASSERT_TRUE(WriteFileAtomically(path, "bye").ok());
+  EXPECT_EQ(*ReadFileToString(path), "bye");
+  // No temporary files are left beside it.
+  EXPECT_EQ(std::distance(std::filesystem::directory_iterator(dir), {}), 1);
+}
+
+TEST(FilesTest, ErrorsNameThePath) {
+  auto r = ReadFileToString("/nonexistent/x.png");
+  ASSERT_FALSE(r.ok());
+  EXPECT_TRUE(absl::IsNotFound(r.status()));
+  EXPECT_THAT(std::string(r.status().message()), HasSubstr("/nonexistent/x.png"));
+  // A path under a regular file cannot be created, even by root.
+  const auto file = std::filesystem::temp_directory_path() / "files_test_plain";
+  ASSERT_TRUE(WriteFileAtomically(file.string(), "x").ok());
+  absl::Status s = WriteFileAtomically((file / "sub" / "y").string(), "y");
+  EXPECT_FALSE(s.ok());
+  EXPECT_THAT(std::string(s.message()), HasSubstr("files_test_plain/sub/y"));
+}
+
+}  // namespace
+}  // namespace stylesweep
