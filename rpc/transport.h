@@ -1,0 +1,62 @@
+#ifndef STYLESWEEP_RPC_TRANSPORT_H_
+#define STYLESWEEP_RPC_TRANSPORT_H_
+
+// What every gRPC surface of stylesweep shares: TLS and bearer-token
+// settings, the check that refuses to expose an unprotected server beyond
+// loopback, and absl::Status <-> grpc::Status mapping.
+
+#include <grpcpp/grpcpp.h>
+
+#include <memory>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+
+namespace stylesweep {
+
+struct ServerSecurity {
+  std::string tls_cert_file;  // PEM; with tls_key_file enables TLS
+  std::string tls_key_file;
+  std::string token;          // non-empty: every call must carry "authorization: Bearer <token>"
+  bool insecure = false;      // explicitly allow plaintext/no token beyond loopback
+};
+
+struct ClientSecurity {
+  bool tls = false;
+  std::string tls_ca_file;    // PEM roots; empty with tls: the system roots
+  std::string token;
+};
+
+// True for 127.0.0.0/8, ::1, localhost (with a port).
+bool IsLoopbackAddress(const std::string& host_port);
+
+// Server credentials for `listen`. Refuses (FailedPrecondition, saying which
+// flags to add) a non-loopback address without both TLS and a token, unless
+// security.insecure.
+absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(const std::string& listen,
+                                                                               const ServerSecurity& security);
+
+// A channel to `target` with TLS when asked and large-enough message limits
+// for images.
+absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeChannel(const std::string& target, const ClientSecurity& security);
+
+// Adds the bearer token (if any) and a deadline `timeout_ms` from now.
+void PrepareContext(grpc::ClientContext& context, const ClientSecurity& security, int64_t timeout_ms);
+
+// OK when the call carries the expected token (or none is required).
+grpc::Status CheckToken(const grpc::ServerContext& context, const std::string& token);
+
+// Reads a token from a file (first line, trimmed) or, with an empty path, from
+// the STYLESWEEP_TOKEN environment variable. Empty when neither is set.
+absl::StatusOr<std::string> LoadToken(const std::string& token_file);
+
+grpc::Status ToGrpcStatus(const absl::Status& status);
+absl::Status FromGrpcStatus(const grpc::Status& status);
+
+// Largest message either side accepts: snapshots and input images travel whole.
+inline constexpr int kMaxMessageBytes = 64 * 1024 * 1024;
+
+}  // namespace stylesweep
+
+#endif  // STYLESWEEP_RPC_TRANSPORT_H_
