@@ -9,6 +9,9 @@
 // one and RUNNING, so a late report from an agent whose lease was taken away
 // never overwrites the new attempt (FailedPrecondition). Metric and snapshot
 // writes are idempotent: repeating one (a retried RPC) changes nothing.
+// Unknown sweep or run ids are NotFound, for reads too. Leases and agents'
+// last-seen times only ever move forward, so a late retried heartbeat is
+// harmless.
 
 #include <cstdint>
 #include <memory>
@@ -130,8 +133,9 @@ class Store {
   virtual absl::StatusOr<std::vector<SnapshotRecord>> ListSnapshots(int64_t run_id) = 0;
 
   // Atomically moves the oldest QUEUED run (lowest sweep id, then index) to
-  // RUNNING under a new attempt held by `agent` until `lease_expires_ms`.
-  // nullopt when nothing is queued.
+  // RUNNING under a new attempt held by `agent` until `lease_expires_ms`,
+  // clearing what belonged to the previous attempt (error, latest losses,
+  // final snapshot). nullopt when nothing is queued.
   virtual absl::StatusOr<std::optional<Lease>> ClaimNextRun(const std::string& agent, int64_t now_ms,
                                                             int64_t lease_expires_ms) = 0;
 
@@ -155,7 +159,8 @@ class Store {
 
   // Marks every RUNNING run whose lease expired before `now_ms` as a LOST
   // attempt and re-queues it, or leaves it LOST when it has used the sweep's
-  // max_attempts. Returns the affected runs.
+  // max_attempts. The expiry is written to the run's error either way (a new
+  // claim clears it). Returns the affected runs in claim order.
   virtual absl::StatusOr<std::vector<RunRecord>> ExpireLeases(int64_t now_ms) = 0;
 
   virtual absl::Status UpsertAgent(const AgentRecord& agent) = 0;

@@ -1,0 +1,720 @@
+#include "coordinator/store/sqlite_store.h"
+
+#include <algorithm>
+#include <cctype>
+#include <filesystem>
+#include <system_error>
+#include <utility>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "common/clock.h"
+#include "coordinator/store/migrations.h"
+
+namespace stylesweep {
+namespace {
+
+using sqlite::Database;
+using sqlite::Statement;
+using sqlite::Transaction;
+
+constexpr char kInMemory[] = ":memory:";
+constexpr int kBusyTimeoutMs = 5000;
+
+std::string StateName(RunState state) { return std::string(RunStateName(state)); }
+
+absl::StatusOr<RunState> StateColumn(const Statement& row, int column, const std::string& what) {
+  std::string text = row.ColumnText(column);
+  std::optional<RunState> state = ParseRunState(text);
+  if (!state.has_value()) return absl::DataLossError(absl::StrCat(what, " has an unknown state '", text, "'"));
+  return *state;
+}
+
+constexpr char kSweepColumns[] = "id, name, method, source, yaml, spec_json, max_attempts, created_ms";
+
+SweepRecord SweepFromRow(const Statement& row) {
+  SweepRecord sweep;
+  sweep.id = row.ColumnInt64(0);
+  sweep.name = row.ColumnText(1);
+  sweep.method = row.ColumnText(2);
+  sweep.source = row.ColumnText(3);
+  sweep.yaml = row.ColumnText(4);
+  sweep.spec_json = row.ColumnText(5);
+  sweep.max_attempts = row.ColumnInt(6);
+  sweep.created_ms = row.ColumnInt64(7);
+  return sweep;
+}
+
+constexpr char kRunColumns[] =
+    "id, sweep_id, idx, params_json, params_hash, state, attempt, agent, created_ms, started_ms, finished_ms, "
+    "lease_expires_ms, error, last_step, content_loss, style_loss, tv_loss, total_loss, final_snapshot";
+
+absl::StatusOr<RunRecord> RunFromRow(const Statement& row) {
+  RunRecord run;
+  run.id = row.ColumnInt64(0);
+  run.sweep_id = row.ColumnInt64(1);
+  run.index = row.ColumnInt(2);
+  run.params_json = row.ColumnText(3);
+  run.params_hash = row.ColumnText(4);
+  absl::StatusOr<RunState> state = StateColumn(row, 5, absl::StrCat("run ", run.id));
+  if (!state.ok()) return state.status();
+  run.state = *state;
+  run.attempt = row.ColumnInt(6);
+  run.agent = row.ColumnText(7);
+  run.created_ms = row.ColumnInt64(8);
+  run.started_ms = row.ColumnInt64(9);
+  run.finished_ms = row.ColumnInt64(10);
+  run.lease_expires_ms = row.ColumnInt64(11);
+  run.error = row.ColumnText(12);
+  run.last_step = row.ColumnInt(13);
+  run.content_loss = row.ColumnDouble(14);
+  run.style_loss = row.ColumnDouble(15);
+  run.tv_loss = row.ColumnDouble(16);
+  run.total_loss = row.ColumnDouble(17);
+  run.final_snapshot = row.ColumnText(18);
+  return run;
+}
+
+absl::StatusOr<AttemptRecord> AttemptFromRow(const Statement& row) {
+  AttemptRecord attempt;
+  attempt.run_id = row.ColumnInt64(0);
+  attempt.attempt = row.ColumnInt(1);
+  attempt.agent = row.ColumnText(2);
+  absl::StatusOr<RunState> state =
+      StateColumn(row, 3, absl::StrCat("run ", attempt.run_id, " attempt ", attempt.attempt));
+  if (!state.ok()) return state.status();
+  attempt.state = *state;
+  attempt.started_ms = row.ColumnInt64(4);
+  attempt.finished_ms = row.ColumnInt64(5);
+  attempt.error = row.ColumnText(6);
+  return attempt;
+}
+
+// Steps `stmt` to the end, turning each row into a T with `from_row` (which
+// returns a T or a StatusOr<T>).
+template <typename T, typename FromRow>
+absl::StatusOr<std::vector<T>> CollectRows(Statement& stmt, FromRow from_row) {
+  std::vector<T> items;
+  while (true) {
+    absl::StatusOr<bool> row = stmt.Step();
+    if (!row.ok()) return row.status();
+    if (!*row) return items;
+    absl::StatusOr<T> item = from_row(stmt);
+    if (!item.ok()) return item.status();
+    items.push_back(*std::move(item));
+  }
+}
+
+absl::StatusOr<int64_t> QueryInt(Database& db, std::string_view sql, const std::string& purpose) {
+  absl::StatusOr<Statement> stmt = db.Prepare(sql, purpose);
+  if (!stmt.ok()) return stmt.status();
+  absl::StatusOr<std::vector<int64_t>> values =
+      CollectRows<int64_t>(*stmt, [](const Statement& row) { return row.ColumnInt64(0); });
+  if (!values.ok()) return values.status();
+  if (values->size() != 1) return absl::InternalError(absl::StrCat(purpose, ": expected one row"));
+  return values->front();
+}
+
+absl::Status NotHeldError(int64_t run_id, int attempt, const RunRecord& run) {
+  return absl::FailedPreconditionError(absl::StrCat("run ", run_id, " attempt ", attempt,
+                                                    " is no longer held: now attempt ", run.attempt, ", ",
+                                                    StateName(run.state)));
+}
+
+// Sets the connection up for the coordinator's access pattern: one writer
+// (this process) and any number of read-only readers (reports) beside it.
+absl::Status Configure(Database& db, const std::string& path, bool read_only) {
+  // foreign_keys is off by default in SQLite and per connection.
+  std::string pragmas = absl::StrCat("PRAGMA busy_timeout = ", kBusyTimeoutMs, "; PRAGMA foreign_keys = ON;");
+  if (!read_only) {
+    // In WAL mode NORMAL survives a crash of the process intact and may lose
+    // only the last commits on power loss, without an fsync per commit.
+    pragmas += " PRAGMA synchronous = NORMAL;";
+  }
+  if (absl::Status s = db.Exec(pragmas, absl::StrCat("configure ", path)); !s.ok()) return s;
+  if (read_only || path == kInMemory) return absl::OkStatus();
+
+  // WAL lets readers read while the coordinator writes. It is a property of
+  // the file, so the writer sets it once for everyone; SQLite answers with
+  // the mode it actually chose.
+  absl::StatusOr<Statement> wal = db.Prepare("PRAGMA journal_mode = WAL", absl::StrCat("set WAL mode on ", path));
+  if (!wal.ok()) return wal.status();
+  absl::StatusOr<bool> row = wal->Step();
+  if (!row.ok()) return row.status();
+  std::string mode = *row ? wal->ColumnText(0) : "";
+  if (mode != "wal") {
+    return absl::FailedPreconditionError(
+        absl::StrCat(path, ": SQLite could not switch it to WAL mode (it stays in '", mode,
+                     "' mode), which reports beside a running coordinator need; is it on a network filesystem?"));
+  }
+  return absl::OkStatus();
+}
+
+// The highest migration recorded in the file; 0 for a new, empty database.
+absl::StatusOr<int64_t> SchemaVersion(Database& db, const std::string& path) {
+  const std::string purpose = absl::StrCat("read the schema version of ", path);
+  absl::StatusOr<int64_t> has_table =
+      QueryInt(db, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'", purpose);
+  if (!has_table.ok() || *has_table == 0) return has_table;
+  return QueryInt(db, "SELECT coalesce(max(version), 0) FROM schema_migrations", purpose);
+}
+
+absl::Status ApplyMigration(Database& db, const std::string& path, const Migration& migration) {
+  const std::string purpose = absl::StrCat("apply migration ", migration.file_name, " to ", path);
+  absl::StatusOr<Transaction> txn = Transaction::Begin(db, purpose);
+  if (!txn.ok()) return txn.status();
+  // Another coordinator opening the same file may have applied it while this
+  // one waited for the write lock.
+  absl::StatusOr<int64_t> version = SchemaVersion(db, path);
+  if (!version.ok()) return version.status();
+  if (*version >= migration.version) return absl::OkStatus();
+
+  if (absl::Status s = db.Exec(migration.sql, purpose); !s.ok()) return s;
+  absl::StatusOr<Statement> record =
+      db.Prepare("INSERT INTO schema_migrations (version, name, applied_ms) VALUES (?1, ?2, ?3)", purpose);
+  if (!record.ok()) return record.status();
+  record->Bind(1, migration.version);
+  record->Bind(2, std::string_view(migration.file_name));
+  record->Bind(3, SystemClock().NowMillis());
+  if (absl::Status s = record->Run(); !s.ok()) return s;
+  return txn->Commit();
+}
+
+absl::Status Migrate(Database& db, const std::string& path, bool read_only) {
+  const std::vector<Migration>& migrations = EmbeddedMigrations();
+  const int64_t latest = migrations.empty() ? 0 : migrations.back().version;
+  absl::StatusOr<int64_t> current = SchemaVersion(db, path);
+  if (!current.ok()) return current.status();
+  if (*current > latest) {
+    return absl::FailedPreconditionError(absl::StrCat(path, " has schema version ", *current,
+                                                      ", newer than this stylesweep knows (", latest,
+                                                      "): use the stylesweep that wrote it, or a newer one"));
+  }
+  if (*current == latest) return absl::OkStatus();
+  if (read_only) {
+    return absl::FailedPreconditionError(absl::StrCat(path, " has schema version ", *current,
+                                                      " but this stylesweep needs ", latest,
+                                                      ": start the coordinator on it once to bring it up to date"));
+  }
+  for (const Migration& migration : migrations) {
+    if (migration.version <= *current) continue;
+    if (absl::Status s = ApplyMigration(db, path, migration); !s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
+
+bool IsDecimal(const std::string& text) {
+  return !text.empty() && std::all_of(text.begin(), text.end(), [](unsigned char c) { return std::isdigit(c); });
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string& path,
+                                                               const SqliteStoreOptions& options) {
+  if (options.read_only) {
+    std::error_code error;
+    if (!std::filesystem::exists(path, error)) {
+      return absl::NotFoundError(absl::StrCat("no database at ", path, " (a read-only open never creates one)"));
+    }
+  }
+  absl::StatusOr<Database> db = Database::Open(path, options.read_only);
+  if (!db.ok()) return db.status();
+  if (absl::Status s = Configure(*db, path, options.read_only); !s.ok()) return s;
+  if (absl::Status s = Migrate(*db, path, options.read_only); !s.ok()) return s;
+  return std::unique_ptr<SqliteStore>(new SqliteStore(*std::move(db), path, options.read_only));
+}
+
+absl::StatusOr<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path, const SqliteStoreOptions& options) {
+  absl::StatusOr<std::unique_ptr<SqliteStore>> store = SqliteStore::Open(path, options);
+  if (!store.ok()) return store.status();
+  return std::unique_ptr<Store>(*std::move(store));
+}
+
+absl::StatusOr<Transaction> SqliteStore::BeginWrite(std::string_view purpose) {
+  if (read_only_) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(std::string(purpose), ": ", path_, " is open read-only; only the coordinator writes to it"));
+  }
+  return Transaction::Begin(db_, purpose);
+}
+
+absl::StatusOr<SweepRecord> SqliteStore::ReadSweep(int64_t sweep_id) {
+  absl::StatusOr<Statement> stmt = db_.Prepare(absl::StrCat("SELECT ", kSweepColumns, " FROM sweeps WHERE id = ?1"),
+                                               absl::StrCat("read sweep ", sweep_id));
+  if (!stmt.ok()) return stmt.status();
+  stmt->Bind(1, sweep_id);
+  absl::StatusOr<std::vector<SweepRecord>> sweeps = CollectRows<SweepRecord>(*stmt, SweepFromRow);
+  if (!sweeps.ok()) return sweeps.status();
+  if (sweeps->empty()) return absl::NotFoundError(absl::StrCat("no sweep with id ", sweep_id));
+  return std::move(sweeps->front());
+}
+
+absl::StatusOr<RunRecord> SqliteStore::ReadRun(int64_t run_id) {
+  absl::StatusOr<Statement> stmt =
+      db_.Prepare(absl::StrCat("SELECT ", kRunColumns, " FROM runs WHERE id = ?1"), absl::StrCat("read run ", run_id));
+  if (!stmt.ok()) return stmt.status();
+  stmt->Bind(1, run_id);
+  absl::StatusOr<std::vector<RunRecord>> runs = CollectRows<RunRecord>(*stmt, RunFromRow);
+  if (!runs.ok()) return runs.status();
+  if (runs->empty()) return absl::NotFoundError(absl::StrCat("no run with id ", run_id));
+  return std::move(runs->front());
+}
+
+absl::Status SqliteStore::CheckHeld(int64_t run_id, int attempt) {
+  absl::StatusOr<RunRecord> run = ReadRun(run_id);
+  if (!run.ok()) return run.status();
+  if (run->attempt != attempt || run->state != RunState::kRunning) return NotHeldError(run_id, attempt, *run);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<int64_t> SqliteStore::CreateSweep(const NewSweep& sweep, const std::vector<NewRun>& runs) {
+  absl::MutexLock lock(&mu_);
+  const std::string purpose = absl::StrCat("create sweep '", sweep.name, "'");
+  absl::StatusOr<Transaction> txn = BeginWrite(purpose);
+  if (!txn.ok()) return txn.status();
+
+  absl::StatusOr<Statement> insert_sweep = db_.Prepare(
+      "INSERT INTO sweeps (name, method, source, yaml, spec_json, max_attempts, created_ms) "
+      "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+      absl::StrCat(purpose, ": insert sweep"));
+  if (!insert_sweep.ok()) return insert_sweep.status();
+  insert_sweep->Bind(1, sweep.name);
+  insert_sweep->Bind(2, sweep.method);
+  insert_sweep->Bind(3, sweep.source);
+  insert_sweep->Bind(4, sweep.yaml);
+  insert_sweep->Bind(5, sweep.spec_json);
+  insert_sweep->Bind(6, sweep.max_attempts);
+  insert_sweep->Bind(7, sweep.created_ms);
+  if (absl::Status s = insert_sweep->Run(); !s.ok()) return s;
+  const int64_t sweep_id = db_.LastInsertRowId();
+
+  absl::StatusOr<Statement> insert_run =
+      db_.Prepare("INSERT INTO runs (sweep_id, idx, params_json, params_hash, created_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+                  absl::StrCat(purpose, ": insert run"));
+  if (!insert_run.ok()) return insert_run.status();
+  insert_run->Bind(1, sweep_id);
+  insert_run->Bind(5, sweep.created_ms);
+  for (const NewRun& run : runs) {
+    insert_run->Reset();
+    insert_run->Bind(2, run.index);
+    insert_run->Bind(3, run.params_json);
+    insert_run->Bind(4, run.params_hash);
+    if (absl::Status s = insert_run->Run(); !s.ok()) return s;
+  }
+  if (absl::Status s = txn->Commit(); !s.ok()) return s;
+  return sweep_id;
+}
+
+absl::StatusOr<SweepRecord> SqliteStore::GetSweep(int64_t sweep_id) {
+  absl::MutexLock lock(&mu_);
+  return ReadSweep(sweep_id);
+}
+
+absl::StatusOr<SweepRecord> SqliteStore::FindSweep(const std::string& id_or_name) {
+  absl::MutexLock lock(&mu_);
+  int64_t id = 0;
+  if (IsDecimal(id_or_name) && absl::SimpleAtoi(id_or_name, &id)) {
+    absl::StatusOr<SweepRecord> sweep = ReadSweep(id);
+    if (!absl::IsNotFound(sweep.status())) return sweep;
+  }
+  absl::StatusOr<Statement> stmt =
+      db_.Prepare(absl::StrCat("SELECT ", kSweepColumns, " FROM sweeps WHERE name = ?1 ORDER BY id DESC LIMIT 1"),
+                  absl::StrCat("find sweep '", id_or_name, "'"));
+  if (!stmt.ok()) return stmt.status();
+  stmt->Bind(1, id_or_name);
+  absl::StatusOr<std::vector<SweepRecord>> sweeps = CollectRows<SweepRecord>(*stmt, SweepFromRow);
+  if (!sweeps.ok()) return sweeps.status();
+  if (sweeps->empty()) {
+    return absl::NotFoundError(IsDecimal(id_or_name) ? absl::StrCat("no sweep with id or name '", id_or_name, "'")
+                                                     : absl::StrCat("no sweep named '", id_or_name, "'"));
+  }
+  return std::move(sweeps->front());
+}
+
+absl::StatusOr<std::vector<SweepRecord>> SqliteStore::ListSweeps() {
+  absl::MutexLock lock(&mu_);
+  absl::StatusOr<Statement> stmt =
+      db_.Prepare(absl::StrCat("SELECT ", kSweepColumns, " FROM sweeps ORDER BY id"), "list sweeps");
+  if (!stmt.ok()) return stmt.status();
+  return CollectRows<SweepRecord>(*stmt, SweepFromRow);
+}
+
+absl::StatusOr<RunRecord> SqliteStore::GetRun(int64_t run_id) {
+  absl::MutexLock lock(&mu_);
+  return ReadRun(run_id);
+}
+
+absl::StatusOr<std::vector<RunRecord>> SqliteStore::ListRuns(int64_t sweep_id) {
+  absl::MutexLock lock(&mu_);
+  if (absl::Status s = ReadSweep(sweep_id).status(); !s.ok()) return s;
+  absl::StatusOr<Statement> stmt =
+      db_.Prepare(absl::StrCat("SELECT ", kRunColumns, " FROM runs WHERE sweep_id = ?1 ORDER BY idx"),
+                  absl::StrCat("list runs of sweep ", sweep_id));
+  if (!stmt.ok()) return stmt.status();
+  stmt->Bind(1, sweep_id);
+  return CollectRows<RunRecord>(*stmt, RunFromRow);
+}
+
+absl::StatusOr<std::vector<AttemptRecord>> SqliteStore::ListAttempts(int64_t run_id) {
+  absl::MutexLock lock(&mu_);
+  if (absl::Status s = ReadRun(run_id).status(); !s.ok()) return s;
+  absl::StatusOr<Statement> stmt = db_.Prepare(
+      "SELECT run_id, attempt, agent, state, started_ms, finished_ms, error FROM attempts "
+      "WHERE run_id = ?1 ORDER BY attempt",
+      absl::StrCat("list attempts of run ", run_id));
+  if (!stmt.ok()) return stmt.status();
+  stmt->Bind(1, run_id);
+  return CollectRows<AttemptRecord>(*stmt, AttemptFromRow);
+}
+
+absl::StatusOr<std::vector<MetricRow>> SqliteStore::GetMetrics(int64_t run_id, int attempt) {
+  absl::MutexLock lock(&mu_);
+  absl::StatusOr<RunRecord> run = ReadRun(run_id);
+  if (!run.ok()) return run.status();
+  if (attempt == 0) attempt = run->attempt;
+  absl::StatusOr<Statement> stmt = db_.Prepare(
+      "SELECT step, content, style, tv, total, step_seconds FROM metrics "
+      "WHERE run_id = ?1 AND attempt = ?2 ORDER BY step",
+      absl::StrCat("read metrics of run ", run_id, " attempt ", attempt));
+  if (!stmt.ok()) return stmt.status();
+  stmt->Bind(1, run_id);
+  stmt->Bind(2, attempt);
+  return CollectRows<MetricRow>(*stmt, [](const Statement& row) {
+    MetricRow metric;
+    metric.step = row.ColumnInt(0);
+    metric.content = row.ColumnDouble(1);
+    metric.style = row.ColumnDouble(2);
+    metric.tv = row.ColumnDouble(3);
+    metric.total = row.ColumnDouble(4);
+    metric.step_seconds = row.ColumnDouble(5);
+    return metric;
+  });
+}
+
+absl::StatusOr<std::vector<SnapshotRecord>> SqliteStore::ListSnapshots(int64_t run_id) {
+  absl::MutexLock lock(&mu_);
+  if (absl::Status s = ReadRun(run_id).status(); !s.ok()) return s;
+  absl::StatusOr<Statement> stmt = db_.Prepare(
+      "SELECT run_id, attempt, step, path, is_final FROM snapshots WHERE run_id = ?1 ORDER BY attempt, step",
+      absl::StrCat("list snapshots of run ", run_id));
+  if (!stmt.ok()) return stmt.status();
+  stmt->Bind(1, run_id);
+  return CollectRows<SnapshotRecord>(*stmt, [](const Statement& row) {
+    SnapshotRecord snapshot;
+    snapshot.run_id = row.ColumnInt64(0);
+    snapshot.attempt = row.ColumnInt(1);
+    snapshot.step = row.ColumnInt(2);
+    snapshot.path = row.ColumnText(3);
+    snapshot.final = row.ColumnInt(4) != 0;
+    return snapshot;
+  });
+}
+
+absl::StatusOr<std::optional<Lease>> SqliteStore::ClaimNextRun(const std::string& agent, int64_t now_ms,
+                                                               int64_t lease_expires_ms) {
+  absl::MutexLock lock(&mu_);
+  const std::string purpose = absl::StrCat("claim a run for agent '", agent, "'");
+  absl::StatusOr<Transaction> txn = BeginWrite(purpose);
+  if (!txn.ok()) return txn.status();
+
+  // The first entry of the runs_by_state index.
+  absl::StatusOr<Statement> oldest = db_.Prepare(
+      "SELECT id FROM runs WHERE state = 'QUEUED' ORDER BY sweep_id, idx LIMIT 1", absl::StrCat(purpose, ": find"));
+  if (!oldest.ok()) return oldest.status();
+  absl::StatusOr<std::vector<int64_t>> ids =
+      CollectRows<int64_t>(*oldest, [](const Statement& row) { return row.ColumnInt64(0); });
+  if (!ids.ok()) return ids.status();
+  if (ids->empty()) return std::optional<Lease>();
+  const int64_t run_id = ids->front();
+
+  absl::StatusOr<Statement> lease = db_.Prepare(
+      "UPDATE runs SET state = 'RUNNING', attempt = attempt + 1, agent = ?2, started_ms = ?3, "
+      "lease_expires_ms = ?4, finished_ms = 0, error = '', last_step = -1, content_loss = 0, style_loss = 0, "
+      "tv_loss = 0, total_loss = 0, final_snapshot = '' WHERE id = ?1",
+      absl::StrCat(purpose, ": lease run ", run_id));
+  if (!lease.ok()) return lease.status();
+  lease->Bind(1, run_id);
+  lease->Bind(2, agent);
+  lease->Bind(3, now_ms);
+  lease->Bind(4, lease_expires_ms);
+  if (absl::Status s = lease->Run(); !s.ok()) return s;
+
+  absl::StatusOr<Statement> start_attempt = db_.Prepare(
+      "INSERT INTO attempts (run_id, attempt, agent, state, started_ms) "
+      "SELECT id, attempt, agent, 'RUNNING', started_ms FROM runs WHERE id = ?1",
+      absl::StrCat(purpose, ": record attempt of run ", run_id));
+  if (!start_attempt.ok()) return start_attempt.status();
+  start_attempt->Bind(1, run_id);
+  if (absl::Status s = start_attempt->Run(); !s.ok()) return s;
+
+  absl::StatusOr<RunRecord> run = ReadRun(run_id);
+  if (!run.ok()) return run.status();
+  if (absl::Status s = txn->Commit(); !s.ok()) return s;
+  const int attempt = run->attempt;
+  return std::optional<Lease>(Lease{*std::move(run), attempt});
+}
+
+absl::Status SqliteStore::RenewLease(int64_t run_id, int attempt, int64_t lease_expires_ms) {
+  absl::MutexLock lock(&mu_);
+  const std::string purpose = absl::StrCat("renew the lease of run ", run_id, " attempt ", attempt);
+  absl::StatusOr<Transaction> txn = BeginWrite(purpose);
+  if (!txn.ok()) return txn.status();
+  if (absl::Status s = CheckHeld(run_id, attempt); !s.ok()) return s;
+  // max(): a retried heartbeat that arrives after a newer one must not pull
+  // the expiry back.
+  absl::StatusOr<Statement> renew =
+      db_.Prepare("UPDATE runs SET lease_expires_ms = max(lease_expires_ms, ?2) WHERE id = ?1", purpose);
+  if (!renew.ok()) return renew.status();
+  renew->Bind(1, run_id);
+  renew->Bind(2, lease_expires_ms);
+  if (absl::Status s = renew->Run(); !s.ok()) return s;
+  return txn->Commit();
+}
+
+absl::Status SqliteStore::AppendMetrics(int64_t run_id, int attempt, const std::vector<MetricRow>& rows) {
+  absl::MutexLock lock(&mu_);
+  const std::string purpose = absl::StrCat("append metrics of run ", run_id, " attempt ", attempt);
+  absl::StatusOr<Transaction> txn = BeginWrite(purpose);
+  if (!txn.ok()) return txn.status();
+  if (absl::Status s = CheckHeld(run_id, attempt); !s.ok()) return s;
+
+  // ON CONFLICT on the key, not INSERT OR IGNORE: OR IGNORE would also drop
+  // rows that break a CHECK (a negative step) without a word.
+  absl::StatusOr<Statement> insert = db_.Prepare(
+      "INSERT INTO metrics (run_id, attempt, step, content, style, tv, total, step_seconds) "
+      "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (run_id, attempt, step) DO NOTHING",
+      purpose);
+  if (!insert.ok()) return insert.status();
+  insert->Bind(1, run_id);
+  insert->Bind(2, attempt);
+  for (const MetricRow& row : rows) {
+    insert->Reset();
+    insert->Bind(3, row.step);
+    insert->Bind(4, row.content);
+    insert->Bind(5, row.style);
+    insert->Bind(6, row.tv);
+    insert->Bind(7, row.total);
+    insert->Bind(8, row.step_seconds);
+    if (absl::Status s = insert->Run(); !s.ok()) return s;
+  }
+
+  // Rows may come out of order (a batch buffered while the coordinator was
+  // away, then a retry), so the latest is the highest step, and only if it
+  // is newer than what the run already shows.
+  auto latest = std::max_element(rows.begin(), rows.end(),
+                                 [](const MetricRow& a, const MetricRow& b) { return a.step < b.step; });
+  if (latest != rows.end()) {
+    absl::StatusOr<Statement> update = db_.Prepare(
+        "UPDATE runs SET last_step = ?2, content_loss = ?3, style_loss = ?4, tv_loss = ?5, total_loss = ?6 "
+        "WHERE id = ?1 AND last_step < ?2",
+        absl::StrCat(purpose, ": update latest losses"));
+    if (!update.ok()) return update.status();
+    update->Bind(1, run_id);
+    update->Bind(2, latest->step);
+    update->Bind(3, latest->content);
+    update->Bind(4, latest->style);
+    update->Bind(5, latest->tv);
+    update->Bind(6, latest->total);
+    if (absl::Status s = update->Run(); !s.ok()) return s;
+  }
+  return txn->Commit();
+}
+
+absl::Status SqliteStore::AddSnapshot(const SnapshotRecord& snapshot) {
+  absl::MutexLock lock(&mu_);
+  const std::string purpose =
+      absl::StrCat("add snapshot of run ", snapshot.run_id, " attempt ", snapshot.attempt, " step ", snapshot.step);
+  absl::StatusOr<Transaction> txn = BeginWrite(purpose);
+  if (!txn.ok()) return txn.status();
+  if (absl::Status s = CheckHeld(snapshot.run_id, snapshot.attempt); !s.ok()) return s;
+
+  absl::StatusOr<Statement> insert = db_.Prepare(
+      "INSERT INTO snapshots (run_id, attempt, step, path, is_final) VALUES (?1, ?2, ?3, ?4, ?5) "
+      "ON CONFLICT (run_id, attempt, step) DO NOTHING",
+      purpose);
+  if (!insert.ok()) return insert.status();
+  insert->Bind(1, snapshot.run_id);
+  insert->Bind(2, snapshot.attempt);
+  insert->Bind(3, snapshot.step);
+  insert->Bind(4, snapshot.path);
+  insert->Bind(5, snapshot.final ? 1 : 0);
+  if (absl::Status s = insert->Run(); !s.ok()) return s;
+
+  if (snapshot.final) {
+    absl::StatusOr<Statement> mark =
+        db_.Prepare("UPDATE runs SET final_snapshot = ?2 WHERE id = ?1", absl::StrCat(purpose, ": set final snapshot"));
+    if (!mark.ok()) return mark.status();
+    mark->Bind(1, snapshot.run_id);
+    mark->Bind(2, snapshot.path);
+    if (absl::Status s = mark->Run(); !s.ok()) return s;
+  }
+  return txn->Commit();
+}
+
+absl::Status SqliteStore::FinishRun(int64_t run_id, int attempt, RunState state, const std::string& error,
+                                    int64_t now_ms) {
+  if (!IsTerminal(state)) {
+    return absl::InvalidArgumentError(absl::StrCat("run ", run_id, " cannot be finished as ", StateName(state),
+                                                   ": only SUCCEEDED, FAILED, CANCELLED or PRUNED end a run"));
+  }
+  absl::MutexLock lock(&mu_);
+  const std::string purpose = absl::StrCat("finish run ", run_id, " attempt ", attempt, " as ", StateName(state));
+  absl::StatusOr<Transaction> txn = BeginWrite(purpose);
+  if (!txn.ok()) return txn.status();
+
+  absl::StatusOr<RunRecord> run = ReadRun(run_id);
+  if (!run.ok()) return run.status();
+  if (run->attempt == attempt && run->state == state) return absl::OkStatus();  // a retried report
+  if (run->attempt == attempt && IsTerminal(run->state)) {
+    return absl::FailedPreconditionError(absl::StrCat("run ", run_id, " attempt ", attempt, " already finished as ",
+                                                      StateName(run->state), ", not ", StateName(state)));
+  }
+  if (run->attempt != attempt || run->state != RunState::kRunning) return NotHeldError(run_id, attempt, *run);
+
+  absl::StatusOr<Statement> finish_run = db_.Prepare(
+      "UPDATE runs SET state = ?2, finished_ms = ?3, error = ?4, lease_expires_ms = 0 WHERE id = ?1", purpose);
+  if (!finish_run.ok()) return finish_run.status();
+  finish_run->Bind(1, run_id);
+  finish_run->Bind(2, RunStateName(state));
+  finish_run->Bind(3, now_ms);
+  finish_run->Bind(4, error);
+  if (absl::Status s = finish_run->Run(); !s.ok()) return s;
+
+  absl::StatusOr<Statement> finish_attempt =
+      db_.Prepare("UPDATE attempts SET state = ?3, finished_ms = ?4, error = ?5 WHERE run_id = ?1 AND attempt = ?2",
+                  absl::StrCat(purpose, ": end attempt"));
+  if (!finish_attempt.ok()) return finish_attempt.status();
+  finish_attempt->Bind(1, run_id);
+  finish_attempt->Bind(2, attempt);
+  finish_attempt->Bind(3, RunStateName(state));
+  finish_attempt->Bind(4, now_ms);
+  finish_attempt->Bind(5, error);
+  if (absl::Status s = finish_attempt->Run(); !s.ok()) return s;
+  return txn->Commit();
+}
+
+absl::StatusOr<std::vector<RunRecord>> SqliteStore::ExpireLeases(int64_t now_ms) {
+  absl::MutexLock lock(&mu_);
+  const std::string purpose = "expire leases";
+  absl::StatusOr<Transaction> txn = BeginWrite(purpose);
+  if (!txn.ok()) return txn.status();
+
+  struct Expired {
+    int64_t run_id;
+    int attempt;
+    std::string agent;
+    int max_attempts;
+  };
+  absl::StatusOr<Statement> find = db_.Prepare(
+      "SELECT r.id, r.attempt, r.agent, s.max_attempts FROM runs r JOIN sweeps s ON s.id = r.sweep_id "
+      "WHERE r.state = 'RUNNING' AND r.lease_expires_ms < ?1 ORDER BY r.sweep_id, r.idx",
+      absl::StrCat(purpose, ": find"));
+  if (!find.ok()) return find.status();
+  find->Bind(1, now_ms);
+  absl::StatusOr<std::vector<Expired>> expired = CollectRows<Expired>(*find, [](const Statement& row) {
+    return Expired{row.ColumnInt64(0), row.ColumnInt(1), row.ColumnText(2), row.ColumnInt(3)};
+  });
+  if (!expired.ok()) return expired.status();
+  if (expired->empty()) return std::vector<RunRecord>();
+
+  absl::StatusOr<Statement> lose_attempt =
+      db_.Prepare("UPDATE attempts SET state = 'LOST', finished_ms = ?3, error = ?4 WHERE run_id = ?1 AND attempt = ?2",
+                  absl::StrCat(purpose, ": end attempt"));
+  if (!lose_attempt.ok()) return lose_attempt.status();
+  absl::StatusOr<Statement> requeue =
+      db_.Prepare("UPDATE runs SET state = 'QUEUED', agent = '', lease_expires_ms = 0, error = ?2 WHERE id = ?1",
+                  absl::StrCat(purpose, ": re-queue run"));
+  if (!requeue.ok()) return requeue.status();
+  absl::StatusOr<Statement> lose_run =
+      db_.Prepare("UPDATE runs SET state = 'LOST', lease_expires_ms = 0, finished_ms = ?2, error = ?3 WHERE id = ?1",
+                  absl::StrCat(purpose, ": mark run lost"));
+  if (!lose_run.ok()) return lose_run.status();
+
+  std::vector<RunRecord> affected;
+  for (const Expired& run : *expired) {
+    const std::string error = absl::StrCat("lease expired; agent ", run.agent, " stopped heartbeating");
+    lose_attempt->Reset();
+    lose_attempt->Bind(1, run.run_id);
+    lose_attempt->Bind(2, run.attempt);
+    lose_attempt->Bind(3, now_ms);
+    lose_attempt->Bind(4, error);
+    if (absl::Status s = lose_attempt->Run(); !s.ok()) return s;
+
+    if (run.attempt < run.max_attempts) {
+      requeue->Reset();
+      requeue->Bind(1, run.run_id);
+      requeue->Bind(2, error);
+      if (absl::Status s = requeue->Run(); !s.ok()) return s;
+    } else {
+      lose_run->Reset();
+      lose_run->Bind(1, run.run_id);
+      lose_run->Bind(2, now_ms);
+      lose_run->Bind(3, error);
+      if (absl::Status s = lose_run->Run(); !s.ok()) return s;
+    }
+
+    absl::StatusOr<RunRecord> after = ReadRun(run.run_id);
+    if (!after.ok()) return after.status();
+    affected.push_back(*std::move(after));
+  }
+  if (absl::Status s = txn->Commit(); !s.ok()) return s;
+  return affected;
+}
+
+absl::Status SqliteStore::UpsertAgent(const AgentRecord& agent) {
+  absl::MutexLock lock(&mu_);
+  const std::string purpose = absl::StrCat("register agent '", agent.name, "'");
+  absl::StatusOr<Transaction> txn = BeginWrite(purpose);
+  if (!txn.ok()) return txn.status();
+  absl::StatusOr<Statement> upsert = db_.Prepare(
+      "INSERT INTO agents (name, host, device, description, registered_ms, last_seen_ms) "
+      "VALUES (?1, ?2, ?3, ?4, ?5, ?6) "
+      "ON CONFLICT (name) DO UPDATE SET host = excluded.host, device = excluded.device, "
+      "description = excluded.description, registered_ms = excluded.registered_ms, "
+      "last_seen_ms = excluded.last_seen_ms",
+      purpose);
+  if (!upsert.ok()) return upsert.status();
+  upsert->Bind(1, agent.name);
+  upsert->Bind(2, agent.host);
+  upsert->Bind(3, agent.device);
+  upsert->Bind(4, agent.description);
+  upsert->Bind(5, agent.registered_ms);
+  upsert->Bind(6, agent.last_seen_ms);
+  if (absl::Status s = upsert->Run(); !s.ok()) return s;
+  return txn->Commit();
+}
+
+absl::Status SqliteStore::TouchAgent(const std::string& name, int64_t now_ms) {
+  absl::MutexLock lock(&mu_);
+  const std::string purpose = absl::StrCat("touch agent '", name, "'");
+  absl::StatusOr<Transaction> txn = BeginWrite(purpose);
+  if (!txn.ok()) return txn.status();
+  // max(): heartbeats handled out of order must not make an agent look older.
+  absl::StatusOr<Statement> touch =
+      db_.Prepare("UPDATE agents SET last_seen_ms = max(last_seen_ms, ?2) WHERE name = ?1", purpose);
+  if (!touch.ok()) return touch.status();
+  touch->Bind(1, name);
+  touch->Bind(2, now_ms);
+  if (absl::Status s = touch->Run(); !s.ok()) return s;
+  if (db_.Changes() == 0) return absl::NotFoundError(absl::StrCat("agent '", name, "' is not registered"));
+  return txn->Commit();
+}
+
+absl::StatusOr<std::vector<AgentRecord>> SqliteStore::ListAgents() {
+  absl::MutexLock lock(&mu_);
+  absl::StatusOr<Statement> stmt = db_.Prepare(
+      "SELECT name, host, device, description, registered_ms, last_seen_ms FROM agents ORDER BY name", "list agents");
+  if (!stmt.ok()) return stmt.status();
+  return CollectRows<AgentRecord>(*stmt, [](const Statement& row) {
+    AgentRecord agent;
+    agent.name = row.ColumnText(0);
+    agent.host = row.ColumnText(1);
+    agent.device = row.ColumnText(2);
+    agent.description = row.ColumnText(3);
+    agent.registered_ms = row.ColumnInt64(4);
+    agent.last_seen_ms = row.ColumnInt64(5);
+    return agent;
+  });
+}
+
+}  // namespace stylesweep

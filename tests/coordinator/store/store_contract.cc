@@ -1,0 +1,604 @@
+#include "tests/coordinator/store/store_contract.h"
+
+#include <stdlib.h>
+
+#include <filesystem>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+
+namespace stylesweep::testing {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+using ::testing::SizeIs;
+
+ScratchDir::ScratchDir() {
+  std::string pattern = (std::filesystem::temp_directory_path() / "stylesweep-store-XXXXXX").string();
+  if (mkdtemp(pattern.data()) == nullptr) ADD_FAILURE() << "mkdtemp " << pattern << " failed";
+  path_ = pattern;
+}
+
+ScratchDir::~ScratchDir() {
+  std::error_code ignored;
+  std::filesystem::remove_all(path_, ignored);
+}
+
+std::string StoreFactoryName(const ::testing::TestParamInfo<StoreFactory>& info) { return info.param.name; }
+
+void PrintTo(const StoreFactory& factory, std::ostream* out) { *out << factory.name; }
+
+void StoreContractTest::SetUp() {
+  absl::StatusOr<std::unique_ptr<Store>> store = GetParam().open(scratch_.path());
+  ASSERT_TRUE(store.ok()) << store.status();
+  store_ = *std::move(store);
+}
+
+NewSweep MakeSweep(const std::string& name, int max_attempts, int64_t created_ms) {
+  NewSweep sweep;
+  sweep.name = name;
+  sweep.method = "grid";
+  sweep.source = name + ".yaml";
+  sweep.yaml = "name: " + name + "\n";
+  sweep.spec_json = R"({"name":")" + name + R"("})";
+  sweep.max_attempts = max_attempts;
+  sweep.created_ms = created_ms;
+  return sweep;
+}
+
+std::vector<NewRun> MakeRuns(const std::vector<int>& indexes) {
+  std::vector<NewRun> runs;
+  for (int index : indexes) {
+    runs.push_back(NewRun{index, absl::StrCat(R"({"index":)", index, "}"), absl::StrCat("hash-", index)});
+  }
+  return runs;
+}
+
+std::vector<NewRun> MakeRuns(int count) {
+  std::vector<int> indexes;
+  for (int i = 0; i < count; ++i) indexes.push_back(i);
+  return MakeRuns(indexes);
+}
+
+MetricRow Metric(int step, double base) { return MetricRow{step, base + 1, base + 2, base + 3, base + 6, 0.25}; }
+
+std::string Describe(const RunRecord& run) {
+  std::ostringstream out;
+  out << "id=" << run.id << " sweep=" << run.sweep_id << " index=" << run.index << " params=" << run.params_json
+      << " hash=" << run.params_hash << " state=" << RunStateName(run.state) << " attempt=" << run.attempt
+      << " agent=" << run.agent << " created=" << run.created_ms << " started=" << run.started_ms
+      << " finished=" << run.finished_ms << " lease=" << run.lease_expires_ms << " error=" << run.error
+      << " last_step=" << run.last_step << " losses=" << run.content_loss << "/" << run.style_loss << "/" << run.tv_loss
+      << "/" << run.total_loss << " final=" << run.final_snapshot;
+  return out.str();
+}
+
+std::string Describe(const std::vector<AttemptRecord>& attempts) {
+  std::ostringstream out;
+  for (const AttemptRecord& a : attempts) {
+    out << "[run=" << a.run_id << " attempt=" << a.attempt << " agent=" << a.agent << " state=" << RunStateName(a.state)
+        << " started=" << a.started_ms << " finished=" << a.finished_ms << " error=" << a.error << "]";
+  }
+  return out.str();
+}
+
+std::string Describe(const std::vector<MetricRow>& rows) {
+  std::ostringstream out;
+  for (const MetricRow& r : rows) {
+    out << "[step=" << r.step << " " << r.content << "/" << r.style << "/" << r.tv << "/" << r.total << " "
+        << r.step_seconds << "s]";
+  }
+  return out.str();
+}
+
+std::string Describe(const std::vector<SnapshotRecord>& snapshots) {
+  std::ostringstream out;
+  for (const SnapshotRecord& s : snapshots) {
+    out << "[run=" << s.run_id << " attempt=" << s.attempt << " step=" << s.step << " path=" << s.path
+        << " final=" << s.final << "]";
+  }
+  return out.str();
+}
+
+namespace {
+
+TEST_P(StoreContractTest, CreatedSweepAndRunsReadBack) {
+  ASSERT_OK_AND_ASSIGN(int64_t id, store_->CreateSweep(MakeSweep("starry", 2, 1234), MakeRuns(3)));
+
+  ASSERT_OK_AND_ASSIGN(SweepRecord sweep, store_->GetSweep(id));
+  EXPECT_EQ(sweep.id, id);
+  EXPECT_EQ(sweep.name, "starry");
+  EXPECT_EQ(sweep.method, "grid");
+  EXPECT_EQ(sweep.source, "starry.yaml");
+  EXPECT_EQ(sweep.yaml, "name: starry\n");
+  EXPECT_EQ(sweep.spec_json, R"({"name":"starry"})");
+  EXPECT_EQ(sweep.max_attempts, 2);
+  EXPECT_EQ(sweep.created_ms, 1234);
+
+  ASSERT_OK_AND_ASSIGN(std::vector<SweepRecord> sweeps, store_->ListSweeps());
+  ASSERT_THAT(sweeps, SizeIs(1));
+  EXPECT_EQ(sweeps[0].id, id);
+
+  ASSERT_OK_AND_ASSIGN(std::vector<RunRecord> runs, store_->ListRuns(id));
+  ASSERT_THAT(runs, SizeIs(3));
+  for (int i = 0; i < 3; ++i) {
+    SCOPED_TRACE(i);
+    const RunRecord& run = runs[i];
+    EXPECT_EQ(run.sweep_id, id);
+    EXPECT_EQ(run.index, i);
+    EXPECT_EQ(run.params_json, absl::StrCat(R"({"index":)", i, "}"));
+    EXPECT_EQ(run.params_hash, absl::StrCat("hash-", i));
+    EXPECT_EQ(run.state, RunState::kQueued);
+    EXPECT_EQ(run.attempt, 0);
+    EXPECT_EQ(run.agent, "");
+    EXPECT_EQ(run.created_ms, 1234);
+    EXPECT_EQ(run.started_ms, 0);
+    EXPECT_EQ(run.finished_ms, 0);
+    EXPECT_EQ(run.error, "");
+    EXPECT_EQ(run.last_step, -1);
+    EXPECT_EQ(run.final_snapshot, "");
+
+    ASSERT_OK_AND_ASSIGN(RunRecord by_id, store_->GetRun(run.id));
+    EXPECT_EQ(Describe(by_id), Describe(run));
+    ASSERT_OK_AND_ASSIGN(std::vector<AttemptRecord> attempts, store_->ListAttempts(run.id));
+    EXPECT_THAT(attempts, IsEmpty());
+  }
+}
+
+TEST_P(StoreContractTest, RunsListInExpansionOrder) {
+  ASSERT_OK_AND_ASSIGN(int64_t id, store_->CreateSweep(MakeSweep("shuffled"), MakeRuns({2, 0, 1})));
+  ASSERT_OK_AND_ASSIGN(std::vector<RunRecord> runs, store_->ListRuns(id));
+  ASSERT_THAT(runs, SizeIs(3));
+  EXPECT_EQ(runs[0].index, 0);
+  EXPECT_EQ(runs[1].index, 1);
+  EXPECT_EQ(runs[2].index, 2);
+}
+
+TEST_P(StoreContractTest, FindSweepByIdOrByMostRecentName) {
+  ASSERT_OK_AND_ASSIGN(int64_t first, store_->CreateSweep(MakeSweep("starry"), MakeRuns(1)));
+  ASSERT_OK_AND_ASSIGN(int64_t other, store_->CreateSweep(MakeSweep("other"), MakeRuns(1)));
+  ASSERT_OK_AND_ASSIGN(int64_t second, store_->CreateSweep(MakeSweep("starry"), MakeRuns(1)));
+
+  ASSERT_OK_AND_ASSIGN(SweepRecord by_id, store_->FindSweep(absl::StrCat(first)));
+  EXPECT_EQ(by_id.id, first);
+  ASSERT_OK_AND_ASSIGN(SweepRecord by_name, store_->FindSweep("starry"));
+  EXPECT_EQ(by_name.id, second);
+  ASSERT_OK_AND_ASSIGN(SweepRecord other_by_name, store_->FindSweep("other"));
+  EXPECT_EQ(other_by_name.id, other);
+
+  EXPECT_THAT(store_->FindSweep("missing"), StatusIs(absl::StatusCode::kNotFound, HasSubstr("missing")));
+  EXPECT_THAT(store_->FindSweep("999"), StatusIs(absl::StatusCode::kNotFound, HasSubstr("999")));
+}
+
+TEST_P(StoreContractTest, FindSweepFallsBackToANumericName) {
+  ASSERT_OK_AND_ASSIGN(int64_t id, store_->CreateSweep(MakeSweep("2024"), MakeRuns(1)));
+  ASSERT_OK_AND_ASSIGN(SweepRecord sweep, store_->FindSweep("2024"));
+  EXPECT_EQ(sweep.id, id);
+}
+
+TEST_P(StoreContractTest, UnknownIdsAreNotFound) {
+  EXPECT_THAT(store_->GetSweep(999), StatusIs(absl::StatusCode::kNotFound, HasSubstr("999")));
+  EXPECT_THAT(store_->ListRuns(999), StatusIs(absl::StatusCode::kNotFound, HasSubstr("999")));
+  EXPECT_THAT(store_->GetRun(999), StatusIs(absl::StatusCode::kNotFound, HasSubstr("999")));
+  EXPECT_THAT(store_->ListAttempts(999), StatusIs(absl::StatusCode::kNotFound, HasSubstr("999")));
+  EXPECT_THAT(store_->GetMetrics(999, 0), StatusIs(absl::StatusCode::kNotFound, HasSubstr("999")));
+  EXPECT_THAT(store_->ListSnapshots(999), StatusIs(absl::StatusCode::kNotFound, HasSubstr("999")));
+  EXPECT_THAT(store_->RenewLease(999, 1, 100), StatusIs(absl::StatusCode::kNotFound, HasSubstr("999")));
+  EXPECT_THAT(store_->AppendMetrics(999, 1, {Metric(0, 0)}), StatusIs(absl::StatusCode::kNotFound, HasSubstr("999")));
+  EXPECT_THAT(store_->FinishRun(999, 1, RunState::kSucceeded, "", 100),
+              StatusIs(absl::StatusCode::kNotFound, HasSubstr("999")));
+}
+
+TEST_P(StoreContractTest, NothingToClaimInAnEmptyStore) {
+  ASSERT_OK_AND_ASSIGN(std::optional<Lease> lease, store_->ClaimNextRun("agent-a", 0, 100));
+  EXPECT_FALSE(lease.has_value());
+}
+
+TEST_P(StoreContractTest, ClaimsTheOldestQueuedRunFirst) {
+  ASSERT_OK_AND_ASSIGN(int64_t first, store_->CreateSweep(MakeSweep("first"), MakeRuns({1, 0})));
+  ASSERT_OK_AND_ASSIGN(int64_t second, store_->CreateSweep(MakeSweep("second"), MakeRuns(1)));
+
+  std::vector<std::pair<int64_t, int>> claimed;  // (sweep, index)
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_OK_AND_ASSIGN(std::optional<Lease> lease, store_->ClaimNextRun("agent-a", 10 + i, 1010 + i));
+    ASSERT_TRUE(lease.has_value());
+    claimed.emplace_back(lease->run.sweep_id, lease->run.index);
+  }
+  EXPECT_THAT(claimed, ElementsAre(std::make_pair(first, 0), std::make_pair(first, 1), std::make_pair(second, 0)));
+
+  ASSERT_OK_AND_ASSIGN(std::optional<Lease> none, store_->ClaimNextRun("agent-a", 20, 1020));
+  EXPECT_FALSE(none.has_value());
+}
+
+TEST_P(StoreContractTest, ClaimLeasesTheRunAndStartsAnAttempt) {
+  ASSERT_OK_AND_ASSIGN(int64_t id, store_->CreateSweep(MakeSweep("s"), MakeRuns(1)));
+  ASSERT_OK_AND_ASSIGN(std::optional<Lease> lease, store_->ClaimNextRun("agent-a", 10, 1010));
+  ASSERT_TRUE(lease.has_value());
+  EXPECT_EQ(lease->attempt, 1);
+  EXPECT_EQ(lease->run.sweep_id, id);
+  EXPECT_EQ(lease->run.state, RunState::kRunning);
+  EXPECT_EQ(lease->run.attempt, 1);
+  EXPECT_EQ(lease->run.agent, "agent-a");
+  EXPECT_EQ(lease->run.started_ms, 10);
+  EXPECT_EQ(lease->run.lease_expires_ms, 1010);
+  EXPECT_EQ(lease->run.last_step, -1);
+
+  ASSERT_OK_AND_ASSIGN(RunRecord stored, store_->GetRun(lease->run.id));
+  EXPECT_EQ(Describe(stored), Describe(lease->run));
+
+  ASSERT_OK_AND_ASSIGN(std::vector<AttemptRecord> attempts, store_->ListAttempts(lease->run.id));
+  ASSERT_THAT(attempts, SizeIs(1));
+  EXPECT_EQ(attempts[0].run_id, lease->run.id);
+  EXPECT_EQ(attempts[0].attempt, 1);
+  EXPECT_EQ(attempts[0].agent, "agent-a");
+  EXPECT_EQ(attempts[0].state, RunState::kRunning);
+  EXPECT_EQ(attempts[0].started_ms, 10);
+  EXPECT_EQ(attempts[0].finished_ms, 0);
+}
+
+TEST_P(StoreContractTest, ReclaimAfterExpiryStartsTheNextAttemptAfresh) {
+  ASSERT_OK_AND_ASSIGN(int64_t sweep, store_->CreateSweep(MakeSweep("s", 3), MakeRuns(1)));
+  ASSERT_OK_AND_ASSIGN(std::optional<Lease> first, store_->ClaimNextRun("agent-a", 0, 100));
+  ASSERT_TRUE(first.has_value());
+  const int64_t run = first->run.id;
+  ASSERT_THAT(store_->AppendMetrics(run, 1, {Metric(0, 1)}), IsOk());
+  ASSERT_THAT(store_->AddSnapshot({run, 1, 0, "s/run0/final.png", true}), IsOk());
+  ASSERT_OK_AND_ASSIGN(std::vector<RunRecord> expired, store_->ExpireLeases(101));
+  ASSERT_THAT(expired, SizeIs(1));
+
+  ASSERT_OK_AND_ASSIGN(std::optional<Lease> second, store_->ClaimNextRun("agent-b", 200, 300));
+  ASSERT_TRUE(second.has_value());
+  EXPECT_EQ(second->run.id, run);
+  EXPECT_EQ(second->run.sweep_id, sweep);
+  EXPECT_EQ(second->attempt, 2);
+  EXPECT_EQ(second->run.attempt, 2);
+  EXPECT_EQ(second->run.agent, "agent-b");
+  EXPECT_EQ(second->run.started_ms, 200);
+  EXPECT_EQ(second->run.error, "");
+  EXPECT_EQ(second->run.last_step, -1);
+  EXPECT_EQ(second->run.total_loss, 0);
+  EXPECT_EQ(second->run.final_snapshot, "");
+
+  ASSERT_OK_AND_ASSIGN(std::vector<AttemptRecord> attempts, store_->ListAttempts(run));
+  ASSERT_THAT(attempts, SizeIs(2));
+  EXPECT_EQ(attempts[0].state, RunState::kLost);
+  EXPECT_EQ(attempts[0].agent, "agent-a");
+  EXPECT_EQ(attempts[1].state, RunState::kRunning);
+  EXPECT_EQ(attempts[1].agent, "agent-b");
+
+  ASSERT_OK_AND_ASSIGN(std::vector<MetricRow> current, store_->GetMetrics(run, 0));
+  EXPECT_THAT(current, IsEmpty());
+  ASSERT_OK_AND_ASSIGN(std::vector<MetricRow> earlier, store_->GetMetrics(run, 1));
+  EXPECT_EQ(Describe(earlier), Describe(std::vector<MetricRow>{Metric(0, 1)}));
+}
+
+TEST_P(StoreContractTest, StaleAttemptCannotWriteAndChangesNothing) {
+  ASSERT_THAT(store_->CreateSweep(MakeSweep("s", 3), MakeRuns(1)), IsOk());
+  ASSERT_OK_AND_ASSIGN(std::optional<Lease> first, store_->ClaimNextRun("agent-a", 0, 100));
+  ASSERT_TRUE(first.has_value());
+  const int64_t run = first->run.id;
+  ASSERT_THAT(store_->AppendMetrics(run, 1, {Metric(0, 1)}), IsOk());
+  ASSERT_THAT(store_->ExpireLeases(101), IsOk());
+  ASSERT_OK_AND_ASSIGN(std::optional<Lease> second, store_->ClaimNextRun("agent-b", 200, 300));
+  ASSERT_TRUE(second.has_value());
+  ASSERT_EQ(second->attempt, 2);
+  ASSERT_THAT(store_->AppendMetrics(run, 2, {Metric(0, 10)}), IsOk());
+  ASSERT_THAT(store_->AddSnapshot({run, 2, 0, "s/run0/a2/0.png", false}), IsOk());
+
+  ASSERT_OK_AND_ASSIGN(RunRecord run_before, store_->GetRun(run));
+  ASSERT_OK_AND_ASSIGN(std::vector<AttemptRecord> attempts_before, store_->ListAttempts(run));
+  ASSERT_OK_AND_ASSIGN(std::vector<MetricRow> metrics1_before, store_->GetMetrics(run, 1));
+  ASSERT_OK_AND_ASSIGN(std::vector<MetricRow> metrics2_before, store_->GetMetrics(run, 2));
+  ASSERT_OK_AND_ASSIGN(std::vector<SnapshotRecord> snapshots_before, store_->ListSnapshots(run));
+
+  const std::string not_held = absl::StrCat("run ", run, " attempt 1 is no longer held: now attempt 2, RUNNING");
+  EXPECT_THAT(store_->RenewLease(run, 1, 10'000), StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr(not_held)));
+  EXPECT_THAT(store_->AppendMetrics(run, 1, {Metric(1, 50), Metric(7, 70)}),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr(not_held)));
+  EXPECT_THAT(store_->AddSnapshot({run, 1, 7, "s/run0/stale.png", true}),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr(not_held)));
+  EXPECT_THAT(store_->FinishRun(run, 1, RunState::kSucceeded, "", 400),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr(not_held)));
+
+  ASSERT_OK_AND_ASSIGN(RunRecord run_after, store_->GetRun(run));
+  EXPECT_EQ(Describe(run_after), Describe(run_before));
+  ASSERT_OK_AND_ASSIGN(std::vector<AttemptRecord> attempts_after, store_->ListAttempts(run));
+  EXPECT_EQ(Describe(attempts_after), Describe(attempts_before));
+  ASSERT_OK_AND_ASSIGN(std::vector<MetricRow> metrics1_after, store_->GetMetrics(run, 1));
+  EXPECT_EQ(Describe(metrics1_after), Describe(metrics1_before));
+  ASSERT_OK_AND_ASSIGN(std::vector<MetricRow> metrics2_after, store_->GetMetrics(run, 2));
+  EXPECT_EQ(Describe(metrics2_after), Describe(metrics2_before));
+  ASSERT_OK_AND_ASSIGN(std::vector<SnapshotRecord> snapshots_after, store_->ListSnapshots(run));
+  EXPECT_EQ(Describe(snapshots_after), Describe(snapshots_before));
+}
+
+TEST_P(StoreContractTest, FinishedRunTakesNoMoreWrites) {
+  ASSERT_THAT(store_->CreateSweep(MakeSweep("s"), MakeRuns(1)), IsOk());
+  ASSERT_OK_AND_ASSIGN(std::optional<Lease> lease, store_->ClaimNextRun("agent-a", 0, 100));
+  ASSERT_TRUE(lease.has_value());
+  const int64_t run = lease->run.id;
+  ASSERT_THAT(store_->FinishRun(run, 1, RunState::kSucceeded, "", 50), IsOk());
+
+  const std::string not_held = absl::StrCat("run ", run, " attempt 1 is no longer held: now attempt 1, SUCCEEDED");
+  EXPECT_THAT(store_->RenewLease(run, 1, 200), StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr(not_held)));
+  EXPECT_THAT(store_->AppendMetrics(run, 1, {Metric(0, 0)}),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr(not_held)));
+  EXPECT_THAT(store_->AddSnapshot({run, 1, 0, "late.png", false}),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr(not_held)));
+  ASSERT_OK_AND_ASSIGN(std::vector<MetricRow> metrics, store_->GetMetrics(run, 0));
+  EXPECT_THAT(metrics, IsEmpty());
+}
+
+TEST_P(StoreContractTest, RepeatedMetricsAreStoredOnceAndTheHighestStepIsTheLatest) {
+  ASSERT_THAT(store_->CreateSweep(MakeSweep("s"), MakeRuns(1)), IsOk());
+  ASSERT_OK_AND_ASSIGN(std::optional<Lease> lease, store_->ClaimNextRun("agent-a", 0, 100));
+  ASSERT_TRUE(lease.has_value());
+  const int64_t run = lease->run.id;
+
+  const std::vector<MetricRow> rows = {Metric(0, 10), Metric(1, 20), Metric(2, 30)};
+  ASSERT_THAT(store_->AppendMetrics(run, 1, rows), IsOk());
+  ASSERT_THAT(store_->AppendMetrics(run, 1, rows), IsOk());  // a retried report
+  ASSERT_OK_AND_ASSIGN(std::vector<MetricRow> stored, store_->GetMetrics(run, 1));
+  EXPECT_EQ(Describe(stored), Describe(rows));
+
+  ASSERT_OK_AND_ASSIGN(RunRecord after_first, store_->GetRun(run));
+  EXPECT_EQ(after_first.last_step, 2);
+  EXPECT_EQ(after_first.content_loss, 31);
+  EXPECT_EQ(after_first.style_loss, 32);
+  EXPECT_EQ(after_first.tv_loss, 33);
+  EXPECT_EQ(after_first.total_loss, 36);
+
+  // A stored step keeps its first values, and an older step does not move
+  // the latest losses back.
+  ASSERT_THAT(store_->AppendMetrics(run, 1, {Metric(1, 99)}), IsOk());
+  ASSERT_OK_AND_ASSIGN(std::vector<MetricRow> unchanged, store_->GetMetrics(run, 1));
+  EXPECT_EQ(Describe(unchanged), Describe(rows));
+  ASSERT_OK_AND_ASSIGN(RunRecord after_old, store_->GetRun(run));
+  EXPECT_EQ(Describe(after_old), Describe(after_first));
+
+  // Out of order within one batch: the highest step wins, not the last row.
+  ASSERT_THAT(store_->AppendMetrics(run, 1, {Metric(4, 40), Metric(3, 35)}), IsOk());
+  ASSERT_OK_AND_ASSIGN(RunRecord after_batch, store_->GetRun(run));
+  EXPECT_EQ(after_batch.last_step, 4);
+  EXPECT_EQ(after_batch.total_loss, 46);
+
+  ASSERT_THAT(store_->AppendMetrics(run, 1, {}), IsOk());
+  ASSERT_OK_AND_ASSIGN(std::vector<MetricRow> current, store_->GetMetrics(run, 0));
+  ASSERT_OK_AND_ASSIGN(std::vector<MetricRow> first_attempt, store_->GetMetrics(run, 1));
+  EXPECT_THAT(current, SizeIs(5));
+  EXPECT_EQ(Describe(current), Describe(first_attempt));
+  EXPECT_EQ(current[3].step, 3);
+}
+
+TEST_P(StoreContractTest, MetricsBatchWithANegativeStepIsRefusedWhole) {
+  ASSERT_THAT(store_->CreateSweep(MakeSweep("s"), MakeRuns(1)), IsOk());
+  ASSERT_OK_AND_ASSIGN(std::optional<Lease> lease, store_->ClaimNextRun("agent-a", 0, 100));
+  ASSERT_TRUE(lease.has_value());
+  const int64_t run = lease->run.id;
+
+  EXPECT_FALSE(store_->AppendMetrics(run, 1, {Metric(0, 1), Metric(-1, 2)}).ok());
+  ASSERT_OK_AND_ASSIGN(std::vector<MetricRow> metrics, store_->GetMetrics(run, 1));
+  EXPECT_THAT(metrics, IsEmpty());
+  ASSERT_OK_AND_ASSIGN(RunRecord after, store_->GetRun(run));
+  EXPECT_EQ(Describe(after), Describe(lease->run));
+}
+
+TEST_P(StoreContractTest, SnapshotsAreIdempotentAndTheFinalOneIsTheRuns) {
+  ASSERT_THAT(store_->CreateSweep(MakeSweep("s"), MakeRuns(1)), IsOk());
+  ASSERT_OK_AND_ASSIGN(std::optional<Lease> lease, store_->ClaimNextRun("agent-a", 0, 100));
+  ASSERT_TRUE(lease.has_value());
+  const int64_t run = lease->run.id;
+
+  const SnapshotRecord intermediate{run, 1, 100, "s/run0/100.png", false};
+  ASSERT_THAT(store_->AddSnapshot(intermediate), IsOk());
+  ASSERT_THAT(store_->AddSnapshot(intermediate), IsOk());
+  ASSERT_OK_AND_ASSIGN(RunRecord before_final, store_->GetRun(run));
+  EXPECT_EQ(before_final.final_snapshot, "");
+
+  const SnapshotRecord final{run, 1, 200, "s/run0/final.png", true};
+  ASSERT_THAT(store_->AddSnapshot(final), IsOk());
+  ASSERT_THAT(store_->AddSnapshot(final), IsOk());
+  ASSERT_OK_AND_ASSIGN(RunRecord after_final, store_->GetRun(run));
+  EXPECT_EQ(after_final.final_snapshot, "s/run0/final.png");
+
+  ASSERT_OK_AND_ASSIGN(std::vector<SnapshotRecord> snapshots, store_->ListSnapshots(run));
+  EXPECT_EQ(Describe(snapshots), Describe(std::vector<SnapshotRecord>{intermediate, final}));
+}
+
+TEST_P(StoreContractTest, FinishingTwiceTheSameWayIsOkButNotDifferently) {
+  ASSERT_THAT(store_->CreateSweep(MakeSweep("s"), MakeRuns(1)), IsOk());
+  ASSERT_OK_AND_ASSIGN(std::optional<Lease> lease, store_->ClaimNextRun("agent-a", 10, 1000));
+  ASSERT_TRUE(lease.has_value());
+  const int64_t run = lease->run.id;
+
+  ASSERT_THAT(store_->FinishRun(run, 1, RunState::kSucceeded, "", 500), IsOk());
+  ASSERT_THAT(store_->FinishRun(run, 1, RunState::kSucceeded, "", 600), IsOk());  // a retried report
+  EXPECT_THAT(store_->FinishRun(run, 1, RunState::kFailed, "boom", 700),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("already finished as SUCCEEDED")));
+
+  ASSERT_OK_AND_ASSIGN(RunRecord finished, store_->GetRun(run));
+  EXPECT_EQ(finished.state, RunState::kSucceeded);
+  EXPECT_EQ(finished.finished_ms, 500);
+  EXPECT_EQ(finished.error, "");
+  ASSERT_OK_AND_ASSIGN(std::vector<AttemptRecord> attempts, store_->ListAttempts(run));
+  ASSERT_THAT(attempts, SizeIs(1));
+  EXPECT_EQ(attempts[0].state, RunState::kSucceeded);
+  EXPECT_EQ(attempts[0].finished_ms, 500);
+
+  // A finished run is not handed out again, and leases no longer apply to it.
+  ASSERT_OK_AND_ASSIGN(std::optional<Lease> none, store_->ClaimNextRun("agent-b", 800, 900));
+  EXPECT_FALSE(none.has_value());
+  ASSERT_OK_AND_ASSIGN(std::vector<RunRecord> expired, store_->ExpireLeases(100'000));
+  EXPECT_THAT(expired, IsEmpty());
+}
+
+TEST_P(StoreContractTest, FailedRunKeepsItsError) {
+  ASSERT_THAT(store_->CreateSweep(MakeSweep("s"), MakeRuns(1)), IsOk());
+  ASSERT_OK_AND_ASSIGN(std::optional<Lease> lease, store_->ClaimNextRun("agent-a", 10, 1000));
+  ASSERT_TRUE(lease.has_value());
+  const int64_t run = lease->run.id;
+  ASSERT_THAT(store_->FinishRun(run, 1, RunState::kFailed, "weights file is truncated", 20), IsOk());
+
+  ASSERT_OK_AND_ASSIGN(RunRecord failed, store_->GetRun(run));
+  EXPECT_EQ(failed.state, RunState::kFailed);
+  EXPECT_EQ(failed.error, "weights file is truncated");
+  ASSERT_OK_AND_ASSIGN(std::vector<AttemptRecord> attempts, store_->ListAttempts(run));
+  ASSERT_THAT(attempts, SizeIs(1));
+  EXPECT_EQ(attempts[0].state, RunState::kFailed);
+  EXPECT_EQ(attempts[0].error, "weights file is truncated");
+}
+
+TEST_P(StoreContractTest, FinishOnlyTakesAFinalState) {
+  ASSERT_THAT(store_->CreateSweep(MakeSweep("s"), MakeRuns(1)), IsOk());
+  ASSERT_OK_AND_ASSIGN(std::optional<Lease> lease, store_->ClaimNextRun("agent-a", 10, 1000));
+  ASSERT_TRUE(lease.has_value());
+  const int64_t run = lease->run.id;
+  for (RunState state : {RunState::kQueued, RunState::kRunning, RunState::kLost}) {
+    EXPECT_THAT(store_->FinishRun(run, 1, state, "", 20),
+                StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr(std::string(RunStateName(state)))));
+  }
+  ASSERT_OK_AND_ASSIGN(RunRecord still, store_->GetRun(run));
+  EXPECT_EQ(Describe(still), Describe(lease->run));
+}
+
+TEST_P(StoreContractTest, ExpiredLeaseRequeuesUntilMaxAttemptsThenIsLost) {
+  ASSERT_THAT(store_->CreateSweep(MakeSweep("s", /*max_attempts=*/2), MakeRuns(1)), IsOk());
+  ASSERT_OK_AND_ASSIGN(std::optional<Lease> first, store_->ClaimNextRun("agent-a", 0, 1000));
+  ASSERT_TRUE(first.has_value());
+  const int64_t run = first->run.id;
+
+  // Expiry is strictly before now; a renewal moves it on and never back.
+  ASSERT_OK_AND_ASSIGN(std::vector<RunRecord> at_expiry, store_->ExpireLeases(1000));
+  EXPECT_THAT(at_expiry, IsEmpty());
+  ASSERT_THAT(store_->RenewLease(run, 1, 2000), IsOk());
+  ASSERT_THAT(store_->RenewLease(run, 1, 1200), IsOk());  // a late, retried heartbeat
+  ASSERT_OK_AND_ASSIGN(RunRecord renewed, store_->GetRun(run));
+  EXPECT_EQ(renewed.lease_expires_ms, 2000);
+  ASSERT_OK_AND_ASSIGN(std::vector<RunRecord> renewed_expired, store_->ExpireLeases(1500));
+  EXPECT_THAT(renewed_expired, IsEmpty());
+
+  ASSERT_OK_AND_ASSIGN(std::vector<RunRecord> requeued, store_->ExpireLeases(2001));
+  ASSERT_THAT(requeued, SizeIs(1));
+  EXPECT_EQ(requeued[0].id, run);
+  EXPECT_EQ(requeued[0].state, RunState::kQueued);
+  EXPECT_EQ(requeued[0].attempt, 1);
+  EXPECT_EQ(requeued[0].agent, "");
+  EXPECT_THAT(requeued[0].error, HasSubstr("agent-a"));
+  ASSERT_OK_AND_ASSIGN(RunRecord stored_requeued, store_->GetRun(run));
+  EXPECT_EQ(Describe(stored_requeued), Describe(requeued[0]));
+
+  ASSERT_OK_AND_ASSIGN(std::optional<Lease> second, store_->ClaimNextRun("agent-b", 3000, 4000));
+  ASSERT_TRUE(second.has_value());
+  ASSERT_EQ(second->attempt, 2);
+  ASSERT_OK_AND_ASSIGN(std::vector<RunRecord> lost, store_->ExpireLeases(4001));
+  ASSERT_THAT(lost, SizeIs(1));
+  EXPECT_EQ(lost[0].state, RunState::kLost);
+  EXPECT_EQ(lost[0].attempt, 2);
+  EXPECT_EQ(lost[0].finished_ms, 4001);
+  EXPECT_EQ(lost[0].error, "lease expired; agent agent-b stopped heartbeating");
+
+  ASSERT_OK_AND_ASSIGN(std::vector<AttemptRecord> attempts, store_->ListAttempts(run));
+  ASSERT_THAT(attempts, SizeIs(2));
+  EXPECT_EQ(attempts[0].state, RunState::kLost);
+  EXPECT_EQ(attempts[0].agent, "agent-a");
+  EXPECT_EQ(attempts[0].finished_ms, 2001);
+  EXPECT_EQ(attempts[0].error, "lease expired; agent agent-a stopped heartbeating");
+  EXPECT_EQ(attempts[1].state, RunState::kLost);
+  EXPECT_EQ(attempts[1].agent, "agent-b");
+  EXPECT_EQ(attempts[1].finished_ms, 4001);
+
+  ASSERT_OK_AND_ASSIGN(std::optional<Lease> none, store_->ClaimNextRun("agent-c", 5000, 6000));
+  EXPECT_FALSE(none.has_value());
+  ASSERT_OK_AND_ASSIGN(std::vector<RunRecord> again, store_->ExpireLeases(100'000));
+  EXPECT_THAT(again, IsEmpty());
+}
+
+TEST_P(StoreContractTest, ExpiryLeavesLiveLeasesAlone) {
+  ASSERT_THAT(store_->CreateSweep(MakeSweep("s"), MakeRuns(2)), IsOk());
+  ASSERT_OK_AND_ASSIGN(std::optional<Lease> short_lease, store_->ClaimNextRun("agent-a", 0, 100));
+  ASSERT_OK_AND_ASSIGN(std::optional<Lease> long_lease, store_->ClaimNextRun("agent-b", 0, 500));
+  ASSERT_TRUE(short_lease.has_value() && long_lease.has_value());
+
+  ASSERT_OK_AND_ASSIGN(std::vector<RunRecord> expired, store_->ExpireLeases(200));
+  ASSERT_THAT(expired, SizeIs(1));
+  EXPECT_EQ(expired[0].id, short_lease->run.id);
+  ASSERT_OK_AND_ASSIGN(RunRecord live, store_->GetRun(long_lease->run.id));
+  EXPECT_EQ(Describe(live), Describe(long_lease->run));
+}
+
+TEST_P(StoreContractTest, AgentsAreUpsertedTouchedAndListedByName) {
+  ASSERT_THAT(store_->UpsertAgent({"gpu-box", "host-1", "cuda:0", "H100", 10, 10}), IsOk());
+  ASSERT_THAT(store_->UpsertAgent({"cpu-box", "host-2", "cpu", "2 cores", 20, 20}), IsOk());
+  ASSERT_THAT(store_->UpsertAgent({"gpu-box", "host-3", "cuda:1", "restarted", 30, 30}), IsOk());
+  ASSERT_THAT(store_->TouchAgent("cpu-box", 99), IsOk());
+  ASSERT_THAT(store_->TouchAgent("cpu-box", 80), IsOk());  // handled late: last_seen stays 99
+  EXPECT_THAT(store_->TouchAgent("ghost", 100), StatusIs(absl::StatusCode::kNotFound, HasSubstr("ghost")));
+
+  ASSERT_OK_AND_ASSIGN(std::vector<AgentRecord> agents, store_->ListAgents());
+  ASSERT_THAT(agents, SizeIs(2));
+  EXPECT_EQ(agents[0].name, "cpu-box");
+  EXPECT_EQ(agents[0].host, "host-2");
+  EXPECT_EQ(agents[0].registered_ms, 20);
+  EXPECT_EQ(agents[0].last_seen_ms, 99);
+  EXPECT_EQ(agents[1].name, "gpu-box");
+  EXPECT_EQ(agents[1].host, "host-3");
+  EXPECT_EQ(agents[1].device, "cuda:1");
+  EXPECT_EQ(agents[1].description, "restarted");
+  EXPECT_EQ(agents[1].registered_ms, 30);
+  EXPECT_EQ(agents[1].last_seen_ms, 30);
+}
+
+TEST_P(StoreContractTest, CreateSweepThatFailsHalfWayStoresNothing) {
+  EXPECT_FALSE(store_->CreateSweep(MakeSweep("dup"), MakeRuns({0, 1, 1})).ok());
+
+  ASSERT_OK_AND_ASSIGN(std::vector<SweepRecord> sweeps, store_->ListSweeps());
+  EXPECT_THAT(sweeps, IsEmpty());
+  EXPECT_THAT(store_->FindSweep("dup"), StatusIs(absl::StatusCode::kNotFound, HasSubstr("dup")));
+  ASSERT_OK_AND_ASSIGN(std::optional<Lease> none, store_->ClaimNextRun("agent-a", 0, 100));
+  EXPECT_FALSE(none.has_value());
+
+  // The store is still usable, and the corrected sweep goes in whole.
+  ASSERT_OK_AND_ASSIGN(int64_t id, store_->CreateSweep(MakeSweep("dup"), MakeRuns(2)));
+  ASSERT_OK_AND_ASSIGN(std::vector<RunRecord> runs, store_->ListRuns(id));
+  EXPECT_THAT(runs, SizeIs(2));
+}
+
+TEST_P(StoreContractTest, ConcurrentClaimsHandOutEachRunOnce) {
+  constexpr int kRuns = 40;
+  constexpr int kThreads = 4;
+  ASSERT_THAT(store_->CreateSweep(MakeSweep("s"), MakeRuns(kRuns)), IsOk());
+
+  std::vector<std::vector<int64_t>> claimed(kThreads);
+  std::vector<absl::Status> errors(kThreads);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      while (true) {
+        absl::StatusOr<std::optional<Lease>> lease = store_->ClaimNextRun(absl::StrCat("agent-", t), 0, 100);
+        if (!lease.ok()) {
+          errors[t] = lease.status();
+          return;
+        }
+        if (!lease->has_value()) return;
+        claimed[t].push_back((*lease)->run.id);
+      }
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+
+  std::set<int64_t> distinct;
+  size_t total = 0;
+  for (int t = 0; t < kThreads; ++t) {
+    EXPECT_THAT(errors[t], IsOk());
+    total += claimed[t].size();
+    distinct.insert(claimed[t].begin(), claimed[t].end());
+  }
+  EXPECT_EQ(total, static_cast<size_t>(kRuns));
+  EXPECT_EQ(distinct.size(), static_cast<size_t>(kRuns));
+}
+
+}  // namespace
+}  // namespace stylesweep::testing
