@@ -1,0 +1,42 @@
+#ifndef STYLESWEEP_COORDINATOR_ARTIFACTS_ARTIFACT_STORE_H_
+#define STYLESWEEP_COORDINATOR_ARTIFACTS_ARTIFACT_STORE_H_
+
+#include <cstdint>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+
+namespace stylesweep {
+
+// Files the coordinator keeps under its artifacts directory:
+//   blobs/<hex>                  input images, content-addressed, as submitted
+//   <sweep>/run-<index>/attempt-<n>/step-<step>.png and final.png
+// Every write is atomic, so a crash never leaves a half-written file under a
+// real name. Paths handed out are relative to the directory. Thread-safe.
+class ArtifactStore {
+ public:
+  explicit ArtifactStore(std::string root);
+
+  const std::string& root() const { return root_; }
+
+  // Stores bytes by content; returns "sha256:<hex>". Storing twice is free.
+  absl::StatusOr<std::string> PutBlob(const std::string& data);
+  absl::StatusOr<std::string> ReadBlob(const std::string& blob_id) const;
+
+  // Stores a snapshot PNG; returns its relative path.
+  absl::StatusOr<std::string> PutSnapshot(const std::string& sweep_dir, int run_index, int attempt, int step,
+                                          bool final, const std::string& png);
+
+  // A directory name for a sweep: "<id>-<name>", the name made filesystem-safe.
+  static std::string SweepDir(int64_t sweep_id, const std::string& name);
+
+ private:
+  absl::StatusOr<std::string> BlobPath(const std::string& blob_id) const;
+
+  std::string root_;
+};
+
+}  // namespace stylesweep
+
+#endif  // STYLESWEEP_COORDINATOR_ARTIFACTS_ARTIFACT_STORE_H_

@@ -1,0 +1,87 @@
+// stylesweep-coordinator: keeps sweeps, runs and results in SQLite and hands
+// runs to agents over gRPC.
+
+#include <spdlog/spdlog.h>
+
+#include <CLI/CLI.hpp>
+#include <atomic>
+#include <csignal>
+
+#include "common/files.h"
+#include "common/signals.h"
+#include "coordinator/server.h"
+
+int main(int argc, char** argv) {
+  using stylesweep::CoordinatorConfig;
+  CLI::App app{
+      "stylesweep-coordinator: expands submitted sweeps into runs, keeps every run and result in SQLite, and "
+      "hands runs to agents over gRPC.\n\n"
+      "Example:\n"
+      "  stylesweep-coordinator --listen 127.0.0.1:50051 --db sweeps.db --artifacts artifacts/\n"
+      "  stylesweep-coordinator --config configs/coordinator.yaml\n"};
+  CoordinatorConfig config;
+  std::string config_file, listen, db, artifacts, tls_cert, tls_key, token_file, address_file;
+  double lease_seconds = 0, heartbeat_seconds = 0;
+  bool insecure = false;
+  app.add_option("--config", config_file, "YAML settings file; flags given on the command line win")
+      ->check(CLI::ExistingFile);
+  app.add_option("--listen", listen, "HOST:PORT to serve gRPC on (default 127.0.0.1:50051; port 0 picks one)");
+  app.add_option("--db", db, "SQLite database file (default stylesweep.db)");
+  app.add_option("--artifacts", artifacts, "directory for input images and snapshots (default artifacts)");
+  app.add_option("--lease-seconds", lease_seconds, "a run is LOST when its agent is silent this long (default 30)");
+  app.add_option("--heartbeat-seconds", heartbeat_seconds, "how often agents heartbeat (default 2)");
+  app.add_option("--tls-cert", tls_cert, "PEM certificate chain: serve TLS");
+  app.add_option("--tls-key", tls_key, "PEM private key for --tls-cert");
+  app.add_option("--token-file", token_file,
+                 "file whose first line is the token every client must present (or set STYLESWEEP_TOKEN)");
+  app.add_option("--address-file", address_file,
+                 "once serving, write the bound HOST:PORT here (useful with port 0)");
+  app.add_flag("--insecure", insecure,
+               "allow listening beyond loopback without TLS and a token (anyone who can reach it can use it)");
+  CLI11_PARSE(app, argc, argv);
+
+  if (!config_file.empty()) {
+    if (absl::Status s = stylesweep::LoadCoordinatorConfig(config_file, config); !s.ok()) {
+      spdlog::error("{}", std::string(s.message()));
+      return 2;
+    }
+  }
+  if (!listen.empty()) config.listen = listen;
+  if (!db.empty()) config.db = db;
+  if (!artifacts.empty()) config.artifacts = artifacts;
+  if (lease_seconds > 0) config.scheduler.lease_ms = static_cast<int64_t>(lease_seconds * 1000);
+  if (heartbeat_seconds > 0) config.scheduler.heartbeat_ms = static_cast<int64_t>(heartbeat_seconds * 1000);
+  if (!tls_cert.empty()) config.security.tls_cert_file = tls_cert;
+  if (!tls_key.empty()) config.security.tls_key_file = tls_key;
+  if (insecure) config.security.insecure = true;
+  if (!token_file.empty() || config.security.token.empty()) {
+    auto token = stylesweep::LoadToken(token_file);
+    if (!token.ok()) {
+      spdlog::error("{}", std::string(token.status().message()));
+      return 2;
+    }
+    if (!token->empty()) config.security.token = *token;
+  }
+
+  std::atomic<stylesweep::CoordinatorServer*> running{nullptr};
+  stylesweep::HandleTerminationSignals([&running](int signo) {
+    spdlog::info("received {}, shutting down", signo == SIGINT ? "SIGINT" : "SIGTERM");
+    if (auto* server = running.load()) server->Shutdown();
+  });
+
+  auto server = stylesweep::CoordinatorServer::Start(config);
+  if (!server.ok()) {
+    spdlog::error("{}", std::string(server.status().message()));
+    return 1;
+  }
+  running = server->get();
+  if (!address_file.empty()) {
+    if (absl::Status s = stylesweep::WriteFileAtomically(address_file, (*server)->address() + "\n"); !s.ok()) {
+      spdlog::error("{}", std::string(s.message()));
+      return 1;
+    }
+  }
+  (*server)->Wait();
+  running = nullptr;
+  return 0;
+}

@@ -1,0 +1,75 @@
+#include "coordinator/rpc/convert.h"
+
+namespace stylesweep {
+
+void ToProto(const RunRecord& run, v1::RunSummary* out) {
+  out->set_id(run.id);
+  out->set_index(run.index);
+  out->set_params_json(run.params_json);
+  out->set_state(std::string(RunStateName(run.state)));
+  out->set_attempt(run.attempt);
+  out->set_agent(run.agent);
+  out->set_created_ms(run.created_ms);
+  out->set_started_ms(run.started_ms);
+  out->set_finished_ms(run.finished_ms);
+  out->set_error(run.error);
+  out->set_last_step(run.last_step);
+  out->set_content_loss(run.content_loss);
+  out->set_style_loss(run.style_loss);
+  out->set_tv_loss(run.tv_loss);
+  out->set_total_loss(run.total_loss);
+  out->set_final_snapshot(run.final_snapshot);
+}
+
+void ToProto(const SweepRecord& sweep, const std::vector<RunRecord>& runs, v1::SweepSummary* out) {
+  out->set_id(sweep.id);
+  out->set_name(sweep.name);
+  out->set_method(sweep.method);
+  out->set_source(sweep.source);
+  out->set_created_ms(sweep.created_ms);
+  auto& counts = *out->mutable_runs_by_state();
+  for (const RunRecord& run : runs) ++counts[std::string(RunStateName(run.state))];
+}
+
+std::vector<MetricRow> FromProto(const google::protobuf::RepeatedPtrField<v1::StepLoss>& losses) {
+  std::vector<MetricRow> rows;
+  rows.reserve(losses.size());
+  for (const v1::StepLoss& loss : losses) {
+    rows.push_back(MetricRow{loss.step(), loss.content(), loss.style(), loss.tv(), loss.total(), loss.step_seconds()});
+  }
+  return rows;
+}
+
+RunRecord FromProto(const v1::RunSummary& run, int64_t sweep_id) {
+  RunRecord r;
+  r.id = run.id();
+  r.sweep_id = sweep_id;
+  r.index = run.index();
+  r.params_json = run.params_json();
+  r.state = ParseRunState(run.state()).value_or(RunState::kQueued);
+  r.attempt = run.attempt();
+  r.agent = run.agent();
+  r.created_ms = run.created_ms();
+  r.started_ms = run.started_ms();
+  r.finished_ms = run.finished_ms();
+  r.error = run.error();
+  r.last_step = run.last_step();
+  r.content_loss = run.content_loss();
+  r.style_loss = run.style_loss();
+  r.tv_loss = run.tv_loss();
+  r.total_loss = run.total_loss();
+  r.final_snapshot = run.final_snapshot();
+  return r;
+}
+
+SweepRecord FromProto(const v1::SweepSummary& sweep) {
+  SweepRecord s;
+  s.id = sweep.id();
+  s.name = sweep.name();
+  s.method = sweep.method();
+  s.source = sweep.source();
+  s.created_ms = sweep.created_ms();
+  return s;
+}
+
+}  // namespace stylesweep

@@ -1,0 +1,25 @@
+#ifndef STYLESWEEP_COORDINATOR_RPC_CONVERT_H_
+#define STYLESWEEP_COORDINATOR_RPC_CONVERT_H_
+
+// Proto <-> domain conversion, in one place.
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "coordinator/store/store.h"
+#include "stylesweep/v1/coordinator.pb.h"
+
+namespace stylesweep {
+
+void ToProto(const RunRecord& run, v1::RunSummary* out);
+void ToProto(const SweepRecord& sweep, const std::vector<RunRecord>& runs, v1::SweepSummary* out);
+std::vector<MetricRow> FromProto(const google::protobuf::RepeatedPtrField<v1::StepLoss>& losses);
+
+// The inverse direction, for clients that read a coordinator's answer.
+RunRecord FromProto(const v1::RunSummary& run, int64_t sweep_id);
+SweepRecord FromProto(const v1::SweepSummary& sweep);
+
+}  // namespace stylesweep
+
+#endif  // STYLESWEEP_COORDINATOR_RPC_CONVERT_H_

@@ -1,0 +1,133 @@
+#include "coordinator/rpc/coordinator_service.h"
+
+#include "absl/strings/str_cat.h"
+#include "coordinator/rpc/convert.h"
+#include "rpc/transport.h"
+
+namespace stylesweep {
+
+#define STYLESWEEP_CHECK_TOKEN(context)                                      \
+  if (grpc::Status auth = CheckToken(*(context), token_); !auth.ok()) { \
+    return auth;                                                             \
+  }
+
+CoordinatorService::CoordinatorService(Scheduler& scheduler, Store& store, std::string artifacts_dir,
+                                       std::string token)
+    : scheduler_(scheduler), store_(store), artifacts_dir_(std::move(artifacts_dir)), token_(std::move(token)) {}
+
+grpc::Status CoordinatorService::SubmitSweep(grpc::ServerContext* context, const v1::SubmitSweepRequest* request,
+                                             v1::SubmitSweepResponse* response) {
+  STYLESWEEP_CHECK_TOKEN(context);
+  std::map<std::string, std::string> files;
+  for (const v1::FileBlob& file : request->files()) files[file.path()] = file.data();
+  auto result = scheduler_.Submit(request->yaml(), request->source(), files, request->dry_run());
+  if (!result.ok()) return ToGrpcStatus(result.status());
+  ToProto(result->sweep, result->runs, response->mutable_sweep());
+  for (const RunRecord& run : result->runs) ToProto(run, response->add_runs());
+  return grpc::Status::OK;
+}
+
+grpc::Status CoordinatorService::GetSweep(grpc::ServerContext* context, const v1::GetSweepRequest* request,
+                                          v1::GetSweepResponse* response) {
+  STYLESWEEP_CHECK_TOKEN(context);
+  response->set_artifacts_dir(artifacts_dir_);
+  if (request->sweep().empty()) {
+    auto sweeps = store_.ListSweeps();
+    if (!sweeps.ok()) return ToGrpcStatus(sweeps.status());
+    for (const SweepRecord& sweep : *sweeps) {
+      auto runs = store_.ListRuns(sweep.id);
+      if (!runs.ok()) return ToGrpcStatus(runs.status());
+      ToProto(sweep, *runs, response->add_sweeps());
+    }
+    return grpc::Status::OK;
+  }
+  auto sweep = store_.FindSweep(request->sweep());
+  if (!sweep.ok()) return ToGrpcStatus(sweep.status());
+  auto runs = store_.ListRuns(sweep->id);
+  if (!runs.ok()) return ToGrpcStatus(runs.status());
+  ToProto(*sweep, *runs, response->add_sweeps());
+  for (const RunRecord& run : *runs) ToProto(run, response->add_runs());
+  return grpc::Status::OK;
+}
+
+grpc::Status CoordinatorService::RegisterAgent(grpc::ServerContext* context,
+                                               const v1::RegisterAgentRequest* request,
+                                               v1::RegisterAgentResponse* response) {
+  STYLESWEEP_CHECK_TOKEN(context);
+  AgentRecord agent;
+  agent.name = request->name();
+  agent.host = request->host();
+  agent.device = request->device();
+  agent.description = request->description();
+  if (absl::Status s = scheduler_.RegisterAgent(agent); !s.ok()) return ToGrpcStatus(s);
+  response->set_heartbeat_interval_ms(scheduler_.options().heartbeat_ms);
+  response->set_lease_ms(scheduler_.options().lease_ms);
+  return grpc::Status::OK;
+}
+
+grpc::Status CoordinatorService::LeaseRun(grpc::ServerContext* context, const v1::LeaseRunRequest* request,
+                                          v1::LeaseRunResponse* response) {
+  STYLESWEEP_CHECK_TOKEN(context);
+  auto lease = scheduler_.Lease(request->agent());
+  if (!lease.ok()) return ToGrpcStatus(lease.status());
+  if (!lease->has_value()) {
+    response->set_granted(false);
+    return grpc::Status::OK;
+  }
+  const LeaseGrant& grant = **lease;
+  response->set_granted(true);
+  response->set_run_id(grant.run_id);
+  response->set_attempt(grant.attempt);
+  response->set_sweep_id(grant.sweep_id);
+  response->set_params_json(grant.params_json);
+  response->set_lease_ms(scheduler_.options().lease_ms);
+  return grpc::Status::OK;
+}
+
+grpc::Status CoordinatorService::FetchBlob(grpc::ServerContext* context, const v1::FetchBlobRequest* request,
+                                           v1::FetchBlobResponse* response) {
+  STYLESWEEP_CHECK_TOKEN(context);
+  auto data = scheduler_.FetchBlob(request->blob_id());
+  if (!data.ok()) return ToGrpcStatus(data.status());
+  response->set_data(std::move(*data));
+  return grpc::Status::OK;
+}
+
+grpc::Status CoordinatorService::Heartbeat(grpc::ServerContext* context, const v1::HeartbeatRequest* request,
+                                           v1::HeartbeatResponse* response) {
+  STYLESWEEP_CHECK_TOKEN(context);
+  auto stop = scheduler_.Heartbeat(request->agent(), request->run_id(), request->attempt());
+  if (!stop.ok()) return ToGrpcStatus(stop.status());
+  response->set_stop_run(*stop);
+  return grpc::Status::OK;
+}
+
+grpc::Status CoordinatorService::ReportMetrics(grpc::ServerContext* context,
+                                               const v1::ReportMetricsRequest* request,
+                                               v1::ReportMetricsResponse* response) {
+  STYLESWEEP_CHECK_TOKEN(context);
+  return ToGrpcStatus(scheduler_.ReportMetrics(request->run_id(), request->attempt(), FromProto(request->losses())));
+}
+
+grpc::Status CoordinatorService::UploadSnapshot(grpc::ServerContext* context,
+                                                const v1::UploadSnapshotRequest* request,
+                                                v1::UploadSnapshotResponse* response) {
+  STYLESWEEP_CHECK_TOKEN(context);
+  auto path = scheduler_.UploadSnapshot(request->run_id(), request->attempt(), request->step(), request->final(),
+                                        request->png());
+  if (!path.ok()) return ToGrpcStatus(path.status());
+  response->set_path(*path);
+  return grpc::Status::OK;
+}
+
+grpc::Status CoordinatorService::CompleteRun(grpc::ServerContext* context, const v1::CompleteRunRequest* request,
+                                             v1::CompleteRunResponse* response) {
+  STYLESWEEP_CHECK_TOKEN(context);
+  auto state = ParseRunState(request->state());
+  if (!state.has_value()) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, absl::StrCat("unknown run state '", request->state(), "'"));
+  }
+  return ToGrpcStatus(scheduler_.Complete(request->run_id(), request->attempt(), *state, request->error()));
+}
+
+}  // namespace stylesweep

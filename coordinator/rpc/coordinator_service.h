@@ -1,0 +1,48 @@
+#ifndef STYLESWEEP_COORDINATOR_RPC_COORDINATOR_SERVICE_H_
+#define STYLESWEEP_COORDINATOR_RPC_COORDINATOR_SERVICE_H_
+
+#include <string>
+
+#include "coordinator/scheduler/scheduler.h"
+#include "stylesweep/v1/coordinator.grpc.pb.h"
+
+namespace stylesweep {
+
+// The gRPC face of the Scheduler. Each handler checks the token, converts the
+// request to domain types, calls the scheduler and maps the result back
+// (conversion in convert.cc). It uses the synchronous API on purpose: the
+// store blocks on SQLite, which must not happen on callback threads.
+// Thread-safe.
+class CoordinatorService final : public v1::Coordinator::Service {
+ public:
+  CoordinatorService(Scheduler& scheduler, Store& store, std::string artifacts_dir, std::string token);
+
+  grpc::Status SubmitSweep(grpc::ServerContext* context, const v1::SubmitSweepRequest* request,
+                           v1::SubmitSweepResponse* response) override;
+  grpc::Status GetSweep(grpc::ServerContext* context, const v1::GetSweepRequest* request,
+                        v1::GetSweepResponse* response) override;
+  grpc::Status RegisterAgent(grpc::ServerContext* context, const v1::RegisterAgentRequest* request,
+                             v1::RegisterAgentResponse* response) override;
+  grpc::Status LeaseRun(grpc::ServerContext* context, const v1::LeaseRunRequest* request,
+                        v1::LeaseRunResponse* response) override;
+  grpc::Status FetchBlob(grpc::ServerContext* context, const v1::FetchBlobRequest* request,
+                         v1::FetchBlobResponse* response) override;
+  grpc::Status Heartbeat(grpc::ServerContext* context, const v1::HeartbeatRequest* request,
+                         v1::HeartbeatResponse* response) override;
+  grpc::Status ReportMetrics(grpc::ServerContext* context, const v1::ReportMetricsRequest* request,
+                             v1::ReportMetricsResponse* response) override;
+  grpc::Status UploadSnapshot(grpc::ServerContext* context, const v1::UploadSnapshotRequest* request,
+                              v1::UploadSnapshotResponse* response) override;
+  grpc::Status CompleteRun(grpc::ServerContext* context, const v1::CompleteRunRequest* request,
+                           v1::CompleteRunResponse* response) override;
+
+ private:
+  Scheduler& scheduler_;
+  Store& store_;
+  std::string artifacts_dir_;
+  std::string token_;
+};
+
+}  // namespace stylesweep
+
+#endif  // STYLESWEEP_COORDINATOR_RPC_COORDINATOR_SERVICE_H_

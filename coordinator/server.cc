@@ -1,0 +1,150 @@
+#include "coordinator/server.h"
+
+#include <grpcpp/grpcpp.h>
+#include <spdlog/spdlog.h>
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+
+#include "absl/strings/str_cat.h"
+#include "common/text.h"
+#include "coordinator/rpc/coordinator_service.h"
+
+namespace stylesweep {
+namespace {
+
+absl::Status ConfigError(const std::string& path, const YAML::Node& node, const std::string& key,
+                         const std::string& message) {
+  const YAML::Mark mark = node.Mark();
+  return absl::InvalidArgumentError(
+      absl::StrCat(path, ":", mark.line + 1, ":", mark.column + 1, ": ", key, ": ", message));
+}
+
+}  // namespace
+
+absl::Status LoadCoordinatorConfig(const std::string& path, CoordinatorConfig& config) {
+  YAML::Node root;
+  try {
+    root = YAML::LoadFile(path);
+  } catch (const YAML::BadFile&) {
+    return absl::NotFoundError(absl::StrCat("cannot read config file '", path, "'"));
+  } catch (const YAML::Exception& e) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ":", e.mark.line + 1, ":", e.mark.column + 1, ": not valid YAML: ", e.msg));
+  }
+  if (root.IsNull()) return absl::OkStatus();
+  if (!root.IsMap()) return absl::InvalidArgumentError(absl::StrCat(path, ": expected a mapping of settings"));
+  const std::vector<std::string> keys = {"listen",   "db",      "artifacts", "lease_seconds", "heartbeat_seconds",
+                                         "tls_cert", "tls_key", "token_file", "insecure"};
+  for (const auto& entry : root) {
+    const std::string key = entry.first.Scalar();
+    const YAML::Node& value = entry.second;
+    try {
+      if (key == "listen") {
+        config.listen = value.as<std::string>();
+      } else if (key == "db") {
+        config.db = value.as<std::string>();
+      } else if (key == "artifacts") {
+        config.artifacts = value.as<std::string>();
+      } else if (key == "lease_seconds" || key == "heartbeat_seconds") {
+        const double seconds = value.as<double>();
+        if (!(seconds > 0)) return ConfigError(path, value, key, "must be positive");
+        (key == "lease_seconds" ? config.scheduler.lease_ms : config.scheduler.heartbeat_ms) =
+            static_cast<int64_t>(seconds * 1000);
+      } else if (key == "tls_cert") {
+        config.security.tls_cert_file = value.as<std::string>();
+      } else if (key == "tls_key") {
+        config.security.tls_key_file = value.as<std::string>();
+      } else if (key == "token_file") {
+        auto token = LoadToken(value.as<std::string>());
+        if (!token.ok()) return ConfigError(path, value, key, std::string(token.status().message()));
+        config.security.token = *token;
+      } else if (key == "insecure") {
+        config.security.insecure = value.as<bool>();
+      } else {
+        std::string message = "unknown key";
+        if (auto close = ClosestMatch(key, keys); !close.empty()) absl::StrAppend(&message, " (did you mean '", close, "'?)");
+        return ConfigError(path, entry.first, key, message);
+      }
+    } catch (const YAML::Exception&) {
+      return ConfigError(path, value, key, "has the wrong type");
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(const CoordinatorConfig& config) {
+  auto credentials = MakeServerCredentials(config.listen, config.security);
+  if (!credentials.ok()) return credentials.status();
+
+  std::unique_ptr<CoordinatorServer> server(new CoordinatorServer());
+  server->config_ = config;
+  std::error_code ec;
+  if (config.db != ":memory:") {
+    const auto parent = std::filesystem::absolute(config.db).parent_path();
+    std::filesystem::create_directories(parent, ec);
+  }
+  auto store = OpenSqliteStore(config.db);
+  if (!store.ok()) return store.status();
+  server->store_ = std::move(*store);
+  std::filesystem::create_directories(config.artifacts, ec);
+  if (ec) {
+    return absl::PermissionDeniedError(
+        absl::StrCat("cannot create artifacts directory '", config.artifacts, "': ", ec.message()));
+  }
+  server->artifacts_ = std::make_unique<ArtifactStore>(std::filesystem::absolute(config.artifacts).string());
+  server->scheduler_ =
+      std::make_unique<Scheduler>(*server->store_, *server->artifacts_, SystemClock(), config.scheduler);
+  server->service_ = std::make_unique<CoordinatorService>(*server->scheduler_, *server->store_,
+                                                          server->artifacts_->root(), config.security.token);
+
+  grpc::ServerBuilder builder;
+  int port = 0;
+  builder.AddListeningPort(config.listen, *credentials, &port);
+  builder.RegisterService(server->service_.get());
+  builder.SetMaxReceiveMessageSize(kMaxMessageBytes);
+  builder.SetMaxSendMessageSize(kMaxMessageBytes);
+  server->server_ = builder.BuildAndStart();
+  if (server->server_ == nullptr || port == 0) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot listen on ", config.listen, ": the address is taken or not valid on this machine"));
+  }
+  const size_t colon = config.listen.rfind(':');
+  server->address_ = absl::StrCat(config.listen.substr(0, colon), ":", port);
+  server->reaper_ = std::thread([s = server.get()] { s->ReapLoop(); });
+  spdlog::info("coordinator listening on {} ({}{}), database {}, artifacts {}", server->address_,
+               config.security.tls_cert_file.empty() ? "plaintext" : "TLS",
+               config.security.token.empty() ? ", no token" : ", token required", config.db,
+               server->artifacts_->root());
+  return server;
+}
+
+void CoordinatorServer::ReapLoop() {
+  std::unique_lock<std::mutex> lock(mu_);
+  while (!stopping_) {
+    stop_cv_.wait_for(lock, std::chrono::milliseconds(std::min<int64_t>(1000, config_.scheduler.lease_ms / 4)));
+    if (stopping_) break;
+    lock.unlock();
+    if (absl::Status s = scheduler_->ExpireLeases(); !s.ok()) spdlog::error("expiring leases: {}", s.ToString());
+    lock.lock();
+  }
+}
+
+void CoordinatorServer::Wait() { server_->Wait(); }
+
+void CoordinatorServer::Shutdown() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopping_) return;
+    stopping_ = true;
+  }
+  stop_cv_.notify_all();
+  if (server_) server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  if (reaper_.joinable()) reaper_.join();
+}
+
+CoordinatorServer::~CoordinatorServer() { Shutdown(); }
+
+}  // namespace stylesweep

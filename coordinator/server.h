@@ -1,0 +1,76 @@
+#ifndef STYLESWEEP_COORDINATOR_SERVER_H_
+#define STYLESWEEP_COORDINATOR_SERVER_H_
+
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "absl/status/statusor.h"
+#include "coordinator/artifacts/artifact_store.h"
+#include "coordinator/scheduler/scheduler.h"
+#include "coordinator/store/store.h"
+#include "rpc/transport.h"
+
+namespace grpc {
+class Server;
+}
+
+namespace stylesweep {
+
+class CoordinatorService;
+
+struct CoordinatorConfig {
+  std::string listen = "127.0.0.1:50051";  // port 0: pick a free one
+  std::string db = "stylesweep.db";
+  std::string artifacts = "artifacts";
+  ServerSecurity security;
+  SchedulerOptions scheduler;
+};
+
+// Reads a coordinator.yaml (keys: listen, db, artifacts, lease_seconds,
+// heartbeat_seconds, tls_cert, tls_key, token_file, insecure) over `config`.
+// Errors name the file, key and line.
+absl::Status LoadCoordinatorConfig(const std::string& path, CoordinatorConfig& config);
+
+// A running coordinator: the store, the artifacts, the scheduler, the gRPC
+// server and the thread that expires leases. Used by stylesweep-coordinator
+// and, in-process, by `stylesweep local`. Thread-safe.
+class CoordinatorServer {
+ public:
+  // Opens the database (applying migrations), binds the address and starts
+  // serving. Fails if the address is taken or the database cannot be opened.
+  static absl::StatusOr<std::unique_ptr<CoordinatorServer>> Start(const CoordinatorConfig& config);
+  ~CoordinatorServer();
+
+  // "host:port" as bound (the real port when 0 was asked for).
+  const std::string& address() const { return address_; }
+  Store& store() { return *store_; }
+  Scheduler& scheduler() { return *scheduler_; }
+
+  // Blocks until Shutdown().
+  void Wait();
+  // Stops accepting calls, lets calls in flight finish (up to a few seconds).
+  void Shutdown();
+
+ private:
+  CoordinatorServer() = default;
+  void ReapLoop();
+
+  CoordinatorConfig config_;
+  std::string address_;
+  std::unique_ptr<Store> store_;
+  std::unique_ptr<ArtifactStore> artifacts_;
+  std::unique_ptr<Scheduler> scheduler_;
+  std::unique_ptr<CoordinatorService> service_;
+  std::unique_ptr<grpc::Server> server_;
+  std::thread reaper_;
+  std::mutex mu_;
+  std::condition_variable stop_cv_;
+  bool stopping_ = false;
+};
+
+}  // namespace stylesweep
+
+#endif  // STYLESWEEP_COORDINATOR_SERVER_H_

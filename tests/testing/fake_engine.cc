@@ -1,0 +1,41 @@
+#include "tests/testing/fake_engine.h"
+
+#include "absl/strings/str_cat.h"
+#include "common/files.h"
+
+namespace stylesweep::testing {
+namespace {
+
+constexpr char kPngSignature[] = "\x89PNG\r\n\x1a\n";
+
+}  // namespace
+
+std::string FakeEngine::FakePng(int step) { return absl::StrCat(kPngSignature, "step=", step); }
+
+absl::Status FakeEngine::Run(const RunParams& params, const EngineCallbacks& callbacks) {
+  ++runs_;
+  for (const std::string* path : {&params.content, &params.style}) {
+    auto bytes = ReadFileToString(*path);
+    if (!bytes.ok()) return bytes.status();
+    if (bytes->rfind(kPngSignature, 0) != 0) {
+      return absl::InvalidArgumentError(absl::StrCat("cannot decode image '", *path, "': not a PNG"));
+    }
+  }
+  for (int step = 0; step <= params.steps; ++step) {
+    if (step > 0 && callbacks.should_stop && callbacks.should_stop()) return absl::CancelledError("stopped");
+    StepMetrics m;
+    m.step = step;
+    m.content = 10.0 / (1 + step);
+    m.style = 100.0 / (1 + step) * params.style_weight;
+    m.tv = 1.0;
+    m.total = m.content + m.style + m.tv;
+    if (callbacks.on_step) callbacks.on_step(m);
+    const bool snapshot = step == params.steps || (step > 0 && params.snapshot_every > 0 && step % params.snapshot_every == 0);
+    if (snapshot && callbacks.on_snapshot) {
+      if (absl::Status s = callbacks.on_snapshot(step, FakePng(step)); !s.ok()) return s;
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace stylesweep::testing

@@ -1,0 +1,43 @@
+#ifndef STYLESWEEP_TESTS_TESTING_SUBPROCESS_H_
+#define STYLESWEEP_TESTS_TESTING_SUBPROCESS_H_
+
+#include <sys/types.h>
+
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace stylesweep::testing {
+
+// A child process for integration tests: stdout and stderr go to a log file,
+// and the destructor kills (SIGKILL) and reaps it if still running.
+class Subprocess {
+ public:
+  Subprocess(std::vector<std::string> argv, std::string log_path);
+  ~Subprocess();
+  Subprocess(const Subprocess&) = delete;
+  Subprocess& operator=(const Subprocess&) = delete;
+
+  bool started() const { return pid_ > 0; }
+  void Signal(int signo);
+  // Waits for exit; returns the exit status (128+signal when killed).
+  int Wait();
+  bool Running();
+  std::string Log() const;
+
+ private:
+  pid_t pid_ = -1;
+  int status_ = -1;
+  std::string log_path_;
+};
+
+// Runs to completion and returns the exit status; output goes to *output.
+int RunCommand(const std::vector<std::string>& argv, std::string* output);
+
+// Polls `condition` every 50 ms until it holds or `timeout_ms` passes.
+// For waiting on other processes, never for timing behaviour.
+bool WaitUntil(const std::function<bool()>& condition, int timeout_ms);
+
+}  // namespace stylesweep::testing
+
+#endif  // STYLESWEEP_TESTS_TESTING_SUBPROCESS_H_
