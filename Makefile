@@ -1,0 +1,33 @@
+# The README's commands. Each installs what is missing, then builds.
+#   make demo   run a real sweep end to end on the bundled images
+#   make test   build and run every test
+BUILD_DIR ?= build
+BUILD_TYPE ?= RelWithDebInfo
+DEMO_DIR ?= demo-output
+CTEST_JOBS ?= $(shell nproc)
+
+.PHONY: all deps configure build demo test clean
+
+all: build
+
+deps:
+	@./deploy/install-deps.sh
+
+$(BUILD_DIR)/build.ninja: | deps
+	cmake -S . -B $(BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=$(BUILD_TYPE)
+
+configure: deps $(BUILD_DIR)/build.ninja
+
+build: configure
+	cmake --build $(BUILD_DIR)
+
+demo: build
+	rm -rf $(DEMO_DIR)
+	$(BUILD_DIR)/bin/stylesweep local configs/demo.yaml --agents 2 \
+	  --db $(DEMO_DIR)/demo.db --artifacts $(DEMO_DIR)/artifacts
+
+test: build
+	ctest --test-dir $(BUILD_DIR) --output-on-failure -j $(CTEST_JOBS)
+
+clean:
+	rm -rf $(BUILD_DIR) $(DEMO_DIR)

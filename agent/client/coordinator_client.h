@@ -1,0 +1,72 @@
+#ifndef STYLESWEEP_AGENT_CLIENT_COORDINATOR_CLIENT_H_
+#define STYLESWEEP_AGENT_CLIENT_COORDINATOR_CLIENT_H_
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "agent/engine/engine.h"
+#include "common/run_params.h"
+#include "common/run_state.h"
+#include "rpc/transport.h"
+
+namespace stylesweep {
+
+struct AgentIdentity {
+  std::string name;
+  std::string host;
+  std::string device;
+  std::string description;
+};
+
+struct AgentSettings {
+  int64_t heartbeat_ms = 2000;
+  int64_t lease_ms = 30000;
+};
+
+struct RunLease {
+  int64_t run_id = 0;
+  int attempt = 0;
+  int64_t sweep_id = 0;
+  RunParams params;  // content and style are blob ids
+};
+
+// What an agent asks of the coordinator, in domain types. Implementations
+// are thread-safe: the runner heartbeats from one thread while another
+// reports.
+class CoordinatorClient {
+ public:
+  virtual ~CoordinatorClient() = default;
+  virtual absl::StatusOr<AgentSettings> Register(const AgentIdentity& agent) = 0;
+  virtual absl::StatusOr<std::optional<RunLease>> Lease(const std::string& agent) = 0;
+  virtual absl::StatusOr<std::string> FetchBlob(const std::string& blob_id) = 0;
+  // True: the coordinator says the run is no longer ours; stop it.
+  virtual absl::StatusOr<bool> Heartbeat(const std::string& agent, int64_t run_id, int attempt, int step) = 0;
+  virtual absl::Status ReportMetrics(const std::string& agent, int64_t run_id, int attempt,
+                                     const std::vector<StepMetrics>& rows) = 0;
+  virtual absl::Status UploadSnapshot(const std::string& agent, int64_t run_id, int attempt, int step, bool final,
+                                      const std::string& png) = 0;
+  virtual absl::Status Complete(const std::string& agent, int64_t run_id, int attempt, RunState state,
+                                const std::string& error) = 0;
+};
+
+struct GrpcClientOptions {
+  ClientSecurity security;
+  int64_t call_timeout_ms = 10000;  // deadline of each attempt of each call
+  int64_t retry_budget_ms = 60000;  // give up a call after retrying this long
+  int64_t initial_backoff_ms = 200;
+  int64_t max_backoff_ms = 5000;
+};
+
+// The gRPC client. Every call has a deadline; calls that are safe to repeat
+// are retried on UNAVAILABLE and DEADLINE_EXCEEDED with exponential back-off
+// and full jitter, within the retry budget.
+absl::StatusOr<std::unique_ptr<CoordinatorClient>> CreateGrpcCoordinatorClient(const std::string& target,
+                                                                               const GrpcClientOptions& options);
+
+}  // namespace stylesweep
+
+#endif  // STYLESWEEP_AGENT_CLIENT_COORDINATOR_CLIENT_H_

@@ -1,0 +1,221 @@
+#include "agent/runner.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <random>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "common/files.h"
+#include "common/hash.h"
+
+namespace stylesweep {
+namespace {
+
+// Sends losses from the engine's callback thread in batches, off the hot loop:
+// the heartbeat thread flushes them with each beat, and the runner once more
+// at the end.
+class MetricsBuffer {
+ public:
+  void Add(const StepMetrics& m) {
+    std::lock_guard<std::mutex> lock(mu_);
+    pending_.push_back(m);
+  }
+
+  // Sends what is pending; on failure keeps it for the next flush.
+  absl::Status Flush(CoordinatorClient& client, const std::string& agent, int64_t run_id, int attempt) {
+    std::lock_guard<std::mutex> flush_lock(flush_mu_);
+    std::vector<StepMetrics> batch;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      batch.swap(pending_);
+    }
+    if (batch.empty()) return absl::OkStatus();
+    absl::Status s = client.ReportMetrics(agent, run_id, attempt, batch);
+    if (!s.ok()) {
+      std::lock_guard<std::mutex> lock(mu_);
+      pending_.insert(pending_.begin(), batch.begin(), batch.end());
+    }
+    return s;
+  }
+
+ private:
+  std::mutex flush_mu_;  // one flush at a time keeps rows in step order
+  std::mutex mu_;
+  std::vector<StepMetrics> pending_;
+};
+
+}  // namespace
+
+Runner::Runner(CoordinatorClient& client, Engine& engine, RunnerOptions options)
+    : client_(client), engine_(engine), options_(std::move(options)) {}
+
+bool Runner::WaitFor(int64_t ms) {
+  std::unique_lock<std::mutex> lock(mu_);
+  cv_.wait_for(lock, std::chrono::milliseconds(ms), [this] { return stopping_.load(); });
+  return !stopping_;
+}
+
+void Runner::Stop() {
+  stopping_ = true;
+  cv_.notify_all();
+}
+
+absl::Status Runner::Register() {
+  int64_t backoff_ms = 200;
+  std::mt19937_64 rng{std::random_device{}()};
+  for (;;) {
+    auto settings = client_.Register(options_.identity);
+    if (settings.ok()) {
+      settings_ = *settings;
+      spdlog::info("registered as '{}' ({})", options_.identity.name, options_.identity.description);
+      return absl::OkStatus();
+    }
+    if (!absl::IsUnavailable(settings.status()) && !absl::IsDeadlineExceeded(settings.status())) {
+      return settings.status();
+    }
+    spdlog::warn("coordinator unreachable ({}); retrying", std::string(settings.status().message()));
+    if (!WaitFor(std::uniform_int_distribution<int64_t>(backoff_ms / 2, backoff_ms)(rng))) {
+      return absl::CancelledError("stopped before registering");
+    }
+    backoff_ms = std::min(backoff_ms * 2, options_.max_backoff_ms);
+  }
+}
+
+absl::StatusOr<std::string> Runner::CachedBlob(const std::string& blob_id) {
+  const std::string hex = absl::StartsWith(blob_id, "sha256:") ? blob_id.substr(7) : blob_id;
+  if (hex.size() != 64 || hex.find_first_not_of("0123456789abcdef") != std::string::npos) {
+    return absl::InvalidArgumentError(absl::StrCat("malformed image reference '", blob_id, "'"));
+  }
+  const std::string path = (std::filesystem::path(options_.cache_dir) / "blobs" / hex).string();
+  std::error_code ec;
+  if (std::filesystem::exists(path, ec)) return path;
+  auto data = client_.FetchBlob(blob_id);
+  if (!data.ok()) return data.status();
+  if (Sha256Hex(*data) != hex) {
+    return absl::DataLossError(absl::StrCat("image ", blob_id, " arrived corrupted (its hash does not match)"));
+  }
+  if (absl::Status s = WriteFileAtomically(path, *data); !s.ok()) return s;
+  return path;
+}
+
+absl::StatusOr<bool> Runner::RunOne() {
+  const std::string& agent = options_.identity.name;
+  auto lease = client_.Lease(agent);
+  if (!lease.ok()) return lease.status();
+  if (!lease->has_value()) return false;
+  const RunLease run = **lease;
+  spdlog::info("run {} attempt {}: {} steps at {} px", run.run_id, run.attempt, run.params.steps,
+               run.params.image_size);
+
+  RunParams params = run.params;
+  absl::Status result;
+  std::atomic<bool> revoked{false};
+  MetricsBuffer metrics;
+  auto content = CachedBlob(params.content);
+  auto style = content.ok() ? CachedBlob(params.style) : content.status();
+  if (!content.ok() || !style.ok()) {
+    result = content.ok() ? style.status() : content.status();
+    // A coordinator that is away is no fault of the run: leave it to the
+    // lease, which re-queues it.
+    if (absl::IsUnavailable(result) || absl::IsDeadlineExceeded(result)) return result;
+  } else {
+    params.content = *content;
+    params.style = *style;
+
+    std::atomic<int> current_step{0};
+    std::mutex beat_mu;
+    std::condition_variable beat_cv;
+    bool done = false;
+    std::thread heartbeat([&] {
+      std::unique_lock<std::mutex> lock(beat_mu);
+      while (!done) {
+        beat_cv.wait_for(lock, std::chrono::milliseconds(settings_.heartbeat_ms));
+        if (done) break;
+        lock.unlock();
+        auto stop = client_.Heartbeat(agent, run.run_id, run.attempt, current_step);
+        if (stop.ok() && *stop) revoked = true;
+        if (!stop.ok()) spdlog::warn("heartbeat failed: {}", std::string(stop.status().message()));
+        if (absl::Status s = metrics.Flush(client_, agent, run.run_id, run.attempt); absl::IsFailedPrecondition(s)) {
+          revoked = true;
+        }
+        lock.lock();
+      }
+    });
+
+    EngineCallbacks callbacks;
+    callbacks.on_step = [&](const StepMetrics& m) {
+      current_step = m.step;
+      metrics.Add(m);
+    };
+    callbacks.on_snapshot = [&](int step, const std::string& png) -> absl::Status {
+      absl::Status s = client_.UploadSnapshot(agent, run.run_id, run.attempt, step, step == params.steps, png);
+      if (absl::IsFailedPrecondition(s)) revoked = true;
+      return s;
+    };
+    callbacks.should_stop = [&] { return stopping_.load() || revoked.load(); };
+    result = engine_.Run(params, callbacks);
+
+    {
+      std::lock_guard<std::mutex> lock(beat_mu);
+      done = true;
+    }
+    beat_cv.notify_all();
+    heartbeat.join();
+  }
+
+  if (revoked) {
+    spdlog::warn("run {} attempt {} was taken away by the coordinator; dropped", run.run_id, run.attempt);
+    return true;
+  }
+  if (stopping_ && absl::IsCancelled(result)) {
+    // Not reported: the lease runs out and the coordinator hands the run to
+    // another agent, with the losses sent so far kept under this attempt.
+    (void)metrics.Flush(client_, agent, run.run_id, run.attempt);
+    spdlog::warn("run {} attempt {} interrupted by shutdown; it will be retried elsewhere", run.run_id, run.attempt);
+    return true;
+  }
+  if (absl::Status s = metrics.Flush(client_, agent, run.run_id, run.attempt); !s.ok()) {
+    return absl::Status(s.code(), absl::StrCat("could not report losses of run ", run.run_id, ": ", s.message()));
+  }
+  const RunState state = result.ok() ? RunState::kSucceeded : RunState::kFailed;
+  if (!result.ok()) spdlog::error("run {} failed: {}", run.run_id, std::string(result.message()));
+  if (absl::Status s = client_.Complete(agent, run.run_id, run.attempt, state, std::string(result.message()));
+      !s.ok()) {
+    return absl::Status(s.code(), absl::StrCat("could not report the end of run ", run.run_id, ": ", s.message()));
+  }
+  spdlog::info("run {} attempt {} {}", run.run_id, run.attempt, std::string(RunStateName(state)));
+  return true;
+}
+
+absl::Status Runner::Serve() {
+  if (absl::Status s = Register(); !s.ok()) return absl::IsCancelled(s) ? absl::OkStatus() : s;
+  int64_t backoff_ms = 200;
+  std::mt19937_64 rng{std::random_device{}()};
+  while (!stopping_) {
+    auto worked = RunOne();
+    if (worked.ok()) {
+      backoff_ms = 200;
+      if (!*worked && !WaitFor(options_.idle_poll_ms)) break;
+      continue;
+    }
+    if (absl::IsNotFound(worked.status())) {
+      // The coordinator does not know us (a new database): register again.
+      if (absl::Status s = Register(); !s.ok()) return absl::IsCancelled(s) ? absl::OkStatus() : s;
+      continue;
+    }
+    if (absl::IsUnauthenticated(worked.status()) || absl::IsPermissionDenied(worked.status())) {
+      return worked.status();
+    }
+    spdlog::warn("{}; retrying", std::string(worked.status().message()));
+    if (!WaitFor(std::uniform_int_distribution<int64_t>(backoff_ms / 2, backoff_ms)(rng))) break;
+    backoff_ms = std::min(backoff_ms * 2, options_.max_backoff_ms);
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace stylesweep

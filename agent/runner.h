@@ -1,0 +1,62 @@
+#ifndef STYLESWEEP_AGENT_RUNNER_H_
+#define STYLESWEEP_AGENT_RUNNER_H_
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <mutex>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "agent/client/coordinator_client.h"
+#include "agent/engine/engine.h"
+
+namespace stylesweep {
+
+struct RunnerOptions {
+  AgentIdentity identity;
+  std::string cache_dir;        // where fetched input images are kept
+  int64_t idle_poll_ms = 1000;  // wait between lease requests when idle
+  int64_t max_backoff_ms = 10000;
+};
+
+// An agent's work loop: lease a run, fetch its images, run the engine while
+// heartbeating and streaming losses and snapshots, report the outcome, repeat.
+// Thread-compatible: one thread calls Serve or RunOne; Stop may be called from
+// any thread.
+class Runner {
+ public:
+  Runner(CoordinatorClient& client, Engine& engine, RunnerOptions options);
+
+  // Registers with the coordinator (retrying until it answers or Stop).
+  absl::Status Register();
+
+  // Leases and executes one run. Returns false when nothing was queued. The
+  // run's own failure (a bad image, say) is reported to the coordinator and is
+  // not an error here; an error means the coordinator could not be told.
+  absl::StatusOr<bool> RunOne();
+
+  // Registers, then runs until Stop(). Waits idle_poll_ms when idle and backs
+  // off (with jitter) while the coordinator is unreachable.
+  absl::Status Serve();
+
+  // Asks Serve to return; a run in progress is cancelled and handed back.
+  void Stop();
+
+ private:
+  // Waits up to `ms` or until Stop(); returns false if stopping.
+  bool WaitFor(int64_t ms);
+  absl::StatusOr<std::string> CachedBlob(const std::string& blob_id);
+
+  CoordinatorClient& client_;
+  Engine& engine_;
+  RunnerOptions options_;
+  AgentSettings settings_;
+  std::atomic<bool> stopping_{false};
+  std::mutex mu_;
+  std::condition_variable cv_;
+};
+
+}  // namespace stylesweep
+
+#endif  // STYLESWEEP_AGENT_RUNNER_H_

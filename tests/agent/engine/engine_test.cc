@@ -1,0 +1,489 @@
+#include "agent/engine/engine.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <torch/csrc/autograd/autograd.h>
+#include <torch/cuda.h>
+#include <torch/types.h>
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "agent/engine/image_io.h"
+#include "agent/engine/style_transfer.h"
+#include "agent/engine/weights.h"
+#include "tests/agent/engine/weights_fixtures.h"
+
+namespace stylesweep {
+namespace {
+
+using ::testing::AllOf;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using namespace engine_testing;
+
+// A deterministic test picture: smooth gradients plus a hashed texture, as
+// 8-bit code values (what the engine will read back from the PNG).
+std::vector<uint8_t> Picture(int width, int height, int salt) {
+  std::vector<uint8_t> bytes(static_cast<size_t>(width) * height * 3);
+  for (int y = 0; y < height; ++y) {
+    for (int x = 0; x < width; ++x) {
+      for (int c = 0; c < 3; ++c) {
+        const uint32_t hash = (x * 73856093u) ^ (y * 19349663u) ^ (c * 83492791u) ^ (salt * 2654435761u);
+        const int smooth = (x * 255 / width + y * 128 / height + c * 60 + salt * 40) % 256;
+        bytes[(static_cast<size_t>(y) * width + x) * 3 + c] = static_cast<uint8_t>((smooth + hash % 61) % 256);
+      }
+    }
+  }
+  return bytes;
+}
+
+std::string WritePicture(const std::string& path, int width, int height, int salt) {
+  Image image;
+  image.width = width;
+  image.height = height;
+  for (uint8_t b : Picture(width, height, salt)) image.pixels.push_back(b / 255.0f);
+  absl::StatusOr<std::string> png = EncodePng(image);
+  EXPECT_TRUE(png.ok()) << png.status();
+  WriteBytes(path, *png);
+  return path;
+}
+
+// The picture as the 1 x 3 x H x W tensor the reference route starts from.
+torch::Tensor PictureTensor(int width, int height, int salt) {
+  std::vector<uint8_t> bytes = Picture(width, height, salt);
+  return torch::from_blob(bytes.data(), {height, width, 3}, torch::kUInt8)
+             .permute({2, 0, 1})
+             .unsqueeze(0)
+             .to(torch::kFloat) /
+         255.0f;
+}
+
+struct Recorded {
+  std::vector<StepMetrics> rows;
+  std::map<int, std::string> snapshots;
+  EngineCallbacks callbacks;
+};
+
+// Callbacks that record everything; `recorded` must outlive the run.
+void Record(Recorded& recorded) {
+  recorded.callbacks.on_step = [&recorded](const StepMetrics& m) { recorded.rows.push_back(m); };
+  recorded.callbacks.on_snapshot = [&recorded](int step, const std::string& png) {
+    EXPECT_EQ(recorded.snapshots.count(step), 0u) << "snapshot " << step << " taken twice";
+    recorded.snapshots[step] = png;
+    return absl::OkStatus();
+  };
+}
+
+class EngineTest : public ::testing::Test {
+ protected:
+  // ctest runs each test in its own process, so the costly fixtures (a
+  // 66 MB weights file, half a second for a random network) are made on
+  // first use rather than for the whole suite.
+  static void SetUpTestSuite() {
+    dir_ = new std::string(MakeTempDir("engine_test"));
+    WritePicture(*dir_ + "/content.png", 32, 24, 1);
+    WritePicture(*dir_ + "/style.png", 24, 32, 2);
+  }
+
+  static void TearDownTestSuite() {
+    delete random_engine_;
+    random_engine_ = nullptr;
+    std::filesystem::remove_all(*dir_);
+    delete dir_;
+  }
+
+  static std::string Path(const std::string& name) { return *dir_ + "/" + name; }
+
+  // Random convolutions up to block5_conv2, the deepest default layer, as
+  // RandomConvs(14, 42) gives them.
+  static std::string WeightsFile() {
+    const std::string path = Path("vgg19_to_block5_conv2.pth");
+    if (!std::filesystem::exists(path)) WriteDictPickle(path, RandomConvs(14, 42));
+    return path;
+  }
+
+  // An engine with the random network, shared by the tests of one process.
+  static Engine* RandomEngine() {
+    if (random_engine_ == nullptr) random_engine_ = MakeEngine().release();
+    return random_engine_;
+  }
+
+  static RunParams SmallRun(int steps) {
+    RunParams params;
+    params.content = Path("content.png");
+    params.style = Path("style.png");
+    params.image_size = 32;
+    params.steps = steps;
+    params.snapshot_every = 0;
+    return params;
+  }
+
+  static std::unique_ptr<Engine> MakeEngine(const std::string& weights = "") {
+    EngineOptions options;
+    options.weights_path = weights;
+    // 32 px images gain nothing from more threads, and on a busy machine
+    // (parallel builds) OpenMP's barriers make several threads much slower.
+    options.threads = 1;
+    absl::StatusOr<std::unique_ptr<Engine>> engine = CreateTorchEngine(options);
+    EXPECT_TRUE(engine.ok()) << engine.status();
+    return engine.ok() ? *std::move(engine) : nullptr;
+  }
+
+  static std::string* dir_;
+  static Engine* random_engine_;
+};
+
+std::string* EngineTest::dir_ = nullptr;
+Engine* EngineTest::random_engine_ = nullptr;
+
+// |actual - expected| <= tolerance relative to the larger of the two, or
+// to `floor` for values that are zero up to rounding (the content loss of
+// the content image itself).
+void ExpectRelativelyClose(double actual, double expected, double tolerance, const std::string& what,
+                           double floor = 0) {
+  EXPECT_LE(std::abs(actual - expected), tolerance * std::max({std::abs(actual), std::abs(expected), floor}))
+      << what << ": " << actual << " vs " << expected;
+}
+
+// The tutorial's algorithm written out independently of the engine's code:
+// its own conv stack, preprocessing, Gram matrices and losses (the test body
+// adds TF-form Adam). It computes in double precision, so the comparison
+// measures the engine's float32 error alone: about 1e-6 relative on the
+// losses and 4e-6 on pixels after two steps, against the 1e-5 asserted.
+class ReferenceRoute {
+ public:
+  ReferenceRoute(const NamedTensors& convs, const RunParams& params, const torch::Tensor& content,
+                 const torch::Tensor& style)
+      : convs_(convs), params_(params) {
+    for (auto& [name, tensor] : convs_) tensor = tensor.to(torch::kDouble);
+    torch::NoGradGuard no_grad;
+    std::map<int, torch::Tensor> s = Taps(style);
+    std::map<int, torch::Tensor> c = Taps(content);
+    for (int tap : kStyleTaps) style_targets_.push_back(Gram(s[tap]));
+    content_target_ = c[kContentTap];
+  }
+
+  struct Result {
+    double content, style, tv, total;
+    torch::Tensor gradient;
+  };
+
+  Result Evaluate(const torch::Tensor& image) {
+    torch::Tensor x = image.detach().clone().requires_grad_(true);
+    std::map<int, torch::Tensor> f = Taps(x);
+    torch::Tensor style = torch::zeros({});
+    for (size_t i = 0; i < kStyleTaps.size(); ++i) {
+      style = style + (Gram(f[kStyleTaps[i]]) - style_targets_[i]).pow(2).mean();
+    }
+    style = style * (params_.style_weight / 5);
+    torch::Tensor content = (f[kContentTap] - content_target_).pow(2).mean() * params_.content_weight;
+    torch::Tensor tv =
+        params_.tv_weight * ((x.narrow(2, 1, x.size(2) - 1) - x.narrow(2, 0, x.size(2) - 1)).abs().sum() +
+                             (x.narrow(3, 1, x.size(3) - 1) - x.narrow(3, 0, x.size(3) - 1)).abs().sum());
+    torch::Tensor total = style + content + tv;
+    torch::Tensor gradient = torch::autograd::grad({total}, {x})[0];
+    return {content.item<double>(), style.item<double>(), tv.item<double>(), total.item<double>(), gradient};
+  }
+
+ private:
+  static constexpr int kContentTap = 31;                                 // block5_conv2
+  static inline const std::vector<int> kStyleTaps = {1, 6, 11, 20, 29};  // blockN_conv1
+
+  std::map<int, torch::Tensor> Taps(const torch::Tensor& rgb) {
+    const torch::Tensor mean = torch::tensor({0.485f, 0.456f, 0.406f}).to(torch::kDouble).view({1, 3, 1, 1});
+    const torch::Tensor std = torch::tensor({0.229f, 0.224f, 0.225f}).to(torch::kDouble).view({1, 3, 1, 1});
+    torch::Tensor x = (rgb.to(torch::kDouble) - mean) / std;
+    std::map<int, torch::Tensor> taps;
+    int index = 0;
+    size_t conv = 0;
+    for (int entry : Vgg19Config()) {
+      if (index > kContentTap) break;
+      if (entry == 0) {
+        x = torch::max_pool2d(x, {2, 2}, {2, 2});
+        index += 1;
+        continue;
+      }
+      x = torch::relu(torch::conv2d(x, convs_[2 * conv].second, convs_[2 * conv + 1].second, 1, 1));
+      taps[index + 1] = x;
+      index += 2;
+      ++conv;
+    }
+    return taps;
+  }
+
+  static torch::Tensor Gram(const torch::Tensor& f) {
+    const torch::Tensor m = f.view({f.size(1), f.size(2) * f.size(3)});
+    return m.matmul(m.transpose(0, 1)) / static_cast<double>(f.size(2) * f.size(3));
+  }
+
+  NamedTensors convs_;
+  RunParams params_;
+  std::vector<torch::Tensor> style_targets_;
+  torch::Tensor content_target_;
+};
+
+TEST_F(EngineTest, MatchesAnIndependentComputationOfTheTutorial) {
+  // Weights that give the three terms comparable gradients with this
+  // network and these images, so each one's gradient is checked (with the
+  // tutorial's, total variation would dominate), and a step size that moves
+  // the image far enough from the content image for the content loss to be
+  // well conditioned.
+  RunParams params = SmallRun(2);
+  params.style_weight = 1e8;
+  params.content_weight = 1e8;
+  params.tv_weight = 1;
+  params.learning_rate = 0.05;
+  const NamedTensors convs = RandomConvs(14, 42);
+  ReferenceRoute reference(convs, params, PictureTensor(32, 24, 1), PictureTensor(24, 32, 2));
+
+  // The reference: losses of the images after 0, 1 and 2 TF-Adam updates.
+  torch::Tensor x = PictureTensor(32, 24, 1).to(torch::kDouble);
+  torch::Tensor m = torch::zeros_like(x), v = torch::zeros_like(x);
+  std::vector<ReferenceRoute::Result> expected;
+  for (int t = 1; t <= 3; ++t) {
+    expected.push_back(reference.Evaluate(x));
+    if (t == 3) break;
+    const torch::Tensor& g = expected.back().gradient;
+    m = 0.99 * m + 0.01 * g;
+    v = 0.999 * v + 0.001 * g * g;
+    const double lr_t = params.learning_rate * std::sqrt(1 - std::pow(0.999, t)) / (1 - std::pow(0.99, t));
+    x = torch::clamp(x - lr_t * m / (torch::sqrt(v) + 0.1), 0, 1);
+  }
+
+  absl::StatusOr<Vgg19Features> net = LoadVgg19(WeightsFile());
+  ASSERT_TRUE(net.ok()) << net.status();
+  Recorded recorded;
+  Record(recorded);
+  torch::Tensor image;
+  ASSERT_TRUE(RunStyleTransfer(*net, params, StyleTransferOptions(), recorded.callbacks, &image).ok());
+
+  ASSERT_EQ(recorded.rows.size(), 3u);
+  for (int t = 0; t < 3; ++t) {
+    const StepMetrics& row = recorded.rows[t];
+    const std::string at = "step " + std::to_string(t);
+    EXPECT_EQ(row.step, t);
+    ExpectRelativelyClose(row.content, expected[t].content, 1e-5, at + " content", 1e-6 * expected[t].total);
+    ExpectRelativelyClose(row.style, expected[t].style, 1e-5, at + " style");
+    ExpectRelativelyClose(row.tv, expected[t].tv, 1e-5, at + " tv");
+    ExpectRelativelyClose(row.total, expected[t].total, 1e-5, at + " total");
+  }
+  EXPECT_GT(recorded.rows[1].content, 0);  // the image moved
+  ASSERT_EQ(image.sizes(), x.sizes());
+  EXPECT_LE((image - x).abs().max().item<double>(), 1e-5 * x.abs().max().item<double>());
+
+  // The engine (threads, weights cache, validation around the same loop)
+  // reports the same step 0.
+  std::unique_ptr<Engine> engine = MakeEngine(WeightsFile());
+  ASSERT_NE(engine, nullptr);
+  Recorded via_engine;
+  Record(via_engine);
+  params.steps = 1;
+  ASSERT_TRUE(engine->Run(params, via_engine.callbacks).ok());
+  ExpectRelativelyClose(via_engine.rows[0].total, expected[0].total, 1e-5, "engine step 0 total");
+}
+
+TEST_F(EngineTest, ReportsEveryStepAndSnapshotsOnSchedule) {
+  Engine* engine = RandomEngine();
+  ASSERT_NE(engine, nullptr);
+  EXPECT_EQ(engine->Describe(), "cpu, 1 thread, random weights");
+
+  RunParams params = SmallRun(5);
+  params.snapshot_every = 2;
+  Recorded recorded;
+  Record(recorded);
+  ASSERT_TRUE(engine->Run(params, recorded.callbacks).ok());
+
+  ASSERT_EQ(recorded.rows.size(), 6u);
+  for (int t = 0; t <= 5; ++t) {
+    const StepMetrics& row = recorded.rows[t];
+    EXPECT_EQ(row.step, t);
+    EXPECT_EQ(row.style_per_layer.size(), 5u);
+    double per_layer = 0;
+    for (double s : row.style_per_layer) per_layer += s;
+    ExpectRelativelyClose(per_layer, row.style, 1e-5, "sum of style layers");
+    ExpectRelativelyClose(row.content + row.style + row.tv, row.total, 1e-5, "total");
+    if (t == 0) {
+      EXPECT_EQ(row.step_seconds, 0);
+      EXPECT_LT(row.content, 1e-6 * row.total);  // the image starts as the content image
+    } else {
+      EXPECT_GT(row.step_seconds, 0);
+    }
+  }
+  EXPECT_LT(recorded.rows[5].total, recorded.rows[0].total);
+
+  std::vector<int> steps;
+  for (const auto& [step, png] : recorded.snapshots) {
+    steps.push_back(step);
+    absl::StatusOr<Image> image = DecodeImage(png, "snapshot");
+    ASSERT_TRUE(image.ok()) << image.status();
+    EXPECT_EQ(image->width, 32);
+    EXPECT_EQ(image->height, 24);
+  }
+  EXPECT_THAT(steps, ElementsAre(2, 4, 5));
+
+  // The final step is snapshotted once even when it is also on the schedule,
+  // and with snapshot_every 0 it is the only one.
+  params.steps = 4;
+  Recorded on_schedule;
+  Record(on_schedule);
+  ASSERT_TRUE(engine->Run(params, on_schedule.callbacks).ok());
+  EXPECT_EQ(on_schedule.snapshots.size(), 2u);
+  EXPECT_EQ(on_schedule.snapshots.count(4), 1u);
+  params.snapshot_every = 0;
+  Recorded final_only;
+  Record(final_only);
+  ASSERT_TRUE(engine->Run(params, final_only.callbacks).ok());
+  EXPECT_EQ(final_only.snapshots.size(), 1u);
+  EXPECT_EQ(final_only.snapshots.count(4), 1u);
+}
+
+TEST_F(EngineTest, RandomWeightsBalanceTheStyleLayers) {
+  // Normalised by their targets, no layer's term dwarfs the others, as raw
+  // terms of a random network do (by orders of magnitude).
+  Engine* engine = RandomEngine();
+  ASSERT_NE(engine, nullptr);
+  Recorded recorded;
+  Record(recorded);
+  ASSERT_TRUE(engine->Run(SmallRun(1), recorded.callbacks).ok());
+  const std::vector<double>& layers = recorded.rows[0].style_per_layer;
+  const auto [low, high] = std::minmax_element(layers.begin(), layers.end());
+  EXPECT_GT(*low, 0);
+  EXPECT_LT(*high / *low, 1e3);
+}
+
+TEST_F(EngineTest, SameSeedGivesABitIdenticalImage) {
+  RunParams params = SmallRun(3);
+  params.seed = 11;
+  std::string first, second, fresh;
+  auto final_png = [](std::string* out) {
+    EngineCallbacks callbacks;
+    callbacks.on_snapshot = [out](int, const std::string& png) {
+      *out = png;
+      return absl::OkStatus();
+    };
+    return callbacks;
+  };
+  Engine* engine = RandomEngine();
+  ASSERT_NE(engine, nullptr);
+  ASSERT_TRUE(engine->Run(params, final_png(&first)).ok());
+  ASSERT_TRUE(engine->Run(params, final_png(&second)).ok());
+  std::unique_ptr<Engine> other = MakeEngine();
+  ASSERT_NE(other, nullptr);
+  ASSERT_TRUE(other->Run(params, final_png(&fresh)).ok());
+  ASSERT_FALSE(first.empty());
+  EXPECT_EQ(first, second);
+  EXPECT_EQ(first, fresh);
+}
+
+TEST_F(EngineTest, CaffePreprocessingRuns) {
+  std::unique_ptr<Engine> engine = MakeEngine(WeightsFile());
+  ASSERT_NE(engine, nullptr);
+  RunParams params = SmallRun(1);
+  Recorded torchvision, caffe;
+  Record(torchvision);
+  Record(caffe);
+  ASSERT_TRUE(engine->Run(params, torchvision.callbacks).ok());
+  params.preprocess = "caffe";
+  ASSERT_TRUE(engine->Run(params, caffe.callbacks).ok());
+  // 0..255 inputs give activations tens of times larger, Gram terms ~10^6 x.
+  EXPECT_GT(caffe.rows[0].style, torchvision.rows[0].style * 1e3);
+}
+
+TEST_F(EngineTest, ShouldStopCancelsBetweenSteps) {
+  Engine* engine = RandomEngine();
+  ASSERT_NE(engine, nullptr);
+  Recorded recorded;
+  Record(recorded);
+  recorded.callbacks.should_stop = [&recorded] { return recorded.rows.size() >= 2; };
+  absl::Status status = engine->Run(SmallRun(50), recorded.callbacks);
+  EXPECT_EQ(status.code(), absl::StatusCode::kCancelled) << status;
+  EXPECT_EQ(recorded.rows.size(), 2u);
+  EXPECT_TRUE(recorded.snapshots.empty());
+}
+
+TEST_F(EngineTest, FailingSnapshotAbortsTheRun) {
+  Engine* engine = RandomEngine();
+  ASSERT_NE(engine, nullptr);
+  RunParams params = SmallRun(6);
+  params.snapshot_every = 2;
+  int rows = 0;
+  EngineCallbacks callbacks;
+  callbacks.on_step = [&rows](const StepMetrics&) { ++rows; };
+  callbacks.on_snapshot = [](int, const std::string&) { return absl::ResourceExhaustedError("disk full"); };
+  absl::Status status = engine->Run(params, callbacks);
+  EXPECT_EQ(status.code(), absl::StatusCode::kResourceExhausted) << status;
+  EXPECT_EQ(rows, 3);  // steps 0, 1, 2
+}
+
+TEST_F(EngineTest, UnreadableImagesNameThePath) {
+  Engine* engine = RandomEngine();
+  ASSERT_NE(engine, nullptr);
+  RunParams params = SmallRun(1);
+  params.content = Path("missing.png");
+  absl::Status missing = engine->Run(params, {});
+  EXPECT_EQ(missing.code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(std::string(missing.message()), AllOf(HasSubstr("content image"), HasSubstr(Path("missing.png"))));
+
+  WriteBytes(Path("corrupt.png"), "\x89PNG\r\n\x1a\n but no chunks");
+  params = SmallRun(1);
+  params.style = Path("corrupt.png");
+  absl::Status corrupt = engine->Run(params, {});
+  EXPECT_EQ(corrupt.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(corrupt.message()), AllOf(HasSubstr("style image"), HasSubstr(Path("corrupt.png"))));
+}
+
+TEST_F(EngineTest, BadParametersAndLayersBeyondTheWeightsAreRejected) {
+  WriteDictPickle(Path("two_convs.pth"), RandomConvs(2, 3));
+  std::unique_ptr<Engine> engine = MakeEngine(Path("two_convs.pth"));
+  ASSERT_NE(engine, nullptr);
+  absl::Status deep = engine->Run(SmallRun(1), {});
+  EXPECT_EQ(deep.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(deep.message()),
+              AllOf(HasSubstr("block2_conv1"), HasSubstr(Path("two_convs.pth")), HasSubstr("block1_conv2")));
+
+  RunParams shallow = SmallRun(1);
+  shallow.style_layers = {"relu1_1"};  // aliases are accepted
+  shallow.content_layers = {"conv1_2"};
+  EXPECT_TRUE(engine->Run(shallow, {}).ok());
+
+  shallow.steps = 0;
+  EXPECT_EQ(engine->Run(shallow, {}).code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST_F(EngineTest, UnusableWeightsFailCreationWithTheConvertCommand) {
+  WriteBytes(Path("garbage.pth"), "garbage bytes, not a model");
+  NamedTensors misshaped = RandomConvs(2, 4);
+  misshaped[0].second = torch::zeros({64, 3, 7, 7});
+  WriteDictPickle(Path("misshaped.pth"), misshaped);
+  for (const std::string name : {"garbage.pth", "misshaped.pth"}) {
+    EngineOptions options;
+    options.weights_path = Path(name);
+    absl::StatusOr<std::unique_ptr<Engine>> engine = CreateTorchEngine(options);
+    ASSERT_FALSE(engine.ok()) << name;
+    EXPECT_EQ(engine.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_THAT(std::string(engine.status().message()),
+                AllOf(HasSubstr(Path(name)), HasSubstr("python3 tools/convert_vgg19_weights.py IN.pth OUT.pth")));
+  }
+}
+
+TEST_F(EngineTest, UnavailableDevicesAreNamed) {
+  EngineOptions options;
+  options.device = "tpu:0";
+  absl::StatusOr<std::unique_ptr<Engine>> tpu = CreateTorchEngine(options);
+  EXPECT_EQ(tpu.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(tpu.status().message()), HasSubstr("'tpu:0'"));
+
+  if (torch::cuda::is_available()) GTEST_SKIP() << "this LibTorch has CUDA";
+  options.device = "cuda:0";
+  absl::StatusOr<std::unique_ptr<Engine>> cuda = CreateTorchEngine(options);
+  EXPECT_EQ(cuda.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(cuda.status().message()), HasSubstr("'cuda:0'"));
+}
+
+}  // namespace
+}  // namespace stylesweep

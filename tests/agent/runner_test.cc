@@ -1,0 +1,142 @@
+// The agent's work loop against a real coordinator served in-process over
+// loopback gRPC, with a fake engine: the whole protocol, no torch, fast.
+
+#include "agent/runner.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "common/files.h"
+#include "coordinator/server.h"
+#include "stylesweep/v1/coordinator.grpc.pb.h"
+#include "tests/testing/fake_engine.h"
+
+namespace stylesweep {
+namespace {
+
+using ::testing::HasSubstr;
+
+class RunnerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() /
+           ("runner_test_" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
+    std::filesystem::remove_all(dir_);
+    std::filesystem::create_directories(dir_);
+  }
+
+  void StartServer(const std::string& token = "") {
+    CoordinatorConfig config;
+    config.listen = "127.0.0.1:0";
+    config.db = (dir_ / "db.sqlite").string();
+    config.artifacts = (dir_ / "artifacts").string();
+    config.security.token = token;
+    auto server = CoordinatorServer::Start(config);
+    ASSERT_TRUE(server.ok()) << server.status();
+    server_ = std::move(*server);
+  }
+
+  std::unique_ptr<CoordinatorClient> Client(const std::string& token = "") {
+    GrpcClientOptions options;
+    options.security.token = token;
+    options.retry_budget_ms = 2000;
+    auto client = CreateGrpcCoordinatorClient(server_->address(), options);
+    EXPECT_TRUE(client.ok());
+    return std::move(*client);
+  }
+
+  int64_t Submit(const std::string& yaml, const std::map<std::string, std::string>& files) {
+    auto result = server_->scheduler().Submit(yaml, "test.yaml", files, false);
+    EXPECT_TRUE(result.ok()) << result.status();
+    return result.ok() ? result->sweep.id : 0;
+  }
+
+  RunnerOptions Options(const std::string& name) {
+    RunnerOptions options;
+    options.identity = {name, "localhost", "cpu", "fake"};
+    options.cache_dir = (dir_ / ("cache-" + name)).string();
+    return options;
+  }
+
+  std::filesystem::path dir_;
+  std::unique_ptr<CoordinatorServer> server_;
+};
+
+const std::string kPng = testing::FakeEngine::FakePng(0);
+
+TEST_F(RunnerTest, RunsEverySweepRunAndRecordsLossesAndSnapshots) {
+  StartServer();
+  const int64_t sweep = Submit(
+      "content: c.png\nstyle: s.png\nparameters:\n  style_weight: {values: [1, 2]}\n  steps: {value: 4}\n"
+      "  snapshot_every: {value: 2}\n",
+      {{"c.png", kPng + "c"}, {"s.png", kPng + "s"}});
+  auto client = Client();
+  testing::FakeEngine engine;
+  Runner runner(*client, engine, Options("a1"));
+  ASSERT_TRUE(runner.Register().ok());
+  EXPECT_TRUE(*runner.RunOne());
+  EXPECT_TRUE(*runner.RunOne());
+  EXPECT_FALSE(*runner.RunOne());  // nothing left
+
+  auto runs = server_->store().ListRuns(sweep);
+  ASSERT_TRUE(runs.ok());
+  ASSERT_EQ(runs->size(), 2u);
+  for (const RunRecord& run : *runs) {
+    EXPECT_EQ(run.state, RunState::kSucceeded) << run.error;
+    EXPECT_EQ(run.agent, "a1");
+    EXPECT_EQ(run.last_step, 4);
+    auto metrics = server_->store().GetMetrics(run.id, 0);
+    ASSERT_TRUE(metrics.ok());
+    ASSERT_EQ(metrics->size(), 5u);  // steps 0..4
+    for (int i = 0; i < 5; ++i) EXPECT_EQ((*metrics)[i].step, i);
+    auto snapshots = server_->store().ListSnapshots(run.id);
+    ASSERT_TRUE(snapshots.ok());
+    ASSERT_EQ(snapshots->size(), 2u);  // step 2, and step 4 (final)
+    ASSERT_FALSE(run.final_snapshot.empty());
+    auto png = ReadFileToString((dir_ / "artifacts" / run.final_snapshot).string());
+    ASSERT_TRUE(png.ok()) << png.status();
+    EXPECT_EQ(*png, testing::FakeEngine::FakePng(4));
+  }
+  // Images were fetched once and cached.
+  EXPECT_EQ(std::distance(std::filesystem::recursive_directory_iterator(dir_ / "cache-a1"), {}), 3);  // blobs/ + 2
+}
+
+TEST_F(RunnerTest, AFailingRunIsRecordedAndTheSweepGoesOn) {
+  StartServer();
+  const int64_t grid = Submit("style: s.png\nsteps: 2\nparameters:\n  content: {values: [bad.png, good.png]}\n",
+                              {{"bad.png", "not an image"}, {"good.png", kPng + "g"}, {"s.png", kPng + "s"}});
+  auto client = Client();
+  testing::FakeEngine engine;
+  Runner runner(*client, engine, Options("a1"));
+  ASSERT_TRUE(runner.Register().ok());
+  while (*runner.RunOne()) {
+  }
+  auto runs = server_->store().ListRuns(grid);
+  ASSERT_TRUE(runs.ok());
+  ASSERT_EQ(runs->size(), 2u);
+  EXPECT_EQ((*runs)[0].state, RunState::kFailed);
+  EXPECT_THAT((*runs)[0].error, HasSubstr("cannot decode image"));
+  EXPECT_EQ((*runs)[1].state, RunState::kSucceeded);
+}
+
+TEST_F(RunnerTest, TokenIsRequiredWhenConfigured) {
+  StartServer("s3cret");
+  testing::FakeEngine engine;
+  auto anonymous = Client();
+  Runner without(*anonymous, engine, Options("a1"));
+  absl::Status refused = without.Register();
+  EXPECT_TRUE(absl::IsUnauthenticated(refused)) << refused;
+
+  auto wrong = Client("guess");
+  Runner guessing(*wrong, engine, Options("a2"));
+  EXPECT_TRUE(absl::IsUnauthenticated(guessing.Register()));
+
+  auto right = Client("s3cret");
+  Runner with(*right, engine, Options("a3"));
+  EXPECT_TRUE(with.Register().ok());
+}
+
+}  // namespace
+}  // namespace stylesweep

@@ -1,0 +1,174 @@
+// Starts the real binaries on loopback: a coordinator on a free port, one
+// agent with the real engine, and the CLI to submit a 2-run sweep at 32 px and
+// 3 steps and to report on it.
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "common/files.h"
+#include "coordinator/store/store.h"
+#include "tests/testing/subprocess.h"
+
+namespace stylesweep {
+namespace {
+
+using ::testing::HasSubstr;
+using testing::RunCommand;
+using testing::Subprocess;
+using testing::WaitUntil;
+
+namespace fs = std::filesystem;
+
+class EndToEndTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() /
+           ("stylesweep_e2e_" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+    bin_ = STYLESWEEP_BIN_DIR;
+    images_ = fs::path(STYLESWEEP_SOURCE_DIR) / "configs" / "images";
+  }
+
+  // Starts a coordinator on a free loopback port and returns its address.
+  std::string StartCoordinator() {
+    const std::string address_file = (dir_ / "address").string();
+    coordinator_ = std::make_unique<Subprocess>(
+        std::vector<std::string>{bin_ + "/stylesweep-coordinator", "--listen", "127.0.0.1:0", "--db",
+                                 (dir_ / "sweeps.db").string(), "--artifacts", (dir_ / "artifacts").string(),
+                                 "--address-file", address_file},
+        (dir_ / "coordinator.log").string());
+    EXPECT_TRUE(WaitUntil([&] { return fs::exists(address_file); }, 20000)) << coordinator_->Log();
+    auto address = ReadFileToString(address_file);
+    std::string a = address.ok() ? *address : "";
+    while (!a.empty() && a.back() == '\n') a.pop_back();
+    return a;
+  }
+
+  fs::path dir_;
+  std::string bin_;
+  fs::path images_;
+  std::unique_ptr<Subprocess> coordinator_;
+};
+
+TEST_F(EndToEndTest, CoordinatorAgentAndCliRunASweep) {
+  const std::string address = StartCoordinator();
+  ASSERT_FALSE(address.empty());
+
+  const fs::path sweep = dir_ / "tiny.yaml";
+  {
+    std::ofstream out(sweep);
+    out << "name: tiny\n"
+        << "content: " << (images_ / "cat.png").string() << "\n"
+        << "style: " << (images_ / "starry_night.jpg").string() << "\n"
+        << "parameters:\n"
+        << "  style_weight: {values: [0.01, 1.0]}\n"
+        << "  steps: {value: 3}\n"
+        << "  image_size: {value: 32}\n"
+        << "  snapshot_every: {value: 2}\n";
+  }
+  std::string output;
+  ASSERT_EQ(RunCommand({bin_ + "/stylesweep", "submit", sweep.string(), "--coordinator", address}, &output), 0)
+      << output;
+  EXPECT_THAT(output, HasSubstr("2 runs queued"));
+
+  Subprocess agent({bin_ + "/stylesweep-agent", "--coordinator", address, "--threads", "1", "--name", "e2e-agent",
+                    "--cache-dir", (dir_ / "cache").string()},
+                   (dir_ / "agent.log").string());
+
+  auto finished = [&] {
+    SqliteStoreOptions options;
+    options.read_only = true;
+    auto store = OpenSqliteStore((dir_ / "sweeps.db").string(), options);
+    if (!store.ok()) return false;
+    auto runs = (*store)->ListRuns(1);
+    if (!runs.ok() || runs->size() != 2) return false;
+    for (const RunRecord& run : *runs) {
+      if (!IsTerminal(run.state)) return false;
+    }
+    return true;
+  };
+  ASSERT_TRUE(WaitUntil(finished, 240000)) << "agent log:\n" << agent.Log() << "\ncoordinator log:\n"
+                                           << coordinator_->Log();
+
+  SqliteStoreOptions read_only;
+  read_only.read_only = true;
+  auto store = OpenSqliteStore((dir_ / "sweeps.db").string(), read_only);
+  ASSERT_TRUE(store.ok());
+  auto runs = (*store)->ListRuns(1);
+  ASSERT_TRUE(runs.ok());
+  for (const RunRecord& run : *runs) {
+    EXPECT_EQ(run.state, RunState::kSucceeded) << run.error;
+    EXPECT_EQ(run.agent, "e2e-agent");
+    auto metrics = (*store)->GetMetrics(run.id, 0);
+    ASSERT_TRUE(metrics.ok());
+    ASSERT_EQ(metrics->size(), 4u);  // steps 0..3
+    for (const MetricRow& row : *metrics) {
+      EXPECT_GT(row.total, 0);
+      EXPECT_NEAR(row.total, row.content + row.style + row.tv, 1e-6 * row.total);
+    }
+    auto snapshots = (*store)->ListSnapshots(run.id);
+    ASSERT_TRUE(snapshots.ok());
+    ASSERT_EQ(snapshots->size(), 2u);  // step 2 and the final step 3
+    for (const SnapshotRecord& snapshot : *snapshots) {
+      auto png = ReadFileToString((dir_ / "artifacts" / snapshot.path).string());
+      ASSERT_TRUE(png.ok()) << png.status();
+      EXPECT_EQ(png->substr(0, 8), "\x89PNG\r\n\x1a\n");
+    }
+  }
+
+  // The report, from the database file while the coordinator still runs.
+  ASSERT_EQ(RunCommand({bin_ + "/stylesweep", "report", "tiny", "--db", (dir_ / "sweeps.db").string()}, &output), 0)
+      << output;
+  EXPECT_THAT(output, HasSubstr("2 runs: 2 SUCCEEDED"));
+  EXPECT_THAT(output, HasSubstr("style_weight"));
+  EXPECT_THAT(output, HasSubstr("final.png"));
+  // And the same from the coordinator.
+  ASSERT_EQ(RunCommand({bin_ + "/stylesweep", "status", "1", "--coordinator", address}, &output), 0) << output;
+  EXPECT_THAT(output, HasSubstr("2 SUCCEEDED"));
+
+  agent.Signal(SIGTERM);
+  EXPECT_EQ(agent.Wait(), 0) << agent.Log();
+  coordinator_->Signal(SIGTERM);
+  EXPECT_EQ(coordinator_->Wait(), 0) << coordinator_->Log();
+}
+
+TEST_F(EndToEndTest, BadSweepIsRefusedWithFileKeyAndLineAndStoresNothing) {
+  const std::string address = StartCoordinator();
+  const fs::path sweep = dir_ / "bad.yaml";
+  {
+    std::ofstream out(sweep);
+    out << "content: " << (images_ / "cat.png").string() << "\nstyle: missing-style.jpg\nsteps: 3\n";
+  }
+  std::string output;
+  EXPECT_EQ(RunCommand({bin_ + "/stylesweep", "submit", sweep.string(), "--coordinator", address}, &output), 2);
+  EXPECT_THAT(output, HasSubstr("bad.yaml:2: style: image 'missing-style.jpg'"));
+  EXPECT_THAT(output, HasSubstr((dir_ / "missing-style.jpg").string()));
+
+  {
+    std::ofstream out(sweep);
+    out << "content: " << (images_ / "cat.png").string() << "\nstyle: " << (images_ / "cat.png").string()
+        << "\nparameters:\n  stpes: {value: 3}\n";
+  }
+  EXPECT_EQ(RunCommand({bin_ + "/stylesweep", "submit", sweep.string(), "--coordinator", address}, &output), 2);
+  EXPECT_THAT(output, HasSubstr("bad.yaml:4:3: parameters.stpes: unknown key (did you mean 'steps'?)"));
+
+  ASSERT_EQ(RunCommand({bin_ + "/stylesweep", "status", "--coordinator", address}, &output), 0) << output;
+  EXPECT_THAT(output, HasSubstr("no sweeps yet"));
+}
+
+TEST_F(EndToEndTest, RefusesToListenBeyondLoopbackWithoutProtection) {
+  std::string output;
+  EXPECT_NE(RunCommand({bin_ + "/stylesweep-coordinator", "--listen", "0.0.0.0:0", "--db",
+                        (dir_ / "x.db").string(), "--artifacts", (dir_ / "a").string()},
+                       &output),
+            0);
+  EXPECT_THAT(output, HasSubstr("refusing to listen on 0.0.0.0:0 without TLS and a token"));
+}
+
+}  // namespace
+}  // namespace stylesweep

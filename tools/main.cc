@@ -1,0 +1,203 @@
+// stylesweep: the user's command line. Submits sweeps, shows their status and
+// results, runs one image without a coordinator, or a whole sweep locally.
+
+#include <spdlog/spdlog.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+
+#include "absl/strings/str_cat.h"
+#include "common/layers.h"
+#include "coordinator/rpc/convert.h"
+#include "rpc/transport.h"
+#include "stylesweep/v1/coordinator.grpc.pb.h"
+#include "tools/commands.h"
+#include "tools/report.h"
+#include "tools/submission.h"
+#include "tools/sweep_source.h"
+
+namespace stylesweep {
+namespace {
+
+struct ConnectionFlags {
+  std::string coordinator = "127.0.0.1:50051";
+  bool tls = false;
+  std::string tls_ca;
+  std::string token_file;
+
+  void Add(CLI::App* app) {
+    app->add_option("--coordinator", coordinator, "coordinator HOST:PORT")->capture_default_str();
+    app->add_flag("--tls", tls, "connect with TLS");
+    app->add_option("--tls-ca", tls_ca, "PEM root certificates for --tls");
+    app->add_option("--token-file", token_file, "file holding the coordinator's token (or set STYLESWEEP_TOKEN)");
+  }
+
+  absl::StatusOr<ClientSecurity> Security() const {
+    ClientSecurity security;
+    security.tls = tls || !tls_ca.empty();
+    security.tls_ca_file = tls_ca;
+    auto token = LoadToken(token_file);
+    if (!token.ok()) return token.status();
+    security.token = *token;
+    return security;
+  }
+};
+
+int Fail(const absl::Status& status, int code = 1) {
+  std::fprintf(stderr, "error: %s\n", std::string(status.message()).c_str());
+  return code;
+}
+
+int Submit(const ConnectionFlags& connection, const std::string& file, bool dry_run) {
+  auto submission = PrepareSubmission(file);
+  if (!submission.ok()) return Fail(submission.status(), 2);
+  auto security = connection.Security();
+  if (!security.ok()) return Fail(security.status(), 2);
+  auto channel = MakeChannel(connection.coordinator, *security);
+  if (!channel.ok()) return Fail(channel.status());
+  auto stub = v1::Coordinator::NewStub(*channel);
+  v1::SubmitSweepRequest request;
+  request.set_yaml(submission->yaml);
+  request.set_source(submission->source);
+  request.set_dry_run(dry_run);
+  for (const auto& [path, data] : submission->files) {
+    v1::FileBlob* blob = request.add_files();
+    blob->set_path(path);
+    blob->set_data(data);
+  }
+  grpc::ClientContext context;
+  PrepareContext(context, *security, 60000);
+  v1::SubmitSweepResponse response;
+  grpc::Status status = stub->SubmitSweep(&context, request, &response);
+  if (status.error_code() == grpc::StatusCode::UNAVAILABLE) {
+    return Fail(absl::UnavailableError(absl::StrCat("cannot reach the coordinator at ", connection.coordinator, " (",
+                                                    status.error_message(), "); is stylesweep-coordinator running?")));
+  }
+  if (!status.ok()) return Fail(FromGrpcStatus(status), status.error_code() == grpc::StatusCode::INVALID_ARGUMENT ? 2 : 1);
+
+  SweepView view;
+  view.sweep = FromProto(response.sweep());
+  for (const v1::RunSummary& run : response.runs()) view.runs.push_back(FromProto(run, view.sweep.id));
+  if (dry_run) {
+    std::printf("dry run: %s would create %zu runs (nothing stored)\n\n", file.c_str(), view.runs.size());
+    std::printf("%s", RenderRunTable(view).c_str());
+    return 0;
+  }
+  std::printf("submitted sweep %lld '%s': %zu runs queued\n", static_cast<long long>(view.sweep.id),
+              view.sweep.name.c_str(), view.runs.size());
+  std::printf("follow it with: stylesweep status %lld --coordinator %s\n", static_cast<long long>(view.sweep.id),
+              connection.coordinator.c_str());
+  return 0;
+}
+
+int Show(const ConnectionFlags& connection, const std::string& db, const std::string& sweep) {
+  SourceOptions source;
+  source.db = db;
+  source.coordinator = connection.coordinator;
+  if (db.empty()) {
+    auto security = connection.Security();
+    if (!security.ok()) return Fail(security.status(), 2);
+    source.security = *security;
+  }
+  if (sweep.empty()) {
+    auto list = LoadSweepList(source);
+    if (!list.ok()) return Fail(list.status());
+    std::printf("%s", RenderSweepList(*list).c_str());
+    return 0;
+  }
+  auto view = LoadSweepView(source, sweep);
+  if (!view.ok()) return Fail(view.status());
+  std::printf("%s", RenderRunTable(*view).c_str());
+  return 0;
+}
+
+void AddRunParamFlags(CLI::App* app, RunParams& p) {
+  app->add_option("--style-layers", p.style_layers, "style layers (block1_conv1 or conv1_1 or relu1_1 ...)")
+      ->delimiter(',');
+  app->add_option("--content-layers", p.content_layers, "content layers")->delimiter(',');
+  app->add_option("--style-weight", p.style_weight, "style loss weight")->capture_default_str();
+  app->add_option("--content-weight", p.content_weight, "content loss weight")->capture_default_str();
+  app->add_option("--tv-weight", p.tv_weight, "total variation weight")->capture_default_str();
+  app->add_option("--learning-rate,--lr", p.learning_rate, "Adam learning rate")->capture_default_str();
+  app->add_option("--steps", p.steps, "optimisation steps")->capture_default_str();
+  app->add_option("--size,--image-size", p.image_size, "long side of the output in pixels")->capture_default_str();
+  app->add_option("--snapshot-every", p.snapshot_every, "also save the image every N steps (0: only the final)")
+      ->capture_default_str();
+  app->add_option("--seed", p.seed, "random seed")->capture_default_str();
+  app->add_option("--preprocess", p.preprocess, "torchvision (RGB, ImageNet mean/std) or caffe (BGR, 0-255)")
+      ->capture_default_str();
+}
+
+}  // namespace
+}  // namespace stylesweep
+
+int main(int argc, char** argv) {
+  using namespace stylesweep;
+  CLI::App app{"stylesweep: sweeps of neural style transfer runs over a coordinator and its agents.\n\n"
+               "Examples:\n"
+               "  stylesweep local configs/demo.yaml --db demo.db --artifacts demo-artifacts --agents 2\n"
+               "  stylesweep submit configs/example-grid.yaml --coordinator 127.0.0.1:50051\n"
+               "  stylesweep status\n"
+               "  stylesweep report layers-vs-weight --db stylesweep.db\n"
+               "  stylesweep stylize --content cat.png --style starry.jpg --out cat-starry.png --size 256"};
+  app.require_subcommand(1);
+  ConnectionFlags connection;
+
+  auto* submit = app.add_subcommand("submit", "Send a sweep file to the coordinator, which queues its runs.\n"
+                                              "Example: stylesweep submit configs/example-grid.yaml");
+  std::string sweep_file;
+  bool dry_run = false;
+  submit->add_option("SWEEP.yaml", sweep_file, "the sweep file")->required();
+  submit->add_flag("--dry-run", dry_run, "validate and list the runs it would create; store nothing");
+  connection.Add(submit);
+
+  auto* status = app.add_subcommand("status", "Show every sweep with its run counts, or one sweep's runs.\n"
+                                              "Example: stylesweep status my-sweep --db stylesweep.db");
+  std::string sweep, db;
+  status->add_option("SWEEP", sweep, "a sweep's id or name (default: list every sweep)");
+  status->add_option("--db", db, "read this SQLite file instead of asking the coordinator");
+  connection.Add(status);
+
+  auto* report = app.add_subcommand("report", "Print one row per run of a sweep: parameters, state, final losses, "
+                                              "image.\nExample: stylesweep report my-sweep --db stylesweep.db");
+  report->add_option("SWEEP", sweep, "a sweep's id or name")->required();
+  report->add_option("--db", db, "read this SQLite file (read-only) instead of asking the coordinator");
+  connection.Add(report);
+
+  LocalOptions local_options;
+  auto* local = app.add_subcommand("local", "Run a whole sweep on this machine: a coordinator and N agents in this "
+                                            "process, then print the report.\n"
+                                            "Example: stylesweep local configs/demo.yaml --agents 2");
+  local->add_option("SWEEP.yaml", local_options.sweep_file, "the sweep file")->required();
+  local->add_option("--db", local_options.db, "SQLite file for sweeps and results")->capture_default_str();
+  local->add_option("--artifacts", local_options.artifacts, "directory for images and snapshots")
+      ->capture_default_str();
+  local->add_option("--agents", local_options.agents, "agents to run side by side")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 256));
+  local->add_option("--threads", local_options.threads, "CPU threads shared by the agents (default: all cores)");
+  local->add_option("--weights", local_options.weights, "VGG19 weights file (default: seeded random network)");
+  local->add_option("--device", local_options.device, "cpu or cuda:N")->capture_default_str();
+
+  StylizeOptions stylize_options;
+  auto* stylize = app.add_subcommand("stylize", "Style one image, no coordinator.\n"
+                                                "Example: stylesweep stylize --content cat.png --style starry.jpg "
+                                                "--out out.png --size 256 --steps 300");
+  stylize->add_option("--content", stylize_options.params.content, "content image (PNG or JPEG)")->required();
+  stylize->add_option("--style", stylize_options.params.style, "style image (PNG or JPEG)")->required();
+  stylize->add_option("--out", stylize_options.out, "output PNG")->required();
+  stylize->add_option("--metrics-out", stylize_options.metrics_out, "write one JSON line of losses per step here");
+  stylize->add_option("--weights", stylize_options.weights, "VGG19 weights file (default: seeded random network)");
+  stylize->add_option("--device", stylize_options.device, "cpu or cuda:N")->capture_default_str();
+  stylize->add_option("--threads", stylize_options.threads, "CPU threads (default: all cores)");
+  AddRunParamFlags(stylize, stylize_options.params);
+
+  CLI11_PARSE(app, argc, argv);
+
+  if (submit->parsed()) return Submit(connection, sweep_file, dry_run);
+  if (status->parsed()) return Show(connection, db, sweep);
+  if (report->parsed()) return Show(connection, db, sweep);
+  if (local->parsed()) return RunLocal(local_options);
+  if (stylize->parsed()) return RunStylize(stylize_options);
+  return 1;
+}
