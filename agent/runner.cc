@@ -116,17 +116,22 @@ absl::StatusOr<bool> Runner::RunOne() {
   absl::Status result;
   std::atomic<bool> revoked{false};
   MetricsBuffer metrics;
-  auto content = CachedBlob(params.content);
-  auto style = content.ok() ? CachedBlob(params.style) : content.status();
-  if (!content.ok() || !style.ok()) {
-    result = content.ok() ? style.status() : content.status();
+  absl::Status fetched;
+  params.ForEachImage([&](std::string& ref) {
+    if (!fetched.ok()) return;
+    auto path = CachedBlob(ref);
+    if (path.ok()) {
+      ref = *path;
+    } else {
+      fetched = path.status();
+    }
+  });
+  if (!fetched.ok()) {
+    result = fetched;
     // A coordinator that is away is no fault of the run: leave it to the
     // lease, which re-queues it.
     if (absl::IsUnavailable(result) || absl::IsDeadlineExceeded(result)) return result;
   } else {
-    params.content = *content;
-    params.style = *style;
-
     std::atomic<int> current_step{0};
     std::mutex beat_mu;
     std::condition_variable beat_cv;

@@ -1,9 +1,9 @@
 #include "common/files.h"
 
 #include <fcntl.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -54,8 +54,11 @@ absl::Status WriteFileAtomically(const std::string& path, const std::string& dat
     std::filesystem::create_directories(target.parent_path(), ec);
     if (ec) return ErrnoError("cannot create directory for", path, ec.value());
   }
-  std::string tmp = absl::StrCat(path, ".tmp-XXXXXX");
-  const int fd = mkstemp(tmp.data());
+  // A name no other writer uses; O_EXCL with mode 0666 lets the umask decide
+  // the permissions, as for any file the user creates.
+  static std::atomic<uint64_t> counter{0};
+  const std::string tmp = absl::StrCat(path, ".tmp-", ::getpid(), "-", counter++);
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
   if (fd < 0) return ErrnoError("cannot write", path, errno);
   size_t written = 0;
   while (written < data.size()) {
@@ -74,11 +77,17 @@ absl::Status WriteFileAtomically(const std::string& path, const std::string& dat
     ::unlink(tmp.c_str());
     return ErrnoError("cannot write", path, err);
   }
-  ::chmod(tmp.c_str(), 0644);
   if (::rename(tmp.c_str(), path.c_str()) != 0) {
     const int err = errno;
     ::unlink(tmp.c_str());
     return ErrnoError("cannot write", path, err);
+  }
+  // The rename is durable only once the directory entry is on disk.
+  const std::string dir = target.has_parent_path() ? target.parent_path().string() : ".";
+  const int dir_fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir_fd >= 0) {
+    ::fsync(dir_fd);
+    ::close(dir_fd);
   }
   return absl::OkStatus();
 }

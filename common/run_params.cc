@@ -27,6 +27,7 @@ nlohmann::json RunParams::ToJson() const {
   return nlohmann::json{
       {"content", content},
       {"style", style},
+      {"style_blend_weights", style_blend_weights},
       {"style_layers", style_layers},
       {"content_layers", content_layers},
       {"style_weight", style_weight},
@@ -49,7 +50,12 @@ absl::StatusOr<RunParams> RunParams::FromJson(const nlohmann::json& j) {
       if (auto it = j.find(key); it != j.end() && !it->is_null()) it->get_to(field);
     };
     get("content", p.content);
-    get("style", p.style);
+    if (auto it = j.find("style"); it != j.end() && it->is_string()) {
+      p.style = {it->get<std::string>()};  // one image may be written without a list
+    } else {
+      get("style", p.style);
+    }
+    get("style_blend_weights", p.style_blend_weights);
     get("style_layers", p.style_layers);
     get("content_layers", p.content_layers);
     get("style_weight", p.style_weight);
@@ -71,11 +77,24 @@ absl::StatusOr<RunParams> RunParams::FromJson(const nlohmann::json& j) {
 absl::Status RunParams::Validate() {
   if (content.empty()) return absl::InvalidArgumentError("content: an image is required");
   if (style.empty()) return absl::InvalidArgumentError("style: an image is required");
+  for (const std::string& s : style) {
+    if (s.empty()) return absl::InvalidArgumentError("style: an image path is empty");
+  }
+  if (!style_blend_weights.empty()) {
+    if (style_blend_weights.size() != style.size()) {
+      return absl::InvalidArgumentError(absl::StrCat("style_blend_weights has ", style_blend_weights.size(),
+                                                     " weights for ", style.size(), " style images"));
+    }
+    for (double w : style_blend_weights) {
+      if (!(w >= 0)) return absl::InvalidArgumentError(absl::StrCat("style_blend_weights must be >= 0, got ", w));
+    }
+  }
   if (absl::Status s = CanonicaliseLayers(style_layers, "style_layers"); !s.ok()) return s;
   if (absl::Status s = CanonicaliseLayers(content_layers, "content_layers"); !s.ok()) return s;
   if (steps <= 0) return absl::InvalidArgumentError(absl::StrCat("steps must be positive, got ", steps));
-  if (image_size < 16) {
-    return absl::InvalidArgumentError(absl::StrCat("image_size must be at least 16, got ", image_size));
+  if (image_size < 16 || image_size > kMaxImageSize) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("image_size must be from 16 to ", kMaxImageSize, " pixels, got ", image_size));
   }
   if (snapshot_every < 0) {
     return absl::InvalidArgumentError(absl::StrCat("snapshot_every must be >= 0, got ", snapshot_every));
@@ -95,5 +114,25 @@ absl::Status RunParams::Validate() {
 }
 
 std::string RunParams::Hash() const { return Sha256Hex(ToJson().dump()); }
+
+const std::vector<ParamDef>& RunParamDefs() {
+  static const std::vector<ParamDef> defs = {
+      {"content", ParamKind::kImage},
+      {"style", ParamKind::kImageList},
+      {"style_blend_weights", ParamKind::kNumberList},
+      {"style_layers", ParamKind::kStringList},
+      {"content_layers", ParamKind::kStringList},
+      {"style_weight", ParamKind::kNumber},
+      {"content_weight", ParamKind::kNumber},
+      {"tv_weight", ParamKind::kNumber},
+      {"learning_rate", ParamKind::kNumber},
+      {"steps", ParamKind::kInt},
+      {"image_size", ParamKind::kInt},
+      {"snapshot_every", ParamKind::kInt},
+      {"seed", ParamKind::kInt},
+      {"preprocess", ParamKind::kString},
+  };
+  return defs;
+}
 
 }  // namespace stylesweep

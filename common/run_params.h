@@ -10,15 +10,20 @@
 
 namespace stylesweep {
 
+// Larger images do not fit even a big GPU's memory for VGG19's activations.
+inline constexpr int kMaxImageSize = 16384;
+
 // The fully resolved parameters of one run: what the engine needs to produce
 // one image. Defaults are the TensorFlow tutorial's (see README, "Algorithm").
 //
 // `content` and `style` are image references: a filesystem path when the run is
 // local (`stylesweep stylize`), or a blob id ("sha256:<hex>") once a sweep has
-// been submitted and the coordinator holds the bytes.
+// been submitted and the coordinator holds the bytes. Several style images
+// are blended by `style_blend_weights` (empty: equally).
 struct RunParams {
   std::string content;
-  std::string style;
+  std::vector<std::string> style;
+  std::vector<double> style_blend_weights;
   std::vector<std::string> style_layers = {"block1_conv1", "block2_conv1", "block3_conv1",
                                            "block4_conv1", "block5_conv1"};
   std::vector<std::string> content_layers = {"block5_conv2"};
@@ -34,6 +39,14 @@ struct RunParams {
   // "caffe": BGR in 0..255 minus the Caffe mean pixel.
   std::string preprocess = "torchvision";
 
+  // Calls fn on every image reference (content, then each style), which may
+  // rewrite it.
+  template <typename Fn>
+  void ForEachImage(Fn&& fn) {
+    fn(content);
+    for (std::string& s : style) fn(s);
+  }
+
   // Canonical JSON: every field, keys sorted, layer names canonical. Two runs
   // with equal parameters have byte-equal JSON (and so equal hashes).
   nlohmann::json ToJson() const;
@@ -47,6 +60,25 @@ struct RunParams {
   // Hex SHA-256 of ToJson().dump(): a stable identity for duplicate detection.
   std::string Hash() const;
 };
+
+// The type of a run parameter's values, as the sweep language checks them.
+enum class ParamKind {
+  kImage,       // an image path
+  kImageList,   // one image path or a list of them
+  kString,      // one of a fixed set of words
+  kStringList,  // a list of layer names
+  kNumber,
+  kNumberList,
+  kInt,
+};
+
+struct ParamDef {
+  const char* name;  // the JSON and YAML key
+  ParamKind kind;
+};
+
+// Every run parameter, in a stable order.
+const std::vector<ParamDef>& RunParamDefs();
 
 }  // namespace stylesweep
 

@@ -15,47 +15,35 @@
 namespace stylesweep {
 namespace {
 
-enum class Kind { kString, kStringList, kNumber, kInt, kImage };
-
-struct KeyDef {
-  const char* name;
-  Kind kind;
-};
-
-// Every run parameter a sweep may set, with the type of its values.
-constexpr KeyDef kRunKeys[] = {
-    {"content", Kind::kImage},         {"style", Kind::kImage},
-    {"style_layers", Kind::kStringList}, {"content_layers", Kind::kStringList},
-    {"style_weight", Kind::kNumber},   {"content_weight", Kind::kNumber},
-    {"tv_weight", Kind::kNumber},      {"learning_rate", Kind::kNumber},
-    {"steps", Kind::kInt},             {"image_size", Kind::kInt},
-    {"snapshot_every", Kind::kInt},    {"seed", Kind::kInt},
-    {"preprocess", Kind::kString},
-};
-
 constexpr const char* kSweepKeys[] = {"name", "description", "method", "metric", "parameters", "max_attempts"};
 
-const KeyDef* FindRunKey(const std::string& name) {
-  for (const KeyDef& def : kRunKeys) {
+const ParamDef* FindRunKey(const std::string& name) {
+  for (const ParamDef& def : RunParamDefs()) {
     if (name == def.name) return &def;
   }
   return nullptr;
 }
 
-const char* KindName(Kind kind) {
+const char* KindName(ParamKind kind) {
   switch (kind) {
-    case Kind::kString:
-    case Kind::kImage:
+    case ParamKind::kString:
+    case ParamKind::kImage:
       return "a string";
-    case Kind::kStringList:
+    case ParamKind::kImageList:
+      return "an image path or a list of them";
+    case ParamKind::kStringList:
       return "a list of layer names";
-    case Kind::kNumber:
+    case ParamKind::kNumber:
       return "a number";
-    case Kind::kInt:
+    case ParamKind::kNumberList:
+      return "a list of numbers";
+    case ParamKind::kInt:
       return "an integer";
   }
   return "a value";
 }
+
+bool IsImageKind(ParamKind kind) { return kind == ParamKind::kImage || kind == ParamKind::kImageList; }
 
 std::string Describe(const YAML::Node& node) {
   switch (node.Type()) {
@@ -123,7 +111,7 @@ class Parser {
         spec.max_attempts = static_cast<int>(n);
       } else if (key == "metric") {
         // Recorded for search methods; grid sweeps always report every loss.
-      } else if (const KeyDef* def = FindRunKey(key)) {
+      } else if (const ParamDef* def = FindRunKey(key)) {
         if (absl::Status s = AddParameter(spec, seen, *def, entry.first, value, key, /*top_level=*/true); !s.ok()) {
           return s;
         }
@@ -140,7 +128,7 @@ class Parser {
       for (const auto& entry : parameters) {
         const std::string key = entry.first.Scalar();
         const std::string path = absl::StrCat("parameters.", key);
-        const KeyDef* def = FindRunKey(key);
+        const ParamDef* def = FindRunKey(key);
         if (def == nullptr) return UnknownKey(entry.first, path, /*top_level=*/false);
         if (absl::Status s = AddParameter(spec, seen, *def, entry.first, entry.second, path, /*top_level=*/false);
             !s.ok()) {
@@ -160,6 +148,8 @@ class Parser {
       return absl::InvalidArgumentError(absl::StrCat(source_, ": the grid has ", spec.GridSize(),
                                                      " points, more than the limit of ", kMaxGridSize));
     }
+    // Rules between parameters (blend weights per style image) hold per run.
+    if (auto runs = spec.Expand(); !runs.ok()) return runs.status();
     return spec;
   }
 
@@ -173,7 +163,7 @@ class Parser {
 
   absl::Status UnknownKey(const YAML::Node& key_node, const std::string& path, bool top_level) const {
     std::vector<std::string> known;
-    for (const KeyDef& def : kRunKeys) known.emplace_back(def.name);
+    for (const ParamDef& def : RunParamDefs()) known.emplace_back(def.name);
     if (top_level) {
       for (const char* k : kSweepKeys) known.emplace_back(k);
     }
@@ -194,20 +184,30 @@ class Parser {
   }
 
   // Converts one value of a run parameter to JSON, checking its type.
-  absl::StatusOr<nlohmann::json> Convert(const KeyDef& def, const YAML::Node& node, const std::string& path) const {
+  absl::StatusOr<nlohmann::json> Convert(const ParamDef& def, const YAML::Node& node, const std::string& path) const {
     auto wrong = [&] { return Error(node, path, absl::StrCat("expected ", KindName(def.kind), ", got ", Describe(node))); };
+    auto number = [&](const YAML::Node& n, nlohmann::json& out) {
+      if (!n.IsScalar() || n.Tag() == "!") return false;
+      try {
+        out = n.as<double>();
+        return true;
+      } catch (const YAML::Exception&) {
+        return false;
+      }
+    };
     switch (def.kind) {
-      case Kind::kString:
-      case Kind::kImage:
+      case ParamKind::kString:
+      case ParamKind::kImage:
         if (!node.IsScalar() || node.Scalar().empty()) return wrong();
         return nlohmann::json(node.Scalar());
-      case Kind::kStringList: {
+      case ParamKind::kImageList:
+      case ParamKind::kStringList: {
         nlohmann::json list = nlohmann::json::array();
         if (node.IsScalar()) {
           list.push_back(node.Scalar());
-        } else if (node.IsSequence()) {
+        } else if (node.IsSequence() && node.size() > 0) {
           for (const auto& item : node) {
-            if (!item.IsScalar()) return wrong();
+            if (!item.IsScalar() || item.Scalar().empty()) return wrong();
             list.push_back(item.Scalar());
           }
         } else {
@@ -215,15 +215,22 @@ class Parser {
         }
         return list;
       }
-      case Kind::kNumber: {
-        if (!node.IsScalar() || node.Tag() == "!") return wrong();
-        try {
-          return nlohmann::json(node.as<double>());
-        } catch (const YAML::Exception&) {
-          return wrong();
-        }
+      case ParamKind::kNumber: {
+        nlohmann::json value;
+        if (!number(node, value)) return wrong();
+        return value;
       }
-      case Kind::kInt: {
+      case ParamKind::kNumberList: {
+        nlohmann::json list = nlohmann::json::array();
+        if (!node.IsSequence()) return wrong();
+        for (const auto& item : node) {
+          nlohmann::json value;
+          if (!number(item, value)) return wrong();
+          list.push_back(value);
+        }
+        return list;
+      }
+      case ParamKind::kInt: {
         long long n = 0;
         if (!AsInt(node, n)) return wrong();
         return nlohmann::json(n);
@@ -234,12 +241,18 @@ class Parser {
 
   // Checks one value against the run parameter's own rules (ranges, layer
   // names) by validating a run that differs from a valid one in that key only.
-  absl::Status CheckValue(const KeyDef& def, const YAML::Node& node, const std::string& path,
+  absl::Status CheckValue(const ParamDef& def, const YAML::Node& node, const std::string& path,
                           nlohmann::json& value) const {
-    if (def.kind == Kind::kImage) return absl::OkStatus();  // resolved and read later
+    if (IsImageKind(def.kind)) return absl::OkStatus();  // resolved and read later
+    if (def.kind == ParamKind::kNumberList) {
+      for (const auto& v : value) {
+        if (!(v.get<double>() >= 0)) return Error(node, path, absl::StrCat("must be >= 0, got ", v.dump()));
+      }
+      return absl::OkStatus();  // checked against the style images per run
+    }
     RunParams base;
     base.content = "content";
-    base.style = "style";
+    base.style = {"style"};
     nlohmann::json probe = base.ToJson();
     probe[def.name] = value;
     auto parsed = RunParams::FromJson(probe);
@@ -253,7 +266,7 @@ class Parser {
     return absl::OkStatus();
   }
 
-  absl::Status AddParameter(SweepSpec& spec, std::set<std::string>& seen, const KeyDef& def,
+  absl::Status AddParameter(SweepSpec& spec, std::set<std::string>& seen, const ParamDef& def,
                             const YAML::Node& key_node, const YAML::Node& node, const std::string& path,
                             bool top_level) {
     if (!seen.insert(def.name).second) {
@@ -318,7 +331,10 @@ class Parser {
   std::string source_;
 };
 
-bool IsImageKey(const std::string& name) { return name == "content" || name == "style"; }
+bool IsImageKey(const std::string& name) {
+  const ParamDef* def = FindRunKey(name);
+  return def != nullptr && IsImageKind(def->kind);
+}
 
 }  // namespace
 
@@ -342,7 +358,8 @@ absl::StatusOr<std::vector<RunParams>> SweepSpec::Expand() const {
     for (size_t p = 0; p < parameters.size(); ++p) j[parameters[p].name] = parameters[p].values[digit[p]];
     auto run = RunParams::FromJson(j);
     if (!run.ok()) {
-      return absl::InvalidArgumentError(absl::StrCat(source, ": run ", i, ": ", run.status().message()));
+      return absl::InvalidArgumentError(absl::StrCat(source, ": grid point ", i, " (counting from 0): ",
+                                                     run.status().message()));
     }
     runs.push_back(std::move(*run));
     // Odometer increment: the last parameter varies fastest.
@@ -354,31 +371,55 @@ absl::StatusOr<std::vector<RunParams>> SweepSpec::Expand() const {
   return runs;
 }
 
+namespace {
+
+// Calls fn(reference) for each image reference in one value of an image
+// parameter: the value itself, or each element of a list.
+template <typename Json, typename Fn>
+void ForEachRef(Json& value, Fn&& fn) {
+  if (value.is_array()) {
+    for (auto& item : value) fn(item);
+  } else {
+    fn(value);
+  }
+}
+
+}  // namespace
+
 std::vector<SweepSpec::ImageRef> SweepSpec::ImageRefs() const {
   std::vector<ImageRef> refs;
   for (const auto& p : parameters) {
     if (!IsImageKey(p.name)) continue;
     for (size_t i = 0; i < p.values.size(); ++i) {
-      const std::string ref = p.values[i].get<std::string>();
-      auto same = [&ref](const ImageRef& r) { return r.ref == ref; };
-      if (std::find_if(refs.begin(), refs.end(), same) == refs.end()) {
-        refs.push_back(ImageRef{ref, p.name, i < p.lines.size() ? p.lines[i] : 0});
-      }
+      ForEachRef(p.values[i], [&](const nlohmann::json& item) {
+        const std::string ref = item.get<std::string>();
+        auto same = [&ref](const ImageRef& r) { return r.ref == ref; };
+        if (std::find_if(refs.begin(), refs.end(), same) == refs.end()) {
+          refs.push_back(ImageRef{ref, p.name, i < p.lines.size() ? p.lines[i] : 0});
+        }
+      });
     }
   }
   return refs;
 }
 
 absl::Status SweepSpec::MapImages(const std::function<absl::StatusOr<std::string>(const std::string&)>& fn) {
+  absl::Status status;
   for (auto& p : parameters) {
     if (!IsImageKey(p.name)) continue;
     for (auto& v : p.values) {
-      auto mapped = fn(v.get<std::string>());
-      if (!mapped.ok()) return mapped.status();
-      v = *mapped;
+      ForEachRef(v, [&](nlohmann::json& item) {
+        if (!status.ok()) return;
+        auto mapped = fn(item.get<std::string>());
+        if (mapped.ok()) {
+          item = *mapped;
+        } else {
+          status = mapped.status();
+        }
+      });
     }
   }
-  return absl::OkStatus();
+  return status;
 }
 
 nlohmann::json SweepSpec::ToJson() const {

@@ -184,7 +184,12 @@ int main(int argc, char** argv) {
                                                 "Example: stylesweep stylize --content cat.png --style starry.jpg "
                                                 "--out out.png --size 256 --steps 300");
   stylize->add_option("--content", stylize_options.params.content, "content image (PNG or JPEG)")->required();
-  stylize->add_option("--style", stylize_options.params.style, "style image (PNG or JPEG)")->required();
+  stylize->add_option("--style", stylize_options.params.style, "style image(s) (PNG or JPEG), comma-separated")
+      ->required()
+      ->delimiter(',');
+  stylize->add_option("--style-blend-weights", stylize_options.params.style_blend_weights,
+                      "how much each style image counts (default: equally)")
+      ->delimiter(',');
   stylize->add_option("--out", stylize_options.out, "output PNG")->required();
   stylize->add_option("--metrics-out", stylize_options.metrics_out, "write one JSON line of losses per step here");
   stylize->add_option("--weights", stylize_options.weights, "VGG19 weights file (default: seeded random network)");

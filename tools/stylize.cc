@@ -19,13 +19,15 @@ int RunStylize(const StylizeOptions& options) {
     spdlog::error("{}", std::string(s.message()));
     return 2;
   }
-  for (const auto& [key, path] : {std::pair{"--content", params.content}, std::pair{"--style", params.style}}) {
+  bool missing = false;
+  params.ForEachImage([&missing](std::string& path) {
     std::error_code ec;
     if (!std::filesystem::is_regular_file(path, ec)) {
-      spdlog::error("{}: cannot read image '{}': no such file", key, path);
-      return 2;
+      spdlog::error("cannot read image '{}': no such file", path);
+      missing = true;
     }
-  }
+  });
+  if (missing) return 2;
   EngineOptions engine_options;
   engine_options.device = options.device;
   engine_options.threads = options.threads;

@@ -46,12 +46,16 @@ struct EngineOptions {
 };
 
 // Runs one style transfer. Thread-compatible: one Run at a time per Engine.
+// Engines in one process share LibTorch's global state (the random seed, the
+// intra-op thread pool), so Runs of several engines at once in one process are
+// reproducible only when each sets the same thread count.
 class Engine {
  public:
   virtual ~Engine() = default;
 
   // Optimises for params.steps steps. `params.content` and `params.style`
-  // must be readable image files (PNG or JPEG). Returns OK when all steps ran,
+  // must be readable local image files (PNG or JPEG): blob ids from a
+  // coordinator are resolved to cached files by the runner first. Returns OK when all steps ran,
   // Cancelled when should_stop asked to stop, and InvalidArgument/NotFound/
   // Internal with a message naming the file or option when it cannot run.
   virtual absl::Status Run(const RunParams& params, const EngineCallbacks& callbacks) = 0;

@@ -80,18 +80,32 @@ struct Losses {
 class StyleLoss {
  public:
   StyleLoss(Vgg19Features net, const RunParams& params, const StyleTransferOptions& options,
-            const torch::Tensor& content_image, const torch::Tensor& style_image)
+            const torch::Tensor& content_image, const std::vector<torch::Tensor>& style_images)
       : net_(std::move(net)), preprocess_(params.preprocess, options.device), tv_weight_(params.tv_weight) {
     for (const std::string& layer : params.style_layers) taps_.push_back(LayerFeatureIndex(layer));
     for (const std::string& layer : params.content_layers) taps_.push_back(LayerFeatureIndex(layer));
     n_style_ = params.style_layers.size();
 
     torch::NoGradGuard no_grad;
-    std::vector<torch::Tensor> style_features = Features(style_image);
+    // Several style images blend as neural-style does: the target Gram matrix
+    // of each layer is the weighted mean of the images' Gram matrices.
+    std::vector<double> blend = params.style_blend_weights;
+    if (blend.empty()) blend.assign(style_images.size(), 1.0);
+    double blend_sum = 0;
+    for (double w : blend) blend_sum += w;
+    std::vector<torch::Tensor> style_grams(n_style_);
+    for (size_t k = 0; k < style_images.size(); ++k) {
+      std::vector<torch::Tensor> features = Features(style_images[k]);
+      const double w = blend_sum > 0 ? blend[k] / blend_sum : 1.0 / static_cast<double>(style_images.size());
+      for (size_t i = 0; i < n_style_; ++i) {
+        torch::Tensor weighted = Gram(features[i]) * w;
+        style_grams[i] = style_grams[i].defined() ? style_grams[i] + weighted : weighted;
+      }
+    }
     std::vector<torch::Tensor> content_features = Features(content_image);
     for (size_t i = 0; i < taps_.size(); ++i) {
       const bool is_style = i < n_style_;
-      torch::Tensor target = is_style ? Gram(style_features[i]) : content_features[i];
+      torch::Tensor target = is_style ? style_grams[i] : content_features[i];
       double coefficient = is_style ? params.style_weight / static_cast<double>(params.style_layers.size())
                                     : params.content_weight / static_cast<double>(params.content_layers.size());
       if (options.normalise_by_targets) {
@@ -198,10 +212,14 @@ absl::Status RunStyleTransfer(Vgg19Features& net, const RunParams& params, const
                               const EngineCallbacks& callbacks, torch::Tensor* final_image) {
   absl::StatusOr<torch::Tensor> content = LoadImageTensor(params.content, params.image_size, "content", options.device);
   if (!content.ok()) return content.status();
-  absl::StatusOr<torch::Tensor> style = LoadImageTensor(params.style, params.image_size, "style", options.device);
-  if (!style.ok()) return style.status();
+  std::vector<torch::Tensor> styles;
+  for (const std::string& path : params.style) {
+    absl::StatusOr<torch::Tensor> style = LoadImageTensor(path, params.image_size, "style", options.device);
+    if (!style.ok()) return style.status();
+    styles.push_back(*std::move(style));
+  }
 
-  StyleLoss loss(net, params, options, *content, *style);
+  StyleLoss loss(net, params, options, *content, styles);
   torch::Tensor x = content->clone();
   x.set_requires_grad(true);
   TfAdam adam(x, params.learning_rate);

@@ -38,7 +38,7 @@ TEST(LayersTest, FeatureIndexIsTheReluAfterTheConv) {
 TEST(RunParamsTest, JsonRoundTripAndStableHash) {
   RunParams p;
   p.content = "a.png";
-  p.style = "b.png";
+  p.style = {"b.png"};
   p.style_layers = {"conv1_1"};
   ASSERT_TRUE(p.Validate().ok());
   EXPECT_EQ(p.style_layers[0], "block1_conv1");

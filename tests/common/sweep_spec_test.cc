@@ -77,6 +77,23 @@ TEST(SweepSpecTest, ImageRefsAreDistinctWithLines) {
   EXPECT_EQ(refs[2].line, 3);
 }
 
+TEST(SweepSpecTest, SeveralStyleImagesBlend) {
+  auto spec = ParseSweep(
+      "content: a.png\nparameters:\n  style: {values: [[b.png, c.png], b.png]}\n"
+      "  style_blend_weights: {value: [3, 1]}\n",
+      "s.yaml");
+  ASSERT_FALSE(spec.ok());  // the second point has one image but two weights
+  EXPECT_THAT(std::string(spec.status().message()), HasSubstr("style_blend_weights has 2 weights for 1 style images"));
+
+  spec = ParseSweep("content: a.png\nstyle: [b.png, c.png]\nstyle_blend_weights: [3, 1]\n", "s.yaml");
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EXPECT_EQ(spec->ImageRefs().size(), 3u);
+  auto runs = spec->Expand();
+  ASSERT_TRUE(runs.ok()) << runs.status();
+  EXPECT_EQ((*runs)[0].style, (std::vector<std::string>{"b.png", "c.png"}));
+  EXPECT_EQ((*runs)[0].style_blend_weights, (std::vector<double>{3, 1}));
+}
+
 TEST(SweepSpecTest, LoadResolvesImagesAgainstTheFilesDirectory) {
   const auto dir = std::filesystem::temp_directory_path() / "sweep_spec_test";
   std::filesystem::create_directories(dir / "sub");
@@ -86,7 +103,7 @@ TEST(SweepSpecTest, LoadResolvesImagesAgainstTheFilesDirectory) {
   auto runs = spec->Expand();
   ASSERT_TRUE(runs.ok());
   EXPECT_EQ((*runs)[0].content, (dir / "cat.png").lexically_normal().string());
-  EXPECT_EQ((*runs)[0].style, "/abs/style.png");
+  EXPECT_EQ((*runs)[0].style, std::vector<std::string>{"/abs/style.png"});
 }
 
 struct BadSweep {
@@ -113,7 +130,7 @@ INSTANTIATE_TEST_SUITE_P(
         BadSweep{"content: a.png\nstyle: b.png\nparameters:\n  steps: {values: [10, ten]}\n",
                  "bad.yaml:4:24: parameters.steps.values[1]: expected an integer, got 'ten'"},
         BadSweep{"content: a.png\nstyle: b.png\nsteps: 0\n", "bad.yaml:3:8: steps: steps must be positive"},
-        BadSweep{"content: a.png\nstyle: b.png\nimage_size: 8\n", "image_size must be at least 16"},
+        BadSweep{"content: a.png\nstyle: b.png\nimage_size: 8\n", "image_size must be from 16 to 16384 pixels, got 8"},
         BadSweep{"content: a.png\nstyle: b.png\nstyle_layers: [block9_conv1]\n",
                  "bad.yaml:3:15: style_layers: unknown VGG19 layer 'block9_conv1'"},
         BadSweep{"content: a.png\nstyle: b.png\nparameters:\n  style_weight: {values: [1, 1]}\n",

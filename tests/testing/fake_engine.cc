@@ -14,13 +14,18 @@ std::string FakeEngine::FakePng(int step) { return absl::StrCat(kPngSignature, "
 
 absl::Status FakeEngine::Run(const RunParams& params, const EngineCallbacks& callbacks) {
   ++runs_;
-  for (const std::string* path : {&params.content, &params.style}) {
-    auto bytes = ReadFileToString(*path);
-    if (!bytes.ok()) return bytes.status();
-    if (bytes->rfind(kPngSignature, 0) != 0) {
-      return absl::InvalidArgumentError(absl::StrCat("cannot decode image '", *path, "': not a PNG"));
+  absl::Status readable;
+  RunParams images = params;
+  images.ForEachImage([&readable](std::string& path) {
+    if (!readable.ok()) return;
+    auto bytes = ReadFileToString(path);
+    if (!bytes.ok()) {
+      readable = bytes.status();
+    } else if (bytes->rfind(kPngSignature, 0) != 0) {
+      readable = absl::InvalidArgumentError(absl::StrCat("cannot decode image '", path, "': not a PNG"));
     }
-  }
+  });
+  if (!readable.ok()) return readable;
   for (int step = 0; step <= params.steps; ++step) {
     if (step > 0 && callbacks.should_stop && callbacks.should_stop()) return absl::CancelledError("stopped");
     StepMetrics m;

@@ -116,7 +116,7 @@ class EngineTest : public ::testing::Test {
   static RunParams SmallRun(int steps) {
     RunParams params;
     params.content = Path("content.png");
-    params.style = Path("style.png");
+    params.style = {Path("style.png")};
     params.image_size = 32;
     params.steps = steps;
     params.snapshot_every = 0;
@@ -431,7 +431,7 @@ TEST_F(EngineTest, UnreadableImagesNameThePath) {
 
   WriteBytes(Path("corrupt.png"), "\x89PNG\r\n\x1a\n but no chunks");
   params = SmallRun(1);
-  params.style = Path("corrupt.png");
+  params.style = {Path("corrupt.png")};
   absl::Status corrupt = engine->Run(params, {});
   EXPECT_EQ(corrupt.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(std::string(corrupt.message()), AllOf(HasSubstr("style image"), HasSubstr(Path("corrupt.png"))));
