@@ -42,7 +42,7 @@ nlohmann::json RunParams::ToJson() const {
   };
 }
 
-absl::StatusOr<RunParams> RunParams::FromJson(const nlohmann::json& j) {
+absl::StatusOr<RunParams> RunParams::FromJson(const nlohmann::json& j, bool check_relations) {
   if (!j.is_object()) return absl::InvalidArgumentError("run parameters must be a JSON object");
   RunParams p;
   try {
@@ -70,24 +70,31 @@ absl::StatusOr<RunParams> RunParams::FromJson(const nlohmann::json& j) {
   } catch (const nlohmann::json::exception& e) {
     return absl::InvalidArgumentError(absl::StrCat("bad run parameters: ", e.what()));
   }
-  if (absl::Status s = p.Validate(); !s.ok()) return s;
+  if (absl::Status s = check_relations ? p.Validate() : p.ValidateFields(); !s.ok()) return s;
   return p;
 }
 
 absl::Status RunParams::Validate() {
+  if (absl::Status s = ValidateFields(); !s.ok()) return s;
+  return ValidateRelations();
+}
+
+absl::Status RunParams::ValidateRelations() const {
+  if (!style_blend_weights.empty() && style_blend_weights.size() != style.size()) {
+    return absl::InvalidArgumentError(absl::StrCat("style_blend_weights has ", style_blend_weights.size(),
+                                                   " weights for ", style.size(), " style images"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status RunParams::ValidateFields() {
   if (content.empty()) return absl::InvalidArgumentError("content: an image is required");
   if (style.empty()) return absl::InvalidArgumentError("style: an image is required");
   for (const std::string& s : style) {
     if (s.empty()) return absl::InvalidArgumentError("style: an image path is empty");
   }
-  if (!style_blend_weights.empty()) {
-    if (style_blend_weights.size() != style.size()) {
-      return absl::InvalidArgumentError(absl::StrCat("style_blend_weights has ", style_blend_weights.size(),
-                                                     " weights for ", style.size(), " style images"));
-    }
-    for (double w : style_blend_weights) {
-      if (!(w >= 0)) return absl::InvalidArgumentError(absl::StrCat("style_blend_weights must be >= 0, got ", w));
-    }
+  for (double w : style_blend_weights) {
+    if (!(w >= 0)) return absl::InvalidArgumentError(absl::StrCat("style_blend_weights must be >= 0, got ", w));
   }
   if (absl::Status s = CanonicaliseLayers(style_layers, "style_layers"); !s.ok()) return s;
   if (absl::Status s = CanonicaliseLayers(content_layers, "content_layers"); !s.ok()) return s;

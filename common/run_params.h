@@ -52,10 +52,16 @@ struct RunParams {
   nlohmann::json ToJson() const;
 
   // Parses and validates (layer names, ranges). Missing keys take defaults.
-  static absl::StatusOr<RunParams> FromJson(const nlohmann::json& j);
+  // Without `check_relations`, rules between parameters (one blend weight per
+  // style image) are left out: the sweep language checks each value alone
+  // first, and whole runs once the grid is expanded.
+  static absl::StatusOr<RunParams> FromJson(const nlohmann::json& j, bool check_relations = true);
 
-  // Checks ranges and layer names; canonicalises layer names in place.
+  // Checks ranges, layer names and the rules between parameters;
+  // canonicalises layer names in place.
   absl::Status Validate();
+  absl::Status ValidateFields();
+  absl::Status ValidateRelations() const;
 
   // Hex SHA-256 of ToJson().dump(): a stable identity for duplicate detection.
   std::string Hash() const;
@@ -70,6 +76,7 @@ enum class ParamKind {
   kNumber,
   kNumberList,
   kInt,
+  kIntList,
 };
 
 struct ParamDef {
