@@ -106,7 +106,11 @@ std::string RenderRunTable(const SweepView& view) {
                                  view.sweep.source, "): ", CountsLine(CountByState(view.runs)), "\n");
   if (!fixed.empty()) {
     std::vector<std::string> settings;
-    for (const auto& key : fixed) settings.push_back(absl::StrCat(key, "=", FormatValue(params[0][key], image_names)));
+    for (const auto& key : fixed) {
+      const nlohmann::json& value = params[0][key];
+      if (value.is_array() && value.empty()) continue;  // an unused option (no blend weights, say)
+      settings.push_back(absl::StrCat(key, "=", FormatValue(value, image_names)));
+    }
     out += absl::StrCat("shared: ", absl::StrJoin(settings, " "), "\n");
   }
   if (!artifacts.empty()) out += absl::StrCat("images under ", artifacts, "\n");

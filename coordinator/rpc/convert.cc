@@ -27,6 +27,7 @@ void ToProto(const SweepRecord& sweep, const std::vector<RunRecord>& runs, v1::S
   out->set_method(sweep.method);
   out->set_source(sweep.source);
   out->set_created_ms(sweep.created_ms);
+  out->set_spec_json(sweep.spec_json);
   auto& counts = *out->mutable_runs_by_state();
   for (const RunRecord& run : runs) ++counts[std::string(RunStateName(run.state))];
 }
@@ -69,6 +70,7 @@ SweepRecord FromProto(const v1::SweepSummary& sweep) {
   s.method = sweep.method();
   s.source = sweep.source();
   s.created_ms = sweep.created_ms();
+  s.spec_json = sweep.spec_json();
   return s;
 }
 
