@@ -7,7 +7,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_replace.h"
 #include "nlohmann/json.hpp"
+#include "tools/run_query.h"
 
 namespace stylesweep {
 namespace {
@@ -18,27 +20,39 @@ std::string FormatNumber(double v) {
   return buf;
 }
 
-std::string FormatValue(const nlohmann::json& v, const nlohmann::json& image_names) {
-  if (v.is_string()) {
-    const std::string s = v.get<std::string>();
-    if (image_names.contains(s)) return std::filesystem::path(image_names[s].get<std::string>()).filename().string();
-    return s;
-  }
+// A value for a table cell: image paths by file name, lists joined.
+std::string FormatValue(const nlohmann::json& v, const std::string& list_separator = ",") {
+  if (v.is_null()) return "-";
+  if (v.is_string()) return v.get<std::string>();
   if (v.is_number_float()) return FormatNumber(v.get<double>());
   if (v.is_array()) {
     std::vector<std::string> parts;
-    for (const auto& item : v) parts.push_back(FormatValue(item, image_names));
-    return absl::StrJoin(parts, ",");
+    for (const auto& item : v) parts.push_back(FormatValue(item, list_separator));
+    return absl::StrJoin(parts, list_separator);
   }
   return v.dump();
 }
 
-std::string FormatDuration(const RunRecord& run) {
-  if (run.started_ms == 0) return "-";
-  const int64_t end = run.finished_ms != 0 ? run.finished_ms : run.started_ms;
-  if (run.finished_ms == 0) return "...";
+std::string ShortImageName(const nlohmann::json& v) {
+  if (v.is_string()) return std::filesystem::path(v.get<std::string>()).filename().string();
+  if (v.is_array()) {
+    std::vector<std::string> parts;
+    for (const auto& item : v) parts.push_back(ShortImageName(item));
+    return absl::StrJoin(parts, ",");
+  }
+  return FormatValue(v);
+}
+
+std::string Cell(const std::string& key, const nlohmann::json& v) {
+  return key == "content" || key == "style" ? ShortImageName(v) : FormatValue(v);
+}
+
+std::string FormatDuration(const RunRow& row) {
+  if (row.run.started_ms == 0) return "-";
+  auto d = row.duration_s();
+  if (!d) return "...";
   char buf[32];
-  std::snprintf(buf, sizeof buf, "%.1fs", (end - run.started_ms) / 1000.0);
+  std::snprintf(buf, sizeof buf, "%.1fs", *d);
   return buf;
 }
 
@@ -59,6 +73,89 @@ std::string Columns(const std::vector<std::vector<std::string>>& rows) {
     out += line + "\n";
   }
   return out;
+}
+
+std::string Markdown(const std::vector<std::vector<std::string>>& rows) {
+  std::string out;
+  for (size_t r = 0; r < rows.size(); ++r) {
+    std::vector<std::string> cells;
+    for (const std::string& cell : rows[r]) cells.push_back(absl::StrReplaceAll(cell, {{"|", "\\|"}}));
+    out += absl::StrCat("| ", absl::StrJoin(cells, " | "), " |\n");
+    if (r == 0) out += absl::StrCat("|", absl::StrJoin(std::vector<std::string>(rows[r].size(), "---"), "|"), "|\n");
+  }
+  return out;
+}
+
+std::string CsvField(const std::string& s) {
+  if (s.find_first_of(",\"\n\r") == std::string::npos) return s;
+  return absl::StrCat("\"", absl::StrReplaceAll(s, {{"\"", "\"\""}}), "\"");
+}
+
+struct Context {
+  nlohmann::json spec;
+  nlohmann::json image_names = nlohmann::json::object();
+  std::string artifacts;
+};
+
+Context ReadContext(const SweepView& view) {
+  Context c;
+  c.spec = nlohmann::json::parse(view.sweep.spec_json, nullptr, false);
+  if (c.spec.is_object()) {
+    if (c.spec.contains("images") && c.spec["images"].is_object()) c.image_names = c.spec["images"];
+    if (c.spec.contains("artifacts_dir") && c.spec["artifacts_dir"].is_string()) c.artifacts = c.spec["artifacts_dir"];
+  }
+  return c;
+}
+
+// Parameters whose value differs between runs, and those every run shares.
+void SplitParameters(const std::vector<RunRow>& rows, std::vector<std::string>& varying,
+                     std::vector<std::string>& shared) {
+  if (rows.empty()) return;
+  for (const auto& [key, value] : rows[0].params.items()) {
+    bool same = true;
+    for (const RunRow& row : rows) same = same && row.params.contains(key) && row.params[key] == value;
+    (same ? shared : varying).push_back(key);
+  }
+}
+
+nlohmann::json RowJson(const RunRow& row, const std::string& artifacts) {
+  nlohmann::json loss = nullptr;
+  if (row.has_losses()) {
+    loss = {{"total", row.run.total_loss},
+            {"style", row.run.style_loss},
+            {"content", row.run.content_loss},
+            {"tv", row.run.tv_loss}};
+  }
+  auto duration = row.duration_s();
+  nlohmann::json image = nullptr;
+  if (!row.run.final_snapshot.empty()) {
+    image = artifacts.empty() ? row.run.final_snapshot
+                              : (std::filesystem::path(artifacts) / row.run.final_snapshot).string();
+  }
+  return {{"id", row.run.id},
+          {"index", row.run.index},
+          {"state", std::string(RunStateName(row.run.state))},
+          {"attempt", row.run.attempt},
+          {"agent", row.run.agent},
+          {"params", row.params},
+          {"step", row.has_losses() ? nlohmann::json(row.run.last_step) : nlohmann::json()},
+          {"loss", loss},
+          {"duration_s", duration ? nlohmann::json(*duration) : nlohmann::json()},
+          {"image", image},
+          {"error", row.run.error}};
+}
+
+std::vector<std::vector<std::string>> GroupTable(const std::vector<RunGroup>& groups, const std::string& field,
+                                                 const std::string& metric) {
+  std::vector<std::vector<std::string>> table = {
+      {field, "runs", absl::StrCat("best ", metric), "mean", "stddev", "best run"}};
+  for (const RunGroup& g : groups) {
+    const bool has = g.with_metric > 0;
+    table.push_back({Cell(field, g.value), absl::StrCat(g.runs), has ? FormatNumber(g.best) : "-",
+                     has ? FormatNumber(g.mean) : "-", has && g.with_metric > 1 ? FormatNumber(g.stddev) : "-",
+                     has ? absl::StrCat("#", g.best_run_index) : "-"});
+  }
+  return table;
 }
 
 }  // namespace
@@ -82,64 +179,155 @@ std::string CountsLine(const std::map<std::string, int>& counts) {
                       parts.empty() ? "" : absl::StrCat(": ", absl::StrJoin(parts, ", ")));
 }
 
-std::string RenderRunTable(const SweepView& view) {
-  const nlohmann::json spec = nlohmann::json::parse(view.sweep.spec_json, nullptr, false);
-  const nlohmann::json image_names = spec.is_object() && spec.contains("images") ? spec["images"] : nlohmann::json::object();
-  const std::string artifacts = spec.is_object() && spec.contains("artifacts_dir") ? spec["artifacts_dir"].get<std::string>() : "";
+absl::StatusOr<std::string> RenderReport(const SweepView& view, const ReportOptions& options) {
+  const Context context = ReadContext(view);
+  std::vector<RunRow> rows = MakeRunRows(view.runs, context.image_names);
+  const std::vector<std::string> fields = FieldNames(rows);
 
-  std::vector<nlohmann::json> params;
-  for (const RunRecord& run : view.runs) {
-    params.push_back(nlohmann::json::parse(run.params_json, nullptr, false));
+  if (!options.where.empty()) {
+    auto filter = RunFilter::Parse(options.where, fields);
+    if (!filter.ok()) return filter.status();
+    rows.erase(std::remove_if(rows.begin(), rows.end(), [&](const RunRow& r) { return !filter->Matches(r); }),
+               rows.end());
   }
-  // Keys whose value differs between runs become columns; the rest are
-  // printed once as the sweep's shared settings.
-  std::vector<std::string> varying, fixed;
-  if (!params.empty() && params[0].is_object()) {
-    for (const auto& [key, value] : params[0].items()) {
-      bool same = true;
-      for (const auto& p : params) same = same && p.is_object() && p.contains(key) && p[key] == value;
-      (same ? fixed : varying).push_back(key);
+  if (!options.sort.empty()) {
+    auto key = ParseSortKey(options.sort, fields);
+    if (!key.ok()) return key.status();
+    SortRows(rows, *key);
+  }
+  if (options.top < 0) return absl::InvalidArgumentError("--top must be positive");
+  if (options.top > 0 && rows.size() > static_cast<size_t>(options.top)) rows.resize(options.top);
+
+  std::vector<RunGroup> groups;
+  if (!options.group_by.empty()) {
+    if (std::find(fields.begin(), fields.end(), options.group_by) == fields.end()) {
+      return ParseSortKey(options.group_by, fields).status();  // the same "unknown field" message
     }
+    if (std::find(fields.begin(), fields.end(), options.metric) == fields.end()) {
+      return ParseSortKey(options.metric, fields).status();
+    }
+    groups = GroupRows(rows, options.group_by, options.metric);
   }
 
-  std::string out = absl::StrCat("sweep ", view.sweep.id, " '", view.sweep.name, "' (", view.sweep.method, ", ",
-                                 view.sweep.source, "): ", CountsLine(CountByState(view.runs)), "\n");
-  if (!fixed.empty()) {
+  std::vector<std::string> varying, shared;
+  SplitParameters(rows, varying, shared);
+
+  if (options.format == "json") {
+    nlohmann::json runs = nlohmann::json::array();
+    for (const RunRow& row : rows) runs.push_back(RowJson(row, context.artifacts));
+    nlohmann::json out = {{"sweep",
+                           {{"id", view.sweep.id},
+                            {"name", view.sweep.name},
+                            {"method", view.sweep.method},
+                            {"source", view.sweep.source},
+                            {"artifacts_dir", context.artifacts},
+                            {"counts", CountByState(view.runs)}}},
+                          {"runs", runs}};
+    if (!options.group_by.empty()) {
+      nlohmann::json g = nlohmann::json::array();
+      for (const RunGroup& group : groups) {
+        const bool has = group.with_metric > 0;
+        g.push_back({{"value", group.value},
+                     {"runs", group.runs},
+                     {"with_metric", group.with_metric},
+                     {"best", has ? nlohmann::json(group.best) : nlohmann::json()},
+                     {"mean", has ? nlohmann::json(group.mean) : nlohmann::json()},
+                     {"stddev", has ? nlohmann::json(group.stddev) : nlohmann::json()},
+                     {"best_run", has ? nlohmann::json(group.best_run_index) : nlohmann::json()}});
+      }
+      out["group_by"] = options.group_by;
+      out["metric"] = options.metric;
+      out["groups"] = g;
+    }
+    return out.dump(2) + "\n";
+  }
+
+  if (options.format == "csv") {
+    std::vector<std::string> params;
+    if (!rows.empty()) {
+      for (const auto& [key, value] : rows[0].params.items()) params.push_back(key);
+    }
+    std::vector<std::string> header = {"index", "state", "attempt", "agent"};
+    header.insert(header.end(), params.begin(), params.end());
+    for (const char* h : {"step", "loss_total", "loss_style", "loss_content", "loss_tv", "duration_s", "image", "error"}) {
+      header.push_back(h);
+    }
+    std::string out = absl::StrJoin(header, ",") + "\n";
+    for (const RunRow& row : rows) {
+      const nlohmann::json j = RowJson(row, context.artifacts);
+      std::vector<std::string> cells = {absl::StrCat(row.run.index), std::string(RunStateName(row.run.state)),
+                                        absl::StrCat(row.run.attempt), row.run.agent};
+      for (const std::string& key : params) {
+        cells.push_back(row.params.contains(key) ? FormatValue(row.params[key], ";") : "");
+      }
+      auto number = [](const nlohmann::json& v) { return v.is_null() ? std::string() : v.dump(); };
+      cells.push_back(number(j["step"]));
+      for (const char* k : {"total", "style", "content", "tv"}) {
+        cells.push_back(j["loss"].is_null() ? "" : number(j["loss"][k]));
+      }
+      cells.push_back(number(j["duration_s"]));
+      cells.push_back(j["image"].is_null() ? "" : j["image"].get<std::string>());
+      cells.push_back(row.run.error);
+      for (std::string& cell : cells) cell = CsvField(cell);
+      out += absl::StrJoin(cells, ",") + "\n";
+    }
+    return out;
+  }
+
+  if (options.format != "table" && options.format != "markdown") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("unknown report format '", options.format, "'; use table, csv, json or markdown"));
+  }
+  const bool markdown = options.format == "markdown";
+
+  std::string out = absl::StrCat(markdown ? "## " : "", "sweep ", view.sweep.id, " '", view.sweep.name, "' (",
+                                 view.sweep.method, ", ", view.sweep.source, "): ", CountsLine(CountByState(view.runs)),
+                                 "\n");
+  if (!shared.empty() && !rows.empty()) {
     std::vector<std::string> settings;
-    for (const auto& key : fixed) {
-      const nlohmann::json& value = params[0][key];
+    for (const auto& key : shared) {
+      const nlohmann::json& value = rows[0].params[key];
       if (value.is_array() && value.empty()) continue;  // an unused option (no blend weights, say)
-      settings.push_back(absl::StrCat(key, "=", FormatValue(value, image_names)));
+      settings.push_back(absl::StrCat(key, "=", Cell(key, value)));
     }
-    out += absl::StrCat("shared: ", absl::StrJoin(settings, " "), "\n");
+    out += absl::StrCat(markdown ? "\nshared: " : "shared: ", absl::StrJoin(settings, " "), "\n");
   }
-  if (!artifacts.empty()) out += absl::StrCat("images under ", artifacts, "\n");
+  if (!context.artifacts.empty()) out += absl::StrCat(markdown ? "\n" : "", "images under ", context.artifacts, "\n");
+  if (rows.size() != view.runs.size()) {
+    out += absl::StrCat(markdown ? "\n" : "", "showing ", rows.size(), " of ", view.runs.size(), " runs\n");
+  }
   out += "\n";
 
-  std::vector<std::vector<std::string>> rows;
+  if (!options.group_by.empty()) {
+    const auto table = GroupTable(groups, options.group_by, options.metric);
+    return out + (markdown ? Markdown(table) : Columns(table));
+  }
+
+  std::vector<std::vector<std::string>> table;
   std::vector<std::string> header = {"run"};
   for (const auto& key : varying) header.push_back(key);
   for (const char* h : {"state", "step", "total", "style", "content", "tv", "time", "image"}) header.push_back(h);
-  rows.push_back(header);
-  for (size_t i = 0; i < view.runs.size(); ++i) {
-    const RunRecord& run = view.runs[i];
-    std::vector<std::string> row = {absl::StrCat("#", run.index)};
-    for (const auto& key : varying) {
-      row.push_back(params[i].is_object() && params[i].contains(key) ? FormatValue(params[i][key], image_names) : "-");
+  table.push_back(header);
+  for (const RunRow& row : rows) {
+    std::vector<std::string> cells = {absl::StrCat("#", row.run.index)};
+    for (const auto& key : varying) cells.push_back(row.params.contains(key) ? Cell(key, row.params[key]) : "-");
+    cells.push_back(std::string(RunStateName(row.run.state)));
+    const bool has_losses = row.has_losses();
+    cells.push_back(has_losses ? absl::StrCat(row.run.last_step) : "-");
+    for (double v : {row.run.total_loss, row.run.style_loss, row.run.content_loss, row.run.tv_loss}) {
+      cells.push_back(has_losses ? FormatNumber(v) : "-");
     }
-    row.push_back(std::string(RunStateName(run.state)));
-    const bool has_losses = run.last_step >= 0;
-    row.push_back(has_losses ? absl::StrCat(run.last_step) : "-");
-    for (double v : {run.total_loss, run.style_loss, run.content_loss, run.tv_loss}) {
-      row.push_back(has_losses ? FormatNumber(v) : "-");
-    }
-    row.push_back(FormatDuration(run));
-    row.push_back(run.final_snapshot.empty() ? (run.error.empty() ? "-" : "error: " + run.error)
-                                             : run.final_snapshot);
-    rows.push_back(std::move(row));
+    cells.push_back(FormatDuration(row));
+    cells.push_back(row.run.final_snapshot.empty() ? (row.run.error.empty() ? "-" : "error: " + row.run.error)
+                                                   : row.run.final_snapshot);
+    table.push_back(std::move(cells));
   }
-  out += Columns(rows);
-  return out;
+  return out + (markdown ? Markdown(table) : Columns(table));
+}
+
+std::string RenderRunTable(const SweepView& view) {
+  auto text = RenderReport(view, ReportOptions{});
+  return text.ok() ? *text : std::string(text.status().message());
 }
 
 std::string RenderSweepList(const std::vector<SweepView>& sweeps) {

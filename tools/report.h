@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/statusor.h"
 #include "coordinator/store/store.h"
 
 namespace stylesweep {
@@ -28,6 +29,29 @@ std::string CountsLine(const std::map<std::string, int>& counts);
 // one row per run with the parameters that differ between runs, the state,
 // the final losses, the duration and the final image's path.
 std::string RenderRunTable(const SweepView& view);
+
+struct ReportOptions {
+  std::string format = "table";  // table | csv | json | markdown
+  std::string sort;              // a field; "-field" sorts descending; empty: run order
+  int top = 0;                   // keep the first N rows after sorting; 0: all
+  std::string where;             // a filter expression (see run_query.h)
+  std::string group_by;          // a field: one row per value with loss statistics
+  std::string metric = "loss/total";  // what --group-by summarises
+};
+
+// The report of one sweep in the requested format. InvalidArgument for an
+// unknown format, field or a malformed --where, saying what is accepted.
+//
+// JSON (stable, for scripts):
+//   {"sweep": {"id", "name", "method", "source", "artifacts_dir", "counts": {STATE: n}},
+//    "runs": [{"id", "index", "state", "attempt", "agent", "params": {...},
+//              "step", "loss": {"total", "style", "content", "tv"} | null,
+//              "duration_s" | null, "image" | null, "error"}]}
+//   With --group-by: "groups": [{"value", "runs", "with_metric", "best", "mean", "stddev", "best_run"}].
+// CSV: a header row, then one row per run: index, state, attempt, agent, each
+// parameter (lists joined by ';'), step, loss_total, loss_style,
+// loss_content, loss_tv, duration_s, image, error.
+absl::StatusOr<std::string> RenderReport(const SweepView& view, const ReportOptions& options);
 
 // One line per sweep with its run counts by state.
 std::string RenderSweepList(const std::vector<SweepView>& sweeps);

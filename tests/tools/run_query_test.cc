@@ -1,0 +1,165 @@
+#include "tools/run_query.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "tools/report.h"
+
+namespace stylesweep {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+
+std::vector<RunRow> Rows() {
+  std::vector<RunRecord> runs;
+  const double weights[] = {0.01, 0.1, 1.0, 10.0};
+  for (int i = 0; i < 4; ++i) {
+    RunRecord r;
+    r.id = i + 1;
+    r.index = i;
+    r.state = i == 3 ? RunState::kFailed : RunState::kSucceeded;
+    r.agent = i % 2 == 0 ? "gpu-0" : "gpu-1";
+    r.params_json = nlohmann::json{{"style_weight", weights[i]},
+                                   {"style_layers", i < 2 ? std::vector<std::string>{"block1_conv1"}
+                                                          : std::vector<std::string>{"block1_conv1", "block2_conv1"}},
+                                   {"content", "sha256:aa"}}
+                        .dump();
+    if (r.state == RunState::kSucceeded) {
+      r.last_step = 100;
+      r.total_loss = 100 - 10 * i;
+    }
+    r.started_ms = 1000;
+    r.finished_ms = 1000 + 500 * (i + 1);
+    runs.push_back(r);
+  }
+  return MakeRunRows(runs, nlohmann::json{{"sha256:aa", "images/cat.png"}});
+}
+
+std::vector<int> Indexes(const std::vector<RunRow>& rows, const RunFilter& filter) {
+  std::vector<int> out;
+  for (const RunRow& row : rows) {
+    if (filter.Matches(row)) out.push_back(row.run.index);
+  }
+  return out;
+}
+
+TEST(RunQueryTest, FieldsResolveImageNamesAndLosses) {
+  auto rows = Rows();
+  EXPECT_EQ(rows[0].Field("content"), "images/cat.png");
+  EXPECT_EQ(rows[0].Field("loss/total"), 100.0);
+  EXPECT_TRUE(rows[3].Field("loss/total").is_null());  // never reported
+  EXPECT_EQ(rows[1].Field("duration"), 1.0);
+  EXPECT_EQ(rows[1].Field("state"), "SUCCEEDED");
+}
+
+TEST(RunQueryTest, WhereFiltersWithPrecedenceAndParentheses) {
+  auto rows = Rows();
+  const auto fields = FieldNames(rows);
+  auto f = RunFilter::Parse("style_weight >= 0.1 and state = SUCCEEDED", fields);
+  ASSERT_TRUE(f.ok()) << f.status();
+  EXPECT_THAT(Indexes(rows, *f), ElementsAre(1, 2));
+  f = RunFilter::Parse("agent = 'gpu-0' or style_weight < 0.05 and state = FAILED", fields);
+  ASSERT_TRUE(f.ok()) << f.status();
+  EXPECT_THAT(Indexes(rows, *f), ElementsAre(0, 2));  // and binds tighter than or
+  f = RunFilter::Parse("not (agent = gpu-0 or loss/total > 85)", fields);
+  ASSERT_TRUE(f.ok()) << f.status();
+  EXPECT_THAT(Indexes(rows, *f), ElementsAre(3));
+  f = RunFilter::Parse("style_layers = block2_conv1", fields);  // lists match by element
+  ASSERT_TRUE(f.ok()) << f.status();
+  EXPECT_THAT(Indexes(rows, *f), ElementsAre(2, 3));
+  f = RunFilter::Parse("loss/total > 0", fields);  // a run without losses never matches
+  ASSERT_TRUE(f.ok());
+  EXPECT_THAT(Indexes(rows, *f), ElementsAre(0, 1, 2));
+}
+
+TEST(RunQueryTest, BadExpressionsSayWhatIsWrong) {
+  auto rows = Rows();
+  const auto fields = FieldNames(rows);
+  struct Case {
+    const char* expression;
+    const char* message;
+  } cases[] = {
+      {"stlye_weight > 1", "unknown field 'stlye_weight' (did you mean 'style_weight'?)"},
+      {"style_weight 1", "at column 14 of \"style_weight 1\": expected =, !=, <, <=, > or >= after 'style_weight'"},
+      {"style_weight >", "expected a value after 'style_weight >'"},
+      {"(state = FAILED", "expected ')'"},
+      {"state = 'FAILED", "unterminated string"},
+      {"state = FAILED extra", "unexpected 'extra'"},
+  };
+  for (const Case& c : cases) {
+    auto f = RunFilter::Parse(c.expression, fields);
+    ASSERT_FALSE(f.ok()) << c.expression;
+    EXPECT_THAT(std::string(f.status().message()), HasSubstr(c.message)) << c.expression;
+  }
+}
+
+TEST(RunQueryTest, SortPutsMissingValuesLast) {
+  auto rows = Rows();
+  const auto fields = FieldNames(rows);
+  auto key = ParseSortKey("loss/total", fields);
+  ASSERT_TRUE(key.ok());
+  SortRows(rows, *key);
+  EXPECT_EQ(rows[0].run.index, 2);
+  EXPECT_EQ(rows[3].run.index, 3);
+  key = ParseSortKey("-loss/total", fields);
+  ASSERT_TRUE(key.ok());
+  SortRows(rows, *key);
+  EXPECT_EQ(rows[0].run.index, 0);
+  EXPECT_EQ(rows[3].run.index, 3);
+  EXPECT_FALSE(ParseSortKey("loss/totl", fields).ok());
+}
+
+TEST(RunQueryTest, GroupBySummarisesTheMetric) {
+  auto groups = GroupRows(Rows(), "style_layers", "loss/total");
+  ASSERT_EQ(groups.size(), 2u);
+  EXPECT_EQ(groups[0].runs, 2);
+  EXPECT_DOUBLE_EQ(groups[0].best, 90);
+  EXPECT_DOUBLE_EQ(groups[0].mean, 95);
+  EXPECT_NEAR(groups[0].stddev, 7.0710678, 1e-6);
+  EXPECT_EQ(groups[0].best_run_index, 1);
+  EXPECT_EQ(groups[1].runs, 2);
+  EXPECT_EQ(groups[1].with_metric, 1);  // the failed run has no loss
+  EXPECT_DOUBLE_EQ(groups[1].best, 80);
+}
+
+TEST(RunQueryTest, ReportFormatsAreStable) {
+  SweepView view;
+  view.sweep.id = 3;
+  view.sweep.name = "s";
+  view.sweep.method = "grid";
+  view.sweep.source = "s.yaml";
+  view.sweep.spec_json = R"({"images": {"sha256:aa": "images/cat.png"}, "artifacts_dir": "/art"})";
+  for (const RunRow& row : Rows()) view.runs.push_back(row.run);
+  view.runs[0].final_snapshot = "3-s/run-0/attempt-1/final.png";
+
+  ReportOptions csv;
+  csv.format = "csv";
+  csv.top = 1;
+  auto text = RenderReport(view, csv);
+  ASSERT_TRUE(text.ok()) << text.status();
+  EXPECT_EQ(*text,
+            "index,state,attempt,agent,content,style_layers,style_weight,step,loss_total,loss_style,loss_content,"
+            "loss_tv,duration_s,image,error\n"
+            "0,SUCCEEDED,0,gpu-0,images/cat.png,block1_conv1,0.01,100,100.0,0.0,0.0,0.0,0.5,"
+            "/art/3-s/run-0/attempt-1/final.png,\n");
+
+  ReportOptions json;
+  json.format = "json";
+  json.where = "state = FAILED";
+  text = RenderReport(view, json);
+  ASSERT_TRUE(text.ok()) << text.status();
+  const auto parsed = nlohmann::json::parse(*text);
+  EXPECT_EQ(parsed["sweep"]["counts"]["SUCCEEDED"], 3);
+  ASSERT_EQ(parsed["runs"].size(), 1u);
+  EXPECT_EQ(parsed["runs"][0]["index"], 3);
+  EXPECT_TRUE(parsed["runs"][0]["loss"].is_null());
+  EXPECT_EQ(parsed["runs"][0]["params"]["content"], "images/cat.png");
+
+  ReportOptions bad;
+  bad.format = "xml";
+  EXPECT_THAT(std::string(RenderReport(view, bad).status().message()), HasSubstr("use table, csv, json or markdown"));
+}
+
+}  // namespace
+}  // namespace stylesweep

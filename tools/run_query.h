@@ -1,0 +1,88 @@
+#ifndef STYLESWEEP_TOOLS_RUN_QUERY_H_
+#define STYLESWEEP_TOOLS_RUN_QUERY_H_
+
+// Filtering, sorting and grouping of a sweep's runs for reports.
+//
+// Fields a query may name: `state`, `agent`, `run` (the run's index),
+// `attempt`, `step`, `duration` (seconds), `loss/total`, `loss/style`,
+// `loss/content`, `loss/tv`, and every run parameter by its key
+// (`style_weight`, `style_layers`, ...). Thread-compatible.
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "coordinator/store/store.h"
+#include "nlohmann/json.hpp"
+
+namespace stylesweep {
+
+// One run as reports see it: its record, its parameters with image ids
+// replaced by the names the user wrote, and derived fields.
+struct RunRow {
+  RunRecord run;
+  nlohmann::json params;  // object
+  bool has_losses() const { return run.last_step >= 0; }
+  // Wall time of the current attempt in seconds; nullopt while unfinished.
+  std::optional<double> duration_s() const;
+  // A field's value: a number, a string, an array, or null when it has none
+  // (losses of a run that never reported).
+  nlohmann::json Field(const std::string& name) const;
+};
+
+// Builds rows from records. `image_names` maps blob ids to names as written.
+std::vector<RunRow> MakeRunRows(const std::vector<RunRecord>& runs, const nlohmann::json& image_names);
+
+// Every field name valid for these rows (for "did you mean").
+std::vector<std::string> FieldNames(const std::vector<RunRow>& rows);
+
+// A parsed --where expression, e.g.
+//   style_weight >= 0.1 and state = SUCCEEDED
+//   (loss/total < 500 or agent = gpu-1) and not state = FAILED
+// Operators: = != < <= > >=, `and`, `or`, `not`, parentheses. Strings may be
+// bare words or quoted. Comparisons with a missing value are false.
+class RunFilter {
+ public:
+  // InvalidArgument saying where and what is wrong; unknown field names get
+  // a "did you mean" from `fields`.
+  static absl::StatusOr<RunFilter> Parse(const std::string& expression, const std::vector<std::string>& fields);
+  bool Matches(const RunRow& row) const;
+
+  struct Node;
+
+ private:
+  std::shared_ptr<const Node> root_;
+};
+
+struct SortKey {
+  std::string field;
+  bool descending = false;
+};
+
+// "loss/total" (ascending) or "-loss/total" (descending). Checks the field.
+absl::StatusOr<SortKey> ParseSortKey(const std::string& text, const std::vector<std::string>& fields);
+
+// Stable sort; rows without a value for the field go last either way.
+void SortRows(std::vector<RunRow>& rows, const SortKey& key);
+
+// One group of --group-by: the runs sharing a value of the field, with
+// statistics of the metric over the runs that have it.
+struct RunGroup {
+  nlohmann::json value;
+  int runs = 0;
+  int with_metric = 0;
+  double best = 0, mean = 0, stddev = 0;
+  int64_t best_run_index = -1;
+};
+
+// Groups in order of first appearance; `metric` is a field such as
+// "loss/total"; best is the minimum unless `maximize`.
+std::vector<RunGroup> GroupRows(const std::vector<RunRow>& rows, const std::string& field, const std::string& metric,
+                                bool maximize = false);
+
+}  // namespace stylesweep
+
+#endif  // STYLESWEEP_TOOLS_RUN_QUERY_H_
