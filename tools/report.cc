@@ -179,11 +179,12 @@ std::string CountsLine(const std::map<std::string, int>& counts) {
                       parts.empty() ? "" : absl::StrCat(": ", absl::StrJoin(parts, ", ")));
 }
 
-absl::StatusOr<std::string> RenderReport(const SweepView& view, const ReportOptions& options) {
-  const Context context = ReadContext(view);
+namespace {
+
+absl::StatusOr<std::vector<RunRow>> SelectRows(const SweepView& view, const ReportOptions& options,
+                                               const Context& context) {
   std::vector<RunRow> rows = MakeRunRows(view.runs, context.image_names);
   const std::vector<std::string> fields = FieldNames(rows);
-
   if (!options.where.empty()) {
     auto filter = RunFilter::Parse(options.where, fields);
     if (!filter.ok()) return filter.status();
@@ -197,6 +198,25 @@ absl::StatusOr<std::string> RenderReport(const SweepView& view, const ReportOpti
   }
   if (options.top < 0) return absl::InvalidArgumentError("--top must be positive");
   if (options.top > 0 && rows.size() > static_cast<size_t>(options.top)) rows.resize(options.top);
+  return rows;
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<RunRecord>> SelectRuns(const SweepView& view, const ReportOptions& options) {
+  auto rows = SelectRows(view, options, ReadContext(view));
+  if (!rows.ok()) return rows.status();
+  std::vector<RunRecord> runs;
+  for (RunRow& row : *rows) runs.push_back(std::move(row.run));
+  return runs;
+}
+
+absl::StatusOr<std::string> RenderReport(const SweepView& view, const ReportOptions& options) {
+  const Context context = ReadContext(view);
+  auto selected = SelectRows(view, options, context);
+  if (!selected.ok()) return selected.status();
+  std::vector<RunRow> rows = *std::move(selected);
+  const std::vector<std::string> fields = FieldNames(MakeRunRows(view.runs, context.image_names));
 
   std::vector<RunGroup> groups;
   if (!options.group_by.empty()) {
@@ -276,7 +296,7 @@ absl::StatusOr<std::string> RenderReport(const SweepView& view, const ReportOpti
 
   if (options.format != "table" && options.format != "markdown") {
     return absl::InvalidArgumentError(
-        absl::StrCat("unknown report format '", options.format, "'; use table, csv, json or markdown"));
+        absl::StrCat("unknown report format '", options.format, "'; use table, csv, json, markdown or html"));
   }
   const bool markdown = options.format == "markdown";
 

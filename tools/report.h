@@ -53,6 +53,9 @@ struct ReportOptions {
 // loss_content, loss_tv, duration_s, image, error.
 absl::StatusOr<std::string> RenderReport(const SweepView& view, const ReportOptions& options);
 
+// The runs --where, --sort and --top select, in report order.
+absl::StatusOr<std::vector<RunRecord>> SelectRuns(const SweepView& view, const ReportOptions& options);
+
 // One line per sweep with its run counts by state.
 std::string RenderSweepList(const std::vector<SweepView>& sweeps);
 

@@ -1,6 +1,10 @@
 #include "tools/sweep_source.h"
 
+#include <filesystem>
+
 #include "absl/strings/str_cat.h"
+#include "common/files.h"
+#include "nlohmann/json.hpp"
 #include "coordinator/rpc/convert.h"
 #include "coordinator/store/store.h"
 #include "stylesweep/v1/coordinator.grpc.pb.h"
@@ -55,6 +59,45 @@ absl::StatusOr<SweepView> LoadSweepView(const SourceOptions& source, const std::
   for (const v1::RunSummary& run : response->runs()) view.runs.push_back(FromProto(run, view.sweep.id));
   view.counts = CountByState(view.runs);
   return view;
+}
+
+absl::StatusOr<HtmlReportData> LoadHtmlReportData(const SourceOptions& source, const std::string& sweep) {
+  if (source.db.empty()) {
+    return absl::UnimplementedError(
+        "HTML reports read the database and the artifacts directly: pass --db with the coordinator's database file "
+        "(safe while it runs)");
+  }
+  auto store = OpenReadOnly(source.db);
+  if (!store.ok()) return store.status();
+  auto record = (*store)->FindSweep(sweep);
+  if (!record.ok()) return record.status();
+  auto runs = (*store)->ListRuns(record->id);
+  if (!runs.ok()) return runs.status();
+  HtmlReportData data;
+  data.view = SweepView{std::move(*record), std::move(*runs), {}};
+  data.view.counts = CountByState(data.view.runs);
+  for (const RunRecord& run : data.view.runs) {
+    if (run.attempt == 0) continue;
+    auto metrics = (*store)->GetMetrics(run.id, 0);
+    if (!metrics.ok()) return metrics.status();
+    data.metrics[run.id] = std::move(*metrics);
+    auto snapshots = (*store)->ListSnapshots(run.id);
+    if (!snapshots.ok()) return snapshots.status();
+    data.snapshots[run.id] = std::move(*snapshots);
+  }
+  const nlohmann::json spec = nlohmann::json::parse(data.view.sweep.spec_json, nullptr, false);
+  const std::string root =
+      spec.is_object() && spec.contains("artifacts_dir") ? spec["artifacts_dir"].get<std::string>() : "";
+  data.read_artifact = [root](const std::string& ref) -> absl::StatusOr<std::string> {
+    if (root.empty()) return absl::NotFoundError("the sweep does not say where its artifacts are");
+    if (ref.rfind("sha256:", 0) == 0) {
+      const std::string hex = ref.substr(7);
+      if (hex.size() < 2) return absl::InvalidArgumentError(absl::StrCat("malformed blob id '", ref, "'"));
+      return ReadFileToString((std::filesystem::path(root) / "blobs" / hex.substr(0, 2) / hex).string());
+    }
+    return ReadFileToString((std::filesystem::path(root) / ref).string());
+  };
+  return data;
 }
 
 absl::StatusOr<std::vector<SweepView>> LoadSweepList(const SourceOptions& source) {

@@ -6,6 +6,7 @@
 
 #include "absl/status/statusor.h"
 #include "rpc/transport.h"
+#include "tools/html_report.h"
 #include "tools/report.h"
 
 namespace stylesweep {
@@ -21,6 +22,11 @@ struct SourceOptions {
 
 // One sweep (by id or name) with its runs.
 absl::StatusOr<SweepView> LoadSweepView(const SourceOptions& source, const std::string& sweep);
+
+// What an HTML report needs: the sweep, every run's losses and snapshots, and
+// a reader for files under the coordinator's artifacts directory. Reads the
+// database (--db) only: Unimplemented for a coordinator source.
+absl::StatusOr<HtmlReportData> LoadHtmlReportData(const SourceOptions& source, const std::string& sweep);
 
 // Every sweep with its run counts (runs left empty).
 absl::StatusOr<std::vector<SweepView>> LoadSweepList(const SourceOptions& source);

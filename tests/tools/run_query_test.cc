@@ -158,7 +158,7 @@ TEST(RunQueryTest, ReportFormatsAreStable) {
 
   ReportOptions bad;
   bad.format = "xml";
-  EXPECT_THAT(std::string(RenderReport(view, bad).status().message()), HasSubstr("use table, csv, json or markdown"));
+  EXPECT_THAT(std::string(RenderReport(view, bad).status().message()), HasSubstr("use table, csv, json, markdown or html"));
 }
 
 }  // namespace

@@ -1,0 +1,280 @@
+#include "tools/html_report.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <limits>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_replace.h"
+#include "nlohmann/json.hpp"
+#include "tools/run_query.h"
+
+namespace stylesweep {
+namespace {
+
+std::string Escape(const std::string& s) {
+  return absl::StrReplaceAll(s, {{"&", "&amp;"}, {"<", "&lt;"}, {">", "&gt;"}, {"\"", "&quot;"}});
+}
+
+std::string Number(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.4g", v);
+  return buf;
+}
+
+std::string Text(const std::string& key, const nlohmann::json& v) {
+  if (v.is_null()) return "-";
+  if ((key == "content" || key == "style") && v.is_string()) {
+    return std::filesystem::path(v.get<std::string>()).filename().string();
+  }
+  if (v.is_string()) return v.get<std::string>();
+  if (v.is_number_float()) return Number(v.get<double>());
+  if (v.is_array()) {
+    std::vector<std::string> parts;
+    for (const auto& item : v) parts.push_back(Text(key, item));
+    return absl::StrJoin(parts, ", ");
+  }
+  return v.dump();
+}
+
+// An <img> with the PNG or JPEG inlined, or a placeholder saying why not.
+std::string Img(const HtmlReportData& data, const std::string& ref, const std::string& alt, const char* css_class) {
+  if (ref.empty() || !data.read_artifact) {
+    return absl::StrCat("<div class=\"missing ", css_class, "\">no image</div>");
+  }
+  auto bytes = data.read_artifact(ref);
+  if (!bytes.ok()) {
+    return absl::StrCat("<div class=\"missing ", css_class, "\">", Escape(std::string(bytes.status().message())),
+                        "</div>");
+  }
+  const bool jpeg = bytes->size() > 2 && static_cast<unsigned char>((*bytes)[0]) == 0xFF &&
+                    static_cast<unsigned char>((*bytes)[1]) == 0xD8;
+  return absl::StrCat("<img class=\"", css_class, "\" alt=\"", Escape(alt), "\" src=\"data:image/",
+                      jpeg ? "jpeg" : "png", ";base64,", absl::Base64Escape(*bytes), "\">");
+}
+
+std::string RunLabel(const RunRow& row, const std::vector<std::string>& varying) {
+  std::vector<std::string> parts;
+  for (const auto& key : varying) parts.push_back(absl::StrCat(key, " = ", Text(key, row.params[key])));
+  return absl::StrJoin(parts, "; ");
+}
+
+std::string Card(const HtmlReportData& data, const RunRow& row, const std::vector<std::string>& varying, bool best) {
+  std::string loss = row.has_losses() ? absl::StrCat("loss ", Number(row.run.total_loss)) : "no losses";
+  std::string state(RunStateName(row.run.state));
+  return absl::StrCat("<figure class=\"card", best ? " best" : "", "\" data-run=\"", row.run.index, "\">",
+                      Img(data, row.run.final_snapshot, absl::StrCat("run ", row.run.index), "thumb"),
+                      "<figcaption><b>#", row.run.index, "</b> ", Escape(RunLabel(row, varying)), "<br>",
+                      Escape(loss), " <span class=\"state ", state, "\">", state, "</span>",
+                      row.run.error.empty() ? "" : absl::StrCat("<br><small>", Escape(row.run.error), "</small>"),
+                      "</figcaption></figure>");
+}
+
+// Loss curves: one polyline per run on a log-scale y axis.
+std::string LossChart(const HtmlReportData& data, const std::vector<RunRow>& rows, int64_t best_id,
+                      const std::vector<std::string>& varying) {
+  double min_loss = std::numeric_limits<double>::max(), max_loss = 0;
+  int max_step = 1;
+  for (const RunRow& row : rows) {
+    auto it = data.metrics.find(row.run.id);
+    if (it == data.metrics.end()) continue;
+    for (const MetricRow& m : it->second) {
+      if (m.total > 0) {
+        min_loss = std::min(min_loss, m.total);
+        max_loss = std::max(max_loss, m.total);
+      }
+      max_step = std::max(max_step, m.step);
+    }
+  }
+  if (max_loss <= 0) return "<p>No losses reported yet.</p>";
+  const double lo = std::floor(std::log10(min_loss)), hi = std::max(lo + 1, std::ceil(std::log10(max_loss)));
+  const double width = 760, height = 320, left = 60, bottom = 30, top = 10, right = 10;
+  auto x = [&](int step) { return left + (width - left - right) * step / max_step; };
+  auto y = [&](double v) { return top + (height - top - bottom) * (hi - std::log10(v)) / (hi - lo); };
+
+  std::string svg = absl::StrCat("<svg class=\"chart\" viewBox=\"0 0 ", width, " ", height,
+                                 "\" xmlns=\"http://www.w3.org/2000/svg\" role=\"img\" aria-label=\"loss curves\">");
+  for (double e = lo; e <= hi; e += 1) {
+    const double yy = y(std::pow(10, e));
+    absl::StrAppend(&svg, "<line x1=\"", left, "\" x2=\"", width - right, "\" y1=\"", yy, "\" y2=\"", yy,
+                    "\" class=\"grid\"/><text x=\"", left - 6, "\" y=\"", yy + 4, "\" class=\"axis\" "
+                    "text-anchor=\"end\">1e", static_cast<int>(e), "</text>");
+  }
+  absl::StrAppend(&svg, "<text x=\"", width - right, "\" y=\"", height - 8, "\" class=\"axis\" text-anchor=\"end\">step ",
+                  max_step, "</text><text x=\"", left, "\" y=\"", height - 8, "\" class=\"axis\">0</text>");
+  // The best run last, so it is drawn on top.
+  std::vector<const RunRow*> order;
+  for (const RunRow& row : rows) order.push_back(&row);
+  std::stable_partition(order.begin(), order.end(), [best_id](const RunRow* r) { return r->run.id != best_id; });
+  for (const RunRow* row : order) {
+    auto it = data.metrics.find(row->run.id);
+    if (it == data.metrics.end() || it->second.empty()) continue;
+    std::string points;
+    for (const MetricRow& m : it->second) {
+      if (m.total > 0) absl::StrAppend(&points, Number(x(m.step)), ",", Number(y(m.total)), " ");
+    }
+    const bool best = row->run.id == best_id;
+    absl::StrAppend(&svg, "<polyline class=\"", best ? "curve best" : "curve", "\" points=\"", points,
+                    "\"><title>#", row->run.index, " ", Escape(RunLabel(*row, varying)), "</title></polyline>");
+  }
+  svg += "</svg>";
+  return svg;
+}
+
+constexpr char kStyle[] = R"(
+body { font: 14px/1.4 system-ui, sans-serif; margin: 24px; color: #222; }
+h1 { font-size: 22px; margin: 0 0 4px; } h2 { font-size: 17px; margin: 28px 0 8px; }
+.meta { color: #666; }
+.inputs { display: flex; gap: 16px; } .inputs figure { margin: 0; }
+.input { max-height: 200px; border-radius: 4px; }
+.sheet { display: flex; flex-wrap: wrap; gap: 12px; }
+.card { margin: 0; width: 220px; } .card.best { outline: 3px solid #d62728; outline-offset: 2px; }
+.thumb { width: 220px; border-radius: 4px; display: block; }
+.missing { width: 220px; height: 120px; background: #eee; color: #888; display: flex; align-items: center;
+           justify-content: center; text-align: center; font-size: 12px; border-radius: 4px; }
+figcaption { font-size: 12px; margin-top: 4px; }
+table.grid td, table.grid th { vertical-align: top; padding: 4px; }
+table.runs { border-collapse: collapse; font-size: 12px; }
+table.runs td, table.runs th { border-bottom: 1px solid #ddd; padding: 3px 8px; text-align: left; }
+.state { font-size: 11px; padding: 0 4px; border-radius: 3px; background: #eee; }
+.state.SUCCEEDED { background: #d4f4d4; } .state.FAILED, .state.LOST { background: #f8d0d0; }
+.chart { width: 100%; max-width: 760px; } .grid { stroke: #e5e5e5; } .axis { font-size: 11px; fill: #666; }
+.curve { fill: none; stroke: #1f77b4; stroke-opacity: .45; stroke-width: 1.2; }
+.curve.best { stroke: #d62728; stroke-opacity: 1; stroke-width: 2.5; }
+.steps { display: flex; gap: 8px; flex-wrap: wrap; } .steps figure { margin: 0; width: 140px; }
+.steps .thumb { width: 140px; }
+)";
+
+}  // namespace
+
+std::string RenderHtmlReport(const HtmlReportData& data) {
+  const SweepView& view = data.view;
+  const nlohmann::json spec = nlohmann::json::parse(view.sweep.spec_json, nullptr, false);
+  const nlohmann::json images =
+      spec.is_object() && spec.contains("images") ? spec["images"] : nlohmann::json::object();
+  std::vector<RunRow> rows = MakeRunRows(view.runs, images);
+
+  std::vector<std::string> varying;
+  if (!rows.empty()) {
+    for (const auto& [key, value] : rows[0].params.items()) {
+      for (const RunRow& row : rows) {
+        if (row.params[key] != value) {
+          varying.push_back(key);
+          break;
+        }
+      }
+    }
+  }
+  const RunRow* best = nullptr;
+  for (const RunRow& row : rows) {
+    if (row.run.state == RunState::kSucceeded && (best == nullptr || row.run.total_loss < best->run.total_loss)) {
+      best = &row;
+    }
+  }
+  const int64_t best_id = best ? best->run.id : -1;
+
+  std::string html = absl::StrCat("<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>",
+                                  Escape(view.sweep.name), " - stylesweep report</title><style>", kStyle,
+                                  "</style></head><body>");
+  absl::StrAppend(&html, "<h1>", Escape(view.sweep.name), "</h1><p class=\"meta\">sweep ", view.sweep.id, " · ",
+                  Escape(view.sweep.method), " · ", Escape(view.sweep.source), " · ",
+                  Escape(CountsLine(CountByState(view.runs))), "</p>");
+
+  // Inputs: the content image and every style image, by their blob ids.
+  absl::StrAppend(&html, "<h2>Inputs</h2><div class=\"inputs\">");
+  for (const auto& [id, name] : images.items()) {
+    const std::string label = name.is_string() ? name.get<std::string>() : id;
+    absl::StrAppend(&html, "<figure>", Img(data, id, label, "input"), "<figcaption>", Escape(label),
+                    "</figcaption></figure>");
+  }
+  html += "</div>";
+
+  absl::StrAppend(&html, "<h2>Results</h2>");
+  if (varying.size() == 2) {
+    // A grid: first varying parameter down, second across.
+    std::vector<nlohmann::json> row_values, col_values;
+    for (const RunRow& row : rows) {
+      if (std::find(row_values.begin(), row_values.end(), row.params[varying[0]]) == row_values.end()) {
+        row_values.push_back(row.params[varying[0]]);
+      }
+      if (std::find(col_values.begin(), col_values.end(), row.params[varying[1]]) == col_values.end()) {
+        col_values.push_back(row.params[varying[1]]);
+      }
+    }
+    absl::StrAppend(&html, "<table class=\"grid\"><tr><th>", Escape(varying[0]), " \\ ", Escape(varying[1]), "</th>");
+    for (const auto& c : col_values) absl::StrAppend(&html, "<th>", Escape(Text(varying[1], c)), "</th>");
+    html += "</tr>";
+    for (const auto& r : row_values) {
+      absl::StrAppend(&html, "<tr><th>", Escape(Text(varying[0], r)), "</th>");
+      for (const auto& c : col_values) {
+        html += "<td>";
+        for (const RunRow& row : rows) {
+          if (row.params[varying[0]] == r && row.params[varying[1]] == c) {
+            html += Card(data, row, {}, row.run.id == best_id);
+          }
+        }
+        html += "</td>";
+      }
+      html += "</tr>";
+    }
+    html += "</table>";
+  } else {
+    html += "<div class=\"sheet\">";
+    for (const RunRow& row : rows) html += Card(data, row, varying, row.run.id == best_id);
+    html += "</div>";
+  }
+
+  absl::StrAppend(&html, "<h2>Loss curves</h2><p class=\"meta\">total loss per step, log scale",
+                  best ? absl::StrCat("; best run #", best->run.index, " in red") : "", "</p>",
+                  LossChart(data, rows, best_id, varying));
+
+  // Snapshots over steps for the three best runs.
+  std::vector<const RunRow*> ranked;
+  for (const RunRow& row : rows) {
+    if (row.run.state == RunState::kSucceeded) ranked.push_back(&row);
+  }
+  std::sort(ranked.begin(), ranked.end(),
+            [](const RunRow* a, const RunRow* b) { return a->run.total_loss < b->run.total_loss; });
+  if (ranked.size() > 3) ranked.resize(3);
+  if (!ranked.empty()) html += "<h2>Snapshots of the best runs</h2>";
+  for (const RunRow* row : ranked) {
+    absl::StrAppend(&html, "<h3>#", row->run.index, " ", Escape(RunLabel(*row, varying)), "</h3><div class=\"steps\">");
+    auto it = data.snapshots.find(row->run.id);
+    if (it != data.snapshots.end()) {
+      for (const SnapshotRecord& s : it->second) {
+        if (s.attempt != row->run.attempt) continue;
+        absl::StrAppend(&html, "<figure>", Img(data, s.path, absl::StrCat("step ", s.step), "thumb"),
+                        "<figcaption>step ", s.step, "</figcaption></figure>");
+      }
+    }
+    html += "</div>";
+  }
+
+  // The table of runs.
+  absl::StrAppend(&html, "<h2>Runs</h2><table class=\"runs\"><tr><th>run</th>");
+  for (const auto& key : varying) absl::StrAppend(&html, "<th>", Escape(key), "</th>");
+  html += "<th>state</th><th>step</th><th>total</th><th>style</th><th>content</th><th>tv</th><th>time</th></tr>";
+  for (const RunRow& row : rows) {
+    absl::StrAppend(&html, "<tr><td>#", row.run.index, "</td>");
+    for (const auto& key : varying) absl::StrAppend(&html, "<td>", Escape(Text(key, row.params[key])), "</td>");
+    const std::string state(RunStateName(row.run.state));
+    absl::StrAppend(&html, "<td><span class=\"state ", state, "\">", state, "</span></td>");
+    if (row.has_losses()) {
+      absl::StrAppend(&html, "<td>", row.run.last_step, "</td><td>", Number(row.run.total_loss), "</td><td>",
+                      Number(row.run.style_loss), "</td><td>", Number(row.run.content_loss), "</td><td>",
+                      Number(row.run.tv_loss), "</td>");
+    } else {
+      html += "<td>-</td><td>-</td><td>-</td><td>-</td><td>-</td>";
+    }
+    auto d = row.duration_s();
+    absl::StrAppend(&html, "<td>", d ? absl::StrCat(Number(*d), " s") : "-", "</td></tr>");
+  }
+  html += "</table></body></html>\n";
+  return html;
+}
+
+}  // namespace stylesweep
