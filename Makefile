@@ -6,7 +6,7 @@ BUILD_TYPE ?= RelWithDebInfo
 DEMO_DIR ?= demo-output
 CTEST_JOBS ?= $(shell nproc)
 
-.PHONY: all deps configure build demo test clean
+.PHONY: all deps configure build demo test bench clean
 
 all: build
 
@@ -28,6 +28,12 @@ demo: build
 
 test: build
 	ctest --test-dir $(BUILD_DIR) --output-on-failure -j $(CTEST_JOBS)
+
+# Engine speed against the same loop in PyTorch (Debian's python3-torch), side by side.
+bench: configure
+	@./deploy/install-deps.sh bench
+	cmake --build $(BUILD_DIR) --target engine_bench
+	$(BUILD_DIR)/bin/engine_bench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(BUILD_DIR) $(DEMO_DIR)

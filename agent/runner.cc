@@ -26,21 +26,23 @@ class MetricsBuffer {
     pending_.push_back(m);
   }
 
-  // Sends what is pending; on failure keeps it for the next flush.
-  absl::Status Flush(CoordinatorClient& client, const std::string& agent, int64_t run_id, int attempt) {
+  // Sends what is pending; on failure keeps it for the next flush. Returns
+  // what the coordinator said about the run (kContinue when nothing was sent).
+  absl::StatusOr<RunVerdict> Flush(CoordinatorClient& client, const std::string& agent, int64_t run_id,
+                                   int attempt) {
     std::lock_guard<std::mutex> flush_lock(flush_mu_);
     std::vector<StepMetrics> batch;
     {
       std::lock_guard<std::mutex> lock(mu_);
       batch.swap(pending_);
     }
-    if (batch.empty()) return absl::OkStatus();
-    absl::Status s = client.ReportMetrics(agent, run_id, attempt, batch);
-    if (!s.ok()) {
+    if (batch.empty()) return RunVerdict::kContinue;
+    absl::StatusOr<RunVerdict> verdict = client.ReportMetrics(agent, run_id, attempt, batch);
+    if (!verdict.ok()) {
       std::lock_guard<std::mutex> lock(mu_);
       pending_.insert(pending_.begin(), batch.begin(), batch.end());
     }
-    return s;
+    return verdict;
   }
 
  private:
@@ -115,7 +117,18 @@ absl::StatusOr<bool> Runner::RunOne() {
   RunParams params = run.params;
   absl::Status result;
   std::atomic<bool> revoked{false};
+  std::atomic<bool> pruned{false};
+  // The latest snapshot, re-sent as the final image when the run is pruned.
+  std::mutex snapshot_mu;
+  std::string last_png;
+  int last_png_step = -1;
   MetricsBuffer metrics;
+  auto note = [&](const absl::StatusOr<RunVerdict>& verdict) {
+    if (absl::IsFailedPrecondition(verdict.status())) revoked = true;
+    if (!verdict.ok()) return;
+    if (*verdict == RunVerdict::kStop) revoked = true;
+    if (*verdict == RunVerdict::kPrune) pruned = true;
+  };
   absl::Status fetched;
   params.ForEachImage([&](std::string& ref) {
     if (!fetched.ok()) return;
@@ -142,12 +155,13 @@ absl::StatusOr<bool> Runner::RunOne() {
         beat_cv.wait_for(lock, std::chrono::milliseconds(settings_.heartbeat_ms));
         if (done) break;
         lock.unlock();
-        auto stop = client_.Heartbeat(agent, run.run_id, run.attempt, current_step);
-        if (stop.ok() && *stop) revoked = true;
-        if (!stop.ok()) spdlog::warn("heartbeat failed: {}", std::string(stop.status().message()));
-        if (absl::Status s = metrics.Flush(client_, agent, run.run_id, run.attempt); absl::IsFailedPrecondition(s)) {
-          revoked = true;
+        auto verdict = client_.Heartbeat(agent, run.run_id, run.attempt, current_step);
+        if (verdict.ok()) {
+          note(verdict);
+        } else {
+          spdlog::warn("heartbeat failed: {}", std::string(verdict.status().message()));
         }
+        note(metrics.Flush(client_, agent, run.run_id, run.attempt));
         lock.lock();
       }
     });
@@ -156,13 +170,21 @@ absl::StatusOr<bool> Runner::RunOne() {
     callbacks.on_step = [&](const StepMetrics& m) {
       current_step = m.step;
       metrics.Add(m);
+      if (options_.report_every_steps > 0 && m.step % options_.report_every_steps == 0) {
+        note(metrics.Flush(client_, agent, run.run_id, run.attempt));
+      }
     };
     callbacks.on_snapshot = [&](int step, const std::string& png) -> absl::Status {
       absl::Status s = client_.UploadSnapshot(agent, run.run_id, run.attempt, step, step == params.steps, png);
       if (absl::IsFailedPrecondition(s)) revoked = true;
+      if (s.ok()) {
+        std::lock_guard<std::mutex> lock(snapshot_mu);
+        last_png = png;
+        last_png_step = step;
+      }
       return s;
     };
-    callbacks.should_stop = [&] { return stopping_.load() || revoked.load(); };
+    callbacks.should_stop = [&] { return stopping_.load() || revoked.load() || pruned.load(); };
     result = engine_.Run(params, callbacks);
 
     {
@@ -177,6 +199,27 @@ absl::StatusOr<bool> Runner::RunOne() {
     spdlog::warn("run {} attempt {} was taken away by the coordinator; dropped", run.run_id, run.attempt);
     return true;
   }
+  if (pruned && absl::IsCancelled(result)) {
+    // Early termination: the losses so far and the latest image are the
+    // run's result.
+    if (absl::StatusOr<RunVerdict> sent = metrics.Flush(client_, agent, run.run_id, run.attempt); !sent.ok()) {
+      return absl::Status(sent.status().code(), absl::StrCat("could not report losses of run ", run.run_id, ": ",
+                                                             sent.status().message()));
+    }
+    if (last_png_step >= 0) {
+      if (absl::Status s = client_.UploadSnapshot(agent, run.run_id, run.attempt, last_png_step, /*final=*/true,
+                                                  last_png);
+          !s.ok()) {
+        return absl::Status(s.code(), absl::StrCat("could not send the final image of run ", run.run_id, ": ",
+                                                   s.message()));
+      }
+    }
+    if (absl::Status s = client_.Complete(agent, run.run_id, run.attempt, RunState::kPruned, ""); !s.ok()) {
+      return absl::Status(s.code(), absl::StrCat("could not report the end of run ", run.run_id, ": ", s.message()));
+    }
+    spdlog::info("run {} attempt {} PRUNED by early termination", run.run_id, run.attempt);
+    return true;
+  }
   if (stopping_ && absl::IsCancelled(result)) {
     // Not reported: the lease runs out and the coordinator hands the run to
     // another agent, with the losses sent so far kept under this attempt.
@@ -184,8 +227,11 @@ absl::StatusOr<bool> Runner::RunOne() {
     spdlog::warn("run {} attempt {} interrupted by shutdown; it will be retried elsewhere", run.run_id, run.attempt);
     return true;
   }
-  if (absl::Status s = metrics.Flush(client_, agent, run.run_id, run.attempt); !s.ok()) {
-    return absl::Status(s.code(), absl::StrCat("could not report losses of run ", run.run_id, ": ", s.message()));
+  // A prune verdict on this last report comes too late to save anything:
+  // the run ends as it is.
+  if (absl::StatusOr<RunVerdict> sent = metrics.Flush(client_, agent, run.run_id, run.attempt); !sent.ok()) {
+    return absl::Status(sent.status().code(), absl::StrCat("could not report losses of run ", run.run_id, ": ",
+                                                           sent.status().message()));
   }
   const RunState state = result.ok() ? RunState::kSucceeded : RunState::kFailed;
   if (!result.ok()) spdlog::error("run {} failed: {}", run.run_id, std::string(result.message()));

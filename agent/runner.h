@@ -18,6 +18,11 @@ struct RunnerOptions {
   std::string cache_dir;        // where fetched input images are kept
   int64_t idle_poll_ms = 1000;  // wait between lease requests when idle
   int64_t max_backoff_ms = 10000;
+  // Also send losses from the engine's thread every N steps (0: only with
+  // each heartbeat). Early termination decides at given steps, so with fast
+  // steps and a slow heartbeat a run may otherwise finish before it hears it
+  // should stop; each report costs the engine a round trip.
+  int report_every_steps = 0;
 };
 
 // An agent's work loop: lease a run, fetch its images, run the engine while

@@ -2,7 +2,11 @@
 
 #include "common/hash.h"
 
+#include <algorithm>
+#include <vector>
+
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "common/layers.h"
 
 namespace stylesweep {
@@ -19,6 +23,13 @@ absl::Status CanonicaliseLayers(std::vector<std::string>& layers, const char* ke
   }
   return absl::OkStatus();
 }
+
+// A word parameter and the words it may be.
+struct OneOf {
+  const char* key;
+  const std::string* value;
+  std::vector<std::string> allowed;
+};
 
 }  // namespace
 
@@ -39,6 +50,16 @@ nlohmann::json RunParams::ToJson() const {
       {"snapshot_every", snapshot_every},
       {"seed", seed},
       {"preprocess", preprocess},
+      {"optimizer", optimizer},
+      {"adam_epsilon_mode", adam_epsilon_mode},
+      {"init", init},
+      {"preserve_colors", preserve_colors},
+      {"style_scale", style_scale},
+      {"pooling", pooling},
+      {"style_layer_weights", style_layer_weights},
+      {"precision", precision},
+      {"multires_sizes", multires_sizes},
+      {"multires_steps", multires_steps},
   };
 }
 
@@ -67,6 +88,28 @@ absl::StatusOr<RunParams> RunParams::FromJson(const nlohmann::json& j, bool chec
     get("snapshot_every", p.snapshot_every);
     get("seed", p.seed);
     get("preprocess", p.preprocess);
+    get("optimizer", p.optimizer);
+    get("adam_epsilon_mode", p.adam_epsilon_mode);
+    get("init", p.init);
+    if (auto it = j.find("preserve_colors"); it != j.end() && !it->is_null()) {
+      // The sweep language passes words as strings ("true"); JSON has booleans.
+      if (it->is_boolean()) {
+        p.preserve_colors = it->get<bool>();
+      } else if (it->is_string() && (*it == "true" || *it == "false")) {
+        p.preserve_colors = *it == "true";
+      } else if (it->is_number_integer() && (*it == 0 || *it == 1)) {
+        p.preserve_colors = *it == 1;
+      } else {
+        return absl::InvalidArgumentError(
+            absl::StrCat("preserve_colors must be true or false, got ", it->dump()));
+      }
+    }
+    get("style_scale", p.style_scale);
+    get("pooling", p.pooling);
+    get("style_layer_weights", p.style_layer_weights);
+    get("precision", p.precision);
+    get("multires_sizes", p.multires_sizes);
+    get("multires_steps", p.multires_steps);
   } catch (const nlohmann::json::exception& e) {
     return absl::InvalidArgumentError(absl::StrCat("bad run parameters: ", e.what()));
   }
@@ -76,13 +119,28 @@ absl::StatusOr<RunParams> RunParams::FromJson(const nlohmann::json& j, bool chec
 
 absl::Status RunParams::Validate() {
   if (absl::Status s = ValidateFields(); !s.ok()) return s;
-  return ValidateRelations();
+  if (absl::Status s = ValidateRelations(); !s.ok()) return s;
+  if (!multires_sizes.empty()) {
+    image_size = multires_sizes.back();
+    steps = 0;
+    for (int n : multires_steps) steps += n;
+  }
+  return absl::OkStatus();
 }
 
 absl::Status RunParams::ValidateRelations() const {
   if (!style_blend_weights.empty() && style_blend_weights.size() != style.size()) {
     return absl::InvalidArgumentError(absl::StrCat("style_blend_weights has ", style_blend_weights.size(),
                                                    " weights for ", style.size(), " style images"));
+  }
+  if (!style_layer_weights.empty() && style_layer_weights.size() != style_layers.size()) {
+    return absl::InvalidArgumentError(absl::StrCat("style_layer_weights has ", style_layer_weights.size(),
+                                                   " weights for ", style_layers.size(), " style layers"));
+  }
+  if (multires_sizes.size() != multires_steps.size()) {
+    return absl::InvalidArgumentError(absl::StrCat("multires_sizes has ", multires_sizes.size(),
+                                                   " sizes but multires_steps has ", multires_steps.size(),
+                                                   " step counts; give one step count per size"));
   }
   return absl::OkStatus();
 }
@@ -117,6 +175,34 @@ absl::Status RunParams::ValidateFields() {
     return absl::InvalidArgumentError(
         absl::StrCat("preprocess must be 'torchvision' or 'caffe', got '", preprocess, "'"));
   }
+  for (const auto& [key, value, allowed] : std::vector<OneOf>{
+           {"optimizer", &optimizer, {"adam", "lbfgs"}},
+           {"adam_epsilon_mode", &adam_epsilon_mode, {"tf", "torch"}},
+           {"init", &init, {"content", "style", "noise"}},
+           {"pooling", &pooling, {"max", "avg"}},
+           {"precision", &precision, {"fp32", "bf16"}},
+       }) {
+    if (std::find(allowed.begin(), allowed.end(), *value) == allowed.end()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(key, " must be '", absl::StrJoin(allowed, "' or '"), "', got '", *value, "'"));
+    }
+  }
+  if (!(style_scale > 0) || style_scale * image_size > kMaxImageSize) {
+    return absl::InvalidArgumentError(absl::StrCat("style_scale must be > 0 and style_scale x image_size at most ",
+                                                   kMaxImageSize, ", got ", style_scale));
+  }
+  for (double w : style_layer_weights) {
+    if (!(w >= 0)) return absl::InvalidArgumentError(absl::StrCat("style_layer_weights must be >= 0, got ", w));
+  }
+  for (int size : multires_sizes) {
+    if (size < 16 || size > kMaxImageSize) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("multires_sizes must be from 16 to ", kMaxImageSize, " pixels, got ", size));
+    }
+  }
+  for (int n : multires_steps) {
+    if (n <= 0) return absl::InvalidArgumentError(absl::StrCat("multires_steps must be positive, got ", n));
+  }
   return absl::OkStatus();
 }
 
@@ -138,6 +224,16 @@ const std::vector<ParamDef>& RunParamDefs() {
       {"snapshot_every", ParamKind::kInt},
       {"seed", ParamKind::kInt},
       {"preprocess", ParamKind::kString},
+      {"optimizer", ParamKind::kString},
+      {"adam_epsilon_mode", ParamKind::kString},
+      {"init", ParamKind::kString},
+      {"preserve_colors", ParamKind::kString},
+      {"style_scale", ParamKind::kNumber},
+      {"pooling", ParamKind::kString},
+      {"style_layer_weights", ParamKind::kNumberList},
+      {"precision", ParamKind::kString},
+      {"multires_sizes", ParamKind::kIntList},
+      {"multires_steps", ParamKind::kIntList},
   };
   return defs;
 }

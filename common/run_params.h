@@ -39,6 +39,22 @@ struct RunParams {
   // "caffe": BGR in 0..255 minus the Caffe mean pixel.
   std::string preprocess = "torchvision";
 
+  // Engine options (README, "Engine options"). The defaults reproduce the
+  // tutorial exactly.
+  std::string optimizer = "adam";          // "adam" (TF-form or torch-form, see adam_epsilon_mode) | "lbfgs"
+  std::string adam_epsilon_mode = "tf";    // "tf": ε before bias correction | "torch": after
+  std::string init = "content";            // "content" | "style" (first style image) | "noise" (from seed)
+  bool preserve_colors = false;            // keep the content's chroma (YIQ), the output's luminance
+  double style_scale = 1.0;                // style images' long side = style_scale × image_size
+  std::string pooling = "max";             // "max" | "avg"
+  std::vector<double> style_layer_weights;  // one per style layer; empty: all 1
+  std::string precision = "fp32";          // "fp32" | "bf16" (convolutions only)
+  // Coarse-to-fine: stage i runs multires_steps[i] steps at long side
+  // multires_sizes[i]. When set, Validate() overrides image_size with the last
+  // size and steps with the sum, so `steps` is always the run's total.
+  std::vector<int> multires_sizes;
+  std::vector<int> multires_steps;
+
   // Calls fn on every image reference (content, then each style), which may
   // rewrite it.
   template <typename Fn>
@@ -58,7 +74,8 @@ struct RunParams {
   static absl::StatusOr<RunParams> FromJson(const nlohmann::json& j, bool check_relations = true);
 
   // Checks ranges, layer names and the rules between parameters;
-  // canonicalises layer names in place.
+  // canonicalises layer names in place, and with multires set overrides
+  // image_size and steps by the last size and the sum of the stages' steps.
   absl::Status Validate();
   absl::Status ValidateFields();
   absl::Status ValidateRelations() const;

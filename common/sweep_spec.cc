@@ -3,6 +3,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -15,7 +16,12 @@
 namespace stylesweep {
 namespace {
 
-constexpr const char* kSweepKeys[] = {"name", "description", "method", "metric", "parameters", "max_attempts"};
+constexpr const char* kSweepKeys[] = {"name",    "description",    "method",         "metric",
+                                      "parameters", "max_attempts", "run_cap",        "max_concurrent",
+                                      "early_terminate", "search_seed"};
+constexpr const char* kParameterKeys[] = {"value", "values", "distribution", "min", "max", "q", "probabilities",
+                                          "parameters"};
+constexpr const char* kMetricNames[] = {"loss/total", "loss/style", "loss/content", "loss/tv"};
 
 const ParamDef* FindRunKey(const std::string& name) {
   for (const ParamDef& def : RunParamDefs()) {
@@ -62,9 +68,24 @@ std::string Describe(const YAML::Node& node) {
   }
 }
 
+// The known word the user most likely meant: one that starts with what was
+// written (a truncated word), else the closest by edit distance; "" if none.
+std::string Suggest(const std::string& word, const std::vector<std::string>& known) {
+  if (word.size() >= 3) {
+    for (const std::string& k : known) {
+      if (k.size() > word.size() && k.compare(0, word.size(), word) == 0) return k;
+    }
+  }
+  return ClosestMatch(word, known);
+}
+
+// A node that tests false, for keys not (yet) seen: a default-constructed
+// YAML::Node is a defined null and tests true.
+YAML::Node Absent() { return YAML::Node(YAML::NodeType::Undefined); }
+
 class Parser {
  public:
-  explicit Parser(std::string source) : source_(std::move(source)) {}
+  Parser(std::string source, SweepLimits limits) : source_(std::move(source)), limits_(limits) {}
 
   absl::StatusOr<SweepSpec> Parse(const std::string& text) {
     YAML::Node root;
@@ -84,6 +105,23 @@ class Parser {
     std::set<std::string> seen;
     YAML::Node parameters;
     bool has_parameters = false;
+    YAML::Node run_cap_node = Absent();
+    // The method decides which parameter forms are allowed, wherever it sits.
+    YAML::Node method_node = Absent();
+    for (const auto& entry : root) {
+      if (entry.first.Scalar() == "method") method_node = entry.second;
+    }
+    if (method_node) {
+      if (!method_node.IsScalar()) {
+        return Error(method_node, "method", absl::StrCat("expected a string, got ", Describe(method_node)));
+      }
+      const std::string m = method_node.Scalar();
+      if (m != "grid" && m != "random" && m != "bayes") {
+        return Error(method_node, "method", absl::StrCat("unknown method '", m, "'; expected grid, random or bayes"));
+      }
+      spec.method = m;
+    }
+    method_ = spec.method;
 
     for (const auto& entry : root) {
       const std::string key = entry.first.Scalar();
@@ -99,20 +137,38 @@ class Parser {
           spec.name = s;
         } else if (key == "description") {
           spec.description = s;
-        } else if (s != "grid") {
-          if (s == "random" || s == "bayes") {
-            return Error(value, key, absl::StrCat("method '", s, "' is not supported by this version; use grid"));
-          }
-          return Error(value, key, absl::StrCat("unknown method '", s, "'; expected grid"));
-        }
+        }  // method: read before this loop
       } else if (key == "max_attempts") {
         long long n = 0;
         if (!AsInt(value, n) || n < 1 || n > 100) {
           return Error(value, key, absl::StrCat("expected an integer from 1 to 100, got ", Describe(value)));
         }
         spec.max_attempts = static_cast<int>(n);
+      } else if (key == "run_cap") {
+        long long n = 0;
+        if (!AsInt(value, n) || n < 1) return Error(value, key, absl::StrCat("expected a positive integer, got ", Describe(value)));
+        if (static_cast<unsigned long long>(n) > limits_.max_runs) {
+          return Error(value, key, absl::StrCat("run_cap ", n, " is more than the limit of ", limits_.max_runs));
+        }
+        spec.run_cap = static_cast<int>(n);
+        run_cap_node = value;
+      } else if (key == "max_concurrent") {
+        long long n = 0;
+        if (!AsInt(value, n) || n < 1 || n > 1000000) {
+          return Error(value, key, absl::StrCat("expected a positive integer, got ", Describe(value)));
+        }
+        spec.max_concurrent = static_cast<int>(n);
+      } else if (key == "search_seed") {
+        long long n = 0;
+        if (!AsInt(value, n) || n < 0) {
+          return Error(value, key, absl::StrCat("expected an integer >= 0, got ", Describe(value)));
+        }
+        spec.has_search_seed = true;
+        spec.search_seed = static_cast<uint64_t>(n);
       } else if (key == "metric") {
-        // Recorded for search methods; grid sweeps always report every loss.
+        if (absl::Status s = ParseMetric(spec, value); !s.ok()) return s;
+      } else if (key == "early_terminate") {
+        if (absl::Status s = ParseEarlyTerminate(spec, value); !s.ok()) return s;
       } else if (const ParamDef* def = FindRunKey(key)) {
         if (absl::Status s = AddParameter(spec, seen, *def, entry.first, value, key, /*top_level=*/true); !s.ok()) {
           return s;
@@ -127,16 +183,7 @@ class Parser {
         return Error(parameters, "parameters",
                      absl::StrCat("expected a mapping of parameter names, got ", Describe(parameters)));
       }
-      for (const auto& entry : parameters) {
-        const std::string key = entry.first.Scalar();
-        const std::string path = absl::StrCat("parameters.", key);
-        const ParamDef* def = FindRunKey(key);
-        if (def == nullptr) return UnknownKey(entry.first, path, /*top_level=*/false);
-        if (absl::Status s = AddParameter(spec, seen, *def, entry.first, entry.second, path, /*top_level=*/false);
-            !s.ok()) {
-          return s;
-        }
-      }
+      if (absl::Status s = AddParameters(spec, seen, parameters, "parameters", ""); !s.ok()) return s;
     }
 
     for (const char* required : {"content", "style"}) {
@@ -146,12 +193,36 @@ class Parser {
                                                        "parameters)"));
       }
     }
-    if (spec.GridSize() > kMaxGridSize) {
-      return absl::InvalidArgumentError(absl::StrCat(source_, ": the grid has ", spec.GridSize(),
-                                                     " points, more than the limit of ", kMaxGridSize));
+    if (spec.method == "grid") {
+      if (spec.GridSize() > limits_.max_runs) {
+        return absl::InvalidArgumentError(absl::StrCat(source_, ": the grid has ", spec.GridSize(),
+                                                       " points, more than the limit of ", limits_.max_runs));
+      }
+      if (spec.run_cap > 0 && spec.GridSize() > static_cast<size_t>(spec.run_cap)) {
+        return Error(run_cap_node, "run_cap",
+                     absl::StrCat("the grid has ", spec.GridSize(), " points, more than run_cap ", spec.run_cap,
+                                  "; raise run_cap or use method: random"));
+      }
+      // Rules between parameters (blend weights per style image) hold per run.
+      if (auto runs = spec.Expand(); !runs.ok()) return runs.status();
+      return spec;
     }
-    // Rules between parameters (blend weights per style image) hold per run.
-    if (auto runs = spec.Expand(); !runs.ok()) return runs.status();
+    if (spec.run_cap == 0) {
+      return Error(method_node, "method",
+                   absl::StrCat("method: ", spec.method, " needs run_cap (how many runs to create at most)"));
+    }
+    // The rules between parameters only involve listed values (style images
+    // and their blend weights), so checking every combination of listed
+    // values with each distribution at its minimum covers every draw.
+    SweepSpec corners = spec;
+    for (ParameterSpec& p : corners.parameters) {
+      if (p.distribution == Distribution::kValues) continue;
+      const ParamDef* def = FindRunKey(p.name);
+      p.values = {def->kind == ParamKind::kInt ? nlohmann::json(static_cast<long long>(p.min)) : nlohmann::json(p.min)};
+    }
+    if (corners.GridSize() <= limits_.max_runs) {
+      if (auto runs = corners.Expand(); !runs.ok()) return runs.status();
+    }
     return spec;
   }
 
@@ -272,6 +343,146 @@ class Parser {
     return absl::OkStatus();
   }
 
+  // An unknown key, with the closest of `known` as a suggestion.
+  absl::Status UnknownAmong(const YAML::Node& key_node, const std::string& path,
+                            const std::vector<std::string>& known) const {
+    std::string message = "unknown key";
+    const std::string close = Suggest(key_node.Scalar(), known);
+    if (!close.empty()) absl::StrAppend(&message, " (did you mean '", close, "'?)");
+    return Error(key_node, path, message);
+  }
+
+  absl::Status ParseMetric(SweepSpec& spec, const YAML::Node& node) const {
+    if (!node.IsMap()) {
+      return Error(node, "metric", absl::StrCat("expected a mapping {name: loss/total, goal: minimize}, got ",
+                                                Describe(node)));
+    }
+    for (const auto& entry : node) {
+      const std::string key = entry.first.Scalar();
+      const std::string path = absl::StrCat("metric.", key);
+      const YAML::Node& value = entry.second;
+      if (key == "name") {
+        const std::vector<std::string> names(std::begin(kMetricNames), std::end(kMetricNames));
+        if (!value.IsScalar() || std::find(names.begin(), names.end(), value.Scalar()) == names.end()) {
+          std::string message = absl::StrCat("unknown metric ", Describe(value), "; expected one of ",
+                                             absl::StrJoin(names, ", "));
+          if (value.IsScalar()) {
+            const std::string close = Suggest(value.Scalar(), names);
+            if (!close.empty()) absl::StrAppend(&message, " (did you mean '", close, "'?)");
+          }
+          return Error(value, path, message);
+        }
+        spec.metric = value.Scalar();
+      } else if (key == "goal") {
+        if (!value.IsScalar() || (value.Scalar() != "minimize" && value.Scalar() != "maximize")) {
+          return Error(value, path, absl::StrCat("expected minimize or maximize, got ", Describe(value)));
+        }
+        spec.goal = value.Scalar();
+      } else {
+        return UnknownAmong(entry.first, path, {"name", "goal"});
+      }
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status ParseEarlyTerminate(SweepSpec& spec, const YAML::Node& node) const {
+    if (!node.IsMap()) {
+      return Error(node, "early_terminate",
+                   absl::StrCat("expected a mapping {type: hyperband, min_iter: N, eta: 3}, got ", Describe(node)));
+    }
+    EarlyTerminate et;
+    for (const auto& entry : node) {
+      const std::string key = entry.first.Scalar();
+      const std::string path = absl::StrCat("early_terminate.", key);
+      const YAML::Node& value = entry.second;
+      long long n = 0;
+      if (key == "type") {
+        if (!value.IsScalar() || (value.Scalar() != "hyperband" && value.Scalar() != "median")) {
+          return Error(value, path, absl::StrCat("expected hyperband or median, got ", Describe(value)));
+        }
+        et.type = value.Scalar();
+      } else if (key == "min_iter") {
+        if (!AsInt(value, n) || n < 1) {
+          return Error(value, path, absl::StrCat("expected a positive number of steps, got ", Describe(value)));
+        }
+        et.min_iter = static_cast<int>(n);
+      } else if (key == "eta") {
+        if (!AsInt(value, n) || n < 2 || n > 100) {
+          return Error(value, path, absl::StrCat("expected an integer from 2 to 100, got ", Describe(value)));
+        }
+        et.eta = static_cast<int>(n);
+      } else {
+        return UnknownAmong(entry.first, path, {"type", "min_iter", "eta"});
+      }
+    }
+    if (et.type.empty()) return Error(node, "early_terminate", "expected 'type' (hyperband or median)");
+    if (et.min_iter == 0) {
+      return Error(node, "early_terminate", "expected 'min_iter' (the first step at which runs are compared)");
+    }
+    spec.early_terminate = et;
+    return absl::OkStatus();
+  }
+
+  // The entries of a `parameters:` mapping at `path`; `group` is the name of
+  // the enclosing grouped option ("" at the top).
+  absl::Status AddParameters(SweepSpec& spec, std::set<std::string>& seen, const YAML::Node& node,
+                             const std::string& path, const std::string& group) {
+    if (!node.IsMap()) {
+      return Error(node, path, absl::StrCat("expected a mapping of parameter names, got ", Describe(node)));
+    }
+    if (node.size() == 0) return Error(node, path, "must name at least one parameter");
+    for (const auto& entry : node) {
+      const std::string key = entry.first.Scalar();
+      const std::string sub = absl::StrCat(path, ".", key);
+      if (entry.second.IsMap() && entry.second["parameters"]) {
+        for (const auto& inner : entry.second) {
+          if (inner.first.Scalar() != "parameters") {
+            return Error(inner.first, absl::StrCat(sub, ".", inner.first.Scalar()),
+                         "a group of options takes only 'parameters'");
+          }
+        }
+        if (absl::Status s = AddParameters(spec, seen, entry.second["parameters"], absl::StrCat(sub, ".parameters"),
+                                           key);
+            !s.ok()) {
+          return s;
+        }
+        continue;
+      }
+      const ParamDef* def = nullptr;
+      if (!group.empty()) {
+        // W&B's shape: `optimizer: {parameters: {name: adam, ...}}` names the
+        // group's own choice.
+        def = key == "name" ? FindRunKey(group) : FindRunKey(absl::StrCat(group, "_", key));
+      }
+      if (def == nullptr) def = FindRunKey(key);
+      if (def == nullptr) {
+        if (group.empty()) return UnknownKey(entry.first, sub, /*top_level=*/false);
+        std::vector<std::string> known;
+        for (const ParamDef& d : RunParamDefs()) known.emplace_back(d.name);
+        const std::string prefix = absl::StrCat(group, "_");
+        for (const ParamDef& d : RunParamDefs()) {
+          if (std::string(d.name).rfind(prefix, 0) == 0) known.push_back(std::string(d.name).substr(prefix.size()));
+        }
+        return UnknownAmong(entry.first, sub, known);
+      }
+      if (absl::Status s = AddParameter(spec, seen, *def, entry.first, entry.second, sub, /*top_level=*/false);
+          !s.ok()) {
+        return s;
+      }
+    }
+    return absl::OkStatus();
+  }
+
+  static bool AsNumber(const YAML::Node& n, double& out) {
+    if (!n.IsScalar() || n.Tag() == "!") return false;
+    try {
+      out = n.as<double>();
+      return true;
+    } catch (const YAML::Exception&) {
+      return false;
+    }
+  }
+
   absl::Status AddParameter(SweepSpec& spec, std::set<std::string>& seen, const ParamDef& def,
                             const YAML::Node& key_node, const YAML::Node& node, const std::string& path,
                             bool top_level) {
@@ -292,49 +503,168 @@ class Parser {
       return absl::OkStatus();
     };
 
-    const bool is_spec = node.IsMap();
-    if (!is_spec) {
+    if (!node.IsMap()) {
       if (!top_level) {
         return Error(node, path, "expected a mapping with 'value' or 'values' (e.g. {values: [1, 2]})");
       }
       if (absl::Status s = add(node, path); !s.ok()) return s;
-    } else {
-      if (node["value"] && node["values"]) return Error(key_node, path, "has both 'value' and 'values'; use one");
-      bool has_value = false;
-      for (const auto& entry : node) {
-        const std::string key = entry.first.Scalar();
-        const std::string sub = absl::StrCat(path, ".", key);
-        if (key == "value") {
-          if (absl::Status s = add(entry.second, sub); !s.ok()) return s;
-          has_value = true;
-        } else if (key == "values") {
-          if (!entry.second.IsSequence()) {
-            return Error(entry.second, sub, absl::StrCat("expected a list, got ", Describe(entry.second)));
-          }
-          if (entry.second.size() == 0) return Error(entry.second, sub, "must list at least one value");
-          for (size_t i = 0; i < entry.second.size(); ++i) {
-            if (absl::Status s = add(entry.second[i], absl::StrCat(sub, "[", i, "]")); !s.ok()) return s;
-          }
-          has_value = true;
-        } else if (key == "min" || key == "max" || key == "distribution" || key == "mu" || key == "sigma" ||
-                   key == "q" || key == "probabilities") {
+      spec.parameters.push_back(std::move(param));
+      return absl::OkStatus();
+    }
+    if (node["value"] && node["values"]) return Error(key_node, path, "has both 'value' and 'values'; use one");
+    YAML::Node value_node = Absent(), values_node = Absent(), distribution_node = Absent(), min_node = Absent(),
+               max_node = Absent(), q_node = Absent(), probabilities_node = Absent();
+    for (const auto& entry : node) {
+      const std::string key = entry.first.Scalar();
+      const std::string sub = absl::StrCat(path, ".", key);
+      if (key == "value") {
+        value_node = entry.second;
+      } else if (key == "values") {
+        values_node = entry.second;
+      } else if (key == "distribution" || key == "min" || key == "max" || key == "q" || key == "probabilities") {
+        if (method_ == "grid") {
           return Error(entry.first, sub,
-                       "distributions need method: random or bayes, which this version does not support yet; "
-                       "list grid points with 'values'");
-        } else {
-          std::string message = "unknown key";
-          const std::string close = ClosestMatch(key, {"value", "values"});
+                       "grid sweeps take 'value' or 'values'; distributions need method: random or bayes");
+        }
+        if (key == "distribution") distribution_node = entry.second;
+        if (key == "min") min_node = entry.second;
+        if (key == "max") max_node = entry.second;
+        if (key == "q") q_node = entry.second;
+        if (key == "probabilities") probabilities_node = entry.second;
+      } else if (key == "parameters") {
+        return Error(entry.first, sub, "a group of options takes only 'parameters'");
+      } else if (key == "mu" || key == "sigma") {
+        return Error(entry.first, sub,
+                     "normal distributions are not supported; use uniform, int_uniform, log_uniform_values, "
+                     "q_uniform or categorical");
+      } else {
+        return UnknownAmong(entry.first, sub, std::vector<std::string>(std::begin(kParameterKeys),
+                                                                       std::end(kParameterKeys)));
+      }
+    }
+
+    std::string distribution;
+    if (distribution_node) {
+      const std::string dpath = absl::StrCat(path, ".distribution");
+      static const std::vector<std::string> kKnown = {"uniform", "int_uniform", "log_uniform_values", "q_uniform",
+                                                      "categorical"};
+      if (!distribution_node.IsScalar() ||
+          std::find(kKnown.begin(), kKnown.end(), distribution_node.Scalar()) == kKnown.end()) {
+        std::string message = absl::StrCat("unknown distribution ", Describe(distribution_node), "; expected ",
+                                           absl::StrJoin(kKnown, ", "));
+        if (distribution_node.IsScalar()) {
+          const std::string close = Suggest(distribution_node.Scalar(), kKnown);
           if (!close.empty()) absl::StrAppend(&message, " (did you mean '", close, "'?)");
-          return Error(entry.first, sub, message);
+        }
+        return Error(distribution_node, dpath, message);
+      }
+      distribution = distribution_node.Scalar();
+    }
+
+    const bool ranged = min_node || max_node || (!distribution.empty() && distribution != "categorical");
+    if (ranged) {
+      if (value_node || values_node) {
+        return Error(key_node, path, "has both a distribution (min/max) and 'value'/'values'; use one");
+      }
+      if (probabilities_node) {
+        return Error(probabilities_node, absl::StrCat(path, ".probabilities"),
+                     "probabilities go with 'values' (distribution: categorical)");
+      }
+      if (!min_node || !max_node) return Error(node, path, "expected both 'min' and 'max'");
+      if (def.kind != ParamKind::kNumber && def.kind != ParamKind::kInt) {
+        return Error(key_node, path,
+                     absl::StrCat(def.name, " takes ", KindName(def.kind), ": list the choices with 'values'"));
+      }
+      const bool is_int = def.kind == ParamKind::kInt;
+      if (distribution.empty()) distribution = is_int ? "int_uniform" : "uniform";
+      if (is_int && (distribution == "uniform" || distribution == "log_uniform_values")) {
+        return Error(distribution_node, absl::StrCat(path, ".distribution"),
+                     absl::StrCat(def.name, " is an integer: use int_uniform or q_uniform"));
+      }
+      auto bound = [&](const YAML::Node& n, const std::string& which, double& out) -> absl::Status {
+        const std::string bpath = absl::StrCat(path, ".", which);
+        long long i = 0;
+        const bool int_needed = is_int || distribution == "int_uniform";
+        if (int_needed ? !AsInt(n, i) : !AsNumber(n, out)) {
+          return Error(n, bpath, absl::StrCat("expected ", int_needed ? "an integer" : "a number", ", got ", Describe(n)));
+        }
+        if (int_needed) out = static_cast<double>(i);
+        nlohmann::json v = is_int ? nlohmann::json(i) : nlohmann::json(out);
+        return CheckValue(def, n, bpath, v);
+      };
+      if (absl::Status s = bound(min_node, "min", param.min); !s.ok()) return s;
+      if (absl::Status s = bound(max_node, "max", param.max); !s.ok()) return s;
+      if (param.min > param.max) {
+        return Error(min_node, absl::StrCat(path, ".min"),
+                     absl::StrCat("min (", min_node.Scalar(), ") is greater than max (", max_node.Scalar(), ")"));
+      }
+      if (distribution == "log_uniform_values" && param.min <= 0) {
+        return Error(min_node, absl::StrCat(path, ".min"), "log_uniform_values needs min > 0");
+      }
+      if (q_node) {
+        if (distribution != "q_uniform") {
+          return Error(q_node, absl::StrCat(path, ".q"), "q goes with distribution: q_uniform");
+        }
+        if (!AsNumber(q_node, param.q) || param.q <= 0 || (is_int && param.q != std::floor(param.q))) {
+          return Error(q_node, absl::StrCat(path, ".q"),
+                       absl::StrCat("expected a positive ", is_int ? "integer" : "number", ", got ", Describe(q_node)));
         }
       }
-      if (!has_value) return Error(node, path, "expected 'value' or 'values'");
+      if (distribution == "uniform") param.distribution = Distribution::kUniform;
+      if (distribution == "int_uniform") param.distribution = Distribution::kIntUniform;
+      if (distribution == "log_uniform_values") param.distribution = Distribution::kLogUniformValues;
+      if (distribution == "q_uniform") param.distribution = Distribution::kQUniform;
+      spec.parameters.push_back(std::move(param));
+      return absl::OkStatus();
+    }
+
+    if (q_node) return Error(q_node, absl::StrCat(path, ".q"), "q goes with distribution: q_uniform");
+    if (value_node) {
+      if (absl::Status s = add(value_node, absl::StrCat(path, ".value")); !s.ok()) return s;
+    } else if (values_node) {
+      const std::string sub = absl::StrCat(path, ".values");
+      if (!values_node.IsSequence()) {
+        return Error(values_node, sub, absl::StrCat("expected a list, got ", Describe(values_node)));
+      }
+      if (values_node.size() == 0) return Error(values_node, sub, "must list at least one value");
+      for (size_t i = 0; i < values_node.size(); ++i) {
+        if (absl::Status s = add(values_node[i], absl::StrCat(sub, "[", i, "]")); !s.ok()) return s;
+      }
+    } else {
+      return Error(node, path, "expected 'value' or 'values'");
+    }
+    if (probabilities_node) {
+      const std::string ppath = absl::StrCat(path, ".probabilities");
+      if (!probabilities_node.IsSequence()) {
+        return Error(probabilities_node, ppath, absl::StrCat("expected a list of numbers, got ",
+                                                             Describe(probabilities_node)));
+      }
+      if (probabilities_node.size() != param.values.size()) {
+        return Error(probabilities_node, ppath,
+                     absl::StrCat("has ", probabilities_node.size(), " probabilities for ", param.values.size(),
+                                  " values"));
+      }
+      double sum = 0;
+      for (size_t i = 0; i < probabilities_node.size(); ++i) {
+        double pr = 0;
+        if (!AsNumber(probabilities_node[i], pr) || pr < 0 || pr > 1) {
+          return Error(probabilities_node[i], absl::StrCat(ppath, "[", i, "]"),
+                       absl::StrCat("expected a probability from 0 to 1, got ", Describe(probabilities_node[i])));
+        }
+        param.probabilities.push_back(pr);
+        sum += pr;
+      }
+      if (std::abs(sum - 1.0) > 1e-6) {
+        return Error(probabilities_node, ppath, absl::StrCat("probabilities sum to ", sum, ", not 1"));
+      }
     }
     spec.parameters.push_back(std::move(param));
     return absl::OkStatus();
   }
 
   std::string source_;
+  SweepLimits limits_;
+  std::string method_ = "grid";
 };
 
 bool IsImageKey(const std::string& name) {
@@ -428,15 +758,187 @@ absl::Status SweepSpec::MapImages(const std::function<absl::StatusOr<std::string
   return status;
 }
 
-nlohmann::json SweepSpec::ToJson() const {
-  nlohmann::json params = nlohmann::json::array();
-  for (const auto& p : parameters) params.push_back({{"name", p.name}, {"values", p.values}});
-  return {{"name", name},          {"description", description}, {"method", method},
-          {"max_attempts", max_attempts}, {"parameters", params}};
+namespace {
+
+const char* DistributionName(Distribution d) {
+  switch (d) {
+    case Distribution::kValues:
+      return "categorical";
+    case Distribution::kUniform:
+      return "uniform";
+    case Distribution::kIntUniform:
+      return "int_uniform";
+    case Distribution::kLogUniformValues:
+      return "log_uniform_values";
+    case Distribution::kQUniform:
+      return "q_uniform";
+  }
+  return "";
 }
 
-absl::StatusOr<SweepSpec> ParseSweep(const std::string& yaml_text, const std::string& source) {
-  return Parser(source).Parse(yaml_text);
+// SplitMix64's finaliser: spreads nearby seeds (0, 1, 2...) over the whole
+// state space before they seed the Mersenne Twister.
+uint64_t Mix(uint64_t x) {
+  x += 0x9e3779b97f4a7c15ULL;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+  return x ^ (x >> 31);
+}
+
+}  // namespace
+
+nlohmann::json SweepSpec::ToJson() const {
+  nlohmann::json params = nlohmann::json::array();
+  for (const auto& p : parameters) {
+    nlohmann::json j = {{"name", p.name}, {"distribution", DistributionName(p.distribution)}};
+    if (p.distribution == Distribution::kValues) {
+      j["values"] = p.values;
+      if (!p.probabilities.empty()) j["probabilities"] = p.probabilities;
+    } else {
+      j["min"] = p.min;
+      j["max"] = p.max;
+      if (p.distribution == Distribution::kQUniform) j["q"] = p.q;
+    }
+    params.push_back(std::move(j));
+  }
+  nlohmann::json j = {{"name", name},
+                      {"description", description},
+                      {"method", method},
+                      {"max_attempts", max_attempts},
+                      {"metric", {{"name", metric}, {"goal", goal}}},
+                      {"run_cap", run_cap},
+                      {"max_concurrent", max_concurrent},
+                      {"parameters", params}};
+  if (!early_terminate.type.empty()) {
+    j["early_terminate"] = {{"type", early_terminate.type},
+                            {"min_iter", early_terminate.min_iter},
+                            {"eta", early_terminate.eta}};
+  }
+  return j;
+}
+
+SweepRandom::SweepRandom(uint64_t seed) : engine_(Mix(seed)) {}
+
+SweepRandom::SweepRandom(uint64_t seed, uint64_t draw) : engine_(Mix(Mix(seed) ^ Mix(draw + 1))) {}
+
+double SweepRandom::Uniform() { return static_cast<double>(engine_() >> 11) * 0x1.0p-53; }
+
+size_t SweepRandom::Choice(size_t n, const std::vector<double>& probabilities) {
+  if (n == 0) return 0;
+  const double u = Uniform();
+  if (probabilities.size() != n) return std::min(n - 1, static_cast<size_t>(u * static_cast<double>(n)));
+  double cumulative = 0;
+  for (size_t i = 0; i < n; ++i) {
+    cumulative += probabilities[i];
+    if (u < cumulative) return i;
+  }
+  // Rounding left the sum a hair under 1: the last choice with any weight.
+  for (size_t i = n; i-- > 0;) {
+    if (probabilities[i] > 0) return i;
+  }
+  return n - 1;
+}
+
+size_t SweepSpec::RunCount() const {
+  if (method == "grid") return GridSize();
+  return static_cast<size_t>(run_cap);
+}
+
+std::vector<SearchDimension> SweepSpec::SearchSpace() const {
+  std::vector<SearchDimension> space;
+  for (const auto& p : parameters) {
+    if (p.distribution == Distribution::kValues) {
+      space.push_back(SearchDimension{static_cast<int>(p.values.size()), p.probabilities});
+    } else {
+      space.push_back(SearchDimension{0, {}});
+    }
+  }
+  return space;
+}
+
+absl::StatusOr<RunParams> SweepSpec::Resolve(const std::vector<double>& point) const {
+  if (point.size() != parameters.size()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("a point has ", point.size(), " coordinates for ", parameters.size(), " parameters"));
+  }
+  nlohmann::json j = nlohmann::json::object();
+  for (size_t i = 0; i < parameters.size(); ++i) {
+    const ParameterSpec& p = parameters[i];
+    if (p.distribution == Distribution::kValues) {
+      const double x = std::max(0.0, point[i]);
+      j[p.name] = p.values[std::min(p.values.size() - 1, static_cast<size_t>(x))];
+      continue;
+    }
+    const double u = std::min(std::max(point[i], 0.0), std::nextafter(1.0, 0.0));
+    const bool is_int = FindRunKey(p.name)->kind == ParamKind::kInt;
+    double v = 0;
+    switch (p.distribution) {
+      case Distribution::kUniform:
+        v = p.min + u * (p.max - p.min);
+        break;
+      case Distribution::kIntUniform:
+        v = std::min(p.max, std::floor(p.min + u * (p.max - p.min + 1)));
+        break;
+      case Distribution::kLogUniformValues:
+        v = std::exp(std::log(p.min) + u * (std::log(p.max) - std::log(p.min)));
+        v = std::min(std::max(v, p.min), p.max);
+        break;
+      case Distribution::kQUniform:
+        v = std::round((p.min + u * (p.max - p.min)) / p.q) * p.q;
+        // Rounding to the grid of q may step outside [min, max]: step back.
+        if (v < p.min) v += p.q;
+        if (v > p.max) v -= p.q;
+        break;
+      case Distribution::kValues:
+        break;
+    }
+    if (is_int) {
+      j[p.name] = static_cast<long long>(std::llround(v));
+    } else {
+      j[p.name] = p.distribution == Distribution::kIntUniform ? std::round(v) : v;
+    }
+  }
+  auto run = RunParams::FromJson(j);
+  if (!run.ok()) return absl::InvalidArgumentError(absl::StrCat(source, ": ", run.status().message()));
+  return run;
+}
+
+std::vector<double> SweepSpec::RandomPoint(SweepRandom& random) const {
+  std::vector<double> point;
+  point.reserve(parameters.size());
+  for (const auto& p : parameters) {
+    if (p.distribution == Distribution::kValues) {
+      point.push_back(static_cast<double>(random.Choice(p.values.size(), p.probabilities)));
+    } else {
+      point.push_back(random.Uniform());
+    }
+  }
+  return point;
+}
+
+absl::StatusOr<std::vector<RunParams>> SweepSpec::Draw(uint64_t seed, size_t first, size_t count) const {
+  std::vector<RunParams> runs;
+  runs.reserve(count);
+  for (size_t i = first; i < first + count; ++i) {
+    SweepRandom random(seed, i);
+    auto run = Resolve(RandomPoint(random));
+    if (!run.ok()) return run.status();
+    runs.push_back(std::move(*run));
+  }
+  return runs;
+}
+
+double SweepSpec::Objective(double total, double style, double content, double tv) const {
+  double value = total;
+  if (metric == "loss/style") value = style;
+  if (metric == "loss/content") value = content;
+  if (metric == "loss/tv") value = tv;
+  return goal == "maximize" ? -value : value;
+}
+
+absl::StatusOr<SweepSpec> ParseSweep(const std::string& yaml_text, const std::string& source,
+                                     const SweepLimits& limits) {
+  return Parser(source, limits).Parse(yaml_text);
 }
 
 absl::StatusOr<SweepSpec> LoadSweepFile(const std::string& path) {

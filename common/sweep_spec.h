@@ -11,11 +11,22 @@
 //     style_weight: {values: [1e-3, 1e-2]}
 //     steps: {value: 200}
 //
+// method: random and bayes draw parameters from distributions
+// ({min: 1e-3, max: 1e-1, distribution: log_uniform_values}) up to run_cap
+// runs. Grouped options nest under a parameter with its own `parameters:`;
+// a nested name N under group G is the run parameter G when N is `name` and
+// G is a run parameter (optimizer: {parameters: {name: …}} sets optimizer),
+// else G_N when that exists (style: {parameters: {weight: …}} sets
+// style_weight), else N (optimizer: {parameters: {learning_rate: …}} sets
+// learning_rate). Each run parameter may be set once, wherever it sits.
+//
 // Parsing validates everything it can without touching the disk and reports
 // the first problem as "FILE:LINE:COL: KEY.PATH: what is wrong". Thread-safe
 // (no shared state).
 
+#include <cstdint>
 #include <functional>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -25,25 +36,107 @@
 
 namespace stylesweep {
 
+// How a random or bayes sweep draws one parameter. kValues is a fixed value
+// (one) or a choice among listed values (several: a grid axis, or for
+// random/bayes an equally likely choice unless `probabilities` say
+// otherwise).
+enum class Distribution {
+  kValues,            // value / values (distribution: categorical)
+  kUniform,           // real in [min, max]
+  kIntUniform,        // integer in [min, max], each equally likely
+  kLogUniformValues,  // exp(uniform(log min, log max)); min > 0
+  kQUniform,          // round(uniform(min, max) / q) * q
+};
+
 // One swept (or fixed) run parameter with the values it takes, in file order.
 struct ParameterSpec {
   std::string name;
   std::vector<nlohmann::json> values;
   std::vector<int> lines;  // 1-based line of each value in the file (0: unknown)
+  Distribution distribution = Distribution::kValues;
+  double min = 0, max = 0, q = 1;     // for the distributions other than kValues
+  std::vector<double> probabilities;  // kValues under random/bayes; empty: equal
+};
+
+// One coordinate of a point of a sweep's search space (see SweepSpec::Resolve):
+// `choices` > 0 is a categorical coordinate (an index into the parameter's
+// values, drawn with `probabilities`); 0 is a continuous quantile in [0, 1).
+struct SearchDimension {
+  int choices = 0;
+  std::vector<double> probabilities;  // empty: equally likely
+};
+
+// A portable random stream. std::mt19937_64's sequence is fixed by the
+// standard but std's distributions are not, so the draws that decide which
+// runs a sweep makes are computed here: the same seed gives the same runs on
+// every platform. Thread-compatible.
+class SweepRandom {
+ public:
+  explicit SweepRandom(uint64_t seed);
+  // The stream of draw number `draw` of a sweep seeded with `seed`:
+  // independent of every other draw, so a resumed sweep continues where it
+  // stopped without replaying earlier draws.
+  SweepRandom(uint64_t seed, uint64_t draw);
+  uint64_t Next() { return engine_(); }
+  double Uniform();  // [0, 1)
+  // An index drawn with `probabilities` (empty: equally among n).
+  size_t Choice(size_t n, const std::vector<double>& probabilities);
+
+ private:
+  std::mt19937_64 engine_;
+};
+
+// Early termination of a sweep's runs (see coordinator/scheduler/early_stop.h).
+struct EarlyTerminate {
+  std::string type;  // "": none; "hyperband" or "median"
+  int min_iter = 0;  // first rung, in steps
+  int eta = 3;       // rungs at min_iter * eta^k; hyperband keeps the best 1/eta at each
+};
+
+// The most runs one sweep may expand to, unless SweepLimits say fewer.
+inline constexpr size_t kMaxGridSize = 100000;
+
+// Limits the sweep language enforces that a deployment may tighten.
+struct SweepLimits {
+  size_t max_runs = kMaxGridSize;  // the most runs one sweep may create (grid size or run_cap)
 };
 
 struct SweepSpec {
   std::string source;       // the file it came from, for messages
   std::string name;
   std::string description;
-  std::string method = "grid";
+  std::string method = "grid";  // grid, random or bayes
   int max_attempts = 3;
+  // The loss the search optimises and early termination ranks runs by.
+  std::string metric = "loss/total";  // loss/total, loss/style, loss/content or loss/tv
+  std::string goal = "minimize";      // or maximize
+  int run_cap = 0;                    // most runs to create; 0: the whole grid (required for random/bayes)
+  int max_concurrent = 0;             // most runs RUNNING at once; 0: no limit
+  bool has_search_seed = false;       // search_seed set in the file
+  uint64_t search_seed = 0;
+  EarlyTerminate early_terminate;
   // Every run parameter that is set, each with one value (fixed) or several
   // (swept), in the order the file names them; top-level keys first.
   std::vector<ParameterSpec> parameters;
 
-  // The number of runs Expand() produces.
+  // The number of runs Expand() produces (grid sweeps).
   size_t GridSize() const;
+  // How many runs the sweep creates: the grid's size, or run_cap.
+  size_t RunCount() const;
+
+  // One coordinate per parameter, in `parameters` order.
+  std::vector<SearchDimension> SearchSpace() const;
+  // The run at `point` (one coordinate per parameter, as SearchSpace says),
+  // validated. Continuous quantiles map through the parameter's distribution.
+  absl::StatusOr<RunParams> Resolve(const std::vector<double>& point) const;
+  // A point drawn from every parameter's distribution.
+  std::vector<double> RandomPoint(SweepRandom& random) const;
+  // Random sweeps: the first `count` draws of the generator seeded with
+  // `seed` (draw i uses SweepRandom(seed, i)).
+  absl::StatusOr<std::vector<RunParams>> Draw(uint64_t seed, size_t first, size_t count) const;
+  // The losses a run reports, as the value the search minimises (negated
+  // when the goal is to maximise). Each argument is one of the run's losses.
+  double Objective(double total, double style, double content, double tv) const;
 
   // The cartesian product of every parameter's values, the first parameter
   // varying slowest, each run validated. Image references are left as they
@@ -66,14 +159,12 @@ struct SweepSpec {
 };
 
 // Parses sweep YAML text. `source` names the file in error messages.
-absl::StatusOr<SweepSpec> ParseSweep(const std::string& yaml_text, const std::string& source);
+absl::StatusOr<SweepSpec> ParseSweep(const std::string& yaml_text, const std::string& source,
+                                     const SweepLimits& limits = {});
 
 // Reads and parses a sweep file, then rewrites relative image paths to be
 // relative to the file's directory (absolute on return).
 absl::StatusOr<SweepSpec> LoadSweepFile(const std::string& path);
-
-// The most runs one sweep may expand to.
-inline constexpr size_t kMaxGridSize = 100000;
 
 }  // namespace stylesweep
 

@@ -36,8 +36,8 @@ absl::Status LoadCoordinatorConfig(const std::string& path, CoordinatorConfig& c
   }
   if (root.IsNull()) return absl::OkStatus();
   if (!root.IsMap()) return absl::InvalidArgumentError(absl::StrCat(path, ": expected a mapping of settings"));
-  const std::vector<std::string> keys = {"listen",   "db",      "artifacts", "lease_seconds", "heartbeat_seconds",
-                                         "tls_cert", "tls_key", "token_file", "insecure"};
+  const std::vector<std::string> keys = {"listen",   "db",      "artifacts",  "lease_seconds", "heartbeat_seconds",
+                                         "tls_cert", "tls_key", "token_file", "insecure",      "max_runs_per_sweep"};
   for (const auto& entry : root) {
     const std::string key = entry.first.Scalar();
     const YAML::Node& value = entry.second;
@@ -63,6 +63,13 @@ absl::Status LoadCoordinatorConfig(const std::string& path, CoordinatorConfig& c
         config.security.token = *token;
       } else if (key == "insecure") {
         config.security.insecure = value.as<bool>();
+      } else if (key == "max_runs_per_sweep") {
+        // Refuses a grid or run_cap beyond this before anything is stored.
+        const long long n = value.as<long long>();
+        if (n < 1 || static_cast<size_t>(n) > kMaxGridSize) {
+          return ConfigError(path, value, key, absl::StrCat("must be from 1 to ", kMaxGridSize));
+        }
+        config.scheduler.max_runs_per_sweep = static_cast<size_t>(n);
       } else {
         std::string message = "unknown key";
         if (auto close = ClosestMatch(key, keys); !close.empty()) absl::StrAppend(&message, " (did you mean '", close, "'?)");

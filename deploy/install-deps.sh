@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages stylesweep builds and runs with, skipping
 # those already present. Run as root (or with sudo available).
+# Usage: install-deps.sh [bench]
 set -euo pipefail
 
 packages=(
@@ -10,6 +11,10 @@ packages=(
   libyaml-cpp-dev libspdlog-dev libsqlite3-dev libcli11-dev nlohmann-json3-dev libstb-dev
   libgtest-dev libgmock-dev
 )
+# `make bench` also runs the same loop in PyTorch beside the engine.
+if [[ ${1:-} == bench ]]; then
+  packages+=(python3-torch python3-numpy python3-pil)
+fi
 
 missing=()
 for p in "${packages[@]}"; do

@@ -18,6 +18,7 @@ struct LocalOptions {
   int threads = 0;  // total across agents; 0: all cores
   std::string weights;
   std::string device = "cpu";
+  bool allow_duplicate = false;  // run a sweep this database has seen before
 };
 
 // Starts a coordinator and `agents` agents in this process (talking gRPC over

@@ -65,7 +65,9 @@ int RunLocal(const LocalOptions& options) {
     spdlog::error("{}", std::string(server.status().message()));
     return 1;
   }
-  auto submitted = (*server)->scheduler().Submit(submission->yaml, submission->source, submission->files, false);
+  SubmitOptions submit;
+  submit.allow_duplicate = options.allow_duplicate;
+  auto submitted = (*server)->scheduler().Submit(submission->yaml, submission->source, submission->files, submit);
   if (!submitted.ok()) {
     spdlog::error("{}", std::string(submitted.status().message()));
     return 2;

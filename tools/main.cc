@@ -7,6 +7,7 @@
 #include <cstdio>
 
 #include "absl/strings/str_cat.h"
+#include "common/files.h"
 #include "common/layers.h"
 #include "coordinator/rpc/convert.h"
 #include "rpc/transport.h"
@@ -48,7 +49,7 @@ int Fail(const absl::Status& status, int code = 1) {
   return code;
 }
 
-int Submit(const ConnectionFlags& connection, const std::string& file, bool dry_run) {
+int Submit(const ConnectionFlags& connection, const std::string& file, bool dry_run, bool allow_duplicate) {
   auto submission = PrepareSubmission(file);
   if (!submission.ok()) return Fail(submission.status(), 2);
   auto security = connection.Security();
@@ -60,6 +61,7 @@ int Submit(const ConnectionFlags& connection, const std::string& file, bool dry_
   request.set_yaml(submission->yaml);
   request.set_source(submission->source);
   request.set_dry_run(dry_run);
+  request.set_allow_duplicate(allow_duplicate);
   for (const auto& [path, data] : submission->files) {
     v1::FileBlob* blob = request.add_files();
     blob->set_path(path);
@@ -78,13 +80,31 @@ int Submit(const ConnectionFlags& connection, const std::string& file, bool dry_
   SweepView view;
   view.sweep = FromProto(response.sweep());
   for (const v1::RunSummary& run : response.runs()) view.runs.push_back(FromProto(run, view.sweep.id));
+  const std::string& method = response.sweep().method();
   if (dry_run) {
-    std::printf("dry run: %s would create %zu runs (nothing stored)\n\n", file.c_str(), view.runs.size());
+    if (method == "bayes") {
+      std::printf("dry run: %s is a bayes sweep of up to %d runs (nothing stored); its runs are proposed one by one "
+                  "as results arrive, so none can be listed yet\n",
+                  file.c_str(), response.sweep().run_cap());
+      return 0;
+    }
+    if (method == "random") {
+      std::printf("dry run: %s would create %zu runs, the first run_cap draws of its seeded generator "
+                  "(nothing stored)\n\n",
+                  file.c_str(), view.runs.size());
+    } else {
+      std::printf("dry run: %s would create %zu runs (nothing stored)\n\n", file.c_str(), view.runs.size());
+    }
     std::printf("%s", RenderRunTable(view).c_str());
     return 0;
   }
-  std::printf("submitted sweep %lld '%s': %zu runs queued\n", static_cast<long long>(view.sweep.id),
-              view.sweep.name.c_str(), view.runs.size());
+  if (method == "bayes") {
+    std::printf("submitted sweep %lld '%s': bayes, up to %d runs, proposed as agents ask for work\n",
+                static_cast<long long>(view.sweep.id), view.sweep.name.c_str(), response.sweep().run_cap());
+  } else {
+    std::printf("submitted sweep %lld '%s': %zu runs queued\n", static_cast<long long>(view.sweep.id),
+                view.sweep.name.c_str(), view.runs.size());
+  }
   std::printf("follow it with: stylesweep status %lld --coordinator %s\n", static_cast<long long>(view.sweep.id),
               connection.coordinator.c_str());
   return 0;
@@ -111,6 +131,39 @@ int Show(const ConnectionFlags& connection, const std::string& db, const std::st
   return 0;
 }
 
+int Report(const ConnectionFlags& connection, const std::string& db, const std::string& sweep,
+           const ReportOptions& options, const std::string& out) {
+  SourceOptions source;
+  source.db = db;
+  source.coordinator = connection.coordinator;
+  if (db.empty()) {
+    auto security = connection.Security();
+    if (!security.ok()) return Fail(security.status(), 2);
+    source.security = *security;
+  }
+  absl::StatusOr<std::string> text;
+  if (options.format == "html") {
+    auto data = LoadHtmlReportData(source, sweep);
+    if (!data.ok()) return Fail(data.status());
+    auto selected = SelectRuns(data->view, options);
+    if (!selected.ok()) return Fail(selected.status(), 2);
+    data->view.runs = *std::move(selected);
+    text = RenderHtmlReport(*data);
+  } else {
+    auto view = LoadSweepView(source, sweep);
+    if (!view.ok()) return Fail(view.status());
+    text = RenderReport(*view, options);
+    if (!text.ok()) return Fail(text.status(), 2);
+  }
+  if (out.empty()) {
+    std::fwrite(text->data(), 1, text->size(), stdout);
+    return 0;
+  }
+  if (absl::Status s = WriteFileAtomically(out, *text); !s.ok()) return Fail(s);
+  std::fprintf(stderr, "wrote %s\n", out.c_str());
+  return 0;
+}
+
 void AddRunParamFlags(CLI::App* app, RunParams& p) {
   app->add_option("--style-layers", p.style_layers, "style layers (block1_conv1 or conv1_1 or relu1_1 ...)")
       ->delimiter(',');
@@ -126,6 +179,24 @@ void AddRunParamFlags(CLI::App* app, RunParams& p) {
   app->add_option("--seed", p.seed, "random seed")->capture_default_str();
   app->add_option("--preprocess", p.preprocess, "torchvision (RGB, ImageNet mean/std) or caffe (BGR, 0-255)")
       ->capture_default_str();
+  app->add_option("--optimizer", p.optimizer, "adam or lbfgs (one L-BFGS iteration per step)")->capture_default_str();
+  app->add_option("--adam-epsilon-mode", p.adam_epsilon_mode,
+                  "tf (epsilon before bias correction, the tutorial's) or torch (after)")
+      ->capture_default_str();
+  app->add_option("--init", p.init, "initial image: content, style (the first style image) or noise (from --seed)")
+      ->capture_default_str();
+  app->add_flag("--preserve-colors", p.preserve_colors, "keep the content's colours: transfer luminance only");
+  app->add_option("--style-scale", p.style_scale, "style images' long side relative to the output's")
+      ->capture_default_str();
+  app->add_option("--pooling", p.pooling, "max or avg")->capture_default_str();
+  app->add_option("--style-layer-weights", p.style_layer_weights, "one weight per style layer, comma-separated")
+      ->delimiter(',');
+  app->add_option("--precision", p.precision, "fp32 or bf16 (bfloat16 convolutions)")->capture_default_str();
+  app->add_option("--multires-sizes", p.multires_sizes,
+                  "coarse-to-fine long sides, comma-separated; the last is the output's (overrides --size)")
+      ->delimiter(',');
+  app->add_option("--multires-steps", p.multires_steps, "steps at each of --multires-sizes (their sum overrides --steps)")
+      ->delimiter(',');
 }
 
 }  // namespace
@@ -149,6 +220,9 @@ int main(int argc, char** argv) {
   bool dry_run = false;
   submit->add_option("SWEEP.yaml", sweep_file, "the sweep file")->required();
   submit->add_flag("--dry-run", dry_run, "validate and list the runs it would create; store nothing");
+  bool allow_duplicate = false;
+  submit->add_flag("--allow-duplicate", allow_duplicate,
+                   "store the sweep even if the same YAML with the same images was submitted before");
   connection.Add(submit);
 
   auto* status = app.add_subcommand("status", "Show every sweep with its run counts, or one sweep's runs.\n"
@@ -158,10 +232,32 @@ int main(int argc, char** argv) {
   status->add_option("--db", db, "read this SQLite file instead of asking the coordinator");
   connection.Add(status);
 
-  auto* report = app.add_subcommand("report", "Print one row per run of a sweep: parameters, state, final losses, "
-                                              "image.\nExample: stylesweep report my-sweep --db stylesweep.db");
+  ReportOptions report_options;
+  std::string report_out;
+  auto* report = app.add_subcommand(
+      "report",
+      "Print one row per run of a sweep: parameters, state, final losses, image. Filter, sort, group, export.\n"
+      "Examples:\n"
+      "  stylesweep report my-sweep --db stylesweep.db\n"
+      "  stylesweep report my-sweep --sort loss/total --top 5 --where \"state = SUCCEEDED and style_weight >= 0.1\"\n"
+      "  stylesweep report my-sweep --group-by style_layers\n"
+      "  stylesweep report my-sweep --format csv -o runs.csv");
   report->add_option("SWEEP", sweep, "a sweep's id or name")->required();
   report->add_option("--db", db, "read this SQLite file (read-only) instead of asking the coordinator");
+  report->add_option("--format", report_options.format,
+                     "table, csv, json, markdown, or html (one self-contained page with images; needs --db)")
+      ->capture_default_str();
+  report->add_option("--sort", report_options.sort,
+                     "order by a field: loss/total, loss/style, loss/content, loss/tv, duration, step, state, or any "
+                     "parameter; prefix '-' for descending");
+  report->add_option("--top", report_options.top, "keep the first N runs (after --where and --sort)");
+  report->add_option("--where", report_options.where,
+                     "keep runs matching e.g. \"style_weight >= 0.1 and state = SUCCEEDED\" (= != < <= > >=, and, or, "
+                     "not, parentheses)");
+  report->add_option("--group-by", report_options.group_by,
+                     "one row per value of a parameter: runs, best, mean and spread of --metric");
+  report->add_option("--metric", report_options.metric, "what --group-by summarises")->capture_default_str();
+  report->add_option("-o,--output", report_out, "write the report to this file instead of printing it");
   connection.Add(report);
 
   LocalOptions local_options;
@@ -178,6 +274,8 @@ int main(int argc, char** argv) {
   local->add_option("--threads", local_options.threads, "CPU threads shared by the agents (default: all cores)");
   local->add_option("--weights", local_options.weights, "VGG19 weights file (default: seeded random network)");
   local->add_option("--device", local_options.device, "cpu or cuda:N")->capture_default_str();
+  local->add_flag("--allow-duplicate", local_options.allow_duplicate,
+                  "run the sweep again even if this database already has it (same YAML, same images)");
 
   StylizeOptions stylize_options;
   auto* stylize = app.add_subcommand("stylize", "Style one image, no coordinator.\n"
@@ -199,9 +297,9 @@ int main(int argc, char** argv) {
 
   CLI11_PARSE(app, argc, argv);
 
-  if (submit->parsed()) return Submit(connection, sweep_file, dry_run);
+  if (submit->parsed()) return Submit(connection, sweep_file, dry_run, allow_duplicate);
   if (status->parsed()) return Show(connection, db, sweep);
-  if (report->parsed()) return Show(connection, db, sweep);
+  if (report->parsed()) return Report(connection, db, sweep, report_options, report_out);
   if (local->parsed()) return RunLocal(local_options);
   if (stylize->parsed()) return RunStylize(stylize_options);
   return 1;

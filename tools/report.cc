@@ -9,6 +9,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
 #include "nlohmann/json.hpp"
+#include "coordinator/scheduler/early_stop.h"
 #include "tools/run_query.h"
 
 namespace stylesweep {
@@ -231,6 +232,7 @@ absl::StatusOr<std::string> RenderReport(const SweepView& view, const ReportOpti
 
   std::vector<std::string> varying, shared;
   SplitParameters(rows, varying, shared);
+  const ComputeSaved compute = CountSteps(view.runs);
 
   if (options.format == "json") {
     nlohmann::json runs = nlohmann::json::array();
@@ -241,7 +243,9 @@ absl::StatusOr<std::string> RenderReport(const SweepView& view, const ReportOpti
                             {"method", view.sweep.method},
                             {"source", view.sweep.source},
                             {"artifacts_dir", context.artifacts},
-                            {"counts", CountByState(view.runs)}}},
+                            {"counts", CountByState(view.runs)},
+                            {"steps_run", compute.steps_run},
+                            {"steps_saved", compute.steps_saved}}},
                           {"runs", runs}};
     if (!options.group_by.empty()) {
       nlohmann::json g = nlohmann::json::array();
@@ -311,6 +315,10 @@ absl::StatusOr<std::string> RenderReport(const SweepView& view, const ReportOpti
       settings.push_back(absl::StrCat(key, "=", Cell(key, value)));
     }
     out += absl::StrCat(markdown ? "\nshared: " : "shared: ", absl::StrJoin(settings, " "), "\n");
+  }
+  if (compute.steps_saved > 0) {
+    out += absl::StrCat(markdown ? "\n" : "", "early termination saved ", compute.steps_saved, " of ",
+                        compute.steps_run + compute.steps_saved, " steps\n");
   }
   if (!context.artifacts.empty()) out += absl::StrCat(markdown ? "\n" : "", "images under ", context.artifacts, "\n");
   if (rows.size() != view.runs.size()) {

@@ -43,7 +43,8 @@ struct ReportOptions {
 // unknown format, field or a malformed --where, saying what is accepted.
 //
 // JSON (stable, for scripts):
-//   {"sweep": {"id", "name", "method", "source", "artifacts_dir", "counts": {STATE: n}},
+//   {"sweep": {"id", "name", "method", "source", "artifacts_dir", "counts": {STATE: n},
+//              "steps_run", "steps_saved"},
 //    "runs": [{"id", "index", "state", "attempt", "agent", "params": {...},
 //              "step", "loss": {"total", "style", "content", "tv"} | null,
 //              "duration_s" | null, "image" | null, "error"}]}

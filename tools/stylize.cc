@@ -62,6 +62,7 @@ int RunStylize(const StylizeOptions& options) {
                    m.total, m.style, m.content, m.tv);
     }
   };
+  // params.steps is the run's total (Validate sums multires stages into it).
   callbacks.on_snapshot = [&](int step, const std::string& png) -> absl::Status {
     if (step == params.steps) return WriteFileAtomically(out.string(), png);
     char suffix[32];

@@ -34,6 +34,13 @@ struct RunLease {
   RunParams params;  // content and style are blob ids
 };
 
+// What the coordinator says about a run an agent holds.
+enum class RunVerdict {
+  kContinue,
+  kStop,   // no longer ours: drop it and report nothing more
+  kPrune,  // early termination: stop, send the latest image as final, complete as PRUNED
+};
+
 // What an agent asks of the coordinator, in domain types. Implementations
 // are thread-safe: the runner heartbeats from one thread while another
 // reports.
@@ -43,10 +50,10 @@ class CoordinatorClient {
   virtual absl::StatusOr<AgentSettings> Register(const AgentIdentity& agent) = 0;
   virtual absl::StatusOr<std::optional<RunLease>> Lease(const std::string& agent) = 0;
   virtual absl::StatusOr<std::string> FetchBlob(const std::string& blob_id) = 0;
-  // True: the coordinator says the run is no longer ours; stop it.
-  virtual absl::StatusOr<bool> Heartbeat(const std::string& agent, int64_t run_id, int attempt, int step) = 0;
-  virtual absl::Status ReportMetrics(const std::string& agent, int64_t run_id, int attempt,
-                                     const std::vector<StepMetrics>& rows) = 0;
+  virtual absl::StatusOr<RunVerdict> Heartbeat(const std::string& agent, int64_t run_id, int attempt, int step) = 0;
+  // kContinue or kPrune.
+  virtual absl::StatusOr<RunVerdict> ReportMetrics(const std::string& agent, int64_t run_id, int attempt,
+                                                   const std::vector<StepMetrics>& rows) = 0;
   virtual absl::Status UploadSnapshot(const std::string& agent, int64_t run_id, int attempt, int step, bool final,
                                       const std::string& png) = 0;
   virtual absl::Status Complete(const std::string& agent, int64_t run_id, int attempt, RunState state,

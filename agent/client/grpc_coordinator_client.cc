@@ -67,7 +67,7 @@ class GrpcCoordinatorClient final : public CoordinatorClient {
     return std::move(*response.mutable_data());
   }
 
-  absl::StatusOr<bool> Heartbeat(const std::string& agent, int64_t run_id, int attempt, int step) override {
+  absl::StatusOr<RunVerdict> Heartbeat(const std::string& agent, int64_t run_id, int attempt, int step) override {
     v1::HeartbeatRequest request;
     request.set_agent(agent);
     request.set_run_id(run_id);
@@ -79,11 +79,12 @@ class GrpcCoordinatorClient final : public CoordinatorClient {
     PrepareContext(context, options_.security, options_.call_timeout_ms);
     grpc::Status status = stub_->Heartbeat(&context, request, &response);
     if (!status.ok()) return FromGrpcStatus(status);
-    return response.stop_run();
+    if (response.stop_run()) return RunVerdict::kStop;
+    return response.prune() ? RunVerdict::kPrune : RunVerdict::kContinue;
   }
 
-  absl::Status ReportMetrics(const std::string& agent, int64_t run_id, int attempt,
-                             const std::vector<StepMetrics>& rows) override {
+  absl::StatusOr<RunVerdict> ReportMetrics(const std::string& agent, int64_t run_id, int attempt,
+                                           const std::vector<StepMetrics>& rows) override {
     v1::ReportMetricsRequest request;
     request.set_agent(agent);
     request.set_run_id(run_id);
@@ -98,7 +99,10 @@ class GrpcCoordinatorClient final : public CoordinatorClient {
       loss->set_step_seconds(m.step_seconds);
     }
     v1::ReportMetricsResponse response;
-    return Call("ReportMetrics", &v1::Coordinator::Stub::ReportMetrics, request, &response);
+    if (absl::Status s = Call("ReportMetrics", &v1::Coordinator::Stub::ReportMetrics, request, &response); !s.ok()) {
+      return s;
+    }
+    return response.prune() ? RunVerdict::kPrune : RunVerdict::kContinue;
   }
 
   absl::Status UploadSnapshot(const std::string& agent, int64_t run_id, int attempt, int step, bool final,

@@ -49,6 +49,19 @@ class Vgg19FeaturesImpl : public torch::nn::Module {
   // nothing past the deepest tap. Every tap must be a ReLU index <= max_tap().
   std::vector<torch::Tensor> forward(torch::Tensor x, const std::vector<int>& taps);
 
+  // How one run computes the features (RunParams' pooling and precision).
+  struct Mode {
+    bool average_pooling = false;  // 2x2 average pools instead of max pools
+    // Non-empty: the convolutions' weights and biases in bfloat16 (from
+    // CastWeights), which the convolutions then run in; the input is cast to
+    // bfloat16 and every returned tap back to float32, so Gram matrices,
+    // losses and gradients to the image stay float32.
+    std::vector<torch::Tensor> bf16_weights, bf16_biases;
+  };
+  // Fills `mode`'s bfloat16 copies of the weights (channels-last).
+  void CastWeights(Mode& mode) const;
+  std::vector<torch::Tensor> forward(torch::Tensor x, const std::vector<int>& taps, const Mode& mode);
+
  private:
   std::vector<torch::nn::Conv2d> convs_;
 };

@@ -1,5 +1,7 @@
 #include "coordinator/rpc/convert.h"
 
+#include "coordinator/scheduler/early_stop.h"
+
 namespace stylesweep {
 
 void ToProto(const RunRecord& run, v1::RunSummary* out) {
@@ -28,6 +30,11 @@ void ToProto(const SweepRecord& sweep, const std::vector<RunRecord>& runs, v1::S
   out->set_source(sweep.source);
   out->set_created_ms(sweep.created_ms);
   out->set_spec_json(sweep.spec_json);
+  const ComputeSaved compute = CountSteps(runs);
+  out->set_steps_run(compute.steps_run);
+  out->set_steps_saved(compute.steps_saved);
+  out->set_run_cap(sweep.run_cap);
+  out->set_draws(sweep.draws);
   auto& counts = *out->mutable_runs_by_state();
   for (const RunRecord& run : runs) ++counts[std::string(RunStateName(run.state))];
 }
@@ -71,6 +78,8 @@ SweepRecord FromProto(const v1::SweepSummary& sweep) {
   s.source = sweep.source();
   s.created_ms = sweep.created_ms();
   s.spec_json = sweep.spec_json();
+  s.run_cap = sweep.run_cap();
+  s.draws = sweep.draws();
   return s;
 }
 

@@ -20,7 +20,8 @@ grpc::Status CoordinatorService::SubmitSweep(grpc::ServerContext* context, const
   STYLESWEEP_CHECK_TOKEN(context);
   std::map<std::string, std::string> files;
   for (const v1::FileBlob& file : request->files()) files[file.path()] = file.data();
-  auto result = scheduler_.Submit(request->yaml(), request->source(), files, request->dry_run());
+  auto result = scheduler_.Submit(request->yaml(), request->source(), files,
+                                  SubmitOptions{request->dry_run(), request->allow_duplicate()});
   if (!result.ok()) return ToGrpcStatus(result.status());
   ToProto(result->sweep, result->runs, response->mutable_sweep());
   for (const RunRecord& run : result->runs) ToProto(run, response->add_runs());
@@ -96,9 +97,10 @@ grpc::Status CoordinatorService::FetchBlob(grpc::ServerContext* context, const v
 grpc::Status CoordinatorService::Heartbeat(grpc::ServerContext* context, const v1::HeartbeatRequest* request,
                                            v1::HeartbeatResponse* response) {
   STYLESWEEP_CHECK_TOKEN(context);
-  auto stop = scheduler_.Heartbeat(request->agent(), request->run_id(), request->attempt());
-  if (!stop.ok()) return ToGrpcStatus(stop.status());
-  response->set_stop_run(*stop);
+  auto directive = scheduler_.Heartbeat(request->agent(), request->run_id(), request->attempt());
+  if (!directive.ok()) return ToGrpcStatus(directive.status());
+  response->set_stop_run(*directive == RunDirective::kStop);
+  response->set_prune(*directive == RunDirective::kPrune);
   return grpc::Status::OK;
 }
 
@@ -106,7 +108,10 @@ grpc::Status CoordinatorService::ReportMetrics(grpc::ServerContext* context,
                                                const v1::ReportMetricsRequest* request,
                                                v1::ReportMetricsResponse* response) {
   STYLESWEEP_CHECK_TOKEN(context);
-  return ToGrpcStatus(scheduler_.ReportMetrics(request->run_id(), request->attempt(), FromProto(request->losses())));
+  auto directive = scheduler_.ReportMetrics(request->run_id(), request->attempt(), FromProto(request->losses()));
+  if (!directive.ok()) return ToGrpcStatus(directive.status());
+  response->set_prune(*directive == RunDirective::kPrune);
+  return grpc::Status::OK;
 }
 
 grpc::Status CoordinatorService::UploadSnapshot(grpc::ServerContext* context,

@@ -2,19 +2,89 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 #include "common/hash.h"
 #include "common/sweep_spec.h"
+#include "coordinator/scheduler/early_stop.h"
+#include "coordinator/scheduler/search/tpe.h"
+#include "nlohmann/json.hpp"
 
 namespace stylesweep {
 
 Scheduler::Scheduler(Store& store, ArtifactStore& artifacts, const Clock& clock, SchedulerOptions options)
     : store_(store), artifacts_(artifacts), clock_(clock), options_(options) {}
 
-absl::StatusOr<SubmitResult> Scheduler::Submit(const std::string& yaml, const std::string& source,
-                                               const std::map<std::string, std::string>& files, bool dry_run) {
-  auto spec = ParseSweep(yaml, source);
+namespace {
+
+// The identity of a submission: the YAML text and the bytes of each image it
+// names (by the name it uses), so resubmitting the same file with the same
+// images is recognised, and editing either is not a duplicate.
+std::string SweepContentHash(const std::string& yaml, const std::map<std::string, std::string>& files) {
+  std::string material = absl::StrCat("yaml\n", yaml.size(), "\n", yaml);
+  for (const auto& [name, bytes] : files) {  // std::map: sorted by name
+    absl::StrAppend(&material, "image\n", name.size(), "\n", name, Sha256Hex(bytes), "\n");
+  }
+  return Sha256Hex(material);
+}
+
+// A seed below 2^63 (SQLite integers are signed) from the content hash, so
+// that the same sweep draws the same runs unless search_seed says otherwise.
+uint64_t SeedFromHash(const std::string& hex) {
+  uint64_t seed = 0;
+  for (size_t i = 0; i < 16 && i < hex.size(); ++i) {
+    const char c = hex[i];
+    seed = (seed << 4) | static_cast<uint64_t>(c <= '9' ? c - '0' : c - 'a' + 10);
+  }
+  return seed & 0x7fffffffffffffffULL;
+}
+
+NewRun ToNewRun(int index, const RunParams& params, const std::string& point_json) {
+  return NewRun{index, params.ToJson().dump(), params.Hash(), point_json};
+}
+
+// The spec of a stored sweep, with its images mapped to their blob ids again.
+absl::StatusOr<SweepSpec> StoredSpec(const SweepRecord& sweep) {
+  auto spec = ParseSweep(sweep.yaml, sweep.source);
   if (!spec.ok()) return spec.status();
+  const nlohmann::json stored = nlohmann::json::parse(sweep.spec_json, nullptr, /*allow_exceptions=*/false);
+  std::map<std::string, std::string> ids_by_name;
+  if (stored.is_object() && stored.contains("images") && stored["images"].is_object()) {
+    for (const auto& [id, name] : stored["images"].items()) {
+      if (name.is_string()) ids_by_name[name.get<std::string>()] = id;
+    }
+  }
+  absl::Status mapped = spec->MapImages([&](const std::string& ref) -> absl::StatusOr<std::string> {
+    auto it = ids_by_name.find(ref);
+    if (it == ids_by_name.end()) {
+      return absl::DataLossError(absl::StrCat("sweep ", sweep.id, ": image '", ref, "' has no stored blob"));
+    }
+    return it->second;
+  });
+  if (!mapped.ok()) return mapped;
+  return spec;
+}
+
+}  // namespace
+
+absl::StatusOr<SubmitResult> Scheduler::Submit(const std::string& yaml, const std::string& source,
+                                               const std::map<std::string, std::string>& files,
+                                               SubmitOptions submit) {
+  const bool dry_run = submit.dry_run;
+  auto spec = ParseSweep(yaml, source, SweepLimits{options_.max_runs_per_sweep});
+  if (!spec.ok()) return spec.status();
+
+  const std::string content_hash = SweepContentHash(yaml, files);
+  if (!submit.allow_duplicate) {
+    auto existing = store_.FindSweepByContentHash(content_hash);
+    if (!existing.ok()) return existing.status();
+    if (existing->has_value()) {
+      return absl::AlreadyExistsError(absl::StrCat(
+          source, ": this sweep (the same YAML and the same images) was already submitted as sweep ",
+          (*existing)->id, " '", (*existing)->name, "'; submit with --allow-duplicate to run it again"));
+    }
+  }
 
   // Images travel with the submission and are stored by content, so agents on
   // other machines need no shared filesystem. The names the user wrote are
@@ -34,8 +104,19 @@ absl::StatusOr<SubmitResult> Scheduler::Submit(const std::string& yaml, const st
   });
   if (!mapped.ok()) return mapped;
 
-  auto expanded = spec->Expand();
-  if (!expanded.ok()) return expanded.status();
+  const uint64_t seed = spec->has_search_seed ? spec->search_seed : SeedFromHash(content_hash);
+  std::vector<NewRun> runs;
+  if (spec->method == "grid") {
+    auto expanded = spec->Expand();
+    if (!expanded.ok()) return expanded.status();
+    for (size_t i = 0; i < expanded->size(); ++i) runs.push_back(ToNewRun(static_cast<int>(i), (*expanded)[i], ""));
+  } else if (spec->method == "random") {
+    // Every draw at once: run i is draw i of the seeded generator, so the
+    // sweep's runs are known (and stored) exactly once, in one transaction.
+    auto drawn = spec->Draw(seed, 0, static_cast<size_t>(spec->run_cap));
+    if (!drawn.ok()) return drawn.status();
+    for (size_t i = 0; i < drawn->size(); ++i) runs.push_back(ToNewRun(static_cast<int>(i), (*drawn)[i], ""));
+  }  // bayes: proposed one at a time by Lease.
 
   const int64_t now = clock_.NowMillis();
   NewSweep sweep;
@@ -46,21 +127,21 @@ absl::StatusOr<SubmitResult> Scheduler::Submit(const std::string& yaml, const st
   nlohmann::json spec_json = spec->ToJson();
   spec_json["images"] = image_names;
   spec_json["artifacts_dir"] = artifacts_.root();
+  spec_json["search_seed"] = seed;
   sweep.spec_json = spec_json.dump();
   sweep.max_attempts = spec->max_attempts;
   sweep.created_ms = now;
-
-  std::vector<NewRun> runs;
-  runs.reserve(expanded->size());
-  for (size_t i = 0; i < expanded->size(); ++i) {
-    const RunParams& params = (*expanded)[i];
-    runs.push_back(NewRun{static_cast<int>(i), params.ToJson().dump(), params.Hash()});
-  }
+  sweep.content_hash = content_hash;
+  sweep.search_seed = seed;
+  sweep.draws = static_cast<int>(runs.size());
+  sweep.run_cap = spec->run_cap;
+  sweep.max_concurrent = spec->max_concurrent;
 
   SubmitResult result;
   if (dry_run) {
-    result.sweep = SweepRecord{0, sweep.name, sweep.method, sweep.source, sweep.yaml, sweep.spec_json,
-                               sweep.max_attempts, now};
+    result.sweep = SweepRecord{0,          sweep.name,         sweep.method, sweep.source,  sweep.yaml,
+                               sweep.spec_json, sweep.max_attempts, now,          content_hash, seed,
+                               sweep.draws, sweep.run_cap,      sweep.max_concurrent};
     for (const NewRun& run : runs) {
       RunRecord record;
       record.index = run.index;
@@ -78,8 +159,61 @@ absl::StatusOr<SubmitResult> Scheduler::Submit(const std::string& yaml, const st
   if (!stored.ok()) return stored.status();
   auto stored_runs = store_.ListRuns(*sweep_id);
   if (!stored_runs.ok()) return stored_runs.status();
-  spdlog::info("sweep {} '{}' submitted from {}: {} runs", *sweep_id, sweep.name, source, runs.size());
+  spdlog::info("sweep {} '{}' ({}) submitted from {}: {} runs{}", *sweep_id, sweep.name, sweep.method, source,
+               runs.size(), sweep.method == "bayes" ? absl::StrCat(", up to ", sweep.run_cap, " proposed") : "");
   return SubmitResult{std::move(*stored), std::move(*stored_runs)};
+}
+
+absl::Status Scheduler::ProposeRuns() {
+  auto sweeps = store_.ListSweeps();
+  if (!sweeps.ok()) return sweeps.status();
+  for (const SweepRecord& sweep : *sweeps) {
+    if (sweep.method != "bayes" || sweep.draws >= sweep.run_cap) continue;
+    auto proposed = ProposeRun(sweep);
+    if (!proposed.ok()) {
+      // One broken sweep must not stop agents from getting other work.
+      spdlog::error("sweep {}: cannot propose a run: {}", sweep.id, std::string(proposed.status().message()));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<bool> Scheduler::ProposeRun(const SweepRecord& sweep) {
+  auto runs = store_.ListRuns(sweep.id);
+  if (!runs.ok()) return runs.status();
+  int running = 0;
+  std::vector<Observation> history;
+  for (const RunRecord& run : *runs) {
+    if (run.state == RunState::kQueued) return false;  // one is waiting already
+    if (run.state == RunState::kRunning) ++running;
+  }
+  if (sweep.max_concurrent > 0 && running >= sweep.max_concurrent) return false;
+
+  auto spec = StoredSpec(sweep);
+  if (!spec.ok()) return spec.status();
+  for (const RunRecord& run : *runs) {
+    // Pruned runs count with the loss they stopped at: worse than where they
+    // were heading, which is what pruning concluded anyway.
+    if ((run.state != RunState::kSucceeded && run.state != RunState::kPruned) || run.last_step < 0) continue;
+    const nlohmann::json point = nlohmann::json::parse(run.point_json, nullptr, /*allow_exceptions=*/false);
+    if (!point.is_array()) continue;
+    Observation o;
+    for (const auto& x : point) o.point.push_back(x.is_number() ? x.get<double>() : 0.0);
+    o.value = spec->Objective(run.total_loss, run.style_loss, run.content_loss, run.tv_loss);
+    history.push_back(std::move(o));
+  }
+  // Draw i has its own random stream, so a restarted coordinator proposes
+  // draw `draws` next, from the results then stored.
+  SweepRandom random(sweep.search_seed, static_cast<uint64_t>(sweep.draws));
+  const std::vector<double> point = SuggestTpe(spec->SearchSpace(), history, random);
+  auto params = spec->Resolve(point);
+  if (!params.ok()) return params.status();
+  auto added = store_.AddRun(sweep.id, sweep.draws, ToNewRun(sweep.draws, *params, nlohmann::json(point).dump()),
+                             clock_.NowMillis());
+  if (absl::IsAborted(added.status()) || absl::IsFailedPrecondition(added.status())) return false;  // lost a race
+  if (!added.ok()) return added.status();
+  spdlog::info("sweep {}: proposed run #{} from {} results", sweep.id, sweep.draws, history.size());
+  return true;
 }
 
 absl::Status Scheduler::RegisterAgent(AgentRecord agent) {
@@ -95,6 +229,7 @@ absl::StatusOr<std::optional<LeaseGrant>> Scheduler::Lease(const std::string& ag
   if (absl::Status s = ExpireLeases(); !s.ok()) return s;
   const int64_t now = clock_.NowMillis();
   if (absl::Status s = store_.TouchAgent(agent, now); !s.ok()) return s;
+  if (absl::Status s = ProposeRuns(); !s.ok()) return s;
   auto lease = store_.ClaimNextRun(agent, now, now + options_.lease_ms);
   if (!lease.ok()) return lease.status();
   if (!lease->has_value()) return std::optional<LeaseGrant>();
@@ -108,22 +243,67 @@ absl::StatusOr<std::string> Scheduler::FetchBlob(const std::string& blob_id) con
   return artifacts_.ReadBlob(blob_id);
 }
 
-absl::StatusOr<bool> Scheduler::Heartbeat(const std::string& agent, int64_t run_id, int attempt) {
+absl::StatusOr<RunDirective> Scheduler::Heartbeat(const std::string& agent, int64_t run_id, int attempt) {
   const int64_t now = clock_.NowMillis();
   if (absl::Status s = store_.TouchAgent(agent, now); !s.ok()) return s;
-  if (run_id == 0) return false;
+  if (run_id == 0) return RunDirective::kContinue;
   absl::Status renewed = store_.RenewLease(run_id, attempt, now + options_.lease_ms);
   if (absl::IsFailedPrecondition(renewed)) {
     spdlog::warn("agent '{}' still runs run {} attempt {}, which is no longer its: telling it to stop", agent,
                  run_id, attempt);
-    return true;
+    return RunDirective::kStop;
   }
   if (!renewed.ok()) return renewed;
-  return false;
+  auto run = store_.GetRun(run_id);
+  if (!run.ok()) return run.status();
+  return run->prune_requested ? RunDirective::kPrune : RunDirective::kContinue;
 }
 
-absl::Status Scheduler::ReportMetrics(int64_t run_id, int attempt, const std::vector<MetricRow>& rows) {
-  return store_.AppendMetrics(run_id, attempt, rows);
+absl::StatusOr<RunDirective> Scheduler::ReportMetrics(int64_t run_id, int attempt,
+                                                      const std::vector<MetricRow>& rows) {
+  if (absl::Status s = store_.AppendMetrics(run_id, attempt, rows); !s.ok()) return s;
+  auto run = store_.GetRun(run_id);
+  if (!run.ok()) return run.status();
+  if (run->prune_requested) return RunDirective::kPrune;
+  auto sweep = store_.GetSweep(run->sweep_id);
+  if (!sweep.ok()) return sweep.status();
+  const nlohmann::json spec_json = nlohmann::json::parse(sweep->spec_json, nullptr, /*allow_exceptions=*/false);
+  if (!spec_json.is_object() || !spec_json.contains("early_terminate")) return RunDirective::kContinue;
+  const nlohmann::json& et = spec_json["early_terminate"];
+  EarlyTerminate rule;
+  rule.type = et.value("type", "");
+  rule.min_iter = et.value("min_iter", 0);
+  rule.eta = et.value("eta", 3);
+  SweepSpec objective;  // only the metric and goal matter here
+  if (spec_json.contains("metric")) {
+    objective.metric = spec_json["metric"].value("name", objective.metric);
+    objective.goal = spec_json["metric"].value("goal", objective.goal);
+  }
+  const nlohmann::json params = nlohmann::json::parse(run->params_json, nullptr, /*allow_exceptions=*/false);
+  const int steps = params.is_object() ? params.value("steps", 0) : 0;
+  const std::vector<int> rungs = Rungs(rule, steps);
+
+  for (const MetricRow& row : rows) {
+    if (!std::binary_search(rungs.begin(), rungs.end(), row.step)) continue;
+    auto at_rung = store_.MetricsAtStep(run->sweep_id, row.step);
+    if (!at_rung.ok()) return at_rung.status();
+    std::vector<double> others;
+    double own = objective.Objective(row.total, row.style, row.content, row.tv);
+    for (const RunMetricAtStep& m : *at_rung) {
+      const double v = objective.Objective(m.row.total, m.row.style, m.row.content, m.row.tv);
+      if (m.run_id == run_id) {
+        own = v;  // the stored row wins over a retried duplicate
+      } else {
+        others.push_back(v);
+      }
+    }
+    if (!ShouldPrune(rule, own, others)) continue;
+    if (absl::Status s = store_.RequestPrune(run_id, attempt); !s.ok()) return s;
+    spdlog::info("run {} attempt {} pruned at step {} ({}: {} among {} runs at that rung)", run_id, attempt, row.step,
+                 rule.type, own, others.size() + 1);
+    return RunDirective::kPrune;
+  }
+  return RunDirective::kContinue;
 }
 
 absl::StatusOr<std::string> Scheduler::UploadSnapshot(int64_t run_id, int attempt, int step, bool final,
@@ -146,9 +326,29 @@ absl::StatusOr<std::string> Scheduler::UploadSnapshot(int64_t run_id, int attemp
 }
 
 absl::Status Scheduler::Complete(int64_t run_id, int attempt, RunState state, const std::string& error) {
-  if (state != RunState::kSucceeded && state != RunState::kFailed && state != RunState::kCancelled) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("an agent may end a run as SUCCEEDED, FAILED or CANCELLED, not ", std::string(RunStateName(state))));
+  if (state != RunState::kSucceeded && state != RunState::kFailed && state != RunState::kCancelled &&
+      state != RunState::kPruned) {
+    return absl::InvalidArgumentError(absl::StrCat("an agent may end a run as SUCCEEDED, FAILED, CANCELLED or PRUNED, not ",
+                                                   std::string(RunStateName(state))));
+  }
+  if (state == RunState::kPruned) {
+    // The agent re-sends its latest image as final; when it had none to send
+    // (pruned before its first snapshot), the latest stored one stands in.
+    auto run = store_.GetRun(run_id);
+    if (!run.ok()) return run.status();
+    if (run->attempt == attempt && run->state == RunState::kRunning && run->final_snapshot.empty()) {
+      auto snapshots = store_.ListSnapshots(run_id);
+      if (!snapshots.ok()) return snapshots.status();
+      const SnapshotRecord* latest = nullptr;
+      for (const SnapshotRecord& snap : *snapshots) {
+        if (snap.attempt == attempt && (latest == nullptr || snap.step > latest->step)) latest = &snap;
+      }
+      if (latest != nullptr) {
+        SnapshotRecord final_snap = *latest;
+        final_snap.final = true;
+        if (absl::Status s = store_.AddSnapshot(final_snap); !s.ok()) return s;
+      }
+    }
   }
   absl::Status s = store_.FinishRun(run_id, attempt, state, error, clock_.NowMillis());
   if (s.ok()) {

@@ -9,6 +9,7 @@
 
 #include "absl/status/statusor.h"
 #include "common/clock.h"
+#include "common/sweep_spec.h"
 #include "coordinator/artifacts/artifact_store.h"
 #include "coordinator/store/store.h"
 
@@ -17,6 +18,19 @@ namespace stylesweep {
 struct SchedulerOptions {
   int64_t lease_ms = 30000;       // a run is LOST when its holder is silent this long
   int64_t heartbeat_ms = 2000;    // how often agents are asked to heartbeat
+  size_t max_runs_per_sweep = kMaxGridSize;  // the largest grid or run_cap a submission may ask for
+};
+
+// What the coordinator tells an agent about the run it holds.
+enum class RunDirective {
+  kContinue,
+  kStop,   // the run is no longer this agent's: drop it, report nothing more
+  kPrune,  // early termination: stop, keep the last image as final, end as PRUNED
+};
+
+struct SubmitOptions {
+  bool dry_run = false;          // validate and expand; store nothing
+  bool allow_duplicate = false;  // store a sweep whose YAML and images were submitted before
 };
 
 struct SubmitResult {
@@ -43,27 +57,44 @@ class Scheduler {
 
   // Parses, validates and expands a sweep; stores the images (`files` maps
   // each image reference as written in the YAML to its bytes), the sweep and
-  // all its runs in one go. A dry run stores nothing.
+  // its runs in one go: a grid's every point, a random sweep's run_cap draws
+  // (from a seed recorded with the sweep), and none yet for bayes, whose runs
+  // Lease proposes as results arrive. A dry run stores nothing and returns the
+  // same runs. A sweep with the same YAML text and image bytes as a stored
+  // one is AlreadyExists unless options.allow_duplicate.
   absl::StatusOr<SubmitResult> Submit(const std::string& yaml, const std::string& source,
-                                      const std::map<std::string, std::string>& files, bool dry_run);
+                                      const std::map<std::string, std::string>& files, SubmitOptions options);
+  absl::StatusOr<SubmitResult> Submit(const std::string& yaml, const std::string& source,
+                                      const std::map<std::string, std::string>& files, bool dry_run) {
+    return Submit(yaml, source, files, SubmitOptions{dry_run, false});
+  }
 
   absl::Status RegisterAgent(AgentRecord agent);
 
-  // The next queued run for `agent`, or nullopt when there is none.
+  // The next queued run for `agent`, or nullopt when there is none. First
+  // lets each bayes sweep below its run_cap and max_concurrent, with no run
+  // waiting, propose one run from its finished ones (exactly once per draw,
+  // also with several coordinators' threads racing).
   absl::StatusOr<std::optional<LeaseGrant>> Lease(const std::string& agent);
 
   absl::StatusOr<std::string> FetchBlob(const std::string& blob_id) const;
 
-  // Renews the lease. Returns true when the agent must stop the run (it is no
-  // longer that agent's).
-  absl::StatusOr<bool> Heartbeat(const std::string& agent, int64_t run_id, int attempt);
+  // Renews the lease. kStop when the run is no longer that agent's; kPrune
+  // when early termination has decided it should end.
+  absl::StatusOr<RunDirective> Heartbeat(const std::string& agent, int64_t run_id, int attempt);
 
-  absl::Status ReportMetrics(int64_t run_id, int attempt, const std::vector<MetricRow>& rows);
+  // Stores the losses, then applies the sweep's early termination at each
+  // rung the rows reach (see early_stop.h). kPrune when the run should end
+  // (decided now or before); else kContinue.
+  absl::StatusOr<RunDirective> ReportMetrics(int64_t run_id, int attempt, const std::vector<MetricRow>& rows);
 
   // Stores the PNG and records it; returns its path relative to the artifacts.
   absl::StatusOr<std::string> UploadSnapshot(int64_t run_id, int attempt, int step, bool final,
                                              const std::string& png);
 
+  // Ends the attempt as SUCCEEDED, FAILED, CANCELLED or PRUNED. A PRUNED run
+  // keeps its losses; without a final snapshot, its latest snapshot becomes
+  // the final one.
   absl::Status Complete(int64_t run_id, int attempt, RunState state, const std::string& error);
 
   // Re-queues (or marks LOST) runs whose lease has expired. Called before
@@ -72,6 +103,10 @@ class Scheduler {
 
  private:
   Store& store_;
+  // Proposes (and stores) the next run of each bayes sweep that may have one.
+  absl::Status ProposeRuns();
+  absl::StatusOr<bool> ProposeRun(const SweepRecord& sweep);
+
   ArtifactStore& artifacts_;
   const Clock& clock_;
   SchedulerOptions options_;

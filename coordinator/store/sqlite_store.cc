@@ -30,7 +30,9 @@ absl::StatusOr<RunState> StateColumn(const Statement& row, int column, const std
   return *state;
 }
 
-constexpr char kSweepColumns[] = "id, name, method, source, yaml, spec_json, max_attempts, created_ms";
+constexpr char kSweepColumns[] =
+    "id, name, method, source, yaml, spec_json, max_attempts, created_ms, content_hash, search_seed, draws, "
+    "run_cap, max_concurrent";
 
 SweepRecord SweepFromRow(const Statement& row) {
   SweepRecord sweep;
@@ -42,12 +44,18 @@ SweepRecord SweepFromRow(const Statement& row) {
   sweep.spec_json = row.ColumnText(5);
   sweep.max_attempts = row.ColumnInt(6);
   sweep.created_ms = row.ColumnInt64(7);
+  sweep.content_hash = row.ColumnText(8);
+  sweep.search_seed = static_cast<uint64_t>(row.ColumnInt64(9));
+  sweep.draws = row.ColumnInt(10);
+  sweep.run_cap = row.ColumnInt(11);
+  sweep.max_concurrent = row.ColumnInt(12);
   return sweep;
 }
 
 constexpr char kRunColumns[] =
     "id, sweep_id, idx, params_json, params_hash, state, attempt, agent, created_ms, started_ms, finished_ms, "
-    "lease_expires_ms, error, last_step, content_loss, style_loss, tv_loss, total_loss, final_snapshot";
+    "lease_expires_ms, error, last_step, content_loss, style_loss, tv_loss, total_loss, final_snapshot, point_json, "
+    "prune_requested";
 
 absl::StatusOr<RunRecord> RunFromRow(const Statement& row) {
   RunRecord run;
@@ -72,6 +80,8 @@ absl::StatusOr<RunRecord> RunFromRow(const Statement& row) {
   run.tv_loss = row.ColumnDouble(16);
   run.total_loss = row.ColumnDouble(17);
   run.final_snapshot = row.ColumnText(18);
+  run.point_json = row.ColumnText(19);
+  run.prune_requested = row.ColumnInt(20) != 0;
   return run;
 }
 
@@ -274,8 +284,8 @@ absl::StatusOr<int64_t> SqliteStore::CreateSweep(const NewSweep& sweep, const st
   if (!txn.ok()) return txn.status();
 
   absl::StatusOr<Statement> insert_sweep = db_.Prepare(
-      "INSERT INTO sweeps (name, method, source, yaml, spec_json, max_attempts, created_ms) "
-      "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+      "INSERT INTO sweeps (name, method, source, yaml, spec_json, max_attempts, created_ms, content_hash, "
+      "search_seed, draws, run_cap, max_concurrent) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
       absl::StrCat(purpose, ": insert sweep"));
   if (!insert_sweep.ok()) return insert_sweep.status();
   insert_sweep->Bind(1, sweep.name);
@@ -285,11 +295,17 @@ absl::StatusOr<int64_t> SqliteStore::CreateSweep(const NewSweep& sweep, const st
   insert_sweep->Bind(5, sweep.spec_json);
   insert_sweep->Bind(6, sweep.max_attempts);
   insert_sweep->Bind(7, sweep.created_ms);
+  insert_sweep->Bind(8, sweep.content_hash);
+  insert_sweep->Bind(9, static_cast<int64_t>(sweep.search_seed));
+  insert_sweep->Bind(10, std::max<int64_t>(sweep.draws, static_cast<int64_t>(runs.size())));
+  insert_sweep->Bind(11, sweep.run_cap);
+  insert_sweep->Bind(12, sweep.max_concurrent);
   if (absl::Status s = insert_sweep->Run(); !s.ok()) return s;
   const int64_t sweep_id = db_.LastInsertRowId();
 
   absl::StatusOr<Statement> insert_run =
-      db_.Prepare("INSERT INTO runs (sweep_id, idx, params_json, params_hash, created_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+      db_.Prepare("INSERT INTO runs (sweep_id, idx, params_json, params_hash, created_ms, point_json) "
+                  "VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                   absl::StrCat(purpose, ": insert run"));
   if (!insert_run.ok()) return insert_run.status();
   insert_run->Bind(1, sweep_id);
@@ -299,10 +315,95 @@ absl::StatusOr<int64_t> SqliteStore::CreateSweep(const NewSweep& sweep, const st
     insert_run->Bind(2, run.index);
     insert_run->Bind(3, run.params_json);
     insert_run->Bind(4, run.params_hash);
+    insert_run->Bind(6, run.point_json);
     if (absl::Status s = insert_run->Run(); !s.ok()) return s;
   }
   if (absl::Status s = txn->Commit(); !s.ok()) return s;
   return sweep_id;
+}
+
+absl::StatusOr<int64_t> SqliteStore::AddRun(int64_t sweep_id, int expected_draws, const NewRun& run,
+                                            int64_t now_ms) {
+  absl::MutexLock lock(&mu_);
+  const std::string purpose = absl::StrCat("add run ", expected_draws, " to sweep ", sweep_id);
+  absl::StatusOr<Transaction> txn = BeginWrite(purpose);
+  if (!txn.ok()) return txn.status();
+  absl::StatusOr<SweepRecord> sweep = ReadSweep(sweep_id);
+  if (!sweep.ok()) return sweep.status();
+  if (sweep->draws != expected_draws) {
+    return absl::AbortedError(absl::StrCat(purpose, ": the sweep has ", sweep->draws,
+                                           " draws already; propose again from them"));
+  }
+  if (sweep->run_cap > 0 && sweep->draws >= sweep->run_cap) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(purpose, ": the sweep has reached its run_cap of ", sweep->run_cap));
+  }
+  absl::StatusOr<Statement> insert = db_.Prepare(
+      "INSERT INTO runs (sweep_id, idx, params_json, params_hash, created_ms, point_json) "
+      "VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+      purpose);
+  if (!insert.ok()) return insert.status();
+  insert->Bind(1, sweep_id);
+  insert->Bind(2, sweep->draws);
+  insert->Bind(3, run.params_json);
+  insert->Bind(4, run.params_hash);
+  insert->Bind(5, now_ms);
+  insert->Bind(6, run.point_json);
+  if (absl::Status s = insert->Run(); !s.ok()) return s;
+  const int64_t run_id = db_.LastInsertRowId();
+  absl::StatusOr<Statement> count =
+      db_.Prepare("UPDATE sweeps SET draws = draws + 1 WHERE id = ?1", absl::StrCat(purpose, ": count the draw"));
+  if (!count.ok()) return count.status();
+  count->Bind(1, sweep_id);
+  if (absl::Status s = count->Run(); !s.ok()) return s;
+  if (absl::Status s = txn->Commit(); !s.ok()) return s;
+  return run_id;
+}
+
+absl::StatusOr<std::optional<SweepRecord>> SqliteStore::FindSweepByContentHash(const std::string& content_hash) {
+  absl::MutexLock lock(&mu_);
+  absl::StatusOr<Statement> stmt = db_.Prepare(
+      absl::StrCat("SELECT ", kSweepColumns, " FROM sweeps WHERE content_hash = ?1 ORDER BY id DESC LIMIT 1"),
+      "find a sweep by content");
+  if (!stmt.ok()) return stmt.status();
+  stmt->Bind(1, content_hash);
+  absl::StatusOr<std::vector<SweepRecord>> sweeps = CollectRows<SweepRecord>(*stmt, SweepFromRow);
+  if (!sweeps.ok()) return sweeps.status();
+  if (sweeps->empty()) return std::optional<SweepRecord>();
+  return std::optional<SweepRecord>(std::move(sweeps->front()));
+}
+
+absl::StatusOr<std::vector<RunMetricAtStep>> SqliteStore::MetricsAtStep(int64_t sweep_id, int step) {
+  absl::MutexLock lock(&mu_);
+  if (absl::Status s = ReadSweep(sweep_id).status(); !s.ok()) return s;
+  absl::StatusOr<Statement> stmt = db_.Prepare(
+      "SELECT r.id, m.step, m.content, m.style, m.tv, m.total, m.step_seconds FROM runs r "
+      "JOIN metrics m ON m.run_id = r.id AND m.attempt = r.attempt AND m.step = ?2 "
+      "WHERE r.sweep_id = ?1 ORDER BY r.id",
+      absl::StrCat("read step ", step, " of sweep ", sweep_id));
+  if (!stmt.ok()) return stmt.status();
+  stmt->Bind(1, sweep_id);
+  stmt->Bind(2, step);
+  return CollectRows<RunMetricAtStep>(*stmt, [](const Statement& row) {
+    RunMetricAtStep m;
+    m.run_id = row.ColumnInt64(0);
+    m.row = MetricRow{row.ColumnInt(1),    row.ColumnDouble(2), row.ColumnDouble(3),
+                      row.ColumnDouble(4), row.ColumnDouble(5), row.ColumnDouble(6)};
+    return m;
+  });
+}
+
+absl::Status SqliteStore::RequestPrune(int64_t run_id, int attempt) {
+  absl::MutexLock lock(&mu_);
+  const std::string purpose = absl::StrCat("prune run ", run_id, " attempt ", attempt);
+  absl::StatusOr<Transaction> txn = BeginWrite(purpose);
+  if (!txn.ok()) return txn.status();
+  if (absl::Status s = CheckHeld(run_id, attempt); !s.ok()) return s;
+  absl::StatusOr<Statement> mark = db_.Prepare("UPDATE runs SET prune_requested = 1 WHERE id = ?1", purpose);
+  if (!mark.ok()) return mark.status();
+  mark->Bind(1, run_id);
+  if (absl::Status s = mark->Run(); !s.ok()) return s;
+  return txn->Commit();
 }
 
 absl::StatusOr<SweepRecord> SqliteStore::GetSweep(int64_t sweep_id) {
@@ -419,7 +520,10 @@ absl::StatusOr<std::optional<Lease>> SqliteStore::ClaimNextRun(const std::string
 
   // The first entry of the runs_by_state index.
   absl::StatusOr<Statement> oldest = db_.Prepare(
-      "SELECT id FROM runs WHERE state = 'QUEUED' ORDER BY sweep_id, idx LIMIT 1", absl::StrCat(purpose, ": find"));
+      "SELECT r.id FROM runs r JOIN sweeps s ON s.id = r.sweep_id WHERE r.state = 'QUEUED' AND "
+      "(s.max_concurrent = 0 OR (SELECT count(*) FROM runs b WHERE b.sweep_id = r.sweep_id AND "
+      "b.state = 'RUNNING') < s.max_concurrent) ORDER BY r.sweep_id, r.idx LIMIT 1",
+      absl::StrCat(purpose, ": find"));
   if (!oldest.ok()) return oldest.status();
   absl::StatusOr<std::vector<int64_t>> ids =
       CollectRows<int64_t>(*oldest, [](const Statement& row) { return row.ColumnInt64(0); });
@@ -430,7 +534,7 @@ absl::StatusOr<std::optional<Lease>> SqliteStore::ClaimNextRun(const std::string
   absl::StatusOr<Statement> lease = db_.Prepare(
       "UPDATE runs SET state = 'RUNNING', attempt = attempt + 1, agent = ?2, started_ms = ?3, "
       "lease_expires_ms = ?4, finished_ms = 0, error = '', last_step = -1, content_loss = 0, style_loss = 0, "
-      "tv_loss = 0, total_loss = 0, final_snapshot = '' WHERE id = ?1",
+      "tv_loss = 0, total_loss = 0, final_snapshot = '', prune_requested = 0 WHERE id = ?1",
       absl::StrCat(purpose, ": lease run ", run_id));
   if (!lease.ok()) return lease.status();
   lease->Bind(1, run_id);

@@ -42,6 +42,8 @@ class SqliteStore final : public Store {
   static absl::StatusOr<std::unique_ptr<SqliteStore>> Open(const std::string& path, const SqliteStoreOptions& options);
 
   absl::StatusOr<int64_t> CreateSweep(const NewSweep& sweep, const std::vector<NewRun>& runs) override;
+  absl::StatusOr<int64_t> AddRun(int64_t sweep_id, int expected_draws, const NewRun& run, int64_t now_ms) override;
+  absl::StatusOr<std::optional<SweepRecord>> FindSweepByContentHash(const std::string& content_hash) override;
   absl::StatusOr<SweepRecord> GetSweep(int64_t sweep_id) override;
   absl::StatusOr<SweepRecord> FindSweep(const std::string& id_or_name) override;
   absl::StatusOr<std::vector<SweepRecord>> ListSweeps() override;
@@ -50,6 +52,8 @@ class SqliteStore final : public Store {
   absl::StatusOr<std::vector<AttemptRecord>> ListAttempts(int64_t run_id) override;
   absl::StatusOr<std::vector<MetricRow>> GetMetrics(int64_t run_id, int attempt) override;
   absl::StatusOr<std::vector<SnapshotRecord>> ListSnapshots(int64_t run_id) override;
+  absl::StatusOr<std::vector<RunMetricAtStep>> MetricsAtStep(int64_t sweep_id, int step) override;
+  absl::Status RequestPrune(int64_t run_id, int attempt) override;
   absl::StatusOr<std::optional<Lease>> ClaimNextRun(const std::string& agent, int64_t now_ms,
                                                     int64_t lease_expires_ms) override;
   absl::Status RenewLease(int64_t run_id, int attempt, int64_t lease_expires_ms) override;

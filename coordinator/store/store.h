@@ -33,12 +33,18 @@ struct NewSweep {
   std::string spec_json;   // the validated spec
   int max_attempts = 3;
   int64_t created_ms = 0;
+  std::string content_hash;  // SweepContentHash of the YAML and its images
+  uint64_t search_seed = 0;  // random/bayes: the generator's seed (< 2^63)
+  int draws = 0;             // points already drawn (the runs created with the sweep)
+  int run_cap = 0;           // most runs the sweep may have; 0: the runs given
+  int max_concurrent = 0;    // most RUNNING runs at once; 0: no limit
 };
 
 struct NewRun {
   int index = 0;            // position in the expansion, 0-based
   std::string params_json;  // RunParams::ToJson().dump()
   std::string params_hash;  // RunParams::Hash()
+  std::string point_json;   // bayes: the search-space point (JSON array); else empty
 };
 
 struct SweepRecord {
@@ -50,6 +56,11 @@ struct SweepRecord {
   std::string spec_json;
   int max_attempts = 3;
   int64_t created_ms = 0;
+  std::string content_hash;
+  uint64_t search_seed = 0;
+  int draws = 0;
+  int run_cap = 0;
+  int max_concurrent = 0;
 };
 
 struct RunRecord {
@@ -70,7 +81,10 @@ struct RunRecord {
   int last_step = -1;
   double content_loss = 0, style_loss = 0, tv_loss = 0, total_loss = 0;
   std::string final_snapshot;  // path relative to the artifacts directory
+  std::string point_json;      // see NewRun
+  bool prune_requested = false;  // early termination asked the current attempt to stop
 };
+
 
 struct AttemptRecord {
   int64_t run_id = 0;
@@ -86,6 +100,12 @@ struct MetricRow {
   int step = 0;
   double content = 0, style = 0, tv = 0, total = 0;
   double step_seconds = 0;
+};
+
+// One run's losses at one step, as early termination compares them.
+struct RunMetricAtStep {
+  int64_t run_id = 0;
+  MetricRow row;
 };
 
 struct SnapshotRecord {
@@ -118,6 +138,18 @@ class Store {
   // sweep's id. Nothing is stored on failure.
   virtual absl::StatusOr<int64_t> CreateSweep(const NewSweep& sweep, const std::vector<NewRun>& runs) = 0;
 
+  // Adds run number `sweep.draws` (a proposed point) to a sweep whose
+  // run_cap allows one more, and counts the draw, in one transaction.
+  // `expected_draws` is the draw count the proposal was made from: when
+  // another proposal landed first (or the cap is reached) nothing is stored
+  // and the result is Aborted (resp. FailedPrecondition), so each draw
+  // becomes exactly one run. Returns the new run's id.
+  virtual absl::StatusOr<int64_t> AddRun(int64_t sweep_id, int expected_draws, const NewRun& run,
+                                         int64_t now_ms) = 0;
+
+  // The most recent sweep with this content hash, or nullopt.
+  virtual absl::StatusOr<std::optional<SweepRecord>> FindSweepByContentHash(const std::string& content_hash) = 0;
+
   virtual absl::StatusOr<SweepRecord> GetSweep(int64_t sweep_id) = 0;
   // By decimal id, or else by name (the most recent sweep of that name).
   // NotFound names what was looked for.
@@ -132,16 +164,25 @@ class Store {
   virtual absl::StatusOr<std::vector<MetricRow>> GetMetrics(int64_t run_id, int attempt) = 0;
   virtual absl::StatusOr<std::vector<SnapshotRecord>> ListSnapshots(int64_t run_id) = 0;
 
+  // The losses at `step` of every run of the sweep whose current attempt
+  // reported that step, by run id.
+  virtual absl::StatusOr<std::vector<RunMetricAtStep>> MetricsAtStep(int64_t sweep_id, int step) = 0;
+
   // Atomically moves the oldest QUEUED run (lowest sweep id, then index) to
   // RUNNING under a new attempt held by `agent` until `lease_expires_ms`,
   // clearing what belonged to the previous attempt (error, latest losses,
-  // final snapshot). nullopt when nothing is queued.
+  // final snapshot, prune request). Runs of a sweep that already has
+  // max_concurrent RUNNING runs are skipped. nullopt when nothing is queued.
   virtual absl::StatusOr<std::optional<Lease>> ClaimNextRun(const std::string& agent, int64_t now_ms,
                                                             int64_t lease_expires_ms) = 0;
 
   // Extends the lease. FailedPrecondition if (run, attempt) is no longer the
   // run's current RUNNING attempt: the caller must stop that run.
   virtual absl::Status RenewLease(int64_t run_id, int attempt, int64_t lease_expires_ms) = 0;
+
+  // Marks the current attempt to be stopped early (idempotent).
+  // FailedPrecondition as above.
+  virtual absl::Status RequestPrune(int64_t run_id, int attempt) = 0;
 
   // Appends per-step losses; rows already stored for that step are left as
   // they are. Updates the run's latest losses. FailedPrecondition as above.

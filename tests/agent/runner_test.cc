@@ -10,6 +10,8 @@
 
 #include "common/files.h"
 #include "coordinator/server.h"
+#include "grpcpp/grpcpp.h"
+#include "nlohmann/json.hpp"
 #include "stylesweep/v1/coordinator.grpc.pb.h"
 #include "tests/testing/fake_engine.h"
 
@@ -136,6 +138,109 @@ TEST_F(RunnerTest, TokenIsRequiredWhenConfigured) {
   auto right = Client("s3cret");
   Runner with(*right, engine, Options("a3"));
   EXPECT_TRUE(with.Register().ok());
+}
+
+// A 27-point grid whose loss curves never cross (FakeEngine's synthetic
+// objective), run by one agent that reports every step: hyperband stops most
+// runs at the early rungs, the best run still runs to the end, and the sweep
+// says how many steps that saved.
+TEST_F(RunnerTest, HyperbandPrunesMostOfAGridAndKeepsTheBestRun) {
+  StartServer();
+  const int64_t sweep = Submit(
+      "content: c.png\nstyle: s.png\nsteps: 81\nsnapshot_every: 2\n"
+      "early_terminate: {type: hyperband, min_iter: 3, eta: 3}\n"
+      "parameters:\n"
+      "  style_weight: {values: [1.0e-3, 1.0e-2, 1.0e-1]}\n"
+      "  learning_rate: {values: [0.002, 0.02, 0.2]}\n"
+      "  tv_weight: {values: [1, 10, 100]}\n",
+      {{"c.png", kPng + "c"}, {"s.png", kPng + "s"}});
+  auto client = Client();
+  testing::FakeEngine engine(/*synthetic_objective=*/true);
+  RunnerOptions options = Options("a1");
+  options.report_every_steps = 1;
+  Runner runner(*client, engine, options);
+  ASSERT_TRUE(runner.Register().ok());
+  while (*runner.RunOne()) {
+  }
+
+  auto runs = server_->store().ListRuns(sweep);
+  ASSERT_TRUE(runs.ok());
+  ASSERT_EQ(runs->size(), 27u);
+  int64_t steps_run = 0;
+  int pruned = 0;
+  const RunRecord* best = nullptr;
+  double best_floor = 1e300;
+  for (const RunRecord& run : *runs) {
+    auto params = RunParams::FromJson(nlohmann::json::parse(run.params_json));
+    ASSERT_TRUE(params.ok());
+    steps_run += run.last_step;
+    const double floor = testing::FakeEngine::SyntheticFloor(*params);
+    if (floor < best_floor) {
+      best_floor = floor;
+      best = &run;
+    }
+    ASSERT_TRUE(run.state == RunState::kSucceeded || run.state == RunState::kPruned) << run.error;
+    // A pruned run keeps its losses up to the rung and its latest image.
+    if (run.state == RunState::kPruned) {
+      ++pruned;
+      EXPECT_TRUE(run.last_step == 3 || run.last_step == 9 || run.last_step == 27) << run.last_step;
+      EXPECT_FALSE(run.final_snapshot.empty());
+      auto metrics = server_->store().GetMetrics(run.id, 0);
+      ASSERT_TRUE(metrics.ok());
+      EXPECT_EQ(metrics->size(), static_cast<size_t>(run.last_step + 1));
+    }
+  }
+  EXPECT_LT(steps_run, 27 * 81 / 2) << pruned << " runs pruned";
+  ASSERT_NE(best, nullptr);
+  EXPECT_EQ(best->state, RunState::kSucceeded);
+  EXPECT_EQ(best->last_step, 81);
+  for (const RunRecord& run : *runs) {
+    if (run.state == RunState::kSucceeded) {
+      EXPECT_GE(run.total_loss, best->total_loss);
+    }
+  }
+
+  // Compute saved reaches users through GetSweep.
+  auto stub = v1::Coordinator::NewStub(
+      grpc::CreateChannel(server_->address(), grpc::InsecureChannelCredentials()));
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  v1::GetSweepRequest request;
+  request.set_sweep(std::to_string(sweep));
+  v1::GetSweepResponse response;
+  ASSERT_TRUE(stub->GetSweep(&context, request, &response).ok());
+  ASSERT_EQ(response.sweeps_size(), 1);
+  EXPECT_EQ(response.sweeps(0).steps_run(), steps_run);
+  EXPECT_EQ(response.sweeps(0).steps_saved(), 27 * 81 - steps_run);
+  EXPECT_EQ(response.sweeps(0).runs_by_state().at("PRUNED"), pruned);
+}
+
+// A bayes sweep has no runs until agents ask: each lease proposes one, up to
+// run_cap, from the results of the runs before it.
+TEST_F(RunnerTest, BayesProposesRunsAsAgentsAskUpToRunCap) {
+  StartServer();
+  const int64_t sweep = Submit(
+      "method: bayes\nrun_cap: 12\ncontent: c.png\nstyle: s.png\nsteps: 5\n"
+      "parameters:\n"
+      "  style_weight: {min: 1.0e-4, max: 1.0, distribution: log_uniform_values}\n"
+      "  learning_rate: {min: 0.001, max: 0.5, distribution: log_uniform_values}\n",
+      {{"c.png", kPng + "c"}, {"s.png", kPng + "s"}});
+  EXPECT_TRUE(server_->store().ListRuns(sweep)->empty());
+  auto client = Client();
+  testing::FakeEngine engine(/*synthetic_objective=*/true);
+  Runner runner(*client, engine, Options("a1"));
+  ASSERT_TRUE(runner.Register().ok());
+  int ran = 0;
+  while (*runner.RunOne()) ++ran;
+  EXPECT_EQ(ran, 12);
+  auto runs = server_->store().ListRuns(sweep);
+  ASSERT_TRUE(runs.ok());
+  ASSERT_EQ(runs->size(), 12u);
+  for (const RunRecord& run : *runs) {
+    EXPECT_EQ(run.state, RunState::kSucceeded) << run.error;
+    EXPECT_FALSE(run.point_json.empty());
+  }
+  EXPECT_EQ(server_->store().GetSweep(sweep)->draws, 12);
 }
 
 }  // namespace

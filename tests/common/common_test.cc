@@ -67,6 +67,79 @@ TEST(RunParamsTest, RejectsWrongTypes) {
   EXPECT_FALSE(r.ok());
 }
 
+TEST(RunParamsTest, EngineOptionsDefaultToTheTutorial) {
+  RunParams p;
+  EXPECT_EQ(p.optimizer, "adam");
+  EXPECT_EQ(p.adam_epsilon_mode, "tf");
+  EXPECT_EQ(p.init, "content");
+  EXPECT_FALSE(p.preserve_colors);
+  EXPECT_DOUBLE_EQ(p.style_scale, 1.0);
+  EXPECT_EQ(p.pooling, "max");
+  EXPECT_TRUE(p.style_layer_weights.empty());
+  EXPECT_EQ(p.precision, "fp32");
+  EXPECT_TRUE(p.multires_sizes.empty());
+  EXPECT_TRUE(p.multires_steps.empty());
+  for (const char* key : {"optimizer", "adam_epsilon_mode", "init", "preserve_colors", "style_scale", "pooling",
+                          "style_layer_weights", "precision", "multires_sizes", "multires_steps"}) {
+    bool defined = false;
+    for (const ParamDef& def : RunParamDefs()) defined = defined || def.name == std::string(key);
+    EXPECT_TRUE(defined) << key;
+  }
+}
+
+TEST(RunParamsTest, EngineOptionsRoundTripThroughJson) {
+  nlohmann::json j = {{"content", "a"},        {"style", "b"},          {"optimizer", "lbfgs"},
+                      {"init", "noise"},       {"preserve_colors", true}, {"style_scale", 0.5},
+                      {"pooling", "avg"},      {"precision", "bf16"},   {"adam_epsilon_mode", "torch"},
+                      {"style_layer_weights", {1, 0, 2, 1, 1}}};
+  auto p = RunParams::FromJson(j);
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_EQ(p->optimizer, "lbfgs");
+  EXPECT_TRUE(p->preserve_colors);
+  EXPECT_EQ(p->style_layer_weights, (std::vector<double>{1, 0, 2, 1, 1}));
+  auto back = RunParams::FromJson(p->ToJson());
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->Hash(), p->Hash());
+  // The sweep language passes words as strings.
+  j["preserve_colors"] = "false";
+  p = RunParams::FromJson(j);
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_FALSE(p->preserve_colors);
+}
+
+TEST(RunParamsTest, MultiresOverridesSizeAndSteps) {
+  auto p = RunParams::FromJson(
+      {{"content", "a"}, {"style", "b"}, {"multires_sizes", {128, 256}}, {"multires_steps", {300, 100}}});
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_EQ(p->image_size, 256);
+  EXPECT_EQ(p->steps, 400);
+}
+
+TEST(RunParamsTest, BadEngineOptionsAreNamed) {
+  const std::vector<std::pair<nlohmann::json, std::string>> cases = {
+      {{{"optimizer", "sgd"}}, "optimizer must be 'adam' or 'lbfgs', got 'sgd'"},
+      {{{"adam_epsilon_mode", "keras"}}, "adam_epsilon_mode must be 'tf' or 'torch'"},
+      {{{"init", "random"}}, "init must be 'content' or 'style' or 'noise'"},
+      {{{"pooling", "min"}}, "pooling must be 'max' or 'avg'"},
+      {{{"precision", "fp16"}}, "precision must be 'fp32' or 'bf16'"},
+      {{{"preserve_colors", "maybe"}}, "preserve_colors must be true or false"},
+      {{{"style_scale", 0}}, "style_scale must be > 0"},
+      {{{"style_layer_weights", {1, -1, 1, 1, 1}}}, "style_layer_weights must be >= 0"},
+      {{{"style_layer_weights", {1, 1}}}, "style_layer_weights has 2 weights for 5 style layers"},
+      {{{"multires_sizes", {8}}, {"multires_steps", {1}}}, "multires_sizes must be from 16"},
+      {{{"multires_sizes", {64}}, {"multires_steps", {0}}}, "multires_steps must be positive"},
+      {{{"multires_sizes", {64, 128}}, {"multires_steps", {10}}}, "multires_sizes has 2 sizes but multires_steps has 1"},
+  };
+  for (const auto& [extra, message] : cases) {
+    nlohmann::json j = {{"content", "a"}, {"style", "b"}};
+    j.update(extra);
+    auto p = RunParams::FromJson(j);
+    ASSERT_FALSE(p.ok()) << extra.dump();
+    EXPECT_EQ(p.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_THAT(std::string(p.status().message()), ::testing::HasSubstr(message)) << extra.dump();
+  }
+}
+
 TEST(RunStateTest, NamesRoundTrip) {
   for (RunState s : {RunState::kQueued, RunState::kRunning, RunState::kSucceeded, RunState::kFailed, RunState::kLost,
                      RunState::kCancelled, RunState::kPruned}) {

@@ -5,6 +5,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <set>
 
 namespace stylesweep {
 namespace {
@@ -106,6 +107,129 @@ TEST(SweepSpecTest, LoadResolvesImagesAgainstTheFilesDirectory) {
   EXPECT_EQ((*runs)[0].style, std::vector<std::string>{"/abs/style.png"});
 }
 
+constexpr char kRandomSweep[] = R"(method: random
+run_cap: 200
+content: a.png
+style: b.png
+metric: {name: loss/style, goal: maximize}
+max_concurrent: 4
+parameters:
+  learning_rate: {min: 0.001, max: 0.1, distribution: log_uniform_values}
+  tv_weight: {min: 0, max: 10}
+  steps: {min: 10, max: 20}
+  image_size: {min: 32, max: 64, q: 16, distribution: q_uniform}
+  preprocess: {values: [torchvision, caffe], probabilities: [0.9, 0.1]}
+  loss:
+    parameters:
+      style_weight: {values: [0.1, 1.0]}
+  style:
+    parameters:
+      layers: {value: [conv1_1]}
+)";
+
+TEST(SweepSpecTest, RandomSweepsDrawFromEachDistributionDeterministically) {
+  auto spec = ParseSweep(kRandomSweep, "random.yaml");
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EXPECT_EQ(spec->method, "random");
+  EXPECT_EQ(spec->run_cap, 200);
+  EXPECT_EQ(spec->max_concurrent, 4);
+  EXPECT_EQ(spec->metric, "loss/style");
+  EXPECT_EQ(spec->Objective(1, 2, 3, 4), -2);  // maximised: negated
+  EXPECT_EQ(spec->RunCount(), 200u);
+  auto runs = spec->Draw(7, 0, 200);
+  ASSERT_TRUE(runs.ok()) << runs.status();
+  int caffe = 0;
+  std::set<int> sizes;
+  for (const RunParams& run : *runs) {
+    EXPECT_GE(run.learning_rate, 0.001);
+    EXPECT_LE(run.learning_rate, 0.1);
+    EXPECT_GE(run.tv_weight, 0);
+    EXPECT_LE(run.tv_weight, 10);
+    EXPECT_GE(run.steps, 10);
+    EXPECT_LE(run.steps, 20);
+    sizes.insert(run.image_size);
+    caffe += run.preprocess == "caffe";
+    // Nested names: loss.style_weight is style_weight; style.layers is style_layers.
+    EXPECT_TRUE(run.style_weight == 0.1 || run.style_weight == 1.0);
+    EXPECT_EQ(run.style_layers, std::vector<std::string>{"block1_conv1"});
+  }
+  EXPECT_EQ(sizes, (std::set<int>{32, 48, 64}));
+  EXPECT_GT(caffe, 5);
+  EXPECT_LT(caffe, 45);
+  // The same seed gives the same runs; draw i does not depend on earlier ones.
+  auto again = spec->Draw(7, 150, 50);
+  ASSERT_TRUE(again.ok());
+  for (size_t i = 0; i < 50; ++i) EXPECT_EQ((*again)[i].Hash(), (*runs)[150 + i].Hash());
+  auto other = spec->Draw(8, 0, 1);
+  EXPECT_NE((*other)[0].Hash(), (*runs)[0].Hash());
+}
+
+TEST(SweepSpecTest, BayesAndEarlyTerminationParse) {
+  auto spec = ParseSweep(
+      "method: bayes\nrun_cap: 30\nsearch_seed: 42\ncontent: a.png\nstyle: b.png\n"
+      "early_terminate: {type: hyperband, min_iter: 10}\n"
+      "parameters:\n  style_weight: {min: 1.0e-4, max: 1.0, distribution: log_uniform_values}\n"
+      "  tv_weight: {values: [1, 10, 30]}\n",
+      "bayes.yaml");
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EXPECT_EQ(spec->early_terminate.type, "hyperband");
+  EXPECT_EQ(spec->early_terminate.min_iter, 10);
+  EXPECT_EQ(spec->early_terminate.eta, 3);
+  EXPECT_TRUE(spec->has_search_seed);
+  EXPECT_EQ(spec->search_seed, 42u);
+  const auto space = spec->SearchSpace();
+  ASSERT_EQ(space.size(), 4u);  // content, style, then the two parameters
+  EXPECT_EQ(space[2].choices, 0);
+  EXPECT_EQ(space[3].choices, 3);
+  auto low = spec->Resolve({0, 0, 0.0, 2});
+  ASSERT_TRUE(low.ok()) << low.status();
+  EXPECT_NEAR(low->style_weight, 1e-4, 1e-12);
+  EXPECT_EQ(low->tv_weight, 30);
+  auto mid = spec->Resolve({0, 0, 0.5, 0});
+  EXPECT_NEAR(mid->style_weight, 1e-2, 1e-9);  // the middle of a log range
+  EXPECT_EQ(spec->ToJson()["early_terminate"]["type"], "hyperband");
+}
+
+TEST(SweepSpecTest, ALimitCanBeTighterThanTheDefault) {
+  auto spec = ParseSweep("content: a.png\nstyle: b.png\nparameters:\n  steps: {values: [1, 2, 3]}\n", "g.yaml",
+                         SweepLimits{2});
+  ASSERT_FALSE(spec.ok());
+  EXPECT_THAT(std::string(spec.status().message()), HasSubstr("the grid has 3 points, more than the limit of 2"));
+}
+
+TEST(SweepSpecTest, ExampleSweepsAreValid) {
+  const std::filesystem::path configs = std::filesystem::path(STYLESWEEP_SOURCE_DIR) / "configs";
+  for (const char* name : {"example-grid.yaml", "example-random.yaml", "example-bayes.yaml", "demo.yaml"}) {
+    auto spec = LoadSweepFile((configs / name).string());
+    ASSERT_TRUE(spec.ok()) << name << ": " << spec.status();
+    for (const auto& image : spec->ImageRefs()) {
+      EXPECT_TRUE(std::filesystem::exists(image.ref)) << name << ": " << image.ref;
+    }
+  }
+  auto random = LoadSweepFile((configs / "example-random.yaml").string());
+  EXPECT_EQ(random->method, "random");
+  auto runs = random->Draw(random->search_seed, 0, random->run_cap);
+  ASSERT_TRUE(runs.ok()) << runs.status();
+  EXPECT_EQ(runs->size(), 12u);
+  auto bayes = LoadSweepFile((configs / "example-bayes.yaml").string());
+  EXPECT_EQ(bayes->early_terminate.type, "hyperband");
+}
+
+TEST(SweepSpecTest, NestedGroupsMapToRunParameters) {
+  auto spec = ParseSweep(
+      "content: a.png\nstyle: b.png\nparameters:\n"
+      "  optimizer:\n    parameters:\n      name: {value: adam}\n      learning_rate: {values: [0.1, 0.2]}\n"
+      "  tv:\n    parameters:\n      weight: {value: 5}\n",
+      "nested.yaml");
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  auto runs = spec->Expand();
+  ASSERT_TRUE(runs.ok()) << runs.status();
+  ASSERT_EQ(runs->size(), 2u);
+  EXPECT_EQ((*runs)[0].optimizer, "adam");
+  EXPECT_EQ((*runs)[1].learning_rate, 0.2);
+  EXPECT_EQ((*runs)[0].tv_weight, 5);
+}
+
 struct BadSweep {
   const char* yaml;
   const char* expected;  // substring of the error
@@ -138,7 +262,8 @@ INSTANTIATE_TEST_SUITE_P(
         BadSweep{"content: a.png\nstyle: b.png\nparameters:\n  style_weight: 3\n",
                  "parameters.style_weight: expected a mapping with 'value' or 'values'"},
         BadSweep{"content: a.png\nstyle: b.png\nparameters:\n  style_weight: {min: 1, max: 2}\n",
-                 "distributions need method: random or bayes"},
+                 "bad.yaml:4:18: parameters.style_weight.min: grid sweeps take 'value' or 'values'; distributions "
+                 "need method: random or bayes"},
         BadSweep{"content: a.png\nstyle: b.png\nparameters:\n  style_weight: {valeus: [1]}\n",
                  "parameters.style_weight.valeus: unknown key (did you mean 'values'?)"},
         BadSweep{"content: a.png\nstyle: b.png\nparameters:\n  content: {value: c.png}\n",
@@ -154,7 +279,96 @@ INSTANTIATE_TEST_SUITE_P(
                  "  seed: {values: [1,2,3,4,5,6,7,8,9,10]}\n  image_size: {values: [16,17,18,19,20,21,22,23,24,25]}\n"
                  "  tv_weight: {values: [1,2,3,4,5,6,7,8,9,10]}\n  learning_rate: {values: [1,2,3,4,5,6,7,8,9,10]}\n"
                  "  style_weight: {values: [1,2]}\n",
-                 "more than the limit of 100000"}));
+                 "more than the limit of 100000"},
+        // The search language.
+        BadSweep{"content: a.png\nstyle: b.png\nmethod: random\n",
+                 "bad.yaml:3:9: method: method: random needs run_cap"},
+        BadSweep{"content: a.png\nstyle: b.png\nmethod: bayes\n", "method: method: bayes needs run_cap"},
+        BadSweep{"content: a.png\nstyle: b.png\nmethod: [grid]\n", "bad.yaml:3:9: method: expected a string"},
+        BadSweep{"content: a.png\nstyle: b.png\nrun_cap: 0\n", "bad.yaml:3:10: run_cap: expected a positive integer"},
+        BadSweep{"content: a.png\nstyle: b.png\nrun_cap: many\n", "run_cap: expected a positive integer, got 'many'"},
+        BadSweep{"content: a.png\nstyle: b.png\nrun_cap: 1000000\n", "run_cap 1000000 is more than the limit of 100000"},
+        BadSweep{"content: a.png\nstyle: b.png\nrun_cap: 2\nparameters:\n  steps: {values: [1, 2, 3]}\n",
+                 "bad.yaml:3:10: run_cap: the grid has 3 points, more than run_cap 2"},
+        BadSweep{"content: a.png\nstyle: b.png\nmax_concurrent: 0\n", "max_concurrent: expected a positive integer"},
+        BadSweep{"content: a.png\nstyle: b.png\nsearch_seed: -1\n", "search_seed: expected an integer >= 0"},
+        BadSweep{"content: a.png\nstyle: b.png\nmetric: loss/total\n", "bad.yaml:3:9: metric: expected a mapping"},
+        BadSweep{"content: a.png\nstyle: b.png\nmetric: {name: loss/styel}\n",
+                 "bad.yaml:3:16: metric.name: unknown metric 'loss/styel'; expected one of loss/total, loss/style, "
+                 "loss/content, loss/tv (did you mean 'loss/style'?)"},
+        BadSweep{"content: a.png\nstyle: b.png\nmetric: {name: loss/tv, goal: lower}\n",
+                 "metric.goal: expected minimize or maximize, got 'lower'"},
+        BadSweep{"content: a.png\nstyle: b.png\nmetric: {nmae: loss/tv}\n",
+                 "bad.yaml:3:10: metric.nmae: unknown key (did you mean 'name'?)"},
+        BadSweep{"content: a.png\nstyle: b.png\nearly_terminate: {type: asha, min_iter: 3}\n",
+                 "early_terminate.type: expected hyperband or median, got 'asha'"},
+        BadSweep{"content: a.png\nstyle: b.png\nearly_terminate: {type: hyperband}\n",
+                 "early_terminate: expected 'min_iter'"},
+        BadSweep{"content: a.png\nstyle: b.png\nearly_terminate: {min_iter: 3}\n", "early_terminate: expected 'type'"},
+        BadSweep{"content: a.png\nstyle: b.png\nearly_terminate: {type: hyperband, min_iter: 0}\n",
+                 "early_terminate.min_iter: expected a positive number of steps"},
+        BadSweep{"content: a.png\nstyle: b.png\nearly_terminate: {type: hyperband, min_iter: 3, eta: 1}\n",
+                 "early_terminate.eta: expected an integer from 2 to 100, got '1'"},
+        BadSweep{"content: a.png\nstyle: b.png\nearly_terminate: {type: median, min_iter: 3, etta: 2}\n",
+                 "early_terminate.etta: unknown key (did you mean 'eta'?)"},
+        BadSweep{"content: a.png\nstyle: b.png\nearly_terminate: hyperband\n", "early_terminate: expected a mapping"},
+        BadSweep{"method: random\nrun_cap: 5\ncontent: a.png\nstyle: b.png\nparameters:\n  style_weight: {min: 2, max: 1}\n",
+                 "bad.yaml:6:23: parameters.style_weight.min: min (2) is greater than max (1)"},
+        BadSweep{"method: random\nrun_cap: 5\ncontent: a.png\nstyle: b.png\nparameters:\n  style_weight: {min: 1}\n",
+                 "parameters.style_weight: expected both 'min' and 'max'"},
+        BadSweep{"method: random\nrun_cap: 5\ncontent: a.png\nstyle: b.png\nparameters:\n  style_weight: {min: 1, max: lots}\n",
+                 "parameters.style_weight.max: expected a number, got 'lots'"},
+        BadSweep{"method: random\nrun_cap: 5\ncontent: a.png\nstyle: b.png\nparameters:\n  steps: {min: 1, max: 2.5}\n",
+                 "parameters.steps.max: expected an integer, got '2.5'"},
+        BadSweep{"method: random\nrun_cap: 5\ncontent: a.png\nstyle: b.png\nparameters:\n  steps: {min: 0, max: 10}\n", "parameters.steps.min: steps must be positive"},
+        BadSweep{"method: random\nrun_cap: 5\ncontent: a.png\nstyle: b.png\nparameters:\n  image_size: {min: 8, max: 64}\n",
+                 "parameters.image_size.min: image_size must be from 16 to 16384 pixels"},
+        BadSweep{"method: random\nrun_cap: 5\ncontent: a.png\nstyle: b.png\nparameters:\n  learning_rate: {min: 0, max: 1, distribution: log_uniform_values}\n",
+                 "parameters.learning_rate.min: learning_rate must be"},
+        BadSweep{"method: random\nrun_cap: 5\ncontent: a.png\nstyle: b.png\nparameters:\n  tv_weight: {min: 0, max: 1, distribution: log_uniform_values}\n",
+                 "parameters.tv_weight.min: log_uniform_values needs min > 0"},
+        BadSweep{"method: random\nrun_cap: 5\ncontent: a.png\nstyle: b.png\nparameters:\n  tv_weight: {min: 0, max: 1, distribution: log_uniform}\n",
+                 "parameters.tv_weight.distribution: unknown distribution 'log_uniform'; expected uniform, int_uniform, "
+                 "log_uniform_values, q_uniform, categorical (did you mean 'log_uniform_values'?)"},
+        BadSweep{"method: random\nrun_cap: 5\ncontent: a.png\nstyle: b.png\nparameters:\n  steps: {min: 1, max: 9, distribution: uniform}\n",
+                 "parameters.steps.distribution: steps is an integer: use int_uniform or q_uniform"},
+        BadSweep{"method: random\nrun_cap: 5\ncontent: a.png\nstyle: b.png\nparameters:\n  tv_weight: {min: 0, max: 1, q: 0.1}\n",
+                 "parameters.tv_weight.q: q goes with distribution: q_uniform"},
+        BadSweep{"method: random\nrun_cap: 5\ncontent: a.png\nstyle: b.png\nparameters:\n  tv_weight: {min: 0, max: 1, q: -1, distribution: q_uniform}\n",
+                 "parameters.tv_weight.q: expected a positive number, got '-1'"},
+        BadSweep{"method: random\nrun_cap: 5\ncontent: a.png\nstyle: b.png\nparameters:\n  steps: {min: 1, max: 9, q: 0.5, distribution: q_uniform}\n",
+                 "parameters.steps.q: expected a positive integer"},
+        BadSweep{"method: random\nrun_cap: 5\ncontent: a.png\nstyle: b.png\nparameters:\n  tv_weight: {min: 0, max: 1, values: [1]}\n",
+                 "parameters.tv_weight: has both a distribution (min/max) and 'value'/'values'; use one"},
+        BadSweep{"method: random\nrun_cap: 5\ncontent: a.png\nstyle: b.png\nparameters:\n  style_layers: {min: 0, max: 1}\n",
+                 "parameters.style_layers: style_layers takes a list of layer names: list the choices with 'values'"},
+        BadSweep{"method: random\nrun_cap: 5\ncontent: a.png\nstyle: b.png\nparameters:\n  style_layers: {values: [[block1_conv1], [relu9_1]]}\n",
+                 "parameters.style_layers.values[1]: unknown VGG19 layer 'relu9_1'"},
+        BadSweep{"method: random\nrun_cap: 5\ncontent: a.png\nstyle: b.png\nparameters:\n  tv_weight: {values: [1, 2], probabilities: [0.5, 0.4]}\n",
+                 "bad.yaml:6:46: parameters.tv_weight.probabilities: probabilities sum to 0.9, not 1"},
+        BadSweep{"method: random\nrun_cap: 5\ncontent: a.png\nstyle: b.png\nparameters:\n  tv_weight: {values: [1, 2], probabilities: [1]}\n",
+                 "parameters.tv_weight.probabilities: has 1 probabilities for 2 values"},
+        BadSweep{"method: random\nrun_cap: 5\ncontent: a.png\nstyle: b.png\nparameters:\n  tv_weight: {values: [1, 2], probabilities: [1.5, -0.5]}\n",
+                 "parameters.tv_weight.probabilities[0]: expected a probability from 0 to 1, got '1.5'"},
+        BadSweep{"method: random\nrun_cap: 5\ncontent: a.png\nstyle: b.png\nparameters:\n  tv_weight: {values: [1, 2], probabilities: 0.5}\n",
+                 "parameters.tv_weight.probabilities: expected a list of numbers"},
+        BadSweep{"method: random\nrun_cap: 5\ncontent: a.png\nstyle: b.png\nparameters:\n  tv_weight: {min: 0, max: 1, probabilities: [1]}\n",
+                 "parameters.tv_weight.probabilities: probabilities go with 'values'"},
+        BadSweep{"content: a.png\nstyle: b.png\nparameters:\n  tv_weight: {values: [1, 2], probabilities: [0.5, 0.5]}\n",
+                 "parameters.tv_weight.probabilities: grid sweeps take 'value' or 'values'"},
+        BadSweep{"method: random\nrun_cap: 5\ncontent: a.png\nstyle: b.png\nparameters:\n  tv_weight: {mu: 0, sigma: 1}\n",
+                 "parameters.tv_weight.mu: normal distributions are not supported"},
+        BadSweep{"method: random\nrun_cap: 5\ncontent: a.png\nstyle: b.png\nparameters:\n  tv_weight: {distrib: uniform}\n",
+                 "parameters.tv_weight.distrib: unknown key (did you mean 'distribution'?)"},
+        BadSweep{"content: a.png\nstyle: b.png\nparameters: {}\n", "parameters: must name at least one parameter"},
+        BadSweep{"content: a.png\nstyle: b.png\nparameters:\n  optimizer:\n    parameters:\n      learning_rat: {value: 1}\n",
+                 "bad.yaml:6:7: parameters.optimizer.parameters.learning_rat: unknown key (did you mean 'learning_rate'?)"},
+        BadSweep{"content: a.png\nstyle: b.png\nparameters:\n  loss:\n    parameters: {style_weight: {value: 1}}\n"
+                 "    extra: 1\n",
+                 "parameters.loss.extra: a group of options takes only 'parameters'"},
+        BadSweep{"content: a.png\nstyle: b.png\nstyle_weight: 1\nparameters:\n  style:\n    parameters:\n"
+                 "      weight: {value: 2}\n",
+                 "parameters.style.parameters.weight: is set twice"}));
 
 }  // namespace
 }  // namespace stylesweep

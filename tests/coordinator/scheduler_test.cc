@@ -5,7 +5,9 @@
 
 #include <filesystem>
 
+#include "absl/strings/str_cat.h"
 #include "common/files.h"
+#include "coordinator/scheduler/early_stop.h"
 #include "nlohmann/json.hpp"
 #include "tests/testing/fake_clock.h"
 
@@ -128,7 +130,7 @@ TEST_F(SchedulerTest, ExpiredLeaseRequeuesAndRefusesTheOldHolder) {
   clock_.Advance(5000);
   auto beat = scheduler_->Heartbeat("a1", old.run_id, old.attempt);
   ASSERT_TRUE(beat.ok());
-  EXPECT_FALSE(*beat);  // still ours; lease renewed to now + 10 s
+  EXPECT_EQ(*beat, RunDirective::kContinue);  // still ours; lease renewed to now + 10 s
 
   clock_.Advance(10001);
   ASSERT_TRUE(scheduler_->ExpireLeases().ok());
@@ -142,23 +144,166 @@ TEST_F(SchedulerTest, ExpiredLeaseRequeuesAndRefusesTheOldHolder) {
   // The old holder comes back: told to stop, and nothing it sends lands.
   auto late = scheduler_->Heartbeat("a1", old.run_id, old.attempt);
   ASSERT_TRUE(late.ok());
-  EXPECT_TRUE(*late);
-  EXPECT_TRUE(absl::IsFailedPrecondition(scheduler_->ReportMetrics(old.run_id, old.attempt, {{0, 1, 1, 1, 3, 0}})));
+  EXPECT_EQ(*late, RunDirective::kStop);
+  EXPECT_TRUE(
+      absl::IsFailedPrecondition(scheduler_->ReportMetrics(old.run_id, old.attempt, {{0, 1, 1, 1, 3, 0}}).status()));
   EXPECT_TRUE(absl::IsFailedPrecondition(scheduler_->UploadSnapshot(old.run_id, old.attempt, 1, true, "x").status()));
   EXPECT_TRUE(absl::IsFailedPrecondition(scheduler_->Complete(old.run_id, old.attempt, RunState::kSucceeded, "")));
   EXPECT_EQ(store_->GetRun(old.run_id)->state, RunState::kRunning);
   EXPECT_EQ(store_->GetRun(old.run_id)->agent, "a2");
 }
 
-TEST_F(SchedulerTest, AgentsMayOnlyEndRunsAsSucceededFailedOrCancelled) {
+TEST_F(SchedulerTest, AgentsMayNotEndRunsAsQueuedOrLost) {
   ASSERT_TRUE(scheduler_->Submit("content: cat.png\nstyle: starry.png\n", "one.yaml", files_, false).ok());
   auto lease = scheduler_->Lease("a1");
   ASSERT_TRUE(lease.ok() && lease->has_value());
   EXPECT_TRUE(absl::IsInvalidArgument(scheduler_->Complete((*lease)->run_id, 1, RunState::kQueued, "")));
+  EXPECT_TRUE(absl::IsInvalidArgument(scheduler_->Complete((*lease)->run_id, 1, RunState::kLost, "")));
   ASSERT_TRUE(scheduler_->Complete((*lease)->run_id, 1, RunState::kFailed, "cannot decode image").ok());
   auto run = store_->GetRun((*lease)->run_id);
   EXPECT_EQ(run->state, RunState::kFailed);
   EXPECT_EQ(run->error, "cannot decode image");
+}
+
+TEST_F(SchedulerTest, TheSameSweepTwiceIsRefusedUnlessAllowed) {
+  auto first = scheduler_->Submit(kSweep, "tiny.yaml", files_, false);
+  ASSERT_TRUE(first.ok()) << first.status();
+  auto again = scheduler_->Submit(kSweep, "copy.yaml", files_, false);
+  EXPECT_TRUE(absl::IsAlreadyExists(again.status())) << again.status();
+  EXPECT_THAT(std::string(again.status().message()),
+              HasSubstr(absl::StrCat("already submitted as sweep ", first->sweep.id, " 'tiny'")));
+  EXPECT_THAT(std::string(again.status().message()), HasSubstr("--allow-duplicate"));
+  // Other image bytes make another sweep.
+  auto edited = files_;
+  edited["cat.png"] = "another cat";
+  EXPECT_TRUE(scheduler_->Submit(kSweep, "tiny.yaml", edited, false).ok());
+  auto allowed = scheduler_->Submit(kSweep, "tiny.yaml", files_, SubmitOptions{false, true});
+  ASSERT_TRUE(allowed.ok()) << allowed.status();
+  EXPECT_NE(allowed->sweep.id, first->sweep.id);
+  EXPECT_EQ(allowed->sweep.content_hash, first->sweep.content_hash);
+  EXPECT_EQ(store_->ListSweeps()->size(), 3u);
+}
+
+constexpr char kRandom[] = R"(method: random
+run_cap: 5
+content: cat.png
+style: starry.png
+steps: 3
+parameters:
+  style_weight: {min: 1.0e-3, max: 1.0, distribution: log_uniform_values}
+  tv_weight: {values: [1, 10]}
+)";
+
+TEST_F(SchedulerTest, RandomSweepStoresRunCapDrawsFromARecordedSeed) {
+  auto dry = scheduler_->Submit(kRandom, "r.yaml", files_, true);
+  ASSERT_TRUE(dry.ok()) << dry.status();
+  ASSERT_EQ(dry->runs.size(), 5u);
+  auto result = scheduler_->Submit(kRandom, "r.yaml", files_, false);
+  ASSERT_TRUE(result.ok()) << result.status();
+  ASSERT_EQ(result->runs.size(), 5u);
+  EXPECT_EQ(result->sweep.draws, 5);
+  EXPECT_EQ(result->sweep.run_cap, 5);
+  EXPECT_EQ(result->sweep.method, "random");
+  for (size_t i = 0; i < 5; ++i) {
+    EXPECT_EQ(result->runs[i].params_hash, dry->runs[i].params_hash) << "the dry run shows the same draws";
+  }
+  // The runs are draws 0..4 of the recorded seed: a coordinator that reads the
+  // sweep back can tell which draw comes next and what the earlier ones were.
+  auto spec = ParseSweep(kRandom, "r.yaml");
+  ASSERT_TRUE(spec.ok());
+  const nlohmann::json images = nlohmann::json::parse(result->sweep.spec_json)["images"];
+  std::map<std::string, std::string> ids;
+  for (const auto& [id, name] : images.items()) ids[name.get<std::string>()] = id;
+  ASSERT_TRUE(spec->MapImages([&](const std::string& ref) -> absl::StatusOr<std::string> { return ids[ref]; }).ok());
+  auto drawn = spec->Draw(result->sweep.search_seed, 0, 5);
+  ASSERT_TRUE(drawn.ok());
+  for (size_t i = 0; i < 5; ++i) EXPECT_EQ((*drawn)[i].Hash(), result->runs[i].params_hash);
+}
+
+constexpr char kBayes[] = R"(method: bayes
+run_cap: 3
+max_concurrent: 2
+content: cat.png
+style: starry.png
+steps: 9
+early_terminate: {type: hyperband, min_iter: 3, eta: 3}
+parameters:
+  style_weight: {min: 1.0e-3, max: 1.0, distribution: log_uniform_values}
+)";
+
+TEST_F(SchedulerTest, BayesCreatesRunsLazilyWithinMaxConcurrentAndRunCap) {
+  auto submitted = scheduler_->Submit(kBayes, "b.yaml", files_, false);
+  ASSERT_TRUE(submitted.ok()) << submitted.status();
+  EXPECT_TRUE(submitted->runs.empty());
+  EXPECT_EQ(submitted->sweep.draws, 0);
+
+  auto l1 = scheduler_->Lease("a1");
+  auto l2 = scheduler_->Lease("a2");
+  ASSERT_TRUE(l1.ok() && l1->has_value() && l2.ok() && l2->has_value());
+  EXPECT_NE((*l1)->run_id, (*l2)->run_id);
+  auto l3 = scheduler_->Lease("a1");  // max_concurrent: 2
+  ASSERT_TRUE(l3.ok());
+  EXPECT_FALSE(l3->has_value());
+  EXPECT_EQ(store_->ListRuns(submitted->sweep.id)->size(), 2u);
+
+  ASSERT_TRUE(scheduler_->ReportMetrics((*l1)->run_id, 1, {{9, 1, 1, 1, 3, 0}}).ok());
+  ASSERT_TRUE(scheduler_->Complete((*l1)->run_id, 1, RunState::kSucceeded, "").ok());
+  auto l4 = scheduler_->Lease("a1");
+  ASSERT_TRUE(l4.ok() && l4->has_value());
+  auto l5 = scheduler_->Lease("a1");  // run_cap: 3
+  ASSERT_TRUE(l5.ok());
+  EXPECT_FALSE(l5->has_value());
+  auto runs = store_->ListRuns(submitted->sweep.id);
+  ASSERT_EQ(runs->size(), 3u);
+  for (const RunRecord& run : *runs) EXPECT_FALSE(run.point_json.empty());
+  EXPECT_EQ(store_->GetSweep(submitted->sweep.id)->draws, 3);
+}
+
+TEST_F(SchedulerTest, HyperbandAsksAWorseRunToStopAndItEndsPrunedWithItsLatestImage) {
+  auto submitted = scheduler_->Submit(kBayes, "b.yaml", files_, false);
+  ASSERT_TRUE(submitted.ok()) << submitted.status();
+  const LeaseGrant good = **scheduler_->Lease("a1");
+  const LeaseGrant bad = **scheduler_->Lease("a2");
+
+  auto first = scheduler_->ReportMetrics(good.run_id, 1, {{0, 1, 1, 1, 9, 0}, {3, 1, 1, 1, 2, 0}});
+  ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_EQ(*first, RunDirective::kContinue);  // alone at the rung
+  ASSERT_TRUE(scheduler_->UploadSnapshot(bad.run_id, 1, 2, false, "png-at-2").ok());
+  auto second = scheduler_->ReportMetrics(bad.run_id, 1, {{0, 1, 1, 1, 9, 0}, {3, 1, 1, 1, 5, 0}});
+  ASSERT_TRUE(second.ok());
+  EXPECT_EQ(*second, RunDirective::kPrune);  // worse than the only other run at step 3
+  clock_.Advance(500);
+  auto beat = scheduler_->Heartbeat("a2", bad.run_id, 1);
+  ASSERT_TRUE(beat.ok());
+  EXPECT_EQ(*beat, RunDirective::kPrune);  // told again until it stops
+  EXPECT_EQ(*scheduler_->Heartbeat("a1", good.run_id, 1), RunDirective::kContinue);
+
+  ASSERT_TRUE(scheduler_->Complete(bad.run_id, 1, RunState::kPruned, "").ok());
+  auto pruned = store_->GetRun(bad.run_id);
+  EXPECT_EQ(pruned->state, RunState::kPruned);
+  EXPECT_EQ(pruned->last_step, 3);
+  EXPECT_EQ(pruned->total_loss, 5);
+  EXPECT_THAT(pruned->final_snapshot, HasSubstr("step-000002"));
+  EXPECT_EQ(store_->GetMetrics(bad.run_id, 0)->size(), 2u);
+  auto runs = store_->ListRuns(submitted->sweep.id);
+  const ComputeSaved saved = CountSteps(*runs);
+  EXPECT_EQ(saved.steps_saved, 6);  // 9 steps, stopped at 3
+}
+
+TEST_F(SchedulerTest, ARestartedCoordinatorContinuesABayesSweepAtTheNextDraw) {
+  auto submitted = scheduler_->Submit(kBayes, "b.yaml", files_, false);
+  ASSERT_TRUE(submitted.ok()) << submitted.status();
+  const LeaseGrant first = **scheduler_->Lease("a1");
+  // A new scheduler over the same store: what a restarted coordinator has.
+  Scheduler restarted(*store_, *artifacts_, clock_, SchedulerOptions{10000, 1000});
+  const LeaseGrant second = **restarted.Lease("a2");
+  auto runs = store_->ListRuns(submitted->sweep.id);
+  ASSERT_EQ(runs->size(), 2u);
+  EXPECT_EQ((*runs)[0].id, first.run_id);
+  EXPECT_EQ((*runs)[1].id, second.run_id);
+  EXPECT_EQ((*runs)[1].index, 1);
+  EXPECT_NE((*runs)[0].params_hash, (*runs)[1].params_hash);  // draw 1, not draw 0 again
+  EXPECT_EQ(store_->GetSweep(submitted->sweep.id)->draws, 2);
 }
 
 }  // namespace

@@ -1,5 +1,8 @@
 #include "tests/testing/fake_engine.h"
 
+#include <algorithm>
+#include <cmath>
+
 #include "absl/strings/str_cat.h"
 #include "common/files.h"
 
@@ -9,6 +12,17 @@ namespace {
 constexpr char kPngSignature[] = "\x89PNG\r\n\x1a\n";
 
 }  // namespace
+
+double FakeEngine::SyntheticFloor(const RunParams& params) {
+  const double a = std::log10(params.style_weight) + 2;
+  const double b = std::log10(params.learning_rate) + 1.7;
+  const double c = std::log10(std::max(params.tv_weight, 1e-9)) - 1;
+  return a * a + b * b + 0.5 * c * c;
+}
+
+double FakeEngine::SyntheticTotal(const RunParams& params, int step) {
+  return SyntheticFloor(params) + 5.0 / std::sqrt(1.0 + step);
+}
 
 std::string FakeEngine::FakePng(int step) { return absl::StrCat(kPngSignature, "step=", step); }
 
@@ -34,6 +48,12 @@ absl::Status FakeEngine::Run(const RunParams& params, const EngineCallbacks& cal
     m.style = 100.0 / (1 + step) * params.style_weight;
     m.tv = 1.0;
     m.total = m.content + m.style + m.tv;
+    if (synthetic_objective_) {
+      m.total = SyntheticTotal(params, step);
+      m.content = m.total / 2;
+      m.style = m.total / 2;
+      m.tv = 0;
+    }
     if (callbacks.on_step) callbacks.on_step(m);
     const bool snapshot = step == params.steps || (step > 0 && params.snapshot_every > 0 && step % params.snapshot_every == 0);
     if (snapshot && callbacks.on_snapshot) {

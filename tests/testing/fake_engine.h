@@ -15,6 +15,17 @@ namespace stylesweep::testing {
 // PNG signature. Thread-compatible.
 class FakeEngine final : public Engine {
  public:
+  // With `synthetic_objective`, losses follow SyntheticTotal instead.
+  explicit FakeEngine(bool synthetic_objective = false) : synthetic_objective_(synthetic_objective) {}
+
+  // A loss curve for search and early-termination tests: a floor that
+  // depends on the run's style_weight, learning_rate and tv_weight (best at
+  // 1e-2, 10^-1.7 and 10), approached as 5/sqrt(1 + step). Curves of
+  // different runs never cross, so the run that ends best is also best at
+  // every earlier step.
+  static double SyntheticFloor(const RunParams& params);
+  static double SyntheticTotal(const RunParams& params, int step);
+
   absl::Status Run(const RunParams& params, const EngineCallbacks& callbacks) override;
   std::string Describe() const override { return "fake engine"; }
 
@@ -25,6 +36,7 @@ class FakeEngine final : public Engine {
 
  private:
   std::atomic<int> runs_{0};
+  const bool synthetic_objective_;
 };
 
 }  // namespace stylesweep::testing

@@ -356,9 +356,13 @@ TEST_F(EngineTest, RandomWeightsBalanceTheStyleLayers) {
   EXPECT_LT(*high / *low, 1e3);
 }
 
-TEST_F(EngineTest, SameSeedGivesABitIdenticalImage) {
+class SameSeedTest : public EngineTest, public ::testing::WithParamInterface<std::pair<std::string, std::string>> {};
+
+TEST_P(SameSeedTest, GivesABitIdenticalImage) {
   RunParams params = SmallRun(3);
   params.seed = 11;
+  params.optimizer = GetParam().first;
+  params.init = GetParam().second;
   std::string first, second, fresh;
   auto final_png = [](std::string* out) {
     EngineCallbacks callbacks;
@@ -378,6 +382,183 @@ TEST_F(EngineTest, SameSeedGivesABitIdenticalImage) {
   ASSERT_FALSE(first.empty());
   EXPECT_EQ(first, second);
   EXPECT_EQ(first, fresh);
+  if (params.init == "noise") {  // and the noise follows the seed
+    params.seed = 12;
+    std::string other_seed;
+    ASSERT_TRUE(engine->Run(params, final_png(&other_seed)).ok());
+    EXPECT_NE(first, other_seed);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Options, SameSeedTest,
+                         ::testing::Values(std::pair<std::string, std::string>{"adam", "content"},
+                                           std::pair<std::string, std::string>{"lbfgs", "content"},
+                                           std::pair<std::string, std::string>{"adam", "noise"}),
+                         [](const auto& info) { return info.param.first + "_" + info.param.second; });
+
+// The rows of a run of the shared random engine.
+std::vector<StepMetrics> Rows(Engine* engine, const RunParams& params) {
+  Recorded recorded;
+  Record(recorded);
+  absl::Status status = engine->Run(params, recorded.callbacks);
+  EXPECT_TRUE(status.ok()) << status;
+  return recorded.rows;
+}
+
+TEST_F(EngineTest, AveragePoolingChangesTheLoss) {
+  RunParams params = SmallRun(1);
+  const std::vector<StepMetrics> max_pool = Rows(RandomEngine(), params);
+  params.pooling = "avg";
+  const std::vector<StepMetrics> avg_pool = Rows(RandomEngine(), params);
+  // block1_conv1 comes before any pool: the same; deeper layers differ.
+  EXPECT_DOUBLE_EQ(avg_pool[0].style_per_layer[0], max_pool[0].style_per_layer[0]);
+  EXPECT_NE(avg_pool[0].style_per_layer[2], max_pool[0].style_per_layer[2]);
+}
+
+TEST_F(EngineTest, StyleLayerWeightsScaleEachLayersTerm) {
+  RunParams params = SmallRun(1);
+  const std::vector<StepMetrics> plain = Rows(RandomEngine(), params);
+  params.style_layer_weights = {0, 1, 2, 1, 1};
+  const std::vector<StepMetrics> weighted = Rows(RandomEngine(), params);
+  EXPECT_EQ(weighted[0].style_per_layer[0], 0);
+  ExpectRelativelyClose(weighted[0].style_per_layer[1], plain[0].style_per_layer[1], 1e-6, "layer 2");
+  ExpectRelativelyClose(weighted[0].style_per_layer[2], 2 * plain[0].style_per_layer[2], 1e-6, "layer 3");
+}
+
+TEST_F(EngineTest, LbfgsLowersTheLossFasterThanAdam) {
+  RunParams params = SmallRun(5);
+  const std::vector<StepMetrics> adam = Rows(RandomEngine(), params);
+  params.optimizer = "lbfgs";
+  const std::vector<StepMetrics> lbfgs = Rows(RandomEngine(), params);
+  ASSERT_EQ(lbfgs.size(), 6u);
+  EXPECT_DOUBLE_EQ(lbfgs[0].total, adam[0].total);
+  for (int t = 1; t <= 5; ++t) EXPECT_LT(lbfgs[t].total, lbfgs[t - 1].total) << "step " << t;
+  EXPECT_LT(lbfgs[5].total, adam[5].total);
+}
+
+TEST_F(EngineTest, TorchFormAdamIsADifferentOptimiser) {
+  RunParams params = SmallRun(2);
+  const std::vector<StepMetrics> tf = Rows(RandomEngine(), params);
+  params.adam_epsilon_mode = "torch";
+  const std::vector<StepMetrics> torch_form = Rows(RandomEngine(), params);
+  EXPECT_DOUBLE_EQ(torch_form[0].total, tf[0].total);
+  EXPECT_NE(torch_form[2].total, tf[2].total);
+  EXPECT_LT(torch_form[2].total, torch_form[0].total);
+}
+
+TEST_F(EngineTest, InitialImageFollowsInit) {
+  RunParams params = SmallRun(1);
+  const std::vector<StepMetrics> content = Rows(RandomEngine(), params);
+  EXPECT_LT(content[0].content, 1e-6 * content[0].total);
+  for (const char* init : {"style", "noise"}) {
+    params.init = init;
+    const std::vector<StepMetrics> rows = Rows(RandomEngine(), params);
+    EXPECT_GT(rows[0].content, 0.01 * rows[0].total) << init;
+    EXPECT_NE(rows[0].style, content[0].style) << init;
+  }
+}
+
+TEST_F(EngineTest, StyleScaleChangesTheTargets) {
+  RunParams params = SmallRun(1);
+  const std::vector<StepMetrics> plain = Rows(RandomEngine(), params);
+  params.style_scale = 1.5;
+  const std::vector<StepMetrics> scaled = Rows(RandomEngine(), params);
+  EXPECT_NE(scaled[0].style, plain[0].style);
+  EXPECT_DOUBLE_EQ(scaled[0].content, plain[0].content);
+
+  // A style image too small for the deepest layer is named.
+  params.style_scale = 0.5;
+  absl::Status small = RandomEngine()->Run(params, {});
+  EXPECT_EQ(small.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(small.message()), AllOf(HasSubstr("style image"), HasSubstr("12x16"), HasSubstr("16 px")));
+}
+
+TEST_F(EngineTest, Bf16LossesAreCloseToFp32) {
+  RunParams params = SmallRun(2);
+  const std::vector<StepMetrics> fp32 = Rows(RandomEngine(), params);
+  params.precision = "bf16";
+  const std::vector<StepMetrics> bf16 = Rows(RandomEngine(), params);
+  ExpectRelativelyClose(bf16[0].total, fp32[0].total, 0.05, "step 0 total");
+  ExpectRelativelyClose(bf16[0].style, fp32[0].style, 0.05, "step 0 style");
+  EXPECT_LT(bf16[2].total, bf16[0].total);
+}
+
+// YIQ's chroma (I, Q) of a 1 x 3 x H x W RGB image.
+torch::Tensor Chroma(const torch::Tensor& rgb) {
+  const torch::Tensor m = torch::tensor({0.596f, -0.274f, -0.322f, 0.211f, -0.523f, 0.312f}).view({2, 3});
+  return torch::einsum("ij,njhw->nihw", {m, rgb});
+}
+
+TEST_F(EngineTest, PreserveColorsKeepsTheContentsChroma) {
+  absl::StatusOr<Vgg19Features> net = LoadVgg19(WeightsFile());
+  ASSERT_TRUE(net.ok()) << net.status();
+  RunParams params = SmallRun(5);
+  params.learning_rate = 0.1;
+  StyleTransferOptions options;
+  options.normalise_by_targets = true;
+  torch::Tensor plain, preserved;
+  ASSERT_TRUE(RunStyleTransfer(*net, params, options, {}, &plain).ok());
+  params.preserve_colors = true;
+  Recorded recorded;
+  Record(recorded);
+  ASSERT_TRUE(RunStyleTransfer(*net, params, options, recorded.callbacks, &preserved).ok());
+  const torch::Tensor content_chroma = Chroma(PictureTensor(32, 24, 1));
+  const double plain_error = (Chroma(plain) - content_chroma).abs().mean().item<double>();
+  const double preserved_error = (Chroma(preserved) - content_chroma).abs().mean().item<double>();
+  EXPECT_GT(plain_error, 0.005);
+  EXPECT_LT(preserved_error, 0.2 * plain_error);  // clipping to [0, 1] moves a little chroma
+  // Luminance is the optimised image's.
+  const torch::Tensor luma = torch::tensor({0.299f, 0.587f, 0.114f}).view({1, 3, 1, 1});
+  EXPECT_LT(((preserved - plain) * luma).sum(1).abs().mean().item<double>(), 0.2 * plain_error);
+  // The final snapshot is the colour-preserved image.
+  absl::StatusOr<Image> snapshot = DecodeImage(recorded.snapshots.at(5), "snapshot");
+  ASSERT_TRUE(snapshot.ok()) << snapshot.status();
+  const torch::Tensor decoded =
+      torch::from_blob(snapshot->pixels.data(), {24, 32, 3}, torch::kFloat).permute({2, 0, 1}).unsqueeze(0);
+  EXPECT_LT((decoded - preserved).abs().max().item<double>(), 1.0 / 255);
+}
+
+TEST_F(EngineTest, MultiresNumbersStepsAcrossStages) {
+  RunParams params = SmallRun(1);
+  params.multires_sizes = {24, 32};
+  params.multires_steps = {2, 3};
+  params.snapshot_every = 2;
+  Recorded recorded;
+  Record(recorded);
+  ASSERT_TRUE(RandomEngine()->Run(params, recorded.callbacks).ok());
+  ASSERT_EQ(recorded.rows.size(), 6u);  // steps 0..5: one row per step, as without stages
+  for (int t = 0; t <= 5; ++t) EXPECT_EQ(recorded.rows[t].step, t);
+  std::map<int, std::pair<int, int>> sizes;
+  for (const auto& [step, png] : recorded.snapshots) {
+    absl::StatusOr<Image> image = DecodeImage(png, "snapshot");
+    ASSERT_TRUE(image.ok()) << image.status();
+    sizes[step] = {image->width, image->height};
+  }
+  using Size = std::pair<int, int>;
+  EXPECT_THAT(sizes, ElementsAre(std::pair{2, Size{24, 18}}, std::pair{4, Size{32, 24}}, std::pair{5, Size{32, 24}}));
+}
+
+TEST_F(EngineTest, StyleTargetsAreCachedAcrossRuns) {
+  absl::StatusOr<Vgg19Features> net = LoadVgg19(WeightsFile());
+  ASSERT_TRUE(net.ok()) << net.status();
+  StyleTargetCache cache(2);
+  StyleTransferOptions options;
+  options.style_cache = &cache;
+  RunParams params = SmallRun(1);
+  Recorded first, second, other;
+  Record(first);
+  Record(second);
+  Record(other);
+  ASSERT_TRUE(RunStyleTransfer(*net, params, options, first.callbacks).ok());
+  params.content_weight = 5;  // targets do not depend on it
+  ASSERT_TRUE(RunStyleTransfer(*net, params, options, second.callbacks).ok());
+  EXPECT_EQ(cache.misses(), 1u);
+  EXPECT_EQ(cache.hits(), 1u);
+  EXPECT_EQ(second.rows[0].style, first.rows[0].style);
+  params.pooling = "avg";  // they do on pooling
+  ASSERT_TRUE(RunStyleTransfer(*net, params, options, other.callbacks).ok());
+  EXPECT_EQ(cache.misses(), 2u);
+  EXPECT_NE(other.rows[0].style, first.rows[0].style);
 }
 
 TEST_F(EngineTest, CaffePreprocessingRuns) {

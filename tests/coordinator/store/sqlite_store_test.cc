@@ -175,4 +175,39 @@ TEST_F(SqliteStoreFileTest, FileIsInWalMode) {
 }
 
 }  // namespace
+// A database written before the search methods (only 0001 applied) is
+// brought up to date in place: its sweeps and runs keep their data and take
+// the new columns' defaults.
+TEST_F(SqliteStoreFileTest, VersionOneDatabaseMigratesKeepingItsRuns) {
+  const std::vector<Migration>& embedded = EmbeddedMigrations();
+  ASSERT_GE(embedded.size(), 2u);
+  {
+    ASSERT_OK_AND_ASSIGN(sqlite::Database db, sqlite::Database::Open(DbPath(), /*read_only=*/false));
+    ASSERT_THAT(db.Exec(embedded[0].sql, "apply 0001"), IsOk());
+    ASSERT_THAT(db.Exec("INSERT INTO schema_migrations VALUES (1, '0001_initial.sql', 1);"
+                        "INSERT INTO sweeps (name, method, source, yaml, spec_json, max_attempts, created_ms) "
+                        "VALUES ('old', 'grid', 'old.yaml', 'x', '{}', 3, 5);"
+                        "INSERT INTO runs (sweep_id, idx, params_json, params_hash, created_ms) "
+                        "VALUES (1, 0, '{}', 'h', 5);",
+                        "an old sweep"),
+                IsOk());
+  }
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Store> store, OpenSqliteStore(DbPath()));
+  EXPECT_THAT(RecordedMigrations(DbPath()), SizeIs(embedded.size()));
+  ASSERT_OK_AND_ASSIGN(SweepRecord sweep, store->GetSweep(1));
+  EXPECT_EQ(sweep.name, "old");
+  EXPECT_EQ(sweep.content_hash, "");
+  EXPECT_EQ(sweep.draws, 0);
+  EXPECT_EQ(sweep.run_cap, 0);
+  EXPECT_EQ(sweep.max_concurrent, 0);
+  ASSERT_OK_AND_ASSIGN(std::vector<RunRecord> runs, store->ListRuns(1));
+  ASSERT_THAT(runs, SizeIs(1));
+  EXPECT_EQ(runs[0].point_json, "");
+  EXPECT_FALSE(runs[0].prune_requested);
+  // And it works as a current database.
+  ASSERT_OK_AND_ASSIGN(std::optional<Lease> lease, store->ClaimNextRun("a", 10, 100));
+  ASSERT_TRUE(lease.has_value());
+  ASSERT_THAT(store->RequestPrune(lease->run.id, lease->attempt), IsOk());
+}
+
 }  // namespace stylesweep::testing

@@ -601,4 +601,102 @@ TEST_P(StoreContractTest, ConcurrentClaimsHandOutEachRunOnce) {
 }
 
 }  // namespace
+
+// ------------------------------------------------------------ search methods
+
+TEST_P(StoreContractTest, SearchFieldsReadBack) {
+  NewSweep sweep = MakeSweep("random");
+  sweep.method = "random";
+  sweep.content_hash = "abc";
+  sweep.search_seed = (uint64_t{1} << 62) + 5;
+  sweep.run_cap = 10;
+  sweep.max_concurrent = 2;
+  ASSERT_OK_AND_ASSIGN(int64_t id, store_->CreateSweep(sweep, MakeRuns(3)));
+  ASSERT_OK_AND_ASSIGN(SweepRecord stored, store_->GetSweep(id));
+  EXPECT_EQ(stored.content_hash, "abc");
+  EXPECT_EQ(stored.search_seed, (uint64_t{1} << 62) + 5);
+  EXPECT_EQ(stored.draws, 3);  // the runs created with it
+  EXPECT_EQ(stored.run_cap, 10);
+  EXPECT_EQ(stored.max_concurrent, 2);
+
+  ASSERT_OK_AND_ASSIGN(std::optional<SweepRecord> found, store_->FindSweepByContentHash("abc"));
+  ASSERT_TRUE(found.has_value());
+  EXPECT_EQ(found->id, id);
+  ASSERT_OK_AND_ASSIGN(std::optional<SweepRecord> missing, store_->FindSweepByContentHash("def"));
+  EXPECT_FALSE(missing.has_value());
+}
+
+TEST_P(StoreContractTest, AddRunTurnsEachDrawIntoExactlyOneRunUpToTheCap) {
+  NewSweep sweep = MakeSweep("bayes");
+  sweep.method = "bayes";
+  sweep.run_cap = 2;
+  ASSERT_OK_AND_ASSIGN(int64_t id, store_->CreateSweep(sweep, {}));
+  NewRun run{0, R"({"a":1})", "h1", "[0.5]"};
+  ASSERT_OK_AND_ASSIGN(int64_t first, store_->AddRun(id, 0, run, 50));
+  // A second proposal made from the same draw count lost the race.
+  EXPECT_THAT(store_->AddRun(id, 0, run, 50), StatusIs(absl::StatusCode::kAborted, HasSubstr("draws")));
+  ASSERT_OK_AND_ASSIGN(int64_t second, store_->AddRun(id, 1, run, 60));
+  EXPECT_THAT(store_->AddRun(id, 2, run, 70), StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("run_cap")));
+  ASSERT_OK_AND_ASSIGN(std::vector<RunRecord> runs, store_->ListRuns(id));
+  ASSERT_THAT(runs, SizeIs(2));
+  EXPECT_EQ(runs[0].id, first);
+  EXPECT_EQ(runs[0].index, 0);
+  EXPECT_EQ(runs[0].point_json, "[0.5]");
+  EXPECT_EQ(runs[0].state, RunState::kQueued);
+  EXPECT_EQ(runs[1].id, second);
+  EXPECT_EQ(runs[1].index, 1);
+  EXPECT_EQ(runs[1].created_ms, 60);
+  ASSERT_OK_AND_ASSIGN(SweepRecord stored, store_->GetSweep(id));
+  EXPECT_EQ(stored.draws, 2);
+  EXPECT_THAT(store_->AddRun(999, 0, run, 1), StatusIs(absl::StatusCode::kNotFound, HasSubstr("999")));
+}
+
+TEST_P(StoreContractTest, ClaimHonoursMaxConcurrentPerSweep) {
+  NewSweep limited = MakeSweep("limited");
+  limited.max_concurrent = 1;
+  ASSERT_OK_AND_ASSIGN(int64_t a, store_->CreateSweep(limited, MakeRuns(2)));
+  ASSERT_OK_AND_ASSIGN(int64_t b, store_->CreateSweep(MakeSweep("free"), MakeRuns(1)));
+  ASSERT_OK_AND_ASSIGN(std::optional<Lease> l1, store_->ClaimNextRun("x", 10, 100));
+  ASSERT_TRUE(l1.has_value());
+  EXPECT_EQ(l1->run.sweep_id, a);
+  ASSERT_OK_AND_ASSIGN(std::optional<Lease> l2, store_->ClaimNextRun("y", 10, 100));
+  ASSERT_TRUE(l2.has_value());
+  EXPECT_EQ(l2->run.sweep_id, b);  // the limited sweep's second run waits
+  ASSERT_OK_AND_ASSIGN(std::optional<Lease> l3, store_->ClaimNextRun("z", 10, 100));
+  EXPECT_FALSE(l3.has_value());
+  ASSERT_THAT(store_->FinishRun(l1->run.id, l1->attempt, RunState::kSucceeded, "", 20), IsOk());
+  ASSERT_OK_AND_ASSIGN(std::optional<Lease> l4, store_->ClaimNextRun("z", 30, 100));
+  ASSERT_TRUE(l4.has_value());
+  EXPECT_EQ(l4->run.sweep_id, a);
+}
+
+TEST_P(StoreContractTest, PruneRequestsAndMetricsAtAStep) {
+  ASSERT_OK_AND_ASSIGN(int64_t id, store_->CreateSweep(MakeSweep("et", 3), MakeRuns(2)));
+  ASSERT_OK_AND_ASSIGN(std::optional<Lease> l1, store_->ClaimNextRun("x", 10, 100));
+  ASSERT_OK_AND_ASSIGN(std::optional<Lease> l2, store_->ClaimNextRun("y", 10, 100));
+  ASSERT_THAT(store_->AppendMetrics(l1->run.id, 1, {Metric(0, 1), Metric(3, 10)}), IsOk());
+  ASSERT_THAT(store_->AppendMetrics(l2->run.id, 1, {Metric(0, 2), Metric(3, 20)}), IsOk());
+  ASSERT_OK_AND_ASSIGN(std::vector<RunMetricAtStep> at3, store_->MetricsAtStep(id, 3));
+  ASSERT_THAT(at3, SizeIs(2));
+  EXPECT_EQ(at3[0].run_id, l1->run.id);
+  EXPECT_EQ(at3[0].row.total, 16);
+  EXPECT_EQ(at3[1].row.total, 26);
+  ASSERT_OK_AND_ASSIGN(std::vector<RunMetricAtStep> at2, store_->MetricsAtStep(id, 2));
+  EXPECT_THAT(at2, SizeIs(0));
+
+  ASSERT_THAT(store_->RequestPrune(l2->run.id, 1), IsOk());
+  ASSERT_THAT(store_->RequestPrune(l2->run.id, 1), IsOk());  // idempotent
+  ASSERT_OK_AND_ASSIGN(RunRecord marked, store_->GetRun(l2->run.id));
+  EXPECT_TRUE(marked.prune_requested);
+  EXPECT_THAT(store_->RequestPrune(l2->run.id, 7), StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("attempt 7")));
+  // A new attempt starts without the request (the old one's lease expired).
+  ASSERT_OK_AND_ASSIGN(std::vector<RunRecord> expired, store_->ExpireLeases(1000));
+  ASSERT_OK_AND_ASSIGN(std::optional<Lease> again, store_->ClaimNextRun("z", 1000, 2000));
+  ASSERT_TRUE(again.has_value());
+  EXPECT_FALSE(again->run.prune_requested);
+  ASSERT_THAT(store_->FinishRun(again->run.id, again->attempt, RunState::kPruned, "", 1100), IsOk());
+  ASSERT_OK_AND_ASSIGN(RunRecord pruned, store_->GetRun(again->run.id));
+  EXPECT_EQ(pruned.state, RunState::kPruned);
+}
+
 }  // namespace stylesweep::testing

@@ -1,0 +1,247 @@
+// engine_bench: the style engine's speed beside the same loop in PyTorch/
+// Python (bench/peer_style_loop.py), and what its options buy.
+//
+//   engine_bench [--threads N] [--quick] [--python /usr/bin/python3]
+//                [--loss-steps 200] [--quality-steps 1000] [--no-table]
+//
+// Prints one table of seconds per step at 128, 256 and 512 px (long side;
+// configs/images/cat.png styled by starry_night.jpg) for the engine in fp32
+// and bf16 and for the Python peer, their ratio, the achieved GFLOP/s by
+// NOTES.md's cost model, a measured convolution peak and peak RSS; then the
+// bf16 vs fp32 loss after 200 steps at 256 px, and the wall time L-BFGS and
+// multires need to reach the loss 1000 Adam steps reach at 128 px. Every
+// figure uses a seeded random VGG19 (no weights file needed). --quick cuts
+// the step counts for a smoke test; --loss-steps and --quality-steps set the
+// two long measurements' lengths; --no-table skips the table.
+
+#include <ATen/Parallel.h>
+#include <sys/resource.h>
+#include <torch/types.h>
+#include <torch/utils.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "agent/engine/engine.h"
+#include "agent/engine/style_transfer.h"
+#include "agent/engine/vgg19.h"
+#include "agent/engine/weights.h"
+#include "nlohmann/json.hpp"
+
+namespace stylesweep {
+namespace {
+
+const std::string kSourceDir = STYLESWEEP_SOURCE_DIR;
+const std::string kContent = kSourceDir + "/configs/images/cat.png";
+const std::string kStyle = kSourceDir + "/configs/images/starry_night.jpg";
+
+double PeakRssMb() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return usage.ru_maxrss / 1024.0;
+}
+
+double Now() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+RunParams BenchParams(int size, int steps, const std::string& precision) {
+  RunParams params;
+  params.content = kContent;
+  params.style = {kStyle};
+  params.image_size = size;
+  params.steps = steps;
+  params.snapshot_every = 0;
+  params.precision = precision;
+  if (absl::Status s = params.Validate(); !s.ok()) {
+    std::fprintf(stderr, "bad bench parameters: %s\n", std::string(s.message()).c_str());
+    std::exit(1);
+  }
+  return params;
+}
+
+struct RunResult {
+  double step_seconds = 0;  // mean over steps 2.. (step 1 warms up)
+  double final_total = 0;
+  int width = 0, height = 0;
+};
+
+RunResult RunEngine(Vgg19Features& net, const RunParams& params) {
+  StyleTransferOptions options;
+  options.normalise_by_targets = true;
+  std::vector<double> seconds;
+  RunResult result;
+  EngineCallbacks callbacks;
+  callbacks.on_step = [&](const StepMetrics& m) {
+    if (m.step >= 2) seconds.push_back(m.step_seconds);
+    result.final_total = m.total;
+  };
+  torch::Tensor image;
+  absl::Status status = RunStyleTransfer(net, params, options, callbacks, &image);
+  if (!status.ok()) {
+    std::fprintf(stderr, "engine run failed: %s\n", std::string(status.message()).c_str());
+    std::exit(1);
+  }
+  for (double s : seconds) result.step_seconds += s / seconds.size();
+  result.height = static_cast<int>(image.size(2));
+  result.width = static_cast<int>(image.size(3));
+  return result;
+}
+
+struct PeerResult {
+  double step_seconds = 0, peak_rss_mb = 0;
+};
+
+PeerResult RunPeer(const std::string& python, int size, int steps, int threads) {
+  const std::string command = python + " " + kSourceDir + "/bench/peer_style_loop.py " + kContent + " " + kStyle +
+                              " --size " + std::to_string(size) + " --steps " + std::to_string(steps) +
+                              " --threads " + std::to_string(threads);
+  std::unique_ptr<FILE, int (*)(FILE*)> pipe(popen(command.c_str(), "r"), pclose);
+  std::string out;
+  char buffer[4096];
+  while (pipe && fgets(buffer, sizeof buffer, pipe.get()) != nullptr) out += buffer;
+  try {
+    const nlohmann::json j = nlohmann::json::parse(out);
+    return {j.at("step_seconds").get<double>(), j.at("peak_rss_mb").get<double>()};
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "the Python peer failed (%s): %s\n", command.c_str(), out.c_str());
+    return {};
+  }
+}
+
+// NOTES.md's cost model: forward to relu5_2 ≈ 0.74 MFLOP per pixel, a step
+// twice that, plus the Gram products (2·C²·P forward, twice that backward)
+// of the five style layers.
+double StepFlops(int width, int height) {
+  const double pixels = static_cast<double>(width) * height;
+  double flops = 2 * 0.74e6 * pixels;
+  const int channels[] = {64, 128, 256, 512, 512};
+  for (int level = 0; level < 5; ++level) {
+    const double positions = pixels / std::pow(4.0, level);
+    flops += 3 * 2.0 * channels[level] * channels[level] * positions;
+  }
+  return flops;
+}
+
+// GFLOP/s of one 3x3, 256 -> 256 channel convolution on 64 x 64 (channels-last).
+double ConvPeakGflops(torch::ScalarType dtype) {
+  torch::NoGradGuard no_grad;
+  const torch::Tensor x = torch::rand({1, 256, 64, 64}).to(dtype).contiguous(at::MemoryFormat::ChannelsLast);
+  const torch::Tensor w = torch::rand({256, 256, 3, 3}).to(dtype).contiguous(at::MemoryFormat::ChannelsLast);
+  for (int i = 0; i < 3; ++i) torch::conv2d(x, w, {}, 1, 1);
+  const int reps = 20;
+  const double start = Now();
+  for (int i = 0; i < reps; ++i) torch::conv2d(x, w, {}, 1, 1);
+  const double seconds = (Now() - start) / reps;
+  return 2.0 * 9 * 256 * 256 * 64 * 64 / seconds / 1e9;
+}
+
+// Wall time until a run's total loss (in its last stage) first reaches
+// `target`, or a negative number if it never does within the run.
+double SecondsToReach(Vgg19Features& net, RunParams params, double target) {
+  StyleTransferOptions options;
+  options.normalise_by_targets = true;
+  const int final_stage_start =
+      params.multires_steps.empty() ? 0 : params.steps - params.multires_steps.back();
+  double reached = -1;
+  const double start = Now();
+  EngineCallbacks callbacks;
+  callbacks.on_step = [&](const StepMetrics& m) {
+    if (reached < 0 && m.step >= final_stage_start && m.total <= target) reached = Now() - start;
+  };
+  callbacks.should_stop = [&] { return reached >= 0; };
+  RunStyleTransfer(net, params, options, callbacks).IgnoreError();
+  return reached;
+}
+
+int Main(int argc, char** argv) {
+  int threads = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+  bool quick = false, table = true;
+  int loss_steps = 200, quality_steps = 1000;
+  std::string python = "/usr/bin/python3";
+  for (int i = 1; i < argc; ++i) {
+    if (std::strcmp(argv[i], "--threads") == 0 && i + 1 < argc) {
+      threads = std::atoi(argv[++i]);
+    } else if (std::strcmp(argv[i], "--quick") == 0) {
+      quick = true;
+      loss_steps = 10;
+      quality_steps = 20;
+    } else if (std::strcmp(argv[i], "--no-table") == 0) {
+      table = false;
+    } else if (std::strcmp(argv[i], "--loss-steps") == 0 && i + 1 < argc) {
+      loss_steps = std::max(2, std::atoi(argv[++i]));
+    } else if (std::strcmp(argv[i], "--quality-steps") == 0 && i + 1 < argc) {
+      quality_steps = std::max(4, std::atoi(argv[++i]));
+    } else if (std::strcmp(argv[i], "--python") == 0 && i + 1 < argc) {
+      python = argv[++i];
+    } else {
+      std::fprintf(stderr,
+                   "usage: engine_bench [--threads N] [--quick] [--python PATH] [--loss-steps N] "
+                   "[--quality-steps N] [--no-table]\n");
+      return 2;
+    }
+  }
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);  // rows appear as they are measured, also in a pipe
+  at::set_num_threads(threads);
+  Vgg19Features net = RandomVgg19(0);
+
+  std::printf("engine_bench: %d threads, seeded random VGG19, %s styled by %s\n", threads, "cat.png",
+              "starry_night.jpg");
+  if (table) {
+    std::printf("conv peak (3x3 256->256 @ 64x64): fp32 %.1f GFLOP/s, bf16 %.1f GFLOP/s\n\n",
+                ConvPeakGflops(torch::kFloat), ConvPeakGflops(torch::kBFloat16));
+    std::printf("%-6s %-9s %10s %10s %10s %9s %9s %10s %10s\n", "size", "image", "fp32 s", "bf16 s", "python s",
+                "fp32/py", "bf16/py", "fp32 GF/s", "bf16 GF/s");
+    double peer_rss = 0;
+    for (int size : {128, 256, 512}) {
+      const int steps = quick ? 3 : (size == 512 ? 4 : 8);
+      // Interleaved, so that load from other processes hits all three alike.
+      const RunResult fp32 = RunEngine(net, BenchParams(size, steps, "fp32"));
+      const PeerResult peer = RunPeer(python, size, steps, threads);
+      const RunResult bf16 = RunEngine(net, BenchParams(size, steps, "bf16"));
+      peer_rss = std::max(peer_rss, peer.peak_rss_mb);
+      const double flops = StepFlops(fp32.width, fp32.height);
+      std::printf("%-6d %4dx%-4d %10.4f %10.4f %10.4f %9.2f %9.2f %10.1f %10.1f\n", size, fp32.width, fp32.height,
+                  fp32.step_seconds, bf16.step_seconds, peer.step_seconds, fp32.step_seconds / peer.step_seconds,
+                  bf16.step_seconds / peer.step_seconds, flops / fp32.step_seconds / 1e9,
+                  flops / bf16.step_seconds / 1e9);
+      std::fflush(stdout);
+    }
+    std::printf("peak RSS: engine %.0f MB, python peer %.0f MB\n\n", PeakRssMb(), peer_rss);
+  }
+
+  const int long_steps = loss_steps;
+  const RunResult fp32 = RunEngine(net, BenchParams(256, long_steps, "fp32"));
+  const RunResult bf16 = RunEngine(net, BenchParams(256, long_steps, "bf16"));
+  std::printf("total loss after %d steps at 256 px: fp32 %.6g, bf16 %.6g (%+.2f%%)\n", long_steps, fp32.final_total,
+              bf16.final_total, 100 * (bf16.final_total - fp32.final_total) / fp32.final_total);
+
+  const int adam_steps = quality_steps;
+  const double adam_start = Now();
+  const RunResult adam = RunEngine(net, BenchParams(128, adam_steps, "fp32"));
+  const double adam_seconds = Now() - adam_start;
+  RunParams lbfgs = BenchParams(128, adam_steps, "fp32");
+  lbfgs.optimizer = "lbfgs";
+  RunParams multires = BenchParams(128, 1, "fp32");
+  multires.multires_sizes = {64, 128};
+  multires.multires_steps = {adam_steps / 2, adam_steps};
+  multires.Validate().IgnoreError();
+  std::printf("time to the loss of %d Adam steps at 128 px (total %.6g):\n  adam %d steps: %.1f s\n", adam_steps,
+              adam.final_total, adam_steps, adam_seconds);
+  auto show = [](double s) { return s < 0 ? std::string("not reached") : std::to_string(s).substr(0, 6) + " s"; };
+  std::printf("  lbfgs (up to %d iterations): %s\n", adam_steps, show(SecondsToReach(net, lbfgs, adam.final_total)).c_str());
+  std::printf("  multires adam 64 px x %d then 128 px (up to %d steps): %s\n", adam_steps / 2, adam_steps,
+              show(SecondsToReach(net, multires, adam.final_total)).c_str());
+  return 0;
+}
+
+}  // namespace
+}  // namespace stylesweep
+
+int main(int argc, char** argv) { return stylesweep::Main(argc, argv); }
