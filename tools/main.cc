@@ -110,22 +110,29 @@ int Submit(const ConnectionFlags& connection, const std::string& file, bool dry_
   return 0;
 }
 
-int Show(const ConnectionFlags& connection, const std::string& db, const std::string& sweep) {
+// Reads the database file when one is given, else asks the coordinator.
+absl::StatusOr<SourceOptions> MakeSource(const ConnectionFlags& connection, const std::string& db) {
   SourceOptions source;
   source.db = db;
   source.coordinator = connection.coordinator;
   if (db.empty()) {
     auto security = connection.Security();
-    if (!security.ok()) return Fail(security.status(), 2);
+    if (!security.ok()) return security.status();
     source.security = *security;
   }
+  return source;
+}
+
+int Show(const ConnectionFlags& connection, const std::string& db, const std::string& sweep) {
+  auto source = MakeSource(connection, db);
+  if (!source.ok()) return Fail(source.status(), 2);
   if (sweep.empty()) {
-    auto list = LoadSweepList(source);
+    auto list = LoadSweepList(*source);
     if (!list.ok()) return Fail(list.status());
     std::printf("%s", RenderSweepList(*list).c_str());
     return 0;
   }
-  auto view = LoadSweepView(source, sweep);
+  auto view = LoadSweepView(*source, sweep);
   if (!view.ok()) return Fail(view.status());
   std::printf("%s", RenderRunTable(*view).c_str());
   return 0;
@@ -133,24 +140,18 @@ int Show(const ConnectionFlags& connection, const std::string& db, const std::st
 
 int Report(const ConnectionFlags& connection, const std::string& db, const std::string& sweep,
            const ReportOptions& options, const std::string& out) {
-  SourceOptions source;
-  source.db = db;
-  source.coordinator = connection.coordinator;
-  if (db.empty()) {
-    auto security = connection.Security();
-    if (!security.ok()) return Fail(security.status(), 2);
-    source.security = *security;
-  }
+  auto source = MakeSource(connection, db);
+  if (!source.ok()) return Fail(source.status(), 2);
   absl::StatusOr<std::string> text;
   if (options.format == "html") {
-    auto data = LoadHtmlReportData(source, sweep);
+    auto data = LoadHtmlReportData(*source, sweep);
     if (!data.ok()) return Fail(data.status());
     auto selected = SelectRuns(data->view, options);
     if (!selected.ok()) return Fail(selected.status(), 2);
     data->view.runs = *std::move(selected);
     text = RenderHtmlReport(*data);
   } else {
-    auto view = LoadSweepView(source, sweep);
+    auto view = LoadSweepView(*source, sweep);
     if (!view.ok()) return Fail(view.status());
     text = RenderReport(*view, options);
     if (!text.ok()) return Fail(text.status(), 2);
