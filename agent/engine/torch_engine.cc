@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
@@ -124,10 +125,14 @@ absl::StatusOr<std::unique_ptr<Engine>> CreateTorchEngine(const EngineOptions& o
 
   Vgg19Features net(nullptr);
   if (options.weights_path.empty()) {
-    spdlog::warn(
-        "no VGG19 weights file given: using a seeded random network, which transfers only palette and texture. "
-        "For real style transfer pass --weights with torchvision's vgg19-dcbb9e9d.pth, converted once with: {}",
-        kConvertWeightsCommand);
+    // Once per process: `stylesweep local` creates one engine per agent.
+    static std::once_flag warned;
+    std::call_once(warned, [] {
+      spdlog::warn(
+          "no VGG19 weights file given: using a seeded random network, which transfers only palette and texture. "
+          "For real style transfer pass --weights with torchvision's vgg19-dcbb9e9d.pth, converted once with: {}",
+          kConvertWeightsCommand);
+    });
     net = RandomVgg19(kRandomWeightsSeed);
   } else {
     absl::StatusOr<Vgg19Features> loaded = LoadVgg19(options.weights_path);
