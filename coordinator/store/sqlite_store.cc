@@ -217,6 +217,19 @@ bool IsDecimal(const std::string& text) {
   return !text.empty() && std::all_of(text.begin(), text.end(), [](unsigned char c) { return std::isdigit(c); });
 }
 
+// A metrics row selected as step, content, style, tv, total, step_seconds
+// starting at column `first`.
+MetricRow ReadMetricRow(const Statement& row, int first) {
+  MetricRow metric;
+  metric.step = row.ColumnInt(first);
+  metric.content = row.ColumnDouble(first + 1);
+  metric.style = row.ColumnDouble(first + 2);
+  metric.tv = row.ColumnDouble(first + 3);
+  metric.total = row.ColumnDouble(first + 4);
+  metric.step_seconds = row.ColumnDouble(first + 5);
+  return metric;
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string& path,
@@ -387,8 +400,7 @@ absl::StatusOr<std::vector<RunMetricAtStep>> SqliteStore::MetricsAtStep(int64_t 
   return CollectRows<RunMetricAtStep>(*stmt, [](const Statement& row) {
     RunMetricAtStep m;
     m.run_id = row.ColumnInt64(0);
-    m.row = MetricRow{row.ColumnInt(1),    row.ColumnDouble(2), row.ColumnDouble(3),
-                      row.ColumnDouble(4), row.ColumnDouble(5), row.ColumnDouble(6)};
+    m.row = ReadMetricRow(row, 1);
     return m;
   });
 }
@@ -481,14 +493,7 @@ absl::StatusOr<std::vector<MetricRow>> SqliteStore::GetMetrics(int64_t run_id, i
   stmt->Bind(1, run_id);
   stmt->Bind(2, attempt);
   return CollectRows<MetricRow>(*stmt, [](const Statement& row) {
-    MetricRow metric;
-    metric.step = row.ColumnInt(0);
-    metric.content = row.ColumnDouble(1);
-    metric.style = row.ColumnDouble(2);
-    metric.tv = row.ColumnDouble(3);
-    metric.total = row.ColumnDouble(4);
-    metric.step_seconds = row.ColumnDouble(5);
-    return metric;
+    return ReadMetricRow(row, 0);
   });
 }
 
