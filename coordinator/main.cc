@@ -6,6 +6,8 @@
 #include <CLI/CLI.hpp>
 #include <atomic>
 #include <csignal>
+#include <cstdlib>
+#include <future>
 
 #include "common/files.h"
 #include "common/signals.h"
@@ -63,10 +65,19 @@ int main(int argc, char** argv) {
     if (!token->empty()) config.security.token = *token;
   }
 
-  std::atomic<stylesweep::CoordinatorServer*> running{nullptr};
-  stylesweep::HandleTerminationSignals([&running](int signo) {
-    spdlog::info("received {}, shutting down", signo == SIGINT ? "SIGINT" : "SIGTERM");
-    if (auto* server = running.load()) server->Shutdown();
+  // The first SIGINT/SIGTERM asks main to shut down (it owns the server, so
+  // it alone destroys it); a second one exits at once. Static: the signal
+  // thread outlives main's locals.
+  static std::promise<int> stop_requested;
+  static std::atomic<int> signals_seen{0};
+  std::future<int> stop = stop_requested.get_future();
+  stylesweep::HandleTerminationSignals([](int signo) {
+    if (signals_seen++ == 0) {
+      stop_requested.set_value(signo);
+    } else {
+      spdlog::warn("second signal: exiting without waiting for calls in flight");
+      std::_Exit(128 + signo);
+    }
   });
 
   auto server = stylesweep::CoordinatorServer::Start(config);
@@ -74,14 +85,15 @@ int main(int argc, char** argv) {
     spdlog::error("{}", std::string(server.status().message()));
     return 1;
   }
-  running = server->get();
   if (!address_file.empty()) {
     if (absl::Status s = stylesweep::WriteFileAtomically(address_file, (*server)->address() + "\n"); !s.ok()) {
       spdlog::error("{}", std::string(s.message()));
       return 1;
     }
   }
-  (*server)->Wait();
-  running = nullptr;
+  const int signo = stop.get();
+  spdlog::info("received {}, shutting down", signo == SIGINT ? "SIGINT" : "SIGTERM");
+  (*server)->Shutdown();
+  spdlog::info("coordinator stopped");
   return 0;
 }

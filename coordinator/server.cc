@@ -139,17 +139,28 @@ void CoordinatorServer::ReapLoop() {
   }
 }
 
-void CoordinatorServer::Wait() { server_->Wait(); }
-
 void CoordinatorServer::Shutdown() {
   {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (stopping_) return;
+    std::unique_lock<std::mutex> lock(mu_);
+    if (stopping_) {
+      // Someone else is shutting down: return only once they are done, so a
+      // caller may destroy the server right after.
+      stop_cv_.wait(lock, [this] { return stopped_; });
+      return;
+    }
     stopping_ = true;
   }
   stop_cv_.notify_all();
   if (server_) server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
   if (reaper_.joinable()) reaper_.join();
+  std::lock_guard<std::mutex> lock(mu_);
+  stopped_ = true;
+  stop_cv_.notify_all();
+}
+
+bool CoordinatorServer::ShuttingDown() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return stopping_;
 }
 
 CoordinatorServer::~CoordinatorServer() { Shutdown(); }

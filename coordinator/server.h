@@ -49,10 +49,12 @@ class CoordinatorServer {
   Store& store() { return *store_; }
   Scheduler& scheduler() { return *scheduler_; }
 
-  // Blocks until Shutdown().
-  void Wait();
   // Stops accepting calls, lets calls in flight finish (up to a few seconds).
+  // Safe to call from several threads; every call returns once shutdown is
+  // complete.
   void Shutdown();
+  // True from the moment Shutdown() starts (readiness probes report it).
+  bool ShuttingDown();
 
  private:
   CoordinatorServer() = default;
@@ -69,6 +71,7 @@ class CoordinatorServer {
   std::mutex mu_;
   std::condition_variable stop_cv_;
   bool stopping_ = false;
+  bool stopped_ = false;
 };
 
 }  // namespace stylesweep
