@@ -1,10 +1,11 @@
 // engine_bench: the style engine's speed beside the same loop in PyTorch/
 // Python (bench/peer_style_loop.py), and what its options buy.
 //
-//   engine_bench [--threads N] [--quick] [--python /usr/bin/python3]
+//   engine_bench [--threads N] [--quick] [--rounds 3] [--python /usr/bin/python3]
 //                [--loss-steps 200] [--quality-steps 1000] [--no-table]
 //
-// Prints one table of seconds per step at 128, 256 and 512 px (long side;
+// Prints one table of the median seconds per step, over --rounds interleaved
+// rounds of each, at 128, 256 and 512 px (long side;
 // configs/images/cat.png styled by starry_night.jpg) for the engine in fp32
 // and bf16 and for the Python peer, their ratio, the achieved GFLOP/s by
 // NOTES.md's cost model, a measured convolution peak and peak RSS; then the
@@ -19,15 +20,18 @@
 #include <torch/types.h>
 #include <torch/utils.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <memory>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "agent/engine/cpu_memory.h"
 #include "agent/engine/engine.h"
 #include "agent/engine/style_transfer.h"
 #include "agent/engine/vgg19.h"
@@ -41,11 +45,20 @@ const std::string kSourceDir = STYLESWEEP_SOURCE_DIR;
 const std::string kContent = kSourceDir + "/configs/images/cat.png";
 const std::string kStyle = kSourceDir + "/configs/images/starry_night.jpg";
 
+// Peak resident memory since the last ResetPeakRss() (VmHWM; Linux resets
+// it when "5" is written to /proc/self/clear_refs).
 double PeakRssMb() {
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("VmHWM:", 0) == 0) return std::atof(line.c_str() + 6) / 1024.0;
+  }
   rusage usage{};
   getrusage(RUSAGE_SELF, &usage);
   return usage.ru_maxrss / 1024.0;
 }
+
+void ResetPeakRss() { std::ofstream("/proc/self/clear_refs") << "5"; }
 
 double Now() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
@@ -66,8 +79,16 @@ RunParams BenchParams(int size, int steps, const std::string& precision) {
   return params;
 }
 
+double Median(std::vector<double> values) {
+  if (values.empty()) return 0;
+  std::sort(values.begin(), values.end());
+  const size_t n = values.size();
+  return n % 2 ? values[n / 2] : (values[n / 2 - 1] + values[n / 2]) / 2;
+}
+
 struct RunResult {
-  double step_seconds = 0;  // mean over steps 2.. (step 1 warms up)
+  double step_seconds = 0;            // mean over steps 2.. (step 1 warms up)
+  std::vector<double> step_seconds_each;  // steps 2..
   double final_total = 0;
   int width = 0, height = 0;
 };
@@ -89,6 +110,8 @@ RunResult RunEngine(Vgg19Features& net, const RunParams& params) {
     std::exit(1);
   }
   for (double s : seconds) result.step_seconds += s / seconds.size();
+  result.step_seconds_each = seconds;
+  ReleaseCachedCpuMemory();  // as the engine does after each run
   result.height = static_cast<int>(image.size(2));
   result.width = static_cast<int>(image.size(3));
   return result;
@@ -96,6 +119,7 @@ RunResult RunEngine(Vgg19Features& net, const RunParams& params) {
 
 struct PeerResult {
   double step_seconds = 0, peak_rss_mb = 0;
+  std::vector<double> step_seconds_each;
 };
 
 PeerResult RunPeer(const std::string& python, int size, int steps, int threads) {
@@ -108,7 +132,8 @@ PeerResult RunPeer(const std::string& python, int size, int steps, int threads) 
   while (pipe && fgets(buffer, sizeof buffer, pipe.get()) != nullptr) out += buffer;
   try {
     const nlohmann::json j = nlohmann::json::parse(out);
-    return {j.at("step_seconds").get<double>(), j.at("peak_rss_mb").get<double>()};
+    return {j.at("step_seconds").get<double>(), j.at("peak_rss_mb").get<double>(),
+            j.at("step_seconds_each").get<std::vector<double>>()};
   } catch (const std::exception& e) {
     std::fprintf(stderr, "the Python peer failed (%s): %s\n", command.c_str(), out.c_str());
     return {};
@@ -163,6 +188,7 @@ double SecondsToReach(Vgg19Features& net, RunParams params, double target) {
 int Main(int argc, char** argv) {
   int threads = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
   bool quick = false, table = true;
+  int rounds = 3;
   int loss_steps = 200, quality_steps = 1000;
   std::string python = "/usr/bin/python3";
   for (int i = 1; i < argc; ++i) {
@@ -170,8 +196,11 @@ int Main(int argc, char** argv) {
       threads = std::atoi(argv[++i]);
     } else if (std::strcmp(argv[i], "--quick") == 0) {
       quick = true;
+      rounds = 1;
       loss_steps = 10;
       quality_steps = 20;
+    } else if (std::strcmp(argv[i], "--rounds") == 0 && i + 1 < argc) {
+      rounds = std::max(1, std::atoi(argv[++i]));
     } else if (std::strcmp(argv[i], "--no-table") == 0) {
       table = false;
     } else if (std::strcmp(argv[i], "--loss-steps") == 0 && i + 1 < argc) {
@@ -182,13 +211,14 @@ int Main(int argc, char** argv) {
       python = argv[++i];
     } else {
       std::fprintf(stderr,
-                   "usage: engine_bench [--threads N] [--quick] [--python PATH] [--loss-steps N] "
+                   "usage: engine_bench [--threads N] [--quick] [--rounds N] [--python PATH] [--loss-steps N] "
                    "[--quality-steps N] [--no-table]\n");
       return 2;
     }
   }
   std::setvbuf(stdout, nullptr, _IOLBF, 0);  // rows appear as they are measured, also in a pipe
   at::set_num_threads(threads);
+  InstallCachingCpuAllocator();  // as the agent's engine does on CPU
   Vgg19Features net = RandomVgg19(0);
 
   std::printf("engine_bench: %d threads, seeded random VGG19, %s styled by %s\n", threads, "cat.png",
@@ -196,24 +226,35 @@ int Main(int argc, char** argv) {
   if (table) {
     std::printf("conv peak (3x3 256->256 @ 64x64): fp32 %.1f GFLOP/s, bf16 %.1f GFLOP/s\n\n",
                 ConvPeakGflops(torch::kFloat), ConvPeakGflops(torch::kBFloat16));
-    std::printf("%-6s %-9s %10s %10s %10s %9s %9s %10s %10s\n", "size", "image", "fp32 s", "bf16 s", "python s",
-                "fp32/py", "bf16/py", "fp32 GF/s", "bf16 GF/s");
-    double peer_rss = 0;
+    std::printf("%-6s %-9s %10s %10s %10s %9s %9s %10s %10s %9s %9s\n", "size", "image", "fp32 s", "bf16 s",
+                "python s", "fp32/py", "bf16/py", "fp32 GF/s", "bf16 GF/s", "fp32 MB", "py MB");
     for (int size : {128, 256, 512}) {
       const int steps = quick ? 3 : (size == 512 ? 4 : 8);
-      // Interleaved, so that load from other processes hits all three alike.
-      const RunResult fp32 = RunEngine(net, BenchParams(size, steps, "fp32"));
-      const PeerResult peer = RunPeer(python, size, steps, threads);
-      const RunResult bf16 = RunEngine(net, BenchParams(size, steps, "bf16"));
-      peer_rss = std::max(peer_rss, peer.peak_rss_mb);
+      // Rounds of all three, interleaved, and the median step of each side:
+      // on a shared machine load comes and goes, and this way it hits the
+      // engine and the peer alike and a slow step does not move the figure.
+      std::vector<double> fp32_steps, bf16_steps, peer_steps;
+      RunResult fp32;
+      double fp32_rss = 0, peer_rss = 0;
+      for (int round = 0; round < rounds; ++round) {
+        ResetPeakRss();
+        fp32 = RunEngine(net, BenchParams(size, steps, "fp32"));
+        fp32_rss = std::max(fp32_rss, PeakRssMb());
+        const PeerResult peer = RunPeer(python, size, steps, threads);
+        const RunResult bf16 = RunEngine(net, BenchParams(size, steps, "bf16"));
+        peer_rss = std::max(peer_rss, peer.peak_rss_mb);
+        fp32_steps.insert(fp32_steps.end(), fp32.step_seconds_each.begin(), fp32.step_seconds_each.end());
+        bf16_steps.insert(bf16_steps.end(), bf16.step_seconds_each.begin(), bf16.step_seconds_each.end());
+        peer_steps.insert(peer_steps.end(), peer.step_seconds_each.begin(), peer.step_seconds_each.end());
+      }
+      const double fp32_s = Median(fp32_steps), bf16_s = Median(bf16_steps), peer_s = Median(peer_steps);
       const double flops = StepFlops(fp32.width, fp32.height);
-      std::printf("%-6d %4dx%-4d %10.4f %10.4f %10.4f %9.2f %9.2f %10.1f %10.1f\n", size, fp32.width, fp32.height,
-                  fp32.step_seconds, bf16.step_seconds, peer.step_seconds, fp32.step_seconds / peer.step_seconds,
-                  bf16.step_seconds / peer.step_seconds, flops / fp32.step_seconds / 1e9,
-                  flops / bf16.step_seconds / 1e9);
+      std::printf("%-6d %4dx%-4d %10.4f %10.4f %10.4f %9.2f %9.2f %10.1f %10.1f %9.0f %9.0f\n", size, fp32.width,
+                  fp32.height, fp32_s, bf16_s, peer_s, fp32_s / peer_s, bf16_s / peer_s, flops / fp32_s / 1e9,
+                  flops / bf16_s / 1e9, fp32_rss, peer_rss);
       std::fflush(stdout);
     }
-    std::printf("peak RSS: engine %.0f MB, python peer %.0f MB\n\n", PeakRssMb(), peer_rss);
+    std::printf("(fp32 MB, py MB: peak resident memory of an fp32 run, engine and Python process)\n\n");
   }
 
   const int long_steps = loss_steps;

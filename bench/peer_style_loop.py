@@ -8,8 +8,9 @@ normalised by H*W, mean-squared losses, L1 total variation, TF-form Adam
 (lr 0.02, beta1 0.99, beta2 0.999, eps 0.1 before bias correction), clipping,
 float32, channels-last, the thread count given.
 
-Prints one JSON object: the image size, the mean seconds per step (the first
-step, a warm-up, excluded), the total loss after the last step and peak RSS.
+Prints one JSON object: the image size, the mean seconds per step and each
+step's seconds (the first step, a warm-up, excluded), the total loss after the
+last step and peak RSS.
 
   /usr/bin/python3 bench/peer_style_loop.py CONTENT STYLE --size 256 --steps 6 --threads 2
 """
@@ -123,7 +124,7 @@ def main():
     timed = seconds[1:] if len(seconds) > 1 else seconds
     print(json.dumps({
         "width": x.size(3), "height": x.size(2), "threads": torch.get_num_threads(),
-        "step_seconds": sum(timed) / len(timed), "total": total,
+        "step_seconds": sum(timed) / len(timed), "step_seconds_each": timed, "total": total,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }))
 

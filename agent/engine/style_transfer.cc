@@ -18,7 +18,9 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "agent/engine/cpu_memory.h"
 #include "agent/engine/image_io.h"
+#include "agent/engine/losses.h"
 #include "common/layers.h"
 
 namespace stylesweep {
@@ -67,15 +69,6 @@ class Preprocessor {
   bool caffe_;
   torch::Tensor mean_, std_;
 };
-
-// G = F·Fᵀ / (H·W) for a 1 x C x H x W activation. Computed as (Fᵀ)ᵀ·Fᵀ on
-// the positions x channels matrix, which is a view of the channels-last
-// activations the network returns.
-torch::Tensor Gram(const torch::Tensor& features) {
-  const int64_t channels = features.size(1), positions = features.size(2) * features.size(3);
-  const torch::Tensor f = features.permute({0, 2, 3, 1}).reshape({positions, channels});
-  return torch::mm(f.t(), f) / static_cast<double>(positions);
-}
 
 // The weighted loss terms of one image (scalars on the device).
 struct Losses {
@@ -148,7 +141,8 @@ class StyleLoss {
     torch::Tensor content_sum, style_sum;
     for (size_t i = 0; i < features.size(); ++i) {
       const bool is_style = i < n_style;
-      torch::Tensor term = torch::mse_loss(is_style ? Gram(features[i]) : features[i], targets_[i]) * coefficients_[i];
+      torch::Tensor term = (is_style ? GramMseLoss(features[i], targets_[i]) : torch::mse_loss(features[i], targets_[i])) *
+                           coefficients_[i];
       if (is_style) losses.style_per_layer.push_back(term);
       torch::Tensor& sum = is_style ? style_sum : content_sum;
       sum = sum.defined() ? sum + term : term;
@@ -395,6 +389,8 @@ absl::Status RunStyleTransfer(Vgg19Features& net, const RunParams& params, const
   int offset = 0;  // steps of the stages before this one
   for (size_t stage = 0; stage < stages.size(); ++stage) {
     const auto [size, stage_steps] = stages[stage];
+    // The previous stage's buffers have the wrong sizes for this one.
+    if (stage > 0) ReleaseCachedCpuMemory();
     const bool last_stage = stage + 1 == stages.size();
     absl::StatusOr<torch::Tensor> content = LoadImageTensor(params.content, size, "content", options.device);
     if (!content.ok()) return content.status();

@@ -18,6 +18,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "agent/engine/engine.h"
+#include "agent/engine/cpu_memory.h"
 #include "agent/engine/style_transfer.h"
 #include "agent/engine/vgg19.h"
 #include "agent/engine/weights.h"
@@ -33,7 +34,12 @@ constexpr uint64_t kRandomWeightsSeed = 0;
 // A run's activations are freed to glibc's heap, which keeps much of them
 // (hundreds of MB at 512 px) mapped; hand them back to the system between
 // runs, so an idle agent does not hold its largest run's memory.
-void ReleaseFreedMemory() { malloc_trim(0); }
+// Hands the buffers the run cached, and what glibc keeps free, back to the
+// system, so that an agent between runs holds only the network.
+void ReleaseFreedMemory() {
+  ReleaseCachedCpuMemory();
+  malloc_trim(0);
+}
 
 class TorchEngine : public Engine {
  public:
@@ -63,15 +69,16 @@ class TorchEngine : public Engine {
     options.device = device_;
     options.normalise_by_targets = weights_path_.empty();
     options.style_cache = &style_cache_;
+    absl::Status status;
     try {
-      absl::Status status = RunStyleTransfer(net_, p, options, callbacks);
-      ReleaseFreedMemory();
-      return status;
+      status = RunStyleTransfer(net_, p, options, callbacks);
     } catch (const c10::Error& e) {
-      return absl::InternalError(absl::StrCat("style transfer failed: ", e.what_without_backtrace()));
+      status = absl::InternalError(absl::StrCat("style transfer failed: ", e.what_without_backtrace()));
     } catch (const std::exception& e) {  // e.g. std::bad_alloc for an image too large for memory
-      return absl::InternalError(absl::StrCat("style transfer failed: ", e.what()));
+      status = absl::InternalError(absl::StrCat("style transfer failed: ", e.what()));
     }
+    ReleaseFreedMemory();
+    return status;
   }
 
   std::string Describe() const override {
@@ -120,6 +127,7 @@ absl::StatusOr<std::unique_ptr<Engine>> CreateTorchEngine(const EngineOptions& o
   if (options.threads < 0) {
     return absl::InvalidArgumentError(absl::StrCat("threads must be >= 0, got ", options.threads));
   }
+  if (device->is_cpu()) InstallCachingCpuAllocator();
   const int threads =
       options.threads > 0 ? options.threads : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
 

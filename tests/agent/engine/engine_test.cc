@@ -13,7 +13,9 @@
 #include <string>
 #include <vector>
 
+#include "agent/engine/cpu_memory.h"
 #include "agent/engine/image_io.h"
+#include "agent/engine/losses.h"
 #include "agent/engine/style_transfer.h"
 #include "agent/engine/weights.h"
 #include "tests/agent/engine/weights_fixtures.h"
@@ -226,6 +228,54 @@ class ReferenceRoute {
   std::vector<torch::Tensor> style_targets_;
   torch::Tensor content_target_;
 };
+
+TEST(CachingCpuAllocatorTest, ReusesLargeBlocksAndReleasesThemOnRequest) {
+  InstallCachingCpuAllocator();
+  ReleaseCachedCpuMemory();
+  const CpuMemoryStats before = GetCpuMemoryStats();
+  void* first = nullptr;
+  {
+    torch::Tensor large = torch::empty({1 << 19});  // 2 MiB
+    first = large.data_ptr();
+    EXPECT_EQ(GetCpuMemoryStats().live_bytes, before.live_bytes + (2u << 20));
+  }
+  EXPECT_EQ(GetCpuMemoryStats().cached_bytes, 2u << 20);
+  {
+    torch::Tensor again = torch::ones({1 << 19});
+    EXPECT_EQ(again.data_ptr(), first);
+    EXPECT_EQ(again.sum().item<float>(), static_cast<float>(1 << 19));  // a reused block holds what is written
+    EXPECT_EQ(GetCpuMemoryStats().reuses, before.reuses + 1);
+    torch::Tensor small = torch::empty({1000});  // below 1 MiB: not cached
+    EXPECT_EQ(GetCpuMemoryStats().live_bytes, before.live_bytes + (2u << 20));
+  }
+  ReleaseCachedCpuMemory();
+  EXPECT_EQ(GetCpuMemoryStats().cached_bytes, 0u);
+  EXPECT_EQ(GetCpuMemoryStats().live_bytes, before.live_bytes);
+}
+
+// The fused Gram/mean-squared loss against autograd through the plain
+// formula, on channels-last and contiguous activations alike.
+TEST(GramMseLossTest, MatchesAutogradThroughThePlainFormula) {
+  torch::manual_seed(7);
+  for (const auto format : {at::MemoryFormat::ChannelsLast, at::MemoryFormat::Contiguous}) {
+    const torch::Tensor base = torch::relu(torch::randn({1, 24, 9, 13}, torch::kDouble)).contiguous(format);
+    const torch::Tensor target = torch::randn({24, 24}, torch::kDouble).abs();
+
+    const torch::Tensor fused_input = base.clone().requires_grad_(true);
+    const torch::Tensor fused = GramMseLoss(fused_input, target) * 3.0;
+    const torch::Tensor fused_grad = torch::autograd::grad({fused}, {fused_input})[0];
+
+    const torch::Tensor plain_input = base.clone().requires_grad_(true);
+    const torch::Tensor f = plain_input.reshape({24, 9 * 13});
+    const torch::Tensor plain = ((torch::mm(f, f.t()) / (9.0 * 13.0) - target).pow(2).mean()) * 3.0;
+    const torch::Tensor plain_grad = torch::autograd::grad({plain}, {plain_input})[0];
+
+    EXPECT_NEAR(fused.item<double>(), plain.item<double>(), 1e-12 * plain.item<double>());
+    EXPECT_EQ(fused_grad.sizes(), plain_grad.sizes());
+    const double error = (fused_grad - plain_grad).abs().max().item<double>();
+    EXPECT_LT(error, 1e-10 * plain_grad.abs().max().item<double>()) << "memory format " << format;
+  }
+}
 
 TEST_F(EngineTest, MatchesAnIndependentComputationOfTheTutorial) {
   // Weights that give the three terms comparable gradients with this
