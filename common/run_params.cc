@@ -50,6 +50,7 @@ nlohmann::json RunParams::ToJson() const {
       {"snapshot_every", snapshot_every},
       {"seed", seed},
       {"preprocess", preprocess},
+      {"weights", weights},
       {"optimizer", optimizer},
       {"adam_epsilon_mode", adam_epsilon_mode},
       {"init", init},
@@ -88,6 +89,7 @@ absl::StatusOr<RunParams> RunParams::FromJson(const nlohmann::json& j, bool chec
     get("snapshot_every", p.snapshot_every);
     get("seed", p.seed);
     get("preprocess", p.preprocess);
+    get("weights", p.weights);
     get("optimizer", p.optimizer);
     get("adam_epsilon_mode", p.adam_epsilon_mode);
     get("init", p.init);
@@ -224,6 +226,7 @@ const std::vector<ParamDef>& RunParamDefs() {
       {"snapshot_every", ParamKind::kInt},
       {"seed", ParamKind::kInt},
       {"preprocess", ParamKind::kString},
+      {"weights", ParamKind::kWeights},
       {"optimizer", ParamKind::kString},
       {"adam_epsilon_mode", ParamKind::kString},
       {"init", ParamKind::kString},

@@ -38,6 +38,9 @@ struct RunParams {
   // "torchvision": RGB in [0,1] normalised by ImageNet mean/std.
   // "caffe": BGR in 0..255 minus the Caffe mean pixel.
   std::string preprocess = "torchvision";
+  // A VGG19 weights file on the agents' machines (absolute once submitted).
+  // Empty: each agent's own (its --weights, or the seeded random network).
+  std::string weights;
 
   // Engine options (README, "Engine options"). The defaults reproduce the
   // tutorial exactly.
@@ -88,6 +91,7 @@ struct RunParams {
 enum class ParamKind {
   kImage,       // an image path
   kImageList,   // one image path or a list of them
+  kWeights,     // a weights file path
   kString,      // one of a fixed set of words
   kStringList,  // a list of layer names
   kNumber,

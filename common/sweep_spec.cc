@@ -37,6 +37,8 @@ const char* KindName(ParamKind kind) {
       return "a string";
     case ParamKind::kImageList:
       return "an image path or a list of them";
+    case ParamKind::kWeights:
+      return "a weights file path";
     case ParamKind::kStringList:
       return "a list of layer names";
     case ParamKind::kNumber:
@@ -52,6 +54,9 @@ const char* KindName(ParamKind kind) {
 }
 
 bool IsImageKind(ParamKind kind) { return kind == ParamKind::kImage || kind == ParamKind::kImageList; }
+// Files the sweep names: images (sent with the sweep) and weights (named by
+// path on the agents' machines).
+bool IsFileKind(ParamKind kind) { return IsImageKind(kind) || kind == ParamKind::kWeights; }
 
 std::string Describe(const YAML::Node& node) {
   switch (node.Type()) {
@@ -271,6 +276,7 @@ class Parser {
     switch (def.kind) {
       case ParamKind::kString:
       case ParamKind::kImage:
+      case ParamKind::kWeights:
         if (!node.IsScalar() || node.Scalar().empty()) return wrong();
         return nlohmann::json(node.Scalar());
       case ParamKind::kImageList:
@@ -326,7 +332,7 @@ class Parser {
   // names) by validating a run that differs from a valid one in that key only.
   absl::Status CheckValue(const ParamDef& def, const YAML::Node& node, const std::string& path,
                           nlohmann::json& value) const {
-    if (IsImageKind(def.kind)) return absl::OkStatus();  // resolved and read later
+    if (IsFileKind(def.kind)) return absl::OkStatus();  // resolved and read later
     RunParams base;
     base.content = "content";
     base.style = {"style"};
@@ -672,6 +678,11 @@ bool IsImageKey(const std::string& name) {
   return def != nullptr && IsImageKind(def->kind);
 }
 
+bool IsWeightsKey(const std::string& name) {
+  const ParamDef* def = FindRunKey(name);
+  return def != nullptr && def->kind == ParamKind::kWeights;
+}
+
 }  // namespace
 
 size_t SweepSpec::GridSize() const {
@@ -722,16 +733,19 @@ void ForEachRef(Json& value, Fn&& fn) {
 
 }  // namespace
 
-std::vector<SweepSpec::ImageRef> SweepSpec::ImageRefs() const {
-  std::vector<ImageRef> refs;
+namespace {
+
+std::vector<SweepSpec::FileRef> RefsOf(const std::vector<ParameterSpec>& parameters,
+                                       bool (*wanted)(const std::string&)) {
+  std::vector<SweepSpec::FileRef> refs;
   for (const auto& p : parameters) {
-    if (!IsImageKey(p.name)) continue;
+    if (!wanted(p.name)) continue;
     for (size_t i = 0; i < p.values.size(); ++i) {
       ForEachRef(p.values[i], [&](const nlohmann::json& item) {
         const std::string ref = item.get<std::string>();
-        auto same = [&ref](const ImageRef& r) { return r.ref == ref; };
+        auto same = [&ref](const SweepSpec::FileRef& r) { return r.ref == ref; };
         if (std::find_if(refs.begin(), refs.end(), same) == refs.end()) {
-          refs.push_back(ImageRef{ref, p.name, i < p.lines.size() ? p.lines[i] : 0});
+          refs.push_back(SweepSpec::FileRef{ref, p.name, i < p.lines.size() ? p.lines[i] : 0});
         }
       });
     }
@@ -739,10 +753,11 @@ std::vector<SweepSpec::ImageRef> SweepSpec::ImageRefs() const {
   return refs;
 }
 
-absl::Status SweepSpec::MapImages(const std::function<absl::StatusOr<std::string>(const std::string&)>& fn) {
+absl::Status MapRefs(std::vector<ParameterSpec>& parameters, bool (*wanted)(const std::string&),
+                     const std::function<absl::StatusOr<std::string>(const std::string&)>& fn) {
   absl::Status status;
   for (auto& p : parameters) {
-    if (!IsImageKey(p.name)) continue;
+    if (!wanted(p.name)) continue;
     for (auto& v : p.values) {
       ForEachRef(v, [&](nlohmann::json& item) {
         if (!status.ok()) return;
@@ -756,6 +771,20 @@ absl::Status SweepSpec::MapImages(const std::function<absl::StatusOr<std::string
     }
   }
   return status;
+}
+
+}  // namespace
+
+std::vector<SweepSpec::FileRef> SweepSpec::ImageRefs() const { return RefsOf(parameters, IsImageKey); }
+
+std::vector<SweepSpec::FileRef> SweepSpec::WeightsRefs() const { return RefsOf(parameters, IsWeightsKey); }
+
+absl::Status SweepSpec::MapImages(const std::function<absl::StatusOr<std::string>(const std::string&)>& fn) {
+  return MapRefs(parameters, IsImageKey, fn);
+}
+
+absl::Status SweepSpec::MapWeights(const std::function<absl::StatusOr<std::string>(const std::string&)>& fn) {
+  return MapRefs(parameters, IsWeightsKey, fn);
 }
 
 namespace {
@@ -949,11 +978,12 @@ absl::StatusOr<SweepSpec> LoadSweepFile(const std::string& path) {
   auto spec = ParseSweep(text.str(), path);
   if (!spec.ok()) return spec.status();
   const std::filesystem::path base = std::filesystem::absolute(path).parent_path();
-  absl::Status s = spec->MapImages([&base](const std::string& ref) -> absl::StatusOr<std::string> {
+  auto resolve = [&base](const std::string& ref) -> absl::StatusOr<std::string> {
     std::filesystem::path p(ref);
     return (p.is_absolute() ? p : base / p).lexically_normal().string();
-  });
-  if (!s.ok()) return s;
+  };
+  if (absl::Status s = spec->MapImages(resolve); !s.ok()) return s;
+  if (absl::Status s = spec->MapWeights(resolve); !s.ok()) return s;
   return spec;
 }
 

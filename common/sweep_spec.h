@@ -143,17 +143,20 @@ struct SweepSpec {
   // are (see MapImages).
   absl::StatusOr<std::vector<RunParams>> Expand() const;
 
-  struct ImageRef {
+  struct FileRef {
     std::string ref;   // as written (or as mapped)
-    std::string key;   // "content" or "style"
+    std::string key;   // "content", "style" or "weights"
     int line = 0;      // where the file names it first
   };
   // Every distinct image reference (content and style values), in file order.
-  std::vector<ImageRef> ImageRefs() const;
+  std::vector<FileRef> ImageRefs() const;
+  // Every distinct weights file the sweep names, in file order.
+  std::vector<FileRef> WeightsRefs() const;
 
-  // Replaces every image reference by fn(reference); the first error stops
-  // and is returned.
+  // Replace every image (weights) reference by fn(reference); the first
+  // error stops and is returned.
   absl::Status MapImages(const std::function<absl::StatusOr<std::string>(const std::string&)>& fn);
+  absl::Status MapWeights(const std::function<absl::StatusOr<std::string>(const std::string&)>& fn);
 
   nlohmann::json ToJson() const;
 };
@@ -162,8 +165,8 @@ struct SweepSpec {
 absl::StatusOr<SweepSpec> ParseSweep(const std::string& yaml_text, const std::string& source,
                                      const SweepLimits& limits = {});
 
-// Reads and parses a sweep file, then rewrites relative image paths to be
-// relative to the file's directory (absolute on return).
+// Reads and parses a sweep file, then rewrites relative image and weights
+// paths to be relative to the file's directory (absolute on return).
 absl::StatusOr<SweepSpec> LoadSweepFile(const std::string& path);
 
 }  // namespace stylesweep

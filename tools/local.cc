@@ -44,7 +44,7 @@ bool ReportProgress(Store& store, int64_t sweep_id, std::set<int64_t>& reported)
 }  // namespace
 
 int RunLocal(const LocalOptions& options) {
-  auto submission = PrepareSubmission(options.sweep_file);
+  auto submission = PrepareSubmission(options.sweep_file, CheckWeightsFile);
   if (!submission.ok()) {
     spdlog::error("{}", std::string(submission.status().message()));
     return 2;
@@ -67,6 +67,7 @@ int RunLocal(const LocalOptions& options) {
   }
   SubmitOptions submit;
   submit.allow_duplicate = options.allow_duplicate;
+  submit.weights_paths = submission->weights;
   auto submitted = (*server)->scheduler().Submit(submission->yaml, submission->source, submission->files, submit);
   if (!submitted.ok()) {
     spdlog::error("{}", std::string(submitted.status().message()));

@@ -7,6 +7,7 @@
 #include <cstdio>
 
 #include "absl/strings/str_cat.h"
+#include "agent/engine/engine.h"
 #include "common/files.h"
 #include "common/layers.h"
 #include "coordinator/rpc/convert.h"
@@ -50,7 +51,7 @@ int Fail(const absl::Status& status, int code = 1) {
 }
 
 int Submit(const ConnectionFlags& connection, const std::string& file, bool dry_run, bool allow_duplicate) {
-  auto submission = PrepareSubmission(file);
+  auto submission = PrepareSubmission(file, CheckWeightsFile);
   if (!submission.ok()) return Fail(submission.status(), 2);
   auto security = connection.Security();
   if (!security.ok()) return Fail(security.status(), 2);
@@ -67,6 +68,7 @@ int Submit(const ConnectionFlags& connection, const std::string& file, bool dry_
     blob->set_path(path);
     blob->set_data(data);
   }
+  request.mutable_weights_paths()->insert(submission->weights.begin(), submission->weights.end());
   grpc::ClientContext context;
   PrepareContext(context, *security, 60000);
   v1::SubmitSweepResponse response;

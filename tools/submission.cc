@@ -1,6 +1,7 @@
 #include "tools/submission.h"
 
 #include <filesystem>
+#include <fstream>
 
 #include "absl/strings/str_cat.h"
 #include "common/files.h"
@@ -8,14 +9,35 @@
 
 namespace stylesweep {
 
-absl::StatusOr<Submission> PrepareSubmission(const std::string& path) {
+absl::StatusOr<Submission> PrepareSubmission(const std::string& path, const WeightsCheck& check_weights) {
   auto text = ReadFileToString(path);
   if (!text.ok()) return absl::Status(text.status().code(), absl::StrCat("sweep file: ", text.status().message()));
   auto spec = ParseSweep(*text, path);
   if (!spec.ok()) return spec.status();
-  Submission submission{*text, path, {}};
+  Submission submission{*text, path, {}, {}};
   const std::filesystem::path base = std::filesystem::absolute(path).parent_path();
-  for (const SweepSpec::ImageRef& image : spec->ImageRefs()) {
+  for (const SweepSpec::FileRef& weights : spec->WeightsRefs()) {
+    const std::filesystem::path p(weights.ref);
+    const std::string resolved = (p.is_absolute() ? p : base / p).lexically_normal().string();
+    const std::string where = weights.line > 0 ? absl::StrCat(path, ":", weights.line) : path;
+    absl::Status usable;
+    std::error_code ec;
+    if (!std::filesystem::is_regular_file(resolved, ec)) {
+      usable = absl::NotFoundError("no such file");
+    } else if (std::filesystem::file_size(resolved, ec) == 0 || ec) {
+      usable = absl::InvalidArgumentError("the file is empty");
+    } else if (std::ifstream in(resolved, std::ios::binary); !in || in.peek() == EOF) {
+      usable = absl::PermissionDeniedError("cannot read the file");
+    } else if (check_weights) {
+      usable = check_weights(resolved);
+    }
+    if (!usable.ok()) {
+      return absl::Status(usable.code(), absl::StrCat(where, ": ", weights.key, ": weights '", weights.ref, "' (",
+                                                      resolved, "): ", usable.message()));
+    }
+    submission.weights[weights.ref] = resolved;
+  }
+  for (const SweepSpec::FileRef& image : spec->ImageRefs()) {
     const std::filesystem::path p(image.ref);
     const std::string resolved = (p.is_absolute() ? p : base / p).lexically_normal().string();
     auto bytes = ReadFileToString(resolved);

@@ -55,7 +55,10 @@ class Engine {
 
   // Optimises for params.steps steps. `params.content` and `params.style`
   // must be readable local image files (PNG or JPEG): blob ids from a
-  // coordinator are resolved to cached files by the runner first. Returns OK when all steps ran,
+  // coordinator are resolved to cached files by the runner first.
+  // `params.weights`, when set, names a weights file on this machine that
+  // replaces the engine's own for the run (loaded once, then kept for the
+  // runs that follow). Returns OK when all steps ran,
   // Cancelled when should_stop asked to stop, and InvalidArgument/NotFound/
   // Internal with a message naming the file or option when it cannot run.
   virtual absl::Status Run(const RunParams& params, const EngineCallbacks& callbacks) = 0;
@@ -68,6 +71,11 @@ class Engine {
 // file and says how to convert it when the file cannot be used, or names the
 // device when it is unavailable.
 absl::StatusOr<std::unique_ptr<Engine>> CreateTorchEngine(const EngineOptions& options);
+
+// Loads the weights file at `path` as the engine would, and discards it: OK
+// when the engine can use it, else the loader's error (which names the file,
+// what is wrong, and the command that converts it).
+absl::Status CheckWeightsFile(const std::string& path);
 
 }  // namespace stylesweep
 

@@ -309,8 +309,8 @@ absl::Status CheckReachesDeepestTap(const torch::Tensor& image, const std::vecto
 // What a run's style targets depend on, as a cache key; empty when a style
 // file cannot be examined (the load reports that).
 std::string StyleTargetKey(const RunParams& params, const StyleTransferOptions& options, int style_long_side) {
-  std::string key = absl::StrCat(options.device.str(), "|", style_long_side, "|", params.preprocess, "|",
-                                 params.pooling, "|", params.precision);
+  std::string key = absl::StrCat(options.network_id, "|", options.device.str(), "|", style_long_side, "|",
+                                 params.preprocess, "|", params.pooling, "|", params.precision);
   for (const std::string& layer : params.style_layers) absl::StrAppend(&key, "|", layer);
   for (double w : params.style_blend_weights) absl::StrAppend(&key, "|w", w);
   for (const std::string& path : params.style) {

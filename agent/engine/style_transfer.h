@@ -57,6 +57,9 @@ struct StyleTransferOptions {
   // layer, so the tutorial's raw weights would let one layer swamp the rest.
   bool normalise_by_targets = false;
   StyleTargetCache* style_cache = nullptr;  // not owned; null: no caching
+  // Names the network's weights in style_cache keys, so that runs with
+  // different weights never share targets.
+  std::string network_id;
 };
 
 // Optimises the image for `params` (validated, so layer names are canonical;

@@ -9,7 +9,10 @@
 #include <torch/types.h>
 #include <torch/utils.h>
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <filesystem>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -36,6 +39,21 @@ constexpr uint64_t kRandomWeightsSeed = 0;
 // runs, so an idle agent does not hold its largest run's memory.
 // Hands the buffers the run cached, and what glibc keeps free, back to the
 // system, so that an agent between runs holds only the network.
+// "path:size:mtime", or "" when the file cannot be read.
+std::string FileIdentity(const std::string& path) {
+  std::error_code ec;
+  const auto size = std::filesystem::file_size(path, ec);
+  if (ec) return "";
+  const auto mtime = std::filesystem::last_write_time(path, ec);
+  if (ec) return "";
+  return absl::StrCat(path, ":", size, ":", mtime.time_since_epoch().count());
+}
+
+std::string Hostname() {
+  char name[256] = {};
+  return gethostname(name, sizeof name - 1) == 0 ? std::string(name) : std::string("unknown host");
+}
+
 void ReleaseFreedMemory() {
   ReleaseCachedCpuMemory();
   malloc_trim(0);
@@ -44,17 +62,22 @@ void ReleaseFreedMemory() {
 class TorchEngine : public Engine {
  public:
   TorchEngine(torch::Device device, int threads, std::string weights_path, Vgg19Features net)
-      : device_(device), threads_(threads), weights_path_(std::move(weights_path)), net_(std::move(net)) {}
+      : device_(device), threads_(threads), own_{std::move(weights_path), "", std::move(net)} {
+    own_.id = own_.path.empty() ? absl::StrCat("random:", kRandomWeightsSeed) : FileIdentity(own_.path);
+  }
 
   absl::Status Run(const RunParams& params, const EngineCallbacks& callbacks) override {
     RunParams p = params;
     if (absl::Status s = p.Validate(); !s.ok()) return s;
+    absl::StatusOr<Network*> network = NetworkFor(p);
+    if (!network.ok()) return network.status();
+    Vgg19Features& net = (*network)->net;
     for (const auto* layers : {&p.style_layers, &p.content_layers}) {
       for (const std::string& layer : *layers) {
-        if (LayerFeatureIndex(layer) > net_->max_tap()) {
+        if (LayerFeatureIndex(layer) > net->max_tap()) {
           return absl::InvalidArgumentError(absl::StrCat("layer ", layer, " is deeper than the weights file '",
-                                                         weights_path_, "' reaches (its last convolution is ",
-                                                         AllLayerNames()[net_->num_convs() - 1], ")"));
+                                                         (*network)->path, "' reaches (its last convolution is ",
+                                                         AllLayerNames()[net->num_convs() - 1], ")"));
         }
       }
     }
@@ -67,11 +90,12 @@ class TorchEngine : public Engine {
     torch::manual_seed(p.seed);
     StyleTransferOptions options;
     options.device = device_;
-    options.normalise_by_targets = weights_path_.empty();
+    options.normalise_by_targets = (*network)->path.empty();
     options.style_cache = &style_cache_;
+    options.network_id = (*network)->id;
     absl::Status status;
     try {
-      status = RunStyleTransfer(net_, p, options, callbacks);
+      status = RunStyleTransfer(net, p, options, callbacks);
     } catch (const c10::Error& e) {
       status = absl::InternalError(absl::StrCat("style transfer failed: ", e.what_without_backtrace()));
     } catch (const std::exception& e) {  // e.g. std::bad_alloc for an image too large for memory
@@ -83,14 +107,46 @@ class TorchEngine : public Engine {
 
   std::string Describe() const override {
     return absl::StrCat(device_.str(), ", ", threads_, threads_ == 1 ? " thread" : " threads", ", ",
-                        weights_path_.empty() ? "random weights" : absl::StrCat("weights: ", weights_path_));
+                        own_.path.empty() ? "random weights" : absl::StrCat("weights: ", own_.path));
   }
 
  private:
+  struct Network {
+    std::string path;  // empty: the seeded random network
+    std::string id;    // path, size and mtime: changes when the file does
+    Vgg19Features net;
+  };
+
+  // The engine's own network, or the one the run's `weights` names, loaded
+  // on first use and kept while runs keep naming the same file.
+  absl::StatusOr<Network*> NetworkFor(const RunParams& p) {
+    if (p.weights.empty() || p.weights == own_.path) return &own_;
+    const std::string id = FileIdentity(p.weights);
+    if (id.empty()) {
+      return absl::NotFoundError(absl::StrCat(
+          "weights file '", p.weights, "' named by the sweep is not on this agent's machine (", Hostname(),
+          "): put the file at that path on every agent (a shared filesystem works), or leave `weights:` out of "
+          "the sweep so that each agent uses its own --weights"));
+    }
+    if (!sweep_ || sweep_->id != id) {
+      sweep_.reset();  // at most one extra network in memory
+      absl::StatusOr<Vgg19Features> loaded = LoadVgg19(p.weights);
+      if (!loaded.ok()) return loaded.status();
+      try {
+        (*loaded)->to(device_);
+      } catch (const c10::Error& e) {
+        return absl::InternalError(absl::StrCat("cannot move the weights in '", p.weights, "' to ", device_.str(),
+                                                ": ", e.what_without_backtrace()));
+      }
+      sweep_ = Network{p.weights, id, *std::move(loaded)};
+    }
+    return &*sweep_;
+  }
+
   const torch::Device device_;
   const int threads_;
-  const std::string weights_path_;
-  Vgg19Features net_;
+  Network own_;
+  std::optional<Network> sweep_;
   // Runs of one sweep on one agent mostly share their style images.
   StyleTargetCache style_cache_;
 };
@@ -120,6 +176,11 @@ absl::StatusOr<torch::Device> ParseDevice(const std::string& name) {
 }
 
 }  // namespace
+
+absl::Status CheckWeightsFile(const std::string& path) {
+  absl::StatusOr<Vgg19Features> loaded = LoadVgg19(path);
+  return loaded.ok() ? absl::OkStatus() : loaded.status();
+}
 
 absl::StatusOr<std::unique_ptr<Engine>> CreateTorchEngine(const EngineOptions& options) {
   absl::StatusOr<torch::Device> device = ParseDevice(options.device);

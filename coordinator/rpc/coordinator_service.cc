@@ -20,8 +20,9 @@ grpc::Status CoordinatorService::SubmitSweep(grpc::ServerContext* context, const
   STYLESWEEP_CHECK_TOKEN(context);
   std::map<std::string, std::string> files;
   for (const v1::FileBlob& file : request->files()) files[file.path()] = file.data();
-  auto result = scheduler_.Submit(request->yaml(), request->source(), files,
-                                  SubmitOptions{request->dry_run(), request->allow_duplicate()});
+  SubmitOptions options{request->dry_run(), request->allow_duplicate(), {}};
+  options.weights_paths.insert(request->weights_paths().begin(), request->weights_paths().end());
+  auto result = scheduler_.Submit(request->yaml(), request->source(), files, options);
   if (!result.ok()) return ToGrpcStatus(result.status());
   ToProto(result->sweep, result->runs, response->mutable_sweep());
   for (const RunRecord& run : result->runs) ToProto(run, response->add_runs());

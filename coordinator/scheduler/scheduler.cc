@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <filesystem>
 
 #include "absl/strings/str_cat.h"
 #include "common/hash.h"
@@ -63,6 +64,13 @@ absl::StatusOr<SweepSpec> StoredSpec(const SweepRecord& sweep) {
     return it->second;
   });
   if (!mapped.ok()) return mapped;
+  const nlohmann::json weights = stored.is_object() && stored.contains("weights_paths") ? stored["weights_paths"]
+                                                                                         : nlohmann::json::object();
+  mapped = spec->MapWeights([&](const std::string& ref) -> absl::StatusOr<std::string> {
+    if (auto it = weights.find(ref); it != weights.end() && it->is_string()) return it->get<std::string>();
+    return ref;
+  });
+  if (!mapped.ok()) return mapped;
   return spec;
 }
 
@@ -103,6 +111,24 @@ absl::StatusOr<SubmitResult> Scheduler::Submit(const std::string& yaml, const st
     return id;
   });
   if (!mapped.ok()) return mapped;
+  // Weights stay on the agents' machines; every run names the same absolute
+  // path, so agents anywhere read the same file.
+  nlohmann::json weights_paths = nlohmann::json::object();
+  for (const SweepSpec::FileRef& weights : spec->WeightsRefs()) {
+    auto it = submit.weights_paths.find(weights.ref);
+    const std::string path = it != submit.weights_paths.end() ? it->second : weights.ref;
+    if (!std::filesystem::path(path).is_absolute()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          source, weights.line > 0 ? absl::StrCat(":", weights.line) : "", ": ", weights.key, ": weights '",
+          weights.ref, "' is a relative path; give an absolute path (the same on every agent) or submit with "
+          "`stylesweep submit`, which resolves it against the sweep file"));
+    }
+    weights_paths[weights.ref] = path;
+  }
+  mapped = spec->MapWeights([&](const std::string& ref) -> absl::StatusOr<std::string> {
+    return weights_paths[ref].get<std::string>();
+  });
+  if (!mapped.ok()) return mapped;
 
   const uint64_t seed = spec->has_search_seed ? spec->search_seed : SeedFromHash(content_hash);
   std::vector<NewRun> runs;
@@ -126,6 +152,7 @@ absl::StatusOr<SubmitResult> Scheduler::Submit(const std::string& yaml, const st
   sweep.yaml = yaml;
   nlohmann::json spec_json = spec->ToJson();
   spec_json["images"] = image_names;
+  spec_json["weights_paths"] = weights_paths;
   spec_json["artifacts_dir"] = artifacts_.root();
   spec_json["search_seed"] = seed;
   sweep.spec_json = spec_json.dump();

@@ -31,6 +31,10 @@ enum class RunDirective {
 struct SubmitOptions {
   bool dry_run = false;          // validate and expand; store nothing
   bool allow_duplicate = false;  // store a sweep whose YAML and images were submitted before
+  // Weights references as written -> absolute paths on the agents' machines
+  // (the client resolves relative paths against the sweep file). A reference
+  // missing here must already be absolute.
+  std::map<std::string, std::string> weights_paths;
 };
 
 struct SubmitResult {

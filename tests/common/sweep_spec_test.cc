@@ -254,6 +254,10 @@ INSTANTIATE_TEST_SUITE_P(
         BadSweep{"content: a.png\nstyle: b.png\nparameters:\n  steps: {values: [10, ten]}\n",
                  "bad.yaml:4:24: parameters.steps.values[1]: expected an integer, got 'ten'"},
         BadSweep{"content: a.png\nstyle: b.png\nsteps: 0\n", "bad.yaml:3:8: steps: steps must be positive"},
+        BadSweep{"content: a.png\nstyle: b.png\nweights: [a.pth, b.pth]\n",
+                 "bad.yaml:3:10: weights: expected a weights file path, got a list"},
+        BadSweep{"content: a.png\nstyle: b.png\nwieghts: a.pth\n",
+                 "bad.yaml:3:1: wieghts: unknown key (did you mean 'weights'?)"},
         BadSweep{"content: a.png\nstyle: b.png\nimage_size: 8\n", "image_size must be from 16 to 16384 pixels, got 8"},
         BadSweep{"content: a.png\nstyle: b.png\nstyle_layers: [block9_conv1]\n",
                  "bad.yaml:3:15: style_layers: unknown VGG19 layer 'block9_conv1'"},
@@ -369,6 +373,30 @@ INSTANTIATE_TEST_SUITE_P(
         BadSweep{"content: a.png\nstyle: b.png\nstyle_weight: 1\nparameters:\n  style:\n    parameters:\n"
                  "      weight: {value: 2}\n",
                  "parameters.style.parameters.weight: is set twice"}));
+
+}  // namespace
+}  // namespace stylesweep
+
+namespace stylesweep {
+namespace {
+
+// The JSON Schema documents every run parameter, both at the top level of a
+// sweep and among the parameters, and nothing the parser does not know.
+TEST(SweepSchemaTest, DocumentsEveryRunParameter) {
+  std::ifstream in(std::filesystem::path(STYLESWEEP_SOURCE_DIR) / "schemas" / "sweep.schema.json");
+  ASSERT_TRUE(in) << "schemas/sweep.schema.json is missing";
+  const nlohmann::json schema = nlohmann::json::parse(in);
+  const nlohmann::json& documented = schema["$defs"]["run_parameters"]["properties"];
+  std::set<std::string> known;
+  for (const ParamDef& def : RunParamDefs()) {
+    known.insert(def.name);
+    EXPECT_TRUE(documented.contains(def.name)) << def.name << " is not in $defs.run_parameters";
+    EXPECT_TRUE(schema["properties"].contains(def.name)) << def.name << " is not allowed at the top level";
+  }
+  for (const auto& [name, unused] : documented.items()) {
+    EXPECT_TRUE(known.count(name)) << name << " is documented but not a run parameter";
+  }
+}
 
 }  // namespace
 }  // namespace stylesweep

@@ -14,6 +14,7 @@
 namespace stylesweep {
 namespace {
 
+using ::testing::AllOf;
 using ::testing::HasSubstr;
 
 constexpr char kSweep[] = R"(name: tiny
@@ -304,6 +305,38 @@ TEST_F(SchedulerTest, ARestartedCoordinatorContinuesABayesSweepAtTheNextDraw) {
   EXPECT_EQ((*runs)[1].index, 1);
   EXPECT_NE((*runs)[0].params_hash, (*runs)[1].params_hash);  // draw 1, not draw 0 again
   EXPECT_EQ(store_->GetSweep(submitted->sweep.id)->draws, 2);
+}
+
+// Weights stay on the agents' machines: every run names the absolute path
+// the client resolved, also the runs a Bayesian sweep proposes later.
+TEST_F(SchedulerTest, WeightsAreNamedByAbsolutePathInEveryRun) {
+  const std::string grid = std::string(kSweep) + "weights: models/vgg19.pth\n";
+  auto relative = scheduler_->Submit(grid, "tiny.yaml", files_, SubmitOptions{});
+  ASSERT_FALSE(relative.ok());
+  EXPECT_EQ(relative.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(relative.status().message()),
+              AllOf(HasSubstr("tiny.yaml:8"), HasSubstr("models/vgg19.pth"), HasSubstr("relative path")));
+
+  SubmitOptions options;
+  options.weights_paths = {{"models/vgg19.pth", "/srv/models/vgg19.pth"}};
+  auto submitted = scheduler_->Submit(grid, "tiny.yaml", files_, options);
+  ASSERT_TRUE(submitted.ok()) << submitted.status();
+  for (const RunRecord& run : submitted->runs) {
+    EXPECT_EQ(nlohmann::json::parse(run.params_json)["weights"], "/srv/models/vgg19.pth");
+  }
+
+  const std::string bayes = std::string(kBayes) + "weights: models/vgg19.pth\n";
+  auto proposed = scheduler_->Submit(bayes, "b.yaml", files_, options);
+  ASSERT_TRUE(proposed.ok()) << proposed.status();
+  bool saw_bayes_run = false;
+  for (int i = 0; i < 4; ++i) {
+    auto lease = scheduler_->Lease(i % 2 ? "a1" : "a2");
+    ASSERT_TRUE(lease.ok()) << lease.status();
+    if (!lease->has_value()) break;
+    EXPECT_EQ(nlohmann::json::parse((*lease)->params_json)["weights"], "/srv/models/vgg19.pth");
+    saw_bayes_run = saw_bayes_run || (*lease)->sweep_id == proposed->sweep.id;
+  }
+  EXPECT_TRUE(saw_bayes_run);
 }
 
 }  // namespace

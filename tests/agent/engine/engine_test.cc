@@ -686,6 +686,46 @@ TEST_F(EngineTest, BadParametersAndLayersBeyondTheWeightsAreRejected) {
   EXPECT_EQ(engine->Run(shallow, {}).code(), absl::StatusCode::kInvalidArgument);
 }
 
+// A sweep's `weights:` replaces the agent's own network for that run: the
+// losses are those of an engine created with the file, and a file that is not
+// on the agent's machine fails the run with a message that says what to do.
+TEST_F(EngineTest, RunWeightsReplaceTheEnginesOwn) {
+  auto final_total = [](Engine& engine, const RunParams& params) {
+    double total = -1;
+    EngineCallbacks callbacks;
+    callbacks.on_step = [&](const StepMetrics& m) { total = m.total; };
+    absl::Status status = engine.Run(params, callbacks);
+    EXPECT_TRUE(status.ok()) << status;
+    return total;
+  };
+  RunParams params = SmallRun(2);
+  const double random_total = final_total(*RandomEngine(), params);
+  std::unique_ptr<Engine> with_file = MakeEngine(WeightsFile());
+  ASSERT_NE(with_file, nullptr);
+  const double file_total = final_total(*with_file, params);
+
+  params.weights = WeightsFile();
+  EXPECT_EQ(final_total(*RandomEngine(), params), file_total);
+  EXPECT_NE(file_total, random_total);
+  params.weights = "";
+  EXPECT_EQ(final_total(*RandomEngine(), params), random_total);  // style targets are not shared across networks
+
+  params.weights = Path("not-on-this-machine.pth");
+  absl::Status missing = RandomEngine()->Run(params, {});
+  EXPECT_EQ(missing.code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(std::string(missing.message()),
+              AllOf(HasSubstr(Path("not-on-this-machine.pth")), HasSubstr("on every agent")));
+
+  WriteBytes(Path("not-a-model.pth"), "not a model");
+  params.weights = Path("not-a-model.pth");
+  absl::Status garbage = RandomEngine()->Run(params, {});
+  EXPECT_EQ(garbage.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(garbage.message()), HasSubstr("tools/convert_vgg19_weights.py"));
+  EXPECT_THAT(std::string(CheckWeightsFile(Path("not-a-model.pth")).message()),
+              HasSubstr("tools/convert_vgg19_weights.py"));
+  EXPECT_TRUE(CheckWeightsFile(WeightsFile()).ok());
+}
+
 TEST_F(EngineTest, UnusableWeightsFailCreationWithTheConvertCommand) {
   WriteBytes(Path("garbage.pth"), "garbage bytes, not a model");
   NamedTensors misshaped = RandomConvs(2, 4);
