@@ -118,7 +118,8 @@ absl::StatusOr<bool> Runner::RunOne() {
   absl::Status result;
   std::atomic<bool> revoked{false};
   std::atomic<bool> pruned{false};
-  // The latest snapshot, re-sent as the final image when the run is pruned.
+  // The latest image (a snapshot, or the image where the run stopped), sent
+  // as the final image when the run is pruned.
   std::mutex snapshot_mu;
   std::string last_png;
   int last_png_step = -1;
@@ -166,12 +167,22 @@ absl::StatusOr<bool> Runner::RunOne() {
       }
     });
 
+    std::vector<int> decision_steps = run.report_steps;
+    std::sort(decision_steps.begin(), decision_steps.end());
     EngineCallbacks callbacks;
     callbacks.on_step = [&](const StepMetrics& m) {
       current_step = m.step;
       metrics.Add(m);
-      if (options_.report_every_steps > 0 && m.step % options_.report_every_steps == 0) {
+      const bool decision_step = std::binary_search(decision_steps.begin(), decision_steps.end(), m.step);
+      if (decision_step || (options_.report_every_steps > 0 && m.step % options_.report_every_steps == 0)) {
         note(metrics.Flush(client_, agent, run.run_id, run.attempt));
+      }
+    };
+    callbacks.on_stopped = [&](int step, const std::string& png) {
+      std::lock_guard<std::mutex> lock(snapshot_mu);
+      if (step > last_png_step) {
+        last_png = png;
+        last_png_step = step;
       }
     };
     callbacks.on_snapshot = [&](int step, const std::string& png) -> absl::Status {

@@ -32,6 +32,9 @@ struct RunLease {
   int attempt = 0;
   int64_t sweep_id = 0;
   RunParams params;  // content and style are blob ids
+  // Report losses right after these steps, and heed the verdict before the
+  // next one (early termination decides there).
+  std::vector<int> report_steps;
 };
 
 // What the coordinator says about a run an agent holds.

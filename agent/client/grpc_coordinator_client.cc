@@ -56,7 +56,9 @@ class GrpcCoordinatorClient final : public CoordinatorClient {
                                               "coordinator?): ",
                                               params.status().message()));
     }
-    return std::optional<RunLease>(RunLease{response.run_id(), response.attempt(), response.sweep_id(), *params});
+    RunLease lease{response.run_id(), response.attempt(), response.sweep_id(), *params, {}};
+    lease.report_steps.assign(response.report_steps().begin(), response.report_steps().end());
+    return std::optional<RunLease>(std::move(lease));
   }
 
   absl::StatusOr<std::string> FetchBlob(const std::string& blob_id) override {

@@ -37,6 +37,10 @@ struct EngineCallbacks {
   std::function<absl::Status(int step, const std::string& png)> on_snapshot;
   // Polled between steps; true stops the run, which returns Cancelled.
   std::function<bool()> should_stop;
+  // When should_stop stopped the run: the image as it is then (after
+  // `step` updates, colours preserved if asked), so that a run cut short
+  // (pruned, say) still has its latest image. Not called for step 0.
+  std::function<void(int step, const std::string& png)> on_stopped;
 };
 
 struct EngineOptions {

@@ -477,6 +477,11 @@ absl::Status RunStyleTransfer(Vgg19Features& net, const RunParams& params, const
       }
       if (stage_end) break;
       if (callbacks.should_stop && callbacks.should_stop()) {
+        if (callbacks.on_stopped && step > 0) {
+          absl::StatusOr<std::string> png =
+              EncodeTensorPng(params.preserve_colors ? PreserveColors(x, *content) : x);
+          if (png.ok()) callbacks.on_stopped(step, *png);
+        }
         return absl::CancelledError(absl::StrCat("stopped after ", step, " of ", total_steps, " steps"));
       }
 

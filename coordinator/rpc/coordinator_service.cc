@@ -83,6 +83,7 @@ grpc::Status CoordinatorService::LeaseRun(grpc::ServerContext* context, const v1
   response->set_sweep_id(grant.sweep_id);
   response->set_params_json(grant.params_json);
   response->set_lease_ms(scheduler_.options().lease_ms);
+  for (int step : grant.report_steps) response->add_report_steps(step);
   return grpc::Status::OK;
 }
 

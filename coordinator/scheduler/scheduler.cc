@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <optional>
 
 #include "absl/strings/str_cat.h"
 #include "common/hash.h"
@@ -39,6 +40,33 @@ uint64_t SeedFromHash(const std::string& hex) {
     seed = (seed << 4) | static_cast<uint64_t>(c <= '9' ? c - '0' : c - 'a' + 10);
   }
   return seed & 0x7fffffffffffffffULL;
+}
+
+// A sweep's early termination rule and the objective it compares, from the
+// stored spec; nullopt when the sweep has none.
+struct StoppingRule {
+  EarlyTerminate rule;
+  SweepSpec objective;  // only the metric and goal matter
+};
+
+std::optional<StoppingRule> StoppingRuleOf(const SweepRecord& sweep) {
+  const nlohmann::json spec_json = nlohmann::json::parse(sweep.spec_json, nullptr, /*allow_exceptions=*/false);
+  if (!spec_json.is_object() || !spec_json.contains("early_terminate")) return std::nullopt;
+  const nlohmann::json& et = spec_json["early_terminate"];
+  StoppingRule stopping;
+  stopping.rule.type = et.value("type", "");
+  stopping.rule.min_iter = et.value("min_iter", 0);
+  stopping.rule.eta = et.value("eta", 3);
+  if (spec_json.contains("metric")) {
+    stopping.objective.metric = spec_json["metric"].value("name", stopping.objective.metric);
+    stopping.objective.goal = spec_json["metric"].value("goal", stopping.objective.goal);
+  }
+  return stopping;
+}
+
+int StepsOf(const std::string& params_json) {
+  const nlohmann::json params = nlohmann::json::parse(params_json, nullptr, /*allow_exceptions=*/false);
+  return params.is_object() ? params.value("steps", 0) : 0;
 }
 
 NewRun ToNewRun(int index, const RunParams& params, const std::string& point_json) {
@@ -263,7 +291,13 @@ absl::StatusOr<std::optional<LeaseGrant>> Scheduler::Lease(const std::string& ag
   const RunRecord& run = (*lease)->run;
   spdlog::info("run {} (sweep {}, #{}) attempt {} leased to '{}'", run.id, run.sweep_id, run.index,
                (*lease)->attempt, agent);
-  return std::optional<LeaseGrant>(LeaseGrant{run.id, (*lease)->attempt, run.sweep_id, run.params_json});
+  LeaseGrant grant{run.id, (*lease)->attempt, run.sweep_id, run.params_json, {}};
+  auto sweep = store_.GetSweep(run.sweep_id);
+  if (!sweep.ok()) return sweep.status();
+  if (const std::optional<StoppingRule> stopping = StoppingRuleOf(*sweep)) {
+    grant.report_steps = Rungs(stopping->rule, StepsOf(run.params_json));
+  }
+  return std::optional<LeaseGrant>(std::move(grant));
 }
 
 absl::StatusOr<std::string> Scheduler::FetchBlob(const std::string& blob_id) const {
@@ -294,21 +328,11 @@ absl::StatusOr<RunDirective> Scheduler::ReportMetrics(int64_t run_id, int attemp
   if (run->prune_requested) return RunDirective::kPrune;
   auto sweep = store_.GetSweep(run->sweep_id);
   if (!sweep.ok()) return sweep.status();
-  const nlohmann::json spec_json = nlohmann::json::parse(sweep->spec_json, nullptr, /*allow_exceptions=*/false);
-  if (!spec_json.is_object() || !spec_json.contains("early_terminate")) return RunDirective::kContinue;
-  const nlohmann::json& et = spec_json["early_terminate"];
-  EarlyTerminate rule;
-  rule.type = et.value("type", "");
-  rule.min_iter = et.value("min_iter", 0);
-  rule.eta = et.value("eta", 3);
-  SweepSpec objective;  // only the metric and goal matter here
-  if (spec_json.contains("metric")) {
-    objective.metric = spec_json["metric"].value("name", objective.metric);
-    objective.goal = spec_json["metric"].value("goal", objective.goal);
-  }
-  const nlohmann::json params = nlohmann::json::parse(run->params_json, nullptr, /*allow_exceptions=*/false);
-  const int steps = params.is_object() ? params.value("steps", 0) : 0;
-  const std::vector<int> rungs = Rungs(rule, steps);
+  const std::optional<StoppingRule> stopping = StoppingRuleOf(*sweep);
+  if (!stopping) return RunDirective::kContinue;
+  const EarlyTerminate& rule = stopping->rule;
+  const SweepSpec& objective = stopping->objective;
+  const std::vector<int> rungs = Rungs(rule, StepsOf(run->params_json));
 
   for (const MetricRow& row : rows) {
     if (!std::binary_search(rungs.begin(), rungs.end(), row.step)) continue;

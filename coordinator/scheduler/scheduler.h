@@ -47,6 +47,7 @@ struct LeaseGrant {
   int attempt = 0;
   int64_t sweep_id = 0;
   std::string params_json;        // images as blob ids
+  std::vector<int> report_steps;  // the run's early-termination rungs
 };
 
 // The coordinator's logic, free of gRPC: turns submissions into runs, hands

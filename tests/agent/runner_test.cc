@@ -141,9 +141,10 @@ TEST_F(RunnerTest, TokenIsRequiredWhenConfigured) {
 }
 
 // A 27-point grid whose loss curves never cross (FakeEngine's synthetic
-// objective), run by one agent that reports every step: hyperband stops most
-// runs at the early rungs, the best run still runs to the end, and the sweep
-// says how many steps that saved.
+// objective), run by one agent: hyperband stops most runs at the early rungs
+// (exactly there: the lease names the rungs and the agent reports right after
+// each), a pruned run's final image is the one it stopped at, the best run
+// still runs to the end, and the sweep says how many steps that saved.
 TEST_F(RunnerTest, HyperbandPrunesMostOfAGridAndKeepsTheBestRun) {
   StartServer();
   const int64_t sweep = Submit(
@@ -156,9 +157,7 @@ TEST_F(RunnerTest, HyperbandPrunesMostOfAGridAndKeepsTheBestRun) {
       {{"c.png", kPng + "c"}, {"s.png", kPng + "s"}});
   auto client = Client();
   testing::FakeEngine engine(/*synthetic_objective=*/true);
-  RunnerOptions options = Options("a1");
-  options.report_every_steps = 1;
-  Runner runner(*client, engine, options);
+  Runner runner(*client, engine, Options("a1"));
   ASSERT_TRUE(runner.Register().ok());
   while (*runner.RunOne()) {
   }
@@ -184,7 +183,10 @@ TEST_F(RunnerTest, HyperbandPrunesMostOfAGridAndKeepsTheBestRun) {
     if (run.state == RunState::kPruned) {
       ++pruned;
       EXPECT_TRUE(run.last_step == 3 || run.last_step == 9 || run.last_step == 27) << run.last_step;
-      EXPECT_FALSE(run.final_snapshot.empty());
+      ASSERT_FALSE(run.final_snapshot.empty());
+      auto png = ReadFileToString((dir_ / "artifacts" / run.final_snapshot).string());
+      ASSERT_TRUE(png.ok()) << png.status();
+      EXPECT_EQ(*png, testing::FakeEngine::FakePng(run.last_step));  // snapshots are at even steps only
       auto metrics = server_->store().GetMetrics(run.id, 0);
       ASSERT_TRUE(metrics.ok());
       EXPECT_EQ(metrics->size(), static_cast<size_t>(run.last_step + 1));

@@ -41,7 +41,10 @@ absl::Status FakeEngine::Run(const RunParams& params, const EngineCallbacks& cal
   });
   if (!readable.ok()) return readable;
   for (int step = 0; step <= params.steps; ++step) {
-    if (step > 0 && callbacks.should_stop && callbacks.should_stop()) return absl::CancelledError("stopped");
+    if (step > 0 && callbacks.should_stop && callbacks.should_stop()) {
+      if (callbacks.on_stopped && step > 1) callbacks.on_stopped(step - 1, FakePng(step - 1));
+      return absl::CancelledError("stopped");
+    }
     StepMetrics m;
     m.step = step;
     m.content = 10.0 / (1 + step);
