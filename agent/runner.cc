@@ -3,6 +3,8 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <deque>
+#include <functional>
 #include <filesystem>
 #include <random>
 #include <thread>
@@ -50,6 +52,58 @@ class MetricsBuffer {
   std::mutex mu_;
   std::vector<StepMetrics> pending_;
 };
+
+// Snapshots in step order, held while the coordinator cannot take them.
+class SnapshotQueue {
+ public:
+  void Add(int step, bool final, std::string png) {
+    std::lock_guard<std::mutex> lock(mu_);
+    pending_.push_back({step, final, std::move(png)});
+  }
+
+  bool empty() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return pending_.empty();
+  }
+
+  void Clear() {
+    std::lock_guard<std::mutex> lock(mu_);
+    pending_.clear();
+  }
+
+  // Sends what is pending, oldest first; stops at the first failure, which
+  // keeps that snapshot and the later ones for the next flush.
+  absl::Status Flush(CoordinatorClient& client, const std::string& agent, int64_t run_id, int attempt) {
+    std::lock_guard<std::mutex> flush_lock(flush_mu_);
+    for (;;) {
+      Pending next;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        if (pending_.empty()) return absl::OkStatus();
+        next = pending_.front();
+      }
+      if (absl::Status s = client.UploadSnapshot(agent, run_id, attempt, next.step, next.final, next.png); !s.ok()) {
+        return s;
+      }
+      std::lock_guard<std::mutex> lock(mu_);
+      pending_.pop_front();
+    }
+  }
+
+ private:
+  struct Pending {
+    int step = 0;
+    bool final = false;
+    std::string png;
+  };
+  std::mutex flush_mu_;
+  std::mutex mu_;
+  std::deque<Pending> pending_;
+};
+
+// The coordinator is away (restarting, or the network is down): what it
+// could not take is kept and sent again.
+bool Transient(const absl::Status& s) { return absl::IsUnavailable(s) || absl::IsDeadlineExceeded(s); }
 
 }  // namespace
 
@@ -105,6 +159,27 @@ absl::StatusOr<std::string> Runner::CachedBlob(const std::string& blob_id) {
   return path;
 }
 
+absl::Status Runner::Deliver(const std::string& what, const std::function<absl::Status()>& send) {
+  int64_t backoff_ms = 200;
+  std::mt19937_64 rng{std::random_device{}()};
+  bool warned = false;
+  for (;;) {
+    absl::Status s = send();
+    if (!Transient(s)) {
+      if (warned && s.ok()) spdlog::info("coordinator back: delivered {}", what);
+      return s;
+    }
+    if (!warned) {
+      spdlog::warn("coordinator unreachable ({}): holding {} until it is back", std::string(s.message()), what);
+      warned = true;
+    }
+    if (!WaitFor(std::uniform_int_distribution<int64_t>(backoff_ms / 2, backoff_ms)(rng))) return s;
+    // Never much slower than the heartbeat: once the coordinator is back the
+    // results should land before anyone wonders where they are.
+    backoff_ms = std::min({backoff_ms * 2, options_.max_backoff_ms, std::max<int64_t>(200, settings_.heartbeat_ms)});
+  }
+}
+
 absl::StatusOr<bool> Runner::RunOne() {
   const std::string& agent = options_.identity.name;
   auto lease = client_.Lease(agent);
@@ -124,12 +199,75 @@ absl::StatusOr<bool> Runner::RunOne() {
   std::string last_png;
   int last_png_step = -1;
   MetricsBuffer metrics;
+  SnapshotQueue snapshots;
+  // A snapshot the coordinator refused for a reason other than being away
+  // (its disk is full, say): the run fails with it.
+  std::mutex error_mu;
+  absl::Status snapshot_error;
+  // Set while the coordinator does not answer: the engine's thread then only
+  // queues, and the heartbeat thread, which keeps knocking, sends the queue
+  // once it answers again.
+  std::atomic<bool> away{false};
   auto note = [&](const absl::StatusOr<RunVerdict>& verdict) {
+    if (Transient(verdict.status())) away = true;
     if (absl::IsFailedPrecondition(verdict.status())) revoked = true;
     if (!verdict.ok()) return;
     if (*verdict == RunVerdict::kStop) revoked = true;
     if (*verdict == RunVerdict::kPrune) pruned = true;
   };
+  std::atomic<int> current_step{0};
+  std::mutex beat_mu;
+  std::condition_variable beat_cv;
+  bool done = false;
+  // Heartbeats renew the lease, and carry what the engine's thread queued,
+  // from the lease until the run's results are delivered (or it is dropped).
+  std::thread heartbeat([&] {
+    std::unique_lock<std::mutex> lock(beat_mu);
+    while (!done) {
+      beat_cv.wait_for(lock, std::chrono::milliseconds(settings_.heartbeat_ms));
+      if (done) break;
+      lock.unlock();
+      auto verdict = client_.Heartbeat(agent, run.run_id, run.attempt, current_step);
+      if (verdict.ok()) {
+        if (away.exchange(false)) spdlog::info("coordinator back; sending what run {} held", run.run_id);
+        note(verdict);
+      } else if (Transient(verdict.status())) {
+        if (!away.exchange(true)) {
+          spdlog::warn("coordinator unreachable ({}): run {} goes on, its results held until it is back",
+                       std::string(verdict.status().message()), run.run_id);
+        }
+      } else {
+        spdlog::warn("heartbeat failed: {}", std::string(verdict.status().message()));
+      }
+      if (!away) note(metrics.Flush(client_, agent, run.run_id, run.attempt));
+      if (!away && !snapshots.empty()) {
+        absl::Status sent = snapshots.Flush(client_, agent, run.run_id, run.attempt);
+        if (Transient(sent)) away = true;
+        if (absl::IsFailedPrecondition(sent)) revoked = true;
+        if (!sent.ok() && !Transient(sent) && !revoked) {
+          std::lock_guard<std::mutex> error_lock(error_mu);
+          if (snapshot_error.ok()) snapshot_error = sent;
+        }
+      }
+      lock.lock();
+    }
+  });
+
+  struct StopHeartbeat {
+    std::mutex& mu;
+    std::condition_variable& cv;
+    bool& done;
+    std::thread& thread;
+    ~StopHeartbeat() {
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        done = true;
+      }
+      cv.notify_all();
+      thread.join();
+    }
+  } stop_heartbeat{beat_mu, beat_cv, done, heartbeat};
+
   absl::Status fetched;
   params.ForEachImage([&](std::string& ref) {
     if (!fetched.ok()) return;
@@ -146,27 +284,6 @@ absl::StatusOr<bool> Runner::RunOne() {
     // lease, which re-queues it.
     if (absl::IsUnavailable(result) || absl::IsDeadlineExceeded(result)) return result;
   } else {
-    std::atomic<int> current_step{0};
-    std::mutex beat_mu;
-    std::condition_variable beat_cv;
-    bool done = false;
-    std::thread heartbeat([&] {
-      std::unique_lock<std::mutex> lock(beat_mu);
-      while (!done) {
-        beat_cv.wait_for(lock, std::chrono::milliseconds(settings_.heartbeat_ms));
-        if (done) break;
-        lock.unlock();
-        auto verdict = client_.Heartbeat(agent, run.run_id, run.attempt, current_step);
-        if (verdict.ok()) {
-          note(verdict);
-        } else {
-          spdlog::warn("heartbeat failed: {}", std::string(verdict.status().message()));
-        }
-        note(metrics.Flush(client_, agent, run.run_id, run.attempt));
-        lock.lock();
-      }
-    });
-
     std::vector<int> decision_steps = run.report_steps;
     std::sort(decision_steps.begin(), decision_steps.end());
     EngineCallbacks callbacks;
@@ -174,7 +291,7 @@ absl::StatusOr<bool> Runner::RunOne() {
       current_step = m.step;
       metrics.Add(m);
       const bool decision_step = std::binary_search(decision_steps.begin(), decision_steps.end(), m.step);
-      if (decision_step || (options_.report_every_steps > 0 && m.step % options_.report_every_steps == 0)) {
+      if (!away && (decision_step || (options_.report_every_steps > 0 && m.step % options_.report_every_steps == 0))) {
         note(metrics.Flush(client_, agent, run.run_id, run.attempt));
       }
     };
@@ -186,47 +303,59 @@ absl::StatusOr<bool> Runner::RunOne() {
       }
     };
     callbacks.on_snapshot = [&](int step, const std::string& png) -> absl::Status {
-      absl::Status s = client_.UploadSnapshot(agent, run.run_id, run.attempt, step, step == params.steps, png);
-      if (absl::IsFailedPrecondition(s)) revoked = true;
-      if (s.ok()) {
+      {
         std::lock_guard<std::mutex> lock(snapshot_mu);
         last_png = png;
         last_png_step = step;
       }
-      return s;
+      snapshots.Add(step, step == params.steps, png);
+      if (away) return absl::OkStatus();
+      absl::Status s = snapshots.Flush(client_, agent, run.run_id, run.attempt);
+      if (Transient(s)) away = true;
+      if (absl::IsFailedPrecondition(s)) revoked = true;
+      // Held for later while the coordinator is away; the run goes on.
+      return Transient(s) ? absl::OkStatus() : s;
     };
-    callbacks.should_stop = [&] { return stopping_.load() || revoked.load() || pruned.load(); };
+    callbacks.should_stop = [&] {
+      std::lock_guard<std::mutex> lock(error_mu);
+      return stopping_.load() || revoked.load() || pruned.load() || !snapshot_error.ok();
+    };
     result = engine_.Run(params, callbacks);
-
     {
-      std::lock_guard<std::mutex> lock(beat_mu);
-      done = true;
+      std::lock_guard<std::mutex> lock(error_mu);
+      if (absl::IsCancelled(result) && !snapshot_error.ok()) result = snapshot_error;
     }
-    beat_cv.notify_all();
-    heartbeat.join();
   }
 
   if (revoked) {
     spdlog::warn("run {} attempt {} was taken away by the coordinator; dropped", run.run_id, run.attempt);
     return true;
   }
+  // The run's losses, images and outcome, in that order, each retried while
+  // the coordinator is away. OK when delivered; Aborted when the coordinator
+  // says the run is no longer ours (nothing to keep then).
+  auto deliver_results = [&](RunState state, const std::string& error) -> absl::Status {
+    const std::string what = absl::StrCat("the results of run ", run.run_id);
+    if (state == RunState::kFailed) snapshots.Clear();  // what failed to land is not retried
+    absl::Status s = Deliver(what, [&] { return metrics.Flush(client_, agent, run.run_id, run.attempt).status(); });
+    if (s.ok()) s = Deliver(what, [&] { return snapshots.Flush(client_, agent, run.run_id, run.attempt); });
+    if (s.ok()) s = Deliver(what, [&] { return client_.Complete(agent, run.run_id, run.attempt, state, error); });
+    if (absl::IsFailedPrecondition(s)) {
+      spdlog::warn("run {} attempt {} was taken away by the coordinator before its results arrived; dropped",
+                   run.run_id, run.attempt);
+      return absl::AbortedError("dropped");
+    }
+    if (!s.ok()) {
+      return absl::Status(s.code(), absl::StrCat("could not report the end of run ", run.run_id, ": ", s.message()));
+    }
+    return s;
+  };
   if (pruned && absl::IsCancelled(result)) {
     // Early termination: the losses so far and the latest image are the
     // run's result.
-    if (absl::StatusOr<RunVerdict> sent = metrics.Flush(client_, agent, run.run_id, run.attempt); !sent.ok()) {
-      return absl::Status(sent.status().code(), absl::StrCat("could not report losses of run ", run.run_id, ": ",
-                                                             sent.status().message()));
-    }
-    if (last_png_step >= 0) {
-      if (absl::Status s = client_.UploadSnapshot(agent, run.run_id, run.attempt, last_png_step, /*final=*/true,
-                                                  last_png);
-          !s.ok()) {
-        return absl::Status(s.code(), absl::StrCat("could not send the final image of run ", run.run_id, ": ",
-                                                   s.message()));
-      }
-    }
-    if (absl::Status s = client_.Complete(agent, run.run_id, run.attempt, RunState::kPruned, ""); !s.ok()) {
-      return absl::Status(s.code(), absl::StrCat("could not report the end of run ", run.run_id, ": ", s.message()));
+    if (last_png_step >= 0) snapshots.Add(last_png_step, /*final=*/true, last_png);
+    if (absl::Status s = deliver_results(RunState::kPruned, ""); !s.ok()) {
+      return absl::IsAborted(s) ? absl::StatusOr<bool>(true) : s;
     }
     spdlog::info("run {} attempt {} PRUNED by early termination", run.run_id, run.attempt);
     return true;
@@ -240,15 +369,10 @@ absl::StatusOr<bool> Runner::RunOne() {
   }
   // A prune verdict on this last report comes too late to save anything:
   // the run ends as it is.
-  if (absl::StatusOr<RunVerdict> sent = metrics.Flush(client_, agent, run.run_id, run.attempt); !sent.ok()) {
-    return absl::Status(sent.status().code(), absl::StrCat("could not report losses of run ", run.run_id, ": ",
-                                                           sent.status().message()));
-  }
   const RunState state = result.ok() ? RunState::kSucceeded : RunState::kFailed;
   if (!result.ok()) spdlog::error("run {} failed: {}", run.run_id, std::string(result.message()));
-  if (absl::Status s = client_.Complete(agent, run.run_id, run.attempt, state, std::string(result.message()));
-      !s.ok()) {
-    return absl::Status(s.code(), absl::StrCat("could not report the end of run ", run.run_id, ": ", s.message()));
+  if (absl::Status s = deliver_results(state, std::string(result.message())); !s.ok()) {
+    return absl::IsAborted(s) ? absl::StatusOr<bool>(true) : s;
   }
   spdlog::info("run {} attempt {} {}", run.run_id, run.attempt, std::string(RunStateName(state)));
   return true;

@@ -4,6 +4,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <mutex>
 #include <string>
 
@@ -52,6 +53,11 @@ class Runner {
   // Waits up to `ms` or until Stop(); returns false if stopping.
   bool WaitFor(int64_t ms);
   absl::StatusOr<std::string> CachedBlob(const std::string& blob_id);
+  // Calls `send` until it succeeds or fails for a reason other than the
+  // coordinator being unreachable, backing off with jitter in between; gives
+  // up (returning the last error) only when stopping. `what` names what is
+  // held, for the log.
+  absl::Status Deliver(const std::string& what, const std::function<absl::Status()>& send);
 
   CoordinatorClient& client_;
   Engine& engine_;

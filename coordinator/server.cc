@@ -104,6 +104,19 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(cons
   server->artifacts_ = std::make_unique<ArtifactStore>(std::filesystem::absolute(config.artifacts).string());
   server->scheduler_ =
       std::make_unique<Scheduler>(*server->store_, *server->artifacts_, SystemClock(), config.scheduler);
+  // Runs still RUNNING were left by a coordinator that stopped (or crashed)
+  // on this database. Their agents may still be at work, holding results
+  // they could not deliver: give them a full lease, and at least
+  // kRestartGraceMs (reconnecting takes them a few seconds), to renew before
+  // their runs count as lost.
+  const int64_t grace_ms = std::max(config.scheduler.lease_ms, kRestartGraceMs);
+  absl::StatusOr<int> resumed = server->store_->ExtendRunningLeases(SystemClock().NowMillis() + grace_ms);
+  if (!resumed.ok()) return resumed.status();
+  if (*resumed > 0) {
+    spdlog::info("{} run{} running when the coordinator last stopped; {} {} s to report back", *resumed,
+                 *resumed == 1 ? " was" : "s were", *resumed == 1 ? "its agent has" : "their agents have",
+                 grace_ms / 1000.0);
+  }
   server->service_ = std::make_unique<CoordinatorService>(*server->scheduler_, *server->store_,
                                                           server->artifacts_->root(), config.security.token);
 

@@ -34,6 +34,10 @@ struct CoordinatorConfig {
 // Errors name the file, key and line.
 absl::Status LoadCoordinatorConfig(const std::string& path, CoordinatorConfig& config);
 
+// How long, at least, agents of runs left RUNNING by a previous coordinator
+// on the same database have to report back after it starts again.
+inline constexpr int64_t kRestartGraceMs = 15000;
+
 // A running coordinator: the store, the artifacts, the scheduler, the gRPC
 // server and the thread that expires leases. Used by stylesweep-coordinator
 // and, in-process, by `stylesweep local`. Thread-safe.

@@ -66,7 +66,10 @@ class CoordinatorClient {
 struct GrpcClientOptions {
   ClientSecurity security;
   int64_t call_timeout_ms = 10000;  // deadline of each attempt of each call
-  int64_t retry_budget_ms = 60000;  // give up a call after retrying this long
+  // Give up a call after retrying this long. Short: an agent keeps what it
+  // could not send and tries again itself for as long as the coordinator
+  // is away (Runner), so a call need only ride out a blip.
+  int64_t retry_budget_ms = 5000;
   int64_t initial_backoff_ms = 200;
   int64_t max_backoff_ms = 5000;
 };

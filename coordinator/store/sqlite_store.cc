@@ -580,6 +580,21 @@ absl::Status SqliteStore::RenewLease(int64_t run_id, int attempt, int64_t lease_
   return txn->Commit();
 }
 
+absl::StatusOr<int> SqliteStore::ExtendRunningLeases(int64_t lease_expires_ms) {
+  absl::MutexLock lock(&mu_);
+  const std::string purpose = "extend the leases of running runs";
+  absl::StatusOr<Transaction> txn = BeginWrite(purpose);
+  if (!txn.ok()) return txn.status();
+  absl::StatusOr<Statement> extend = db_.Prepare(
+      "UPDATE runs SET lease_expires_ms = max(lease_expires_ms, ?1) WHERE state = 'RUNNING'", purpose);
+  if (!extend.ok()) return extend.status();
+  extend->Bind(1, lease_expires_ms);
+  if (absl::Status s = extend->Run(); !s.ok()) return s;
+  const int changed = db_.Changes();
+  if (absl::Status s = txn->Commit(); !s.ok()) return s;
+  return changed;
+}
+
 absl::Status SqliteStore::AppendMetrics(int64_t run_id, int attempt, const std::vector<MetricRow>& rows) {
   absl::MutexLock lock(&mu_);
   const std::string purpose = absl::StrCat("append metrics of run ", run_id, " attempt ", attempt);

@@ -180,6 +180,12 @@ class Store {
   // run's current RUNNING attempt: the caller must stop that run.
   virtual absl::Status RenewLease(int64_t run_id, int attempt, int64_t lease_expires_ms) = 0;
 
+  // Extends every RUNNING run's lease to at least `lease_expires_ms`: a
+  // coordinator that starts again on a database gives the agents still
+  // running its runs the time to reconnect before calling them lost.
+  // Returns how many leases it extended.
+  virtual absl::StatusOr<int> ExtendRunningLeases(int64_t lease_expires_ms) = 0;
+
   // Marks the current attempt to be stopped early (idempotent).
   // FailedPrecondition as above.
   virtual absl::Status RequestPrune(int64_t run_id, int attempt) = 0;

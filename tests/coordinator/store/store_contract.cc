@@ -315,6 +315,27 @@ TEST_P(StoreContractTest, StaleAttemptCannotWriteAndChangesNothing) {
   EXPECT_EQ(Describe(snapshots_after), Describe(snapshots_before));
 }
 
+// A restarted coordinator extends the leases of runs still RUNNING, never
+// shortens one, and leaves other runs alone.
+TEST_P(StoreContractTest, ExtendRunningLeasesGivesRunningRunsTime) {
+  ASSERT_OK_AND_ASSIGN(int64_t sweep, store_->CreateSweep(MakeSweep("s"), MakeRuns(3)));
+  ASSERT_OK_AND_ASSIGN(std::optional<Lease> short_lease, store_->ClaimNextRun("agent-a", 0, 100));
+  ASSERT_OK_AND_ASSIGN(std::optional<Lease> long_lease, store_->ClaimNextRun("agent-b", 0, 5000));
+  ASSERT_TRUE(short_lease.has_value() && long_lease.has_value());
+
+  ASSERT_OK_AND_ASSIGN(int extended, store_->ExtendRunningLeases(1000));
+  EXPECT_EQ(extended, 2);
+  ASSERT_OK_AND_ASSIGN(std::vector<RunRecord> expired, store_->ExpireLeases(999));
+  EXPECT_THAT(expired, IsEmpty());  // 100 became 1000; 5000 stayed
+  ASSERT_OK_AND_ASSIGN(expired, store_->ExpireLeases(1001));
+  ASSERT_EQ(expired.size(), 1u);
+  EXPECT_EQ(expired[0].id, short_lease->run.id);
+  ASSERT_OK_AND_ASSIGN(RunRecord queued, store_->GetRun(short_lease->run.id));
+  EXPECT_EQ(queued.state, RunState::kQueued);
+  ASSERT_OK_AND_ASSIGN(std::vector<RunRecord> runs, store_->ListRuns(sweep));
+  EXPECT_EQ(runs.size(), 3u);
+}
+
 TEST_P(StoreContractTest, FinishedRunTakesNoMoreWrites) {
   ASSERT_THAT(store_->CreateSweep(MakeSweep("s"), MakeRuns(1)), IsOk());
   ASSERT_OK_AND_ASSIGN(std::optional<Lease> lease, store_->ClaimNextRun("agent-a", 0, 100));
