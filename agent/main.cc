@@ -8,8 +8,10 @@
 #include <csignal>
 #include <cstdlib>
 #include <filesystem>
+#include <mutex>
 #include <thread>
 
+#include "absl/strings/str_cat.h"
 #include "agent/client/coordinator_client.h"
 #include "agent/engine/engine.h"
 #include "agent/runner.h"
@@ -35,6 +37,8 @@ int main(int argc, char** argv) {
   CLI::App app{
       "stylesweep-agent: takes runs from a coordinator and executes them on one device, streaming losses and "
       "snapshots back. Start one per GPU (or one for the CPU).\n\n"
+      "SIGTERM or SIGINT drains: no new runs, the run in progress finishes (or is handed back after\n"
+      "--drain-timeout); a second signal stops at once and hands the run back, to run again elsewhere.\n\n"
       "Example:\n"
       "  stylesweep-agent --coordinator 127.0.0.1:50051 --device cpu --threads 2\n"
       "  stylesweep-agent --coordinator coord.example.org:50051 --tls --token-file token.txt --device cuda:0 \\\n"
@@ -43,6 +47,7 @@ int main(int argc, char** argv) {
   std::string tls_ca, token_file;
   bool tls = false;
   int threads = 0;
+  double drain_timeout_seconds = -1;
   app.add_option("--coordinator", coordinator, "coordinator HOST:PORT")->capture_default_str();
   app.add_option("--device", device, "cpu or cuda:N")->capture_default_str();
   app.add_option("--threads", threads, "CPU threads for the engine (default: all cores)")->check(CLI::NonNegativeNumber);
@@ -51,6 +56,9 @@ int main(int argc, char** argv) {
                  "VGG19 weights (torchvision .pth, dict or TorchScript); without it a seeded random network is used");
   app.add_option("--cache-dir", cache_dir, "where input images fetched from the coordinator are kept")
       ->capture_default_str();
+  app.add_option("--drain-timeout", drain_timeout_seconds,
+                 "on SIGTERM/SIGINT, give the run in progress this many seconds to finish before handing it back to "
+                 "the coordinator (default: let it finish)");
   app.add_flag("--tls", tls, "connect with TLS");
   app.add_option("--tls-ca", tls_ca, "PEM root certificates for --tls (default: the system's)");
   app.add_option("--token-file", token_file, "file holding the coordinator's token (or set STYLESWEEP_TOKEN)");
@@ -67,11 +75,29 @@ int main(int argc, char** argv) {
   }
   client_options.security.token = *token;
 
-  std::atomic<stylesweep::Runner*> running{nullptr};
-  stylesweep::HandleTerminationSignals([&running](int signo) {
-    spdlog::info("received {}: stopping; a run in progress will be retried elsewhere",
-                 signo == SIGINT ? "SIGINT" : "SIGTERM");
-    if (auto* runner = running.load()) runner->Stop();
+  // First SIGTERM or SIGINT: drain (finish the run in progress, or hand it
+  // back after --drain-timeout). A second: stop now and hand it back.
+  // Static: the signal thread outlives main's locals.
+  static std::mutex signal_mu;
+  static stylesweep::Runner* running = nullptr;
+  static int signals_seen = 0;
+  static int64_t drain_timeout_ms = -1;
+  if (drain_timeout_seconds >= 0) drain_timeout_ms = static_cast<int64_t>(drain_timeout_seconds * 1000);
+  stylesweep::HandleTerminationSignals([](int signo) {
+    std::lock_guard<std::mutex> lock(signal_mu);
+    const char* name = signo == SIGINT ? "SIGINT" : "SIGTERM";
+    if (signals_seen++ == 0) {
+      spdlog::info("received {}: draining: no new runs; the run in progress {}; {} again stops now and hands it back",
+                   name,
+                   drain_timeout_ms < 0 ? std::string("finishes first")
+                                        : absl::StrCat("gets up to ", drain_timeout_ms / 1000.0,
+                                                       " s to finish, then is handed back"),
+                   name);
+      if (running != nullptr) running->Drain(drain_timeout_ms);
+    } else {
+      spdlog::info("received {} again: stopping now; a run in progress is handed back", name);
+      if (running != nullptr) running->Stop();
+    }
   });
 
   stylesweep::EngineOptions engine_options;
@@ -93,9 +119,18 @@ int main(int argc, char** argv) {
   options.identity = {name, Hostname(), device, (*engine)->Describe()};
   options.cache_dir = cache_dir;
   stylesweep::Runner runner(**client, **engine, options);
-  running = &runner;
+  {
+    std::lock_guard<std::mutex> lock(signal_mu);
+    running = &runner;
+    // A signal that came while the engine loaded still counts.
+    if (signals_seen == 1) runner.Drain(drain_timeout_ms);
+    if (signals_seen > 1) runner.Stop();
+  }
   absl::Status status = runner.Serve();
-  running = nullptr;
+  {
+    std::lock_guard<std::mutex> lock(signal_mu);
+    running = nullptr;
+  }
   if (!status.ok()) {
     spdlog::error("{}", std::string(status.message()));
     return 1;

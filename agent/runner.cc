@@ -110,15 +110,33 @@ bool Transient(const absl::Status& s) { return absl::IsUnavailable(s) || absl::I
 Runner::Runner(CoordinatorClient& client, Engine& engine, RunnerOptions options)
     : client_(client), engine_(engine), options_(std::move(options)) {}
 
-bool Runner::WaitFor(int64_t ms) {
+bool Runner::WaitFor(int64_t ms, bool wake_on_drain) {
   std::unique_lock<std::mutex> lock(mu_);
-  cv_.wait_for(lock, std::chrono::milliseconds(ms), [this] { return stopping_.load(); });
-  return !stopping_;
+  auto woken = [&] { return stopping_.load() || (wake_on_drain && draining_.load()); };
+  cv_.wait_for(lock, std::chrono::milliseconds(ms), woken);
+  return !woken();
 }
 
 void Runner::Stop() {
   stopping_ = true;
   cv_.notify_all();
+}
+
+namespace {
+int64_t SteadyMillis() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+}  // namespace
+
+void Runner::Drain(int64_t timeout_ms) {
+  if (timeout_ms >= 0) drain_deadline_ms_ = SteadyMillis() + timeout_ms;
+  draining_ = true;
+  cv_.notify_all();
+}
+
+bool Runner::Cancelling() const {
+  return stopping_.load() || (draining_.load() && SteadyMillis() >= drain_deadline_ms_.load());
 }
 
 absl::Status Runner::Register() {
@@ -173,7 +191,10 @@ absl::Status Runner::Deliver(const std::string& what, const std::function<absl::
       spdlog::warn("coordinator unreachable ({}): holding {} until it is back", std::string(s.message()), what);
       warned = true;
     }
-    if (!WaitFor(std::uniform_int_distribution<int64_t>(backoff_ms / 2, backoff_ms)(rng))) return s;
+    // A draining agent still delivers; only Stop() gives up.
+    if (!WaitFor(std::uniform_int_distribution<int64_t>(backoff_ms / 2, backoff_ms)(rng), /*wake_on_drain=*/false)) {
+      return s;
+    }
     // Never much slower than the heartbeat: once the coordinator is back the
     // results should land before anyone wonders where they are.
     backoff_ms = std::min({backoff_ms * 2, options_.max_backoff_ms, std::max<int64_t>(200, settings_.heartbeat_ms)});
@@ -318,7 +339,7 @@ absl::StatusOr<bool> Runner::RunOne() {
     };
     callbacks.should_stop = [&] {
       std::lock_guard<std::mutex> lock(error_mu);
-      return stopping_.load() || revoked.load() || pruned.load() || !snapshot_error.ok();
+      return Cancelling() || revoked.load() || pruned.load() || !snapshot_error.ok();
     };
     result = engine_.Run(params, callbacks);
     {
@@ -360,11 +381,18 @@ absl::StatusOr<bool> Runner::RunOne() {
     spdlog::info("run {} attempt {} PRUNED by early termination", run.run_id, run.attempt);
     return true;
   }
-  if (stopping_ && absl::IsCancelled(result)) {
-    // Not reported: the lease runs out and the coordinator hands the run to
-    // another agent, with the losses sent so far kept under this attempt.
+  if (Cancelling() && absl::IsCancelled(result)) {
+    // Handed back: the coordinator queues the run again at once, with the
+    // losses sent so far kept under this attempt. If it cannot be told, the
+    // lease runs out and the run is retried all the same.
     (void)metrics.Flush(client_, agent, run.run_id, run.attempt);
-    spdlog::warn("run {} attempt {} interrupted by shutdown; it will be retried elsewhere", run.run_id, run.attempt);
+    const std::string reason = stopping_ ? "the agent was stopped" : "the agent's drain timeout passed";
+    if (absl::Status s = client_.Release(agent, run.run_id, run.attempt, reason); s.ok()) {
+      spdlog::warn("run {} attempt {} handed back ({}); it will run again elsewhere", run.run_id, run.attempt, reason);
+    } else {
+      spdlog::warn("run {} attempt {} interrupted ({}); the coordinator will re-queue it when its lease runs out ({})",
+                   run.run_id, run.attempt, reason, std::string(s.message()));
+    }
     return true;
   }
   // A prune verdict on this last report comes too late to save anything:
@@ -382,7 +410,7 @@ absl::Status Runner::Serve() {
   if (absl::Status s = Register(); !s.ok()) return absl::IsCancelled(s) ? absl::OkStatus() : s;
   int64_t backoff_ms = 200;
   std::mt19937_64 rng{std::random_device{}()};
-  while (!stopping_) {
+  while (!stopping_ && !draining_) {
     auto worked = RunOne();
     if (worked.ok()) {
       backoff_ms = 200;

@@ -46,12 +46,19 @@ class Runner {
   // off (with jitter) while the coordinator is unreachable.
   absl::Status Serve();
 
-  // Asks Serve to return; a run in progress is cancelled and handed back.
+  // Asks Serve to return now: a run in progress is cancelled and handed
+  // back to the coordinator (its losses so far kept), which queues it again.
   void Stop();
 
+  // Asks Serve to return once the run in progress has ended (at once when
+  // idle), taking no new run. With `timeout_ms` >= 0, a run still going
+  // that long after the call is cancelled and handed back as by Stop().
+  void Drain(int64_t timeout_ms = -1);
+
  private:
-  // Waits up to `ms` or until Stop(); returns false if stopping.
-  bool WaitFor(int64_t ms);
+  // Waits up to `ms` or until Stop() (or Drain(), with `wake_on_drain`);
+  // returns false if woken so.
+  bool WaitFor(int64_t ms, bool wake_on_drain = true);
   absl::StatusOr<std::string> CachedBlob(const std::string& blob_id);
   // Calls `send` until it succeeds or fails for a reason other than the
   // coordinator being unreachable, backing off with jitter in between; gives
@@ -63,7 +70,13 @@ class Runner {
   Engine& engine_;
   RunnerOptions options_;
   AgentSettings settings_;
+  bool Cancelling() const;
+
   std::atomic<bool> stopping_{false};
+  std::atomic<bool> draining_{false};
+  // steady_clock milliseconds after which a draining agent cancels its run
+  // (INT64_MAX: never).
+  std::atomic<int64_t> drain_deadline_ms_{INT64_MAX};
   std::mutex mu_;
   std::condition_variable cv_;
 };

@@ -61,6 +61,9 @@ class CoordinatorClient {
                                       const std::string& png) = 0;
   virtual absl::Status Complete(const std::string& agent, int64_t run_id, int attempt, RunState state,
                                 const std::string& error) = 0;
+  // Hands a run this agent will not finish back to the coordinator, which
+  // queues it again at once.
+  virtual absl::Status Release(const std::string& agent, int64_t run_id, int attempt, const std::string& reason) = 0;
 };
 
 struct GrpcClientOptions {

@@ -132,6 +132,16 @@ class GrpcCoordinatorClient final : public CoordinatorClient {
     return Call("CompleteRun", &v1::Coordinator::Stub::CompleteRun, request, &response);
   }
 
+  absl::Status Release(const std::string& agent, int64_t run_id, int attempt, const std::string& reason) override {
+    v1::ReleaseRunRequest request;
+    request.set_agent(agent);
+    request.set_run_id(run_id);
+    request.set_attempt(attempt);
+    request.set_reason(reason);
+    v1::ReleaseRunResponse response;
+    return Call("ReleaseRun", &v1::Coordinator::Stub::ReleaseRun, request, &response);
+  }
+
  private:
   template <typename Request, typename Response>
   using Method = grpc::Status (v1::Coordinator::Stub::*)(grpc::ClientContext*, const Request&, Response*);

@@ -44,6 +44,7 @@ class CachingCpuAllocator final : public c10::Allocator {
 
  private:
   void* Take(size_t n) const {
+    std::multimap<size_t, void*> evicted;
     {
       std::lock_guard<std::mutex> lock(mu_);
       if (auto it = free_.find(n); it != free_.end()) {
@@ -55,7 +56,14 @@ class CachingCpuAllocator final : public c10::Allocator {
         ++stats_.reuses;
         return data;
       }
+      // A size not seen before: the step's pattern is still being learned
+      // (the first step, a new stage). Blocks of other sizes would only add
+      // to the peak, so they go back to the system, which can reuse their
+      // memory for this one. Once steps repeat, every request hits.
+      evicted.swap(free_);
+      stats_.cached_bytes = 0;
     }
+    for (const auto& [size, block] : evicted) c10::free_cpu(block);
     void* data = c10::alloc_cpu(n);  // throws on failure, as LibTorch's own allocator does
     std::lock_guard<std::mutex> lock(mu_);
     live_.emplace(data, n);

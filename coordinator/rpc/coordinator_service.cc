@@ -137,4 +137,10 @@ grpc::Status CoordinatorService::CompleteRun(grpc::ServerContext* context, const
   return ToGrpcStatus(scheduler_.Complete(request->run_id(), request->attempt(), *state, request->error()));
 }
 
+grpc::Status CoordinatorService::ReleaseRun(grpc::ServerContext* context, const v1::ReleaseRunRequest* request,
+                                            v1::ReleaseRunResponse* response) {
+  STYLESWEEP_CHECK_TOKEN(context);
+  return ToGrpcStatus(scheduler_.Release(request->agent(), request->run_id(), request->attempt(), request->reason()));
+}
+
 }  // namespace stylesweep

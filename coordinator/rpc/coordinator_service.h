@@ -35,6 +35,8 @@ class CoordinatorService final : public v1::Coordinator::Service {
                               v1::UploadSnapshotResponse* response) override;
   grpc::Status CompleteRun(grpc::ServerContext* context, const v1::CompleteRunRequest* request,
                            v1::CompleteRunResponse* response) override;
+  grpc::Status ReleaseRun(grpc::ServerContext* context, const v1::ReleaseRunRequest* request,
+                          v1::ReleaseRunResponse* response) override;
 
  private:
   Scheduler& scheduler_;

@@ -376,6 +376,13 @@ absl::StatusOr<std::string> Scheduler::UploadSnapshot(int64_t run_id, int attemp
   return *path;
 }
 
+absl::Status Scheduler::Release(const std::string& agent, int64_t run_id, int attempt, const std::string& reason) {
+  const std::string why = absl::StrCat("handed back by agent '", agent, "'", reason.empty() ? "" : ": ", reason);
+  absl::Status s = store_.ReleaseRun(run_id, attempt, why, clock_.NowMillis());
+  if (s.ok()) spdlog::info("run {} attempt {} {}; queued again", run_id, attempt, why);
+  return s;
+}
+
 absl::Status Scheduler::Complete(int64_t run_id, int attempt, RunState state, const std::string& error) {
   if (state != RunState::kSucceeded && state != RunState::kFailed && state != RunState::kCancelled &&
       state != RunState::kPruned) {

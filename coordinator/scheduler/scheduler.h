@@ -101,6 +101,8 @@ class Scheduler {
   // keeps its losses; without a final snapshot, its latest snapshot becomes
   // the final one.
   absl::Status Complete(int64_t run_id, int attempt, RunState state, const std::string& error);
+  // The agent stops before the run ends: queue it again now (Store::ReleaseRun).
+  absl::Status Release(const std::string& agent, int64_t run_id, int attempt, const std::string& reason);
 
   // Re-queues (or marks LOST) runs whose lease has expired. Called before
   // every lease and periodically by the server.

@@ -717,6 +717,46 @@ absl::Status SqliteStore::FinishRun(int64_t run_id, int attempt, RunState state,
   return txn->Commit();
 }
 
+absl::Status SqliteStore::ReleaseRun(int64_t run_id, int attempt, const std::string& reason, int64_t now_ms) {
+  absl::MutexLock lock(&mu_);
+  const std::string purpose = absl::StrCat("hand back run ", run_id, " attempt ", attempt);
+  absl::StatusOr<Transaction> txn = BeginWrite(purpose);
+  if (!txn.ok()) return txn.status();
+  absl::StatusOr<RunRecord> run = ReadRun(run_id);
+  if (!run.ok()) return run.status();
+  if (run->attempt != attempt || run->state != RunState::kRunning) {
+    // A retried hand-back finds the attempt already CANCELLED and the run
+    // queued, or re-claimed as a later attempt.
+    absl::StatusOr<Statement> state =
+        db_.Prepare("SELECT state FROM attempts WHERE run_id = ?1 AND attempt = ?2", purpose);
+    if (!state.ok()) return state.status();
+    state->Bind(1, run_id);
+    state->Bind(2, attempt);
+    absl::StatusOr<bool> row = state->Step();
+    if (!row.ok()) return row.status();
+    if (*row && state->ColumnText(0) == RunStateName(RunState::kCancelled)) return absl::OkStatus();
+    return NotHeldError(run_id, attempt, *run);
+  }
+  absl::StatusOr<Statement> end_attempt = db_.Prepare(
+      "UPDATE attempts SET state = 'CANCELLED', finished_ms = ?3, error = ?4 WHERE run_id = ?1 AND attempt = ?2",
+      absl::StrCat(purpose, ": end attempt"));
+  if (!end_attempt.ok()) return end_attempt.status();
+  end_attempt->Bind(1, run_id);
+  end_attempt->Bind(2, attempt);
+  end_attempt->Bind(3, now_ms);
+  end_attempt->Bind(4, reason);
+  if (absl::Status s = end_attempt->Run(); !s.ok()) return s;
+  absl::StatusOr<Statement> requeue = db_.Prepare(
+      "UPDATE runs SET state = 'QUEUED', agent = '', lease_expires_ms = 0, prune_requested = 0, error = ?2 "
+      "WHERE id = ?1",
+      absl::StrCat(purpose, ": re-queue run"));
+  if (!requeue.ok()) return requeue.status();
+  requeue->Bind(1, run_id);
+  requeue->Bind(2, reason);
+  if (absl::Status s = requeue->Run(); !s.ok()) return s;
+  return txn->Commit();
+}
+
 absl::StatusOr<std::vector<RunRecord>> SqliteStore::ExpireLeases(int64_t now_ms) {
   absl::MutexLock lock(&mu_);
   const std::string purpose = "expire leases";
@@ -728,15 +768,18 @@ absl::StatusOr<std::vector<RunRecord>> SqliteStore::ExpireLeases(int64_t now_ms)
     int attempt;
     std::string agent;
     int max_attempts;
+    int lost_before;  // earlier attempts LOST (hand-backs do not count)
   };
   absl::StatusOr<Statement> find = db_.Prepare(
-      "SELECT r.id, r.attempt, r.agent, s.max_attempts FROM runs r JOIN sweeps s ON s.id = r.sweep_id "
+      "SELECT r.id, r.attempt, r.agent, s.max_attempts, "
+      "(SELECT count(*) FROM attempts a WHERE a.run_id = r.id AND a.state = 'LOST') "
+      "FROM runs r JOIN sweeps s ON s.id = r.sweep_id "
       "WHERE r.state = 'RUNNING' AND r.lease_expires_ms < ?1 ORDER BY r.sweep_id, r.idx",
       absl::StrCat(purpose, ": find"));
   if (!find.ok()) return find.status();
   find->Bind(1, now_ms);
   absl::StatusOr<std::vector<Expired>> expired = CollectRows<Expired>(*find, [](const Statement& row) {
-    return Expired{row.ColumnInt64(0), row.ColumnInt(1), row.ColumnText(2), row.ColumnInt(3)};
+    return Expired{row.ColumnInt64(0), row.ColumnInt(1), row.ColumnText(2), row.ColumnInt(3), row.ColumnInt(4)};
   });
   if (!expired.ok()) return expired.status();
   if (expired->empty()) return std::vector<RunRecord>();
@@ -764,7 +807,7 @@ absl::StatusOr<std::vector<RunRecord>> SqliteStore::ExpireLeases(int64_t now_ms)
     lose_attempt->Bind(4, error);
     if (absl::Status s = lose_attempt->Run(); !s.ok()) return s;
 
-    if (run.attempt < run.max_attempts) {
+    if (run.lost_before + 1 < run.max_attempts) {
       requeue->Reset();
       requeue->Bind(1, run.run_id);
       requeue->Bind(2, error);

@@ -58,6 +58,7 @@ class SqliteStore final : public Store {
                                                     int64_t lease_expires_ms) override;
   absl::Status RenewLease(int64_t run_id, int attempt, int64_t lease_expires_ms) override;
   absl::StatusOr<int> ExtendRunningLeases(int64_t lease_expires_ms) override;
+  absl::Status ReleaseRun(int64_t run_id, int attempt, const std::string& reason, int64_t now_ms) override;
   absl::Status AppendMetrics(int64_t run_id, int attempt, const std::vector<MetricRow>& rows) override;
   absl::Status AddSnapshot(const SnapshotRecord& snapshot) override;
   absl::Status FinishRun(int64_t run_id, int attempt, RunState state, const std::string& error,

@@ -204,9 +204,16 @@ class Store {
   virtual absl::Status FinishRun(int64_t run_id, int attempt, RunState state, const std::string& error,
                                  int64_t now_ms) = 0;
 
+  // Hands a RUNNING run back: its agent is stopping (drained or interrupted)
+  // before the run ended. The attempt ends CANCELLED with `reason`, keeping
+  // its losses; the run is QUEUED again at once, and the attempt does not
+  // count against max_attempts. Repeating the call is OK; FailedPrecondition
+  // if the attempt is no longer held.
+  virtual absl::Status ReleaseRun(int64_t run_id, int attempt, const std::string& reason, int64_t now_ms) = 0;
+
   // Marks every RUNNING run whose lease expired before `now_ms` as a LOST
-  // attempt and re-queues it, or leaves it LOST when it has used the sweep's
-  // max_attempts. The expiry is written to the run's error either way (a new
+  // attempt and re-queues it, or leaves it LOST when it has lost the sweep's
+  // max_attempts attempts (attempts handed back by their agent do not count). The expiry is written to the run's error either way (a new
   // claim clears it). Returns the affected runs in claim order.
   virtual absl::StatusOr<std::vector<RunRecord>> ExpireLeases(int64_t now_ms) = 0;
 

@@ -263,6 +263,71 @@ TEST_F(FaultInjectionTest, StoppedAgentsLateReportsAreRefused) {
   EXPECT_TRUE(sleeper.Running());  // it goes on serving
 }
 
+// SIGTERM drains: the agent takes no new run, finishes the one in progress,
+// delivers it and exits 0; the rest of the sweep stays queued.
+TEST_F(FaultInjectionTest, SigtermDrainsTheRunInProgressThenExits) {
+  const std::string address = StartCoordinator();
+  ASSERT_FALSE(address.empty());
+  Submit(address, 2, 200);
+  Subprocess& agent = StartAgent(address, "drained");
+  ASSERT_TRUE(WaitUntil([&] { return Rows(1, 1) >= 10; }, kWaitMs)) << Logs();
+  agent.Signal(SIGTERM);
+  EXPECT_EQ(agent.Wait(), 0) << agent.Log();
+  const std::vector<RunRecord> runs = Runs();
+  ASSERT_EQ(runs.size(), 2u);
+  EXPECT_EQ(runs[0].state, RunState::kSucceeded) << runs[0].error;
+  EXPECT_EQ(Rows(1, 1), 201u);
+  EXPECT_EQ(runs[1].state, RunState::kQueued);
+}
+
+// With --drain-timeout the run in progress is handed back when the timeout
+// passes, and a second SIGINT hands it back at once: either way the run is
+// queued again immediately (no lease to wait out), its partial losses kept
+// under a CANCELLED attempt that does not count against max_attempts, and
+// another agent finishes it.
+TEST_F(FaultInjectionTest, DrainTimeoutAndASecondSigintHandTheRunBack) {
+  const std::string address = StartCoordinator();
+  ASSERT_FALSE(address.empty());
+  Submit(address, 1, 400);
+  agents_["timed"] = std::make_unique<Subprocess>(
+      std::vector<std::string>{bin_ + "/stylesweep-agent", "--coordinator", address, "--threads", "1", "--name",
+                               "timed", "--cache-dir", (dir_ / "cache-timed").string(), "--drain-timeout", "0.2"},
+      (dir_ / "timed.log").string());
+  ASSERT_TRUE(WaitUntil([&] { return Rows(1, 1) >= 10; }, kWaitMs)) << Logs();
+  agents_["timed"]->Signal(SIGTERM);
+  EXPECT_EQ(agents_["timed"]->Wait(), 0) << Logs();
+  auto store = ReadOnlyStore();
+  ASSERT_NE(store, nullptr);
+  auto attempts = store->ListAttempts(1);
+  ASSERT_TRUE(attempts.ok());
+  ASSERT_EQ(attempts->size(), 1u);
+  EXPECT_EQ((*attempts)[0].state, RunState::kCancelled);
+  EXPECT_THAT((*attempts)[0].error, HasSubstr("handed back by agent 'timed'"));
+  EXPECT_EQ(Runs()[0].state, RunState::kQueued);
+  const size_t kept = Rows(1, 1);
+  EXPECT_GE(kept, 10u);
+
+  Subprocess& interrupted = StartAgent(address, "interrupted");
+  ASSERT_TRUE(WaitUntil([&] { return Rows(1, 2) >= 10; }, kWaitMs)) << Logs();
+  interrupted.Signal(SIGINT);
+  // Signals of one kind do not queue: the second must come after the first
+  // was seen, as a second Ctrl-C does.
+  ASSERT_TRUE(WaitUntil([&] { return interrupted.Log().find("received SIGINT") != std::string::npos; }, kWaitMs));
+  interrupted.Signal(SIGINT);
+  EXPECT_EQ(interrupted.Wait(), 0) << interrupted.Log();
+  EXPECT_EQ(Runs()[0].state, RunState::kQueued);
+
+  StartAgent(address, "finisher");
+  ASSERT_TRUE(WaitUntil([&] { return AllFinished(1); }, kWaitMs)) << Logs();
+  ExpectEveryRunSucceededOnce(400);
+  attempts = ReadOnlyStore()->ListAttempts(1);
+  ASSERT_TRUE(attempts.ok());
+  ASSERT_EQ(attempts->size(), 3u);
+  EXPECT_EQ((*attempts)[1].state, RunState::kCancelled);
+  EXPECT_EQ((*attempts)[2].agent, "finisher");
+  EXPECT_EQ(Rows(1, 1), kept);
+}
+
 // The artifacts directory fills up: the run fails with an error that says
 // so, and the coordinator keeps serving (the next submission is accepted).
 TEST_F(FaultInjectionTest, FullArtifactsDiskFailsTheRunClearlyAndTheCoordinatorGoesOn) {

@@ -248,6 +248,12 @@ TEST(CachingCpuAllocatorTest, ReusesLargeBlocksAndReleasesThemOnRequest) {
     torch::Tensor small = torch::empty({1000});  // below 1 MiB: not cached
     EXPECT_EQ(GetCpuMemoryStats().live_bytes, before.live_bytes + (2u << 20));
   }
+  EXPECT_EQ(GetCpuMemoryStats().cached_bytes, 2u << 20);
+  {
+    // A size not cached sends the cached blocks of other sizes back first.
+    torch::Tensor other = torch::empty({3 << 18});  // 3 MiB
+    EXPECT_EQ(GetCpuMemoryStats().cached_bytes, 0u);
+  }
   ReleaseCachedCpuMemory();
   EXPECT_EQ(GetCpuMemoryStats().cached_bytes, 0u);
   EXPECT_EQ(GetCpuMemoryStats().live_bytes, before.live_bytes);

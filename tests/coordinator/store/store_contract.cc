@@ -336,6 +336,48 @@ TEST_P(StoreContractTest, ExtendRunningLeasesGivesRunningRunsTime) {
   EXPECT_EQ(runs.size(), 3u);
 }
 
+// A hand-back re-queues the run at once, keeps the attempt's losses under a
+// CANCELLED attempt, is idempotent, and does not count against max_attempts
+// (which counts LOST attempts only).
+TEST_P(StoreContractTest, ReleasedRunIsQueuedAgainAndDoesNotUseAnAttempt) {
+  NewSweep sweep = MakeSweep("s");
+  sweep.max_attempts = 2;
+  ASSERT_OK_AND_ASSIGN(int64_t sweep_id, store_->CreateSweep(sweep, MakeRuns(1)));
+  ASSERT_OK_AND_ASSIGN(std::optional<Lease> first, store_->ClaimNextRun("agent-a", 0, 100));
+  ASSERT_TRUE(first.has_value());
+  const int64_t run = first->run.id;
+  ASSERT_THAT(store_->AppendMetrics(run, 1, {Metric(0, 10), Metric(1, 9)}), IsOk());
+  ASSERT_THAT(store_->ReleaseRun(run, 1, "handed back: draining", 50), IsOk());
+  ASSERT_THAT(store_->ReleaseRun(run, 1, "handed back: draining", 51), IsOk());  // a retried call
+  ASSERT_OK_AND_ASSIGN(RunRecord queued, store_->GetRun(run));
+  EXPECT_EQ(queued.state, RunState::kQueued);
+  ASSERT_OK_AND_ASSIGN(std::vector<AttemptRecord> attempts, store_->ListAttempts(run));
+  ASSERT_EQ(attempts.size(), 1u);
+  EXPECT_EQ(attempts[0].state, RunState::kCancelled);
+  EXPECT_EQ(attempts[0].error, "handed back: draining");
+  ASSERT_OK_AND_ASSIGN(std::vector<MetricRow> kept, store_->GetMetrics(run, 1));
+  EXPECT_EQ(kept.size(), 2u);
+
+  // Attempt 2 is lost: with max_attempts 2 and only one LOST attempt, the
+  // run is queued again rather than LOST for good.
+  ASSERT_OK_AND_ASSIGN(std::optional<Lease> second, store_->ClaimNextRun("agent-b", 60, 200));
+  ASSERT_TRUE(second.has_value());
+  EXPECT_EQ(second->attempt, 2);
+  EXPECT_THAT(store_->ReleaseRun(run, 1, "late", 70), IsOk());  // already handed back
+  ASSERT_THAT(store_->ExpireLeases(201), IsOk());
+  ASSERT_OK_AND_ASSIGN(RunRecord after_loss, store_->GetRun(run));
+  EXPECT_EQ(after_loss.state, RunState::kQueued);
+  ASSERT_OK_AND_ASSIGN(std::optional<Lease> third, store_->ClaimNextRun("agent-c", 300, 400));
+  ASSERT_TRUE(third.has_value());
+  ASSERT_THAT(store_->ExpireLeases(401), IsOk());
+  ASSERT_OK_AND_ASSIGN(RunRecord lost, store_->GetRun(run));
+  EXPECT_EQ(lost.state, RunState::kLost);  // the second LOST attempt used up max_attempts
+  EXPECT_THAT(store_->ReleaseRun(run, 3, "too late", 500),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("no longer held")));
+  ASSERT_OK_AND_ASSIGN(std::vector<RunRecord> runs, store_->ListRuns(sweep_id));
+  EXPECT_EQ(runs.size(), 1u);
+}
+
 TEST_P(StoreContractTest, FinishedRunTakesNoMoreWrites) {
   ASSERT_THAT(store_->CreateSweep(MakeSweep("s"), MakeRuns(1)), IsOk());
   ASSERT_OK_AND_ASSIGN(std::optional<Lease> lease, store_->ClaimNextRun("agent-a", 0, 100));
