@@ -50,6 +50,16 @@ int Fail(const absl::Status& status, int code = 1) {
   return code;
 }
 
+// A failed call to the coordinator: says when it cannot be reached; exit
+// status 2 for a request it refused as invalid.
+int FailCall(const grpc::Status& status, const ConnectionFlags& connection) {
+  if (status.error_code() == grpc::StatusCode::UNAVAILABLE) {
+    return Fail(absl::UnavailableError(absl::StrCat("cannot reach the coordinator at ", connection.coordinator, " (",
+                                                    status.error_message(), "); is stylesweep-coordinator running?")));
+  }
+  return Fail(FromGrpcStatus(status), status.error_code() == grpc::StatusCode::INVALID_ARGUMENT ? 2 : 1);
+}
+
 int Submit(const ConnectionFlags& connection, const std::string& file, bool dry_run, bool allow_duplicate) {
   auto submission = PrepareSubmission(file, CheckWeightsFile);
   if (!submission.ok()) return Fail(submission.status(), 2);
@@ -73,11 +83,7 @@ int Submit(const ConnectionFlags& connection, const std::string& file, bool dry_
   PrepareContext(context, *security, 60000);
   v1::SubmitSweepResponse response;
   grpc::Status status = stub->SubmitSweep(&context, request, &response);
-  if (status.error_code() == grpc::StatusCode::UNAVAILABLE) {
-    return Fail(absl::UnavailableError(absl::StrCat("cannot reach the coordinator at ", connection.coordinator, " (",
-                                                    status.error_message(), "); is stylesweep-coordinator running?")));
-  }
-  if (!status.ok()) return Fail(FromGrpcStatus(status), status.error_code() == grpc::StatusCode::INVALID_ARGUMENT ? 2 : 1);
+  if (!status.ok()) return FailCall(status, connection);
 
   SweepView view;
   view.sweep = FromProto(response.sweep());
@@ -109,6 +115,45 @@ int Submit(const ConnectionFlags& connection, const std::string& file, bool dry_
   }
   std::printf("follow it with: stylesweep status %lld --coordinator %s\n", static_cast<long long>(view.sweep.id),
               connection.coordinator.c_str());
+  return 0;
+}
+
+// cancel | pause | resume | retry --failed, through the coordinator (the
+// only writer of the database).
+int Control(const ConnectionFlags& connection, const std::string& sweep, v1::ControlSweepRequest::Action action) {
+  auto security = connection.Security();
+  if (!security.ok()) return Fail(security.status(), 2);
+  auto channel = MakeChannel(connection.coordinator, *security);
+  if (!channel.ok()) return Fail(channel.status());
+  auto stub = v1::Coordinator::NewStub(*channel);
+  v1::ControlSweepRequest request;
+  request.set_sweep(sweep);
+  request.set_action(action);
+  grpc::ClientContext context;
+  PrepareContext(context, *security, 30000);
+  v1::ControlSweepResponse response;
+  grpc::Status status = stub->ControlSweep(&context, request, &response);
+  if (!status.ok()) return FailCall(status, connection);
+  const v1::SweepSummary& s = response.sweep();
+  const char* name = s.name().c_str();
+  const long long id = static_cast<long long>(s.id());
+  switch (action) {
+    case v1::ControlSweepRequest::CANCEL:
+      std::printf("sweep %lld '%s': %d run%s cancelled\n", id, name, response.runs(), response.runs() == 1 ? "" : "s");
+      break;
+    case v1::ControlSweepRequest::PAUSE:
+      std::printf("sweep %lld '%s' paused: queued runs wait (runs in progress finish); resume with: stylesweep resume "
+                  "%lld\n",
+                  id, name, id);
+      break;
+    case v1::ControlSweepRequest::RESUME:
+      std::printf("sweep %lld '%s' resumed\n", id, name);
+      break;
+    default:
+      std::printf("sweep %lld '%s': %d failed or lost run%s queued again\n", id, name, response.runs(),
+                  response.runs() == 1 ? "" : "s");
+      break;
+  }
   return 0;
 }
 
@@ -235,6 +280,24 @@ int main(int argc, char** argv) {
   status->add_option("--db", db, "read this SQLite file instead of asking the coordinator");
   connection.Add(status);
 
+  std::string control_sweep;
+  bool retry_failed = false;
+  auto add_control = [&](const char* name, const char* help) {
+    auto* command = app.add_subcommand(name, help);
+    command->add_option("SWEEP", control_sweep, "the sweep's id or name")->required();
+    connection.Add(command);
+    return command;
+  };
+  auto* cancel = add_control("cancel", "End every queued and running run of a sweep as CANCELLED (running ones stop "
+                                       "at their next report; what they ran is kept).\n"
+                                       "Example: stylesweep cancel my-sweep");
+  auto* pause = add_control("pause", "Lease no more of a sweep's queued runs until it is resumed; runs in progress "
+                                     "finish.\nExample: stylesweep pause my-sweep");
+  auto* resume = add_control("resume", "Lease a paused sweep's queued runs again.\nExample: stylesweep resume my-sweep");
+  auto* retry = add_control("retry", "Queue a sweep's FAILED and LOST runs again (each gets one more attempt).\n"
+                                     "Example: stylesweep retry my-sweep --failed");
+  retry->add_flag("--failed", retry_failed, "queue the FAILED and LOST runs again")->required();
+
   ReportOptions report_options;
   std::string report_out;
   auto* report = app.add_subcommand(
@@ -302,6 +365,10 @@ int main(int argc, char** argv) {
 
   if (submit->parsed()) return Submit(connection, sweep_file, dry_run, allow_duplicate);
   if (status->parsed()) return Show(connection, db, sweep);
+  if (cancel->parsed()) return Control(connection, control_sweep, v1::ControlSweepRequest::CANCEL);
+  if (pause->parsed()) return Control(connection, control_sweep, v1::ControlSweepRequest::PAUSE);
+  if (resume->parsed()) return Control(connection, control_sweep, v1::ControlSweepRequest::RESUME);
+  if (retry->parsed()) return Control(connection, control_sweep, v1::ControlSweepRequest::RETRY_FAILED);
   if (report->parsed()) return Report(connection, db, sweep, report_options, report_out);
   if (local->parsed()) return RunLocal(local_options);
   if (stylize->parsed()) return RunStylize(stylize_options);

@@ -362,7 +362,8 @@ std::string RenderSweepList(const std::vector<SweepView>& sweeps) {
   if (sweeps.empty()) return "no sweeps yet: submit one with `stylesweep submit SWEEP.yaml`\n";
   std::vector<std::vector<std::string>> rows = {{"id", "name", "method", "source", "runs"}};
   for (const SweepView& v : sweeps) {
-    rows.push_back({absl::StrCat(v.sweep.id), v.sweep.name, v.sweep.method, v.sweep.source, CountsLine(v.counts)});
+    rows.push_back({absl::StrCat(v.sweep.id), v.sweep.name, v.sweep.method, v.sweep.source,
+                    absl::StrCat(CountsLine(v.counts), v.sweep.paused ? " (paused)" : "")});
   }
   return Columns(rows);
 }

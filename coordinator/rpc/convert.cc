@@ -34,6 +34,7 @@ void ToProto(const SweepRecord& sweep, const std::vector<RunRecord>& runs, v1::S
   out->set_steps_run(compute.steps_run);
   out->set_steps_saved(compute.steps_saved);
   out->set_run_cap(sweep.run_cap);
+  out->set_paused(sweep.paused);
   out->set_draws(sweep.draws);
   auto& counts = *out->mutable_runs_by_state();
   for (const RunRecord& run : runs) ++counts[std::string(RunStateName(run.state))];
@@ -79,6 +80,7 @@ SweepRecord FromProto(const v1::SweepSummary& sweep) {
   s.created_ms = sweep.created_ms();
   s.spec_json = sweep.spec_json();
   s.run_cap = sweep.run_cap();
+  s.paused = sweep.paused();
   s.draws = sweep.draws();
   return s;
 }

@@ -52,6 +52,36 @@ grpc::Status CoordinatorService::GetSweep(grpc::ServerContext* context, const v1
   return grpc::Status::OK;
 }
 
+grpc::Status CoordinatorService::ControlSweep(grpc::ServerContext* context, const v1::ControlSweepRequest* request,
+                                              v1::ControlSweepResponse* response) {
+  STYLESWEEP_CHECK_TOKEN(context);
+  SweepAction action;
+  switch (request->action()) {
+    case v1::ControlSweepRequest::CANCEL:
+      action = SweepAction::kCancel;
+      break;
+    case v1::ControlSweepRequest::PAUSE:
+      action = SweepAction::kPause;
+      break;
+    case v1::ControlSweepRequest::RESUME:
+      action = SweepAction::kResume;
+      break;
+    case v1::ControlSweepRequest::RETRY_FAILED:
+      action = SweepAction::kRetryFailed;
+      break;
+    default:
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "no action: cancel, pause, resume or retry");
+  }
+  auto result = scheduler_.Control(request->sweep(), action);
+  if (!result.ok()) return ToGrpcStatus(result.status());
+  auto runs = store_.ListRuns(result->sweep.id);
+  if (!runs.ok()) return ToGrpcStatus(runs.status());
+  ToProto(result->sweep, *runs, response->mutable_sweep());
+  response->set_runs(result->runs);
+  response->set_paused(result->sweep.paused);
+  return grpc::Status::OK;
+}
+
 grpc::Status CoordinatorService::RegisterAgent(grpc::ServerContext* context,
                                                const v1::RegisterAgentRequest* request,
                                                v1::RegisterAgentResponse* response) {

@@ -223,7 +223,7 @@ absl::Status Scheduler::ProposeRuns() {
   auto sweeps = store_.ListSweeps();
   if (!sweeps.ok()) return sweeps.status();
   for (const SweepRecord& sweep : *sweeps) {
-    if (sweep.method != "bayes" || sweep.draws >= sweep.run_cap) continue;
+    if (sweep.method != "bayes" || sweep.draws >= sweep.run_cap || sweep.paused) continue;
     auto proposed = ProposeRun(sweep);
     if (!proposed.ok()) {
       // One broken sweep must not stop agents from getting other work.
@@ -374,6 +374,37 @@ absl::StatusOr<std::string> Scheduler::UploadSnapshot(int64_t run_id, int attemp
   SnapshotRecord record{run_id, attempt, step, *path, final};
   if (absl::Status s = store_.AddSnapshot(record); !s.ok()) return s;
   return *path;
+}
+
+absl::StatusOr<SweepControlResult> Scheduler::Control(const std::string& name, SweepAction action) {
+  auto sweep = store_.FindSweep(name);
+  if (!sweep.ok()) return sweep.status();
+  SweepControlResult result;
+  switch (action) {
+    case SweepAction::kCancel: {
+      auto cancelled = store_.CancelSweep(sweep->id, "sweep cancelled", clock_.NowMillis());
+      if (!cancelled.ok()) return cancelled.status();
+      result.runs = *cancelled;
+      break;
+    }
+    case SweepAction::kPause:
+    case SweepAction::kResume:
+      if (absl::Status s = store_.SetSweepPaused(sweep->id, action == SweepAction::kPause); !s.ok()) return s;
+      break;
+    case SweepAction::kRetryFailed: {
+      auto requeued = store_.RequeueRuns(sweep->id, {RunState::kFailed, RunState::kLost});
+      if (!requeued.ok()) return requeued.status();
+      result.runs = *requeued;
+      break;
+    }
+  }
+  auto after = store_.GetSweep(sweep->id);
+  if (!after.ok()) return after.status();
+  result.sweep = *std::move(after);
+  static constexpr const char* kVerbs[] = {"cancelled", "paused", "resumed", "retried"};
+  spdlog::info("sweep {} '{}' {} ({} runs)", result.sweep.id, result.sweep.name, kVerbs[static_cast<int>(action)],
+               result.runs);
+  return result;
 }
 
 absl::Status Scheduler::Release(const std::string& agent, int64_t run_id, int attempt, const std::string& reason) {

@@ -37,6 +37,14 @@ struct SubmitOptions {
   std::map<std::string, std::string> weights_paths;
 };
 
+// What `stylesweep cancel | pause | resume | retry --failed` ask for.
+enum class SweepAction { kCancel, kPause, kResume, kRetryFailed };
+
+struct SweepControlResult {
+  SweepRecord sweep;  // after the change
+  int runs = 0;       // runs cancelled or queued again
+};
+
 struct SubmitResult {
   SweepRecord sweep;              // id 0 for a dry run
   std::vector<RunRecord> runs;
@@ -101,6 +109,10 @@ class Scheduler {
   // keeps its losses; without a final snapshot, its latest snapshot becomes
   // the final one.
   absl::Status Complete(int64_t run_id, int attempt, RunState state, const std::string& error);
+  // Cancels, pauses, resumes a sweep (by id or name), or queues its FAILED
+  // and LOST runs again. Idempotent: repeating an action changes nothing.
+  absl::StatusOr<SweepControlResult> Control(const std::string& sweep, SweepAction action);
+
   // The agent stops before the run ends: queue it again now (Store::ReleaseRun).
   absl::Status Release(const std::string& agent, int64_t run_id, int attempt, const std::string& reason);
 

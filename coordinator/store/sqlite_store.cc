@@ -32,7 +32,7 @@ absl::StatusOr<RunState> StateColumn(const Statement& row, int column, const std
 
 constexpr char kSweepColumns[] =
     "id, name, method, source, yaml, spec_json, max_attempts, created_ms, content_hash, search_seed, draws, "
-    "run_cap, max_concurrent";
+    "run_cap, max_concurrent, paused";
 
 SweepRecord SweepFromRow(const Statement& row) {
   SweepRecord sweep;
@@ -49,6 +49,7 @@ SweepRecord SweepFromRow(const Statement& row) {
   sweep.draws = row.ColumnInt(10);
   sweep.run_cap = row.ColumnInt(11);
   sweep.max_concurrent = row.ColumnInt(12);
+  sweep.paused = row.ColumnInt(13) != 0;
   return sweep;
 }
 
@@ -525,7 +526,7 @@ absl::StatusOr<std::optional<Lease>> SqliteStore::ClaimNextRun(const std::string
 
   // The first entry of the runs_by_state index.
   absl::StatusOr<Statement> oldest = db_.Prepare(
-      "SELECT r.id FROM runs r JOIN sweeps s ON s.id = r.sweep_id WHERE r.state = 'QUEUED' AND "
+      "SELECT r.id FROM runs r JOIN sweeps s ON s.id = r.sweep_id WHERE r.state = 'QUEUED' AND s.paused = 0 AND "
       "(s.max_concurrent = 0 OR (SELECT count(*) FROM runs b WHERE b.sweep_id = r.sweep_id AND "
       "b.state = 'RUNNING') < s.max_concurrent) ORDER BY r.sweep_id, r.idx LIMIT 1",
       absl::StrCat(purpose, ": find"));
@@ -755,6 +756,81 @@ absl::Status SqliteStore::ReleaseRun(int64_t run_id, int attempt, const std::str
   requeue->Bind(2, reason);
   if (absl::Status s = requeue->Run(); !s.ok()) return s;
   return txn->Commit();
+}
+
+absl::Status SqliteStore::SetSweepPaused(int64_t sweep_id, bool paused) {
+  absl::MutexLock lock(&mu_);
+  const std::string purpose = absl::StrCat(paused ? "pause" : "resume", " sweep ", sweep_id);
+  absl::StatusOr<Transaction> txn = BeginWrite(purpose);
+  if (!txn.ok()) return txn.status();
+  if (absl::Status s = ReadSweep(sweep_id).status(); !s.ok()) return s;
+  absl::StatusOr<Statement> update = db_.Prepare("UPDATE sweeps SET paused = ?2 WHERE id = ?1", purpose);
+  if (!update.ok()) return update.status();
+  update->Bind(1, sweep_id);
+  update->Bind(2, static_cast<int64_t>(paused ? 1 : 0));
+  if (absl::Status s = update->Run(); !s.ok()) return s;
+  return txn->Commit();
+}
+
+absl::StatusOr<int> SqliteStore::CancelSweep(int64_t sweep_id, const std::string& reason, int64_t now_ms) {
+  absl::MutexLock lock(&mu_);
+  const std::string purpose = absl::StrCat("cancel sweep ", sweep_id);
+  absl::StatusOr<Transaction> txn = BeginWrite(purpose);
+  if (!txn.ok()) return txn.status();
+  if (absl::Status s = ReadSweep(sweep_id).status(); !s.ok()) return s;
+  absl::StatusOr<Statement> end_attempts = db_.Prepare(
+      "UPDATE attempts SET state = 'CANCELLED', finished_ms = ?2, error = ?3 WHERE state = 'RUNNING' AND run_id IN "
+      "(SELECT id FROM runs WHERE sweep_id = ?1 AND state = 'RUNNING')",
+      absl::StrCat(purpose, ": end attempts"));
+  if (!end_attempts.ok()) return end_attempts.status();
+  end_attempts->Bind(1, sweep_id);
+  end_attempts->Bind(2, now_ms);
+  end_attempts->Bind(3, reason);
+  if (absl::Status s = end_attempts->Run(); !s.ok()) return s;
+  absl::StatusOr<Statement> end_runs = db_.Prepare(
+      "UPDATE runs SET state = 'CANCELLED', finished_ms = ?2, error = ?3, lease_expires_ms = 0 "
+      "WHERE sweep_id = ?1 AND state IN ('QUEUED', 'RUNNING')",
+      absl::StrCat(purpose, ": end runs"));
+  if (!end_runs.ok()) return end_runs.status();
+  end_runs->Bind(1, sweep_id);
+  end_runs->Bind(2, now_ms);
+  end_runs->Bind(3, reason);
+  if (absl::Status s = end_runs->Run(); !s.ok()) return s;
+  const int cancelled = db_.Changes();
+  // A bayes sweep proposes no more runs.
+  absl::StatusOr<Statement> close =
+      db_.Prepare("UPDATE sweeps SET run_cap = draws WHERE id = ?1 AND run_cap > draws", absl::StrCat(purpose, ": close"));
+  if (!close.ok()) return close.status();
+  close->Bind(1, sweep_id);
+  if (absl::Status s = close->Run(); !s.ok()) return s;
+  if (absl::Status s = txn->Commit(); !s.ok()) return s;
+  return cancelled;
+}
+
+absl::StatusOr<int> SqliteStore::RequeueRuns(int64_t sweep_id, const std::vector<RunState>& states) {
+  absl::MutexLock lock(&mu_);
+  const std::string purpose = absl::StrCat("queue runs of sweep ", sweep_id, " again");
+  absl::StatusOr<Transaction> txn = BeginWrite(purpose);
+  if (!txn.ok()) return txn.status();
+  if (absl::Status s = ReadSweep(sweep_id).status(); !s.ok()) return s;
+  int requeued = 0;
+  for (RunState state : states) {
+    if (state != RunState::kFailed && state != RunState::kLost && state != RunState::kCancelled) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("only FAILED, LOST or CANCELLED runs can be queued again, not ", StateName(state)));
+    }
+    absl::StatusOr<Statement> requeue = db_.Prepare(
+        "UPDATE runs SET state = 'QUEUED', agent = '', finished_ms = 0, lease_expires_ms = 0, prune_requested = 0 "
+        "WHERE sweep_id = ?1 AND state = ?2",
+        purpose);
+    if (!requeue.ok()) return requeue.status();
+    requeue->Bind(1, sweep_id);
+    requeue->Bind(2, RunStateName(state));
+    if (absl::Status s = requeue->Run(); !s.ok()) return s;
+    requeued += db_.Changes();
+  }
+  if (absl::Status s = txn->Commit(); !s.ok()) return s;
+  return requeued;
 }
 
 absl::StatusOr<std::vector<RunRecord>> SqliteStore::ExpireLeases(int64_t now_ms) {

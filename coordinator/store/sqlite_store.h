@@ -59,6 +59,9 @@ class SqliteStore final : public Store {
   absl::Status RenewLease(int64_t run_id, int attempt, int64_t lease_expires_ms) override;
   absl::StatusOr<int> ExtendRunningLeases(int64_t lease_expires_ms) override;
   absl::Status ReleaseRun(int64_t run_id, int attempt, const std::string& reason, int64_t now_ms) override;
+  absl::Status SetSweepPaused(int64_t sweep_id, bool paused) override;
+  absl::StatusOr<int> CancelSweep(int64_t sweep_id, const std::string& reason, int64_t now_ms) override;
+  absl::StatusOr<int> RequeueRuns(int64_t sweep_id, const std::vector<RunState>& states) override;
   absl::Status AppendMetrics(int64_t run_id, int attempt, const std::vector<MetricRow>& rows) override;
   absl::Status AddSnapshot(const SnapshotRecord& snapshot) override;
   absl::Status FinishRun(int64_t run_id, int attempt, RunState state, const std::string& error,

@@ -61,6 +61,7 @@ struct SweepRecord {
   int draws = 0;
   int run_cap = 0;
   int max_concurrent = 0;
+  bool paused = false;  // queued runs wait until resumed
 };
 
 struct RunRecord {
@@ -210,6 +211,18 @@ class Store {
   // count against max_attempts. Repeating the call is OK; FailedPrecondition
   // if the attempt is no longer held.
   virtual absl::Status ReleaseRun(int64_t run_id, int attempt, const std::string& reason, int64_t now_ms) = 0;
+
+  // Sweep control, each idempotent; NotFound for an unknown sweep.
+  // Pause keeps queued runs from being claimed (runs in progress go on).
+  virtual absl::Status SetSweepPaused(int64_t sweep_id, bool paused) = 0;
+  // Ends every QUEUED or RUNNING run of the sweep as CANCELLED (a RUNNING
+  // attempt too, keeping its losses; its agent is told to stop at its next
+  // report), and stops a bayes sweep from proposing more. Returns how many
+  // runs it ended.
+  virtual absl::StatusOr<int> CancelSweep(int64_t sweep_id, const std::string& reason, int64_t now_ms) = 0;
+  // Queues the sweep's runs in `states` (FAILED, LOST, CANCELLED) again, each
+  // with one more attempt. Returns how many.
+  virtual absl::StatusOr<int> RequeueRuns(int64_t sweep_id, const std::vector<RunState>& states) = 0;
 
   // Marks every RUNNING run whose lease expired before `now_ms` as a LOST
   // attempt and re-queues it, or leaves it LOST when it has lost the sweep's

@@ -137,6 +137,48 @@ TEST_F(EndToEndTest, CoordinatorAgentAndCliRunASweep) {
   EXPECT_EQ(coordinator_->Wait(), 0) << coordinator_->Log();
 }
 
+// cancel, pause, resume and retry through the CLI and the coordinator, each
+// idempotent.
+TEST_F(EndToEndTest, SweepControlCommands) {
+  const std::string address = StartCoordinator();
+  ASSERT_FALSE(address.empty());
+  const fs::path sweep = dir_ / "control.yaml";
+  {
+    std::ofstream out(sweep);
+    out << "name: control\n"
+        << "content: " << (images_ / "cat.png").string() << "\n"
+        << "style: " << (images_ / "starry_night.jpg").string() << "\n"
+        << "image_size: 32\nsteps: 3\n"
+        << "parameters:\n  style_weight: {values: [0.01, 1.0]}\n";
+  }
+  std::string output;
+  ASSERT_EQ(RunCommand({bin_ + "/stylesweep", "submit", sweep.string(), "--coordinator", address}, &output), 0)
+      << output;
+  auto control = [&](std::vector<std::string> args) {
+    args.insert(args.begin(), bin_ + "/stylesweep");
+    args.push_back("--coordinator");
+    args.push_back(address);
+    std::string out;
+    EXPECT_EQ(RunCommand(args, &out), 0) << out;
+    return out;
+  };
+  EXPECT_THAT(control({"pause", "control"}), HasSubstr("sweep 1 'control' paused"));
+  EXPECT_THAT(control({"pause", "1"}), HasSubstr("paused"));
+  std::string listing;
+  ASSERT_EQ(RunCommand({bin_ + "/stylesweep", "status", "--coordinator", address}, &listing), 0) << listing;
+  EXPECT_THAT(listing, HasSubstr("(paused)"));
+  EXPECT_THAT(control({"resume", "control"}), HasSubstr("sweep 1 'control' resumed"));
+  EXPECT_THAT(control({"retry", "control", "--failed"}), HasSubstr("0 failed or lost runs queued again"));
+  EXPECT_THAT(control({"cancel", "control"}), HasSubstr("2 runs cancelled"));
+  EXPECT_THAT(control({"cancel", "control"}), HasSubstr("0 runs cancelled"));
+  ASSERT_EQ(RunCommand({bin_ + "/stylesweep", "status", "control", "--coordinator", address}, &output), 0) << output;
+  EXPECT_THAT(output, HasSubstr("2 CANCELLED"));
+  EXPECT_NE(RunCommand({bin_ + "/stylesweep", "cancel", "no-such-sweep", "--coordinator", address}, &output), 0);
+  EXPECT_THAT(output, HasSubstr("no-such-sweep"));
+  coordinator_->Signal(SIGTERM);
+  EXPECT_EQ(coordinator_->Wait(), 0) << coordinator_->Log();
+}
+
 TEST_F(EndToEndTest, BadSweepIsRefusedWithFileKeyAndLineAndStoresNothing) {
   const std::string address = StartCoordinator();
   const fs::path sweep = dir_ / "bad.yaml";

@@ -378,6 +378,53 @@ TEST_P(StoreContractTest, ReleasedRunIsQueuedAgainAndDoesNotUseAnAttempt) {
   EXPECT_EQ(runs.size(), 1u);
 }
 
+// Pause keeps queued runs from being claimed; cancel ends queued and running
+// runs (a running attempt too, whose holder is then refused); retry queues
+// failed and lost runs again. Each is idempotent.
+TEST_P(StoreContractTest, SweepControlPausesCancelsAndRequeues) {
+  ASSERT_OK_AND_ASSIGN(int64_t paused, store_->CreateSweep(MakeSweep("paused"), MakeRuns(2)));
+  ASSERT_THAT(store_->SetSweepPaused(paused, true), IsOk());
+  ASSERT_THAT(store_->SetSweepPaused(paused, true), IsOk());
+  ASSERT_OK_AND_ASSIGN(SweepRecord sweep, store_->GetSweep(paused));
+  EXPECT_TRUE(sweep.paused);
+  ASSERT_OK_AND_ASSIGN(std::optional<Lease> none, store_->ClaimNextRun("agent-a", 0, 100));
+  EXPECT_FALSE(none.has_value());
+  ASSERT_THAT(store_->SetSweepPaused(paused, false), IsOk());
+  ASSERT_OK_AND_ASSIGN(std::optional<Lease> running, store_->ClaimNextRun("agent-a", 0, 100));
+  ASSERT_TRUE(running.has_value());
+  ASSERT_THAT(store_->AppendMetrics(running->run.id, 1, {Metric(0, 5)}), IsOk());
+
+  ASSERT_OK_AND_ASSIGN(int cancelled, store_->CancelSweep(paused, "sweep cancelled", 50));
+  EXPECT_EQ(cancelled, 2);
+  ASSERT_OK_AND_ASSIGN(cancelled, store_->CancelSweep(paused, "sweep cancelled", 60));
+  EXPECT_EQ(cancelled, 0);
+  ASSERT_OK_AND_ASSIGN(std::vector<RunRecord> runs, store_->ListRuns(paused));
+  for (const RunRecord& run : runs) EXPECT_EQ(run.state, RunState::kCancelled);
+  ASSERT_OK_AND_ASSIGN(std::vector<AttemptRecord> attempts, store_->ListAttempts(running->run.id));
+  ASSERT_EQ(attempts.size(), 1u);
+  EXPECT_EQ(attempts[0].state, RunState::kCancelled);
+  EXPECT_THAT(store_->RenewLease(running->run.id, 1, 200), StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("CANCELLED")));
+  ASSERT_OK_AND_ASSIGN(std::vector<MetricRow> kept, store_->GetMetrics(running->run.id, 1));
+  EXPECT_EQ(kept.size(), 1u);
+
+  ASSERT_OK_AND_ASSIGN(int64_t failing, store_->CreateSweep(MakeSweep("failing"), MakeRuns(2)));
+  ASSERT_OK_AND_ASSIGN(std::optional<Lease> first, store_->ClaimNextRun("agent-a", 100, 200));
+  ASSERT_TRUE(first.has_value());
+  ASSERT_THAT(store_->FinishRun(first->run.id, 1, RunState::kFailed, "bad image", 150), IsOk());
+  ASSERT_OK_AND_ASSIGN(int requeued, store_->RequeueRuns(failing, {RunState::kFailed, RunState::kLost}));
+  EXPECT_EQ(requeued, 1);
+  ASSERT_OK_AND_ASSIGN(requeued, store_->RequeueRuns(failing, {RunState::kFailed, RunState::kLost}));
+  EXPECT_EQ(requeued, 0);
+  ASSERT_OK_AND_ASSIGN(RunRecord again, store_->GetRun(first->run.id));
+  EXPECT_EQ(again.state, RunState::kQueued);
+  ASSERT_OK_AND_ASSIGN(std::optional<Lease> second, store_->ClaimNextRun("agent-b", 300, 400));
+  ASSERT_TRUE(second.has_value());
+  EXPECT_EQ(second->run.id, first->run.id);
+  EXPECT_EQ(second->attempt, 2);
+  EXPECT_THAT(store_->RequeueRuns(failing, {RunState::kSucceeded}), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("SUCCEEDED")));
+  EXPECT_THAT(store_->CancelSweep(999, "x", 0), StatusIs(absl::StatusCode::kNotFound, HasSubstr("999")));
+}
+
 TEST_P(StoreContractTest, FinishedRunTakesNoMoreWrites) {
   ASSERT_THAT(store_->CreateSweep(MakeSweep("s"), MakeRuns(1)), IsOk());
   ASSERT_OK_AND_ASSIGN(std::optional<Lease> lease, store_->ClaimNextRun("agent-a", 0, 100));
