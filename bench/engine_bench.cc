@@ -31,6 +31,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "agent/engine/cpu_memory.h"
 #include "agent/engine/engine.h"
 #include "agent/engine/style_transfer.h"
@@ -228,6 +229,7 @@ int Main(int argc, char** argv) {
                 ConvPeakGflops(torch::kFloat), ConvPeakGflops(torch::kBFloat16));
     std::printf("%-6s %-9s %10s %10s %10s %9s %9s %10s %10s %9s %9s\n", "size", "image", "fp32 s", "bf16 s",
                 "python s", "fp32/py", "bf16/py", "fp32 GF/s", "bf16 GF/s", "fp32 MB", "py MB");
+    std::vector<std::string> cache_lines;
     for (int size : {128, 256, 512}) {
       const int steps = quick ? 3 : (size == 512 ? 4 : 8);
       // Rounds of all three, interleaved, and the median step of each side:
@@ -247,6 +249,14 @@ int Main(int argc, char** argv) {
         bf16_steps.insert(bf16_steps.end(), bf16.step_seconds_each.begin(), bf16.step_seconds_each.end());
         peer_steps.insert(peer_steps.end(), peer.step_seconds_each.begin(), peer.step_seconds_each.end());
       }
+      // How the block cache fared in one more fp32 run: fresh allocations
+      // are what steps pay page faults for.
+      const CpuMemoryStats cache_before = GetCpuMemoryStats();
+      RunEngine(net, BenchParams(size, steps, "fp32"));
+      const CpuMemoryStats cache_after = GetCpuMemoryStats();
+      cache_lines.push_back(absl::StrCat(size, " px: ", cache_after.fresh - cache_before.fresh, " fresh and ",
+                                         cache_after.reuses - cache_before.reuses, " reused large blocks over ",
+                                         steps, " steps"));
       const double fp32_s = Median(fp32_steps), bf16_s = Median(bf16_steps), peer_s = Median(peer_steps);
       const double flops = StepFlops(fp32.width, fp32.height);
       std::printf("%-6d %4dx%-4d %10.4f %10.4f %10.4f %9.2f %9.2f %10.1f %10.1f %9.0f %9.0f\n", size, fp32.width,
@@ -254,7 +264,9 @@ int Main(int argc, char** argv) {
                   flops / bf16_s / 1e9, fp32_rss, peer_rss);
       std::fflush(stdout);
     }
-    std::printf("(fp32 MB, py MB: peak resident memory of an fp32 run, engine and Python process)\n\n");
+    std::printf("(fp32 MB, py MB: peak resident memory of an fp32 run, engine and Python process)\n");
+    for (const std::string& line : cache_lines) std::printf("block cache, %s\n", line.c_str());
+    std::printf("\n");
   }
 
   const int long_steps = loss_steps;

@@ -15,7 +15,7 @@ namespace stylesweep {
 //
 // InstallCachingCpuAllocator() makes LibTorch's CPU tensors of 1 MiB and
 // more come from a cache of freed blocks of the same size, so from the
-// second step on a step allocates nothing. Smaller tensors use LibTorch's
+// second step on a step allocates (almost) nothing. Smaller tensors use LibTorch's
 // default allocator. Process-wide and idempotent; call before creating
 // tensors that should use it (earlier tensors are unaffected and safe).
 void InstallCachingCpuAllocator();

@@ -250,9 +250,10 @@ TEST(CachingCpuAllocatorTest, ReusesLargeBlocksAndReleasesThemOnRequest) {
   }
   EXPECT_EQ(GetCpuMemoryStats().cached_bytes, 2u << 20);
   {
-    // A size not cached sends the cached blocks of other sizes back first.
+    // Another size is a fresh block; the cached one stays for its size.
     torch::Tensor other = torch::empty({3 << 18});  // 3 MiB
-    EXPECT_EQ(GetCpuMemoryStats().cached_bytes, 0u);
+    EXPECT_EQ(GetCpuMemoryStats().cached_bytes, 2u << 20);
+    EXPECT_EQ(GetCpuMemoryStats().fresh, before.fresh + 2);
   }
   ReleaseCachedCpuMemory();
   EXPECT_EQ(GetCpuMemoryStats().cached_bytes, 0u);
