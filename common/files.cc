@@ -92,4 +92,13 @@ absl::Status WriteFileAtomically(const std::string& path, const std::string& dat
   return absl::OkStatus();
 }
 
+std::string FileIdentity(const std::string& path) {
+  std::error_code ec;
+  const auto size = std::filesystem::file_size(path, ec);
+  if (ec) return "";
+  const auto mtime = std::filesystem::last_write_time(path, ec);
+  if (ec) return "";
+  return absl::StrCat(path, ":", size, ":", mtime.time_since_epoch().count());
+}
+
 }  // namespace stylesweep

@@ -17,6 +17,11 @@ absl::StatusOr<std::string> ReadFileToString(const std::string& path);
 // read-only) nothing is left behind and the error names the path and cause.
 absl::Status WriteFileAtomically(const std::string& path, const std::string& data);
 
+// "path:size:mtime": changes whenever the file is replaced or rewritten, so
+// it keys caches of what was computed from the file. Empty when the file
+// cannot be examined.
+std::string FileIdentity(const std::string& path);
+
 }  // namespace stylesweep
 
 #endif  // STYLESWEEP_COMMON_FILES_H_

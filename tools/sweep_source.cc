@@ -39,17 +39,26 @@ absl::StatusOr<v1::GetSweepResponse> AskCoordinator(const SourceOptions& source,
 
 }  // namespace
 
+namespace {
+
+// A sweep (by id or name) and its runs, read from a database.
+absl::StatusOr<SweepView> ViewFromStore(Store& store, const std::string& sweep) {
+  auto record = store.FindSweep(sweep);
+  if (!record.ok()) return record.status();
+  auto runs = store.ListRuns(record->id);
+  if (!runs.ok()) return runs.status();
+  SweepView view{std::move(*record), std::move(*runs), {}};
+  view.counts = CountByState(view.runs);
+  return view;
+}
+
+}  // namespace
+
 absl::StatusOr<SweepView> LoadSweepView(const SourceOptions& source, const std::string& sweep) {
   if (!source.db.empty()) {
     auto store = OpenReadOnly(source.db);
     if (!store.ok()) return store.status();
-    auto record = (*store)->FindSweep(sweep);
-    if (!record.ok()) return record.status();
-    auto runs = (*store)->ListRuns(record->id);
-    if (!runs.ok()) return runs.status();
-    SweepView view{std::move(*record), std::move(*runs), {}};
-    view.counts = CountByState(view.runs);
-    return view;
+    return ViewFromStore(**store, sweep);
   }
   auto response = AskCoordinator(source, sweep);
   if (!response.ok()) return response.status();
@@ -69,13 +78,10 @@ absl::StatusOr<HtmlReportData> LoadHtmlReportData(const SourceOptions& source, c
   }
   auto store = OpenReadOnly(source.db);
   if (!store.ok()) return store.status();
-  auto record = (*store)->FindSweep(sweep);
-  if (!record.ok()) return record.status();
-  auto runs = (*store)->ListRuns(record->id);
-  if (!runs.ok()) return runs.status();
+  auto view = ViewFromStore(**store, sweep);
+  if (!view.ok()) return view.status();
   HtmlReportData data;
-  data.view = SweepView{std::move(*record), std::move(*runs), {}};
-  data.view.counts = CountByState(data.view.runs);
+  data.view = *std::move(view);
   for (const RunRecord& run : data.view.runs) {
     if (run.attempt == 0) continue;
     auto metrics = (*store)->GetMetrics(run.id, 0);

@@ -21,6 +21,7 @@
 #include "agent/engine/cpu_memory.h"
 #include "agent/engine/image_io.h"
 #include "agent/engine/losses.h"
+#include "common/files.h"
 #include "common/layers.h"
 
 namespace stylesweep {
@@ -314,12 +315,9 @@ std::string StyleTargetKey(const RunParams& params, const StyleTransferOptions& 
   for (const std::string& layer : params.style_layers) absl::StrAppend(&key, "|", layer);
   for (double w : params.style_blend_weights) absl::StrAppend(&key, "|w", w);
   for (const std::string& path : params.style) {
-    std::error_code ec;
-    const auto size = std::filesystem::file_size(path, ec);
-    if (ec) return "";
-    const auto mtime = std::filesystem::last_write_time(path, ec);
-    if (ec) return "";
-    absl::StrAppend(&key, "|", path, ":", size, ":", mtime.time_since_epoch().count());
+    const std::string identity = FileIdentity(path);
+    if (identity.empty()) return "";
+    absl::StrAppend(&key, "|", identity);
   }
   return key;
 }

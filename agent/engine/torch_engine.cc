@@ -9,10 +9,7 @@
 #include <torch/types.h>
 #include <torch/utils.h>
 
-#include <unistd.h>
-
 #include <algorithm>
-#include <filesystem>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -25,6 +22,7 @@
 #include "agent/engine/style_transfer.h"
 #include "agent/engine/vgg19.h"
 #include "agent/engine/weights.h"
+#include "common/files.h"
 #include "common/layers.h"
 
 namespace stylesweep {
@@ -39,21 +37,6 @@ constexpr uint64_t kRandomWeightsSeed = 0;
 // runs, so an idle agent does not hold its largest run's memory.
 // Hands the buffers the run cached, and what glibc keeps free, back to the
 // system, so that an agent between runs holds only the network.
-// "path:size:mtime", or "" when the file cannot be read.
-std::string FileIdentity(const std::string& path) {
-  std::error_code ec;
-  const auto size = std::filesystem::file_size(path, ec);
-  if (ec) return "";
-  const auto mtime = std::filesystem::last_write_time(path, ec);
-  if (ec) return "";
-  return absl::StrCat(path, ":", size, ":", mtime.time_since_epoch().count());
-}
-
-std::string Hostname() {
-  char name[256] = {};
-  return gethostname(name, sizeof name - 1) == 0 ? std::string(name) : std::string("unknown host");
-}
-
 void ReleaseFreedMemory() {
   ReleaseCachedCpuMemory();
   malloc_trim(0);
@@ -124,8 +107,9 @@ class TorchEngine : public Engine {
     const std::string id = FileIdentity(p.weights);
     if (id.empty()) {
       return absl::NotFoundError(absl::StrCat(
-          "weights file '", p.weights, "' named by the sweep is not on this agent's machine (", Hostname(),
-          "): put the file at that path on every agent (a shared filesystem works), or leave `weights:` out of "
+          "weights file '", p.weights,
+          "' named by the sweep is not on this agent's machine: put the file at that path on every agent (a "
+          "shared filesystem works), or leave `weights:` out of "
           "the sweep so that each agent uses its own --weights"));
     }
     if (!sweep_ || sweep_->id != id) {
