@@ -17,6 +17,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -83,6 +84,7 @@ struct RunRecord {
   double content_loss = 0, style_loss = 0, tv_loss = 0, total_loss = 0;
   std::string final_snapshot;  // path relative to the artifacts directory
   std::string point_json;      // see NewRun
+  std::string log_tail;        // FAILED: the last lines of the agent's log
   bool prune_requested = false;  // early termination asked the current attempt to stop
 };
 
@@ -95,6 +97,7 @@ struct AttemptRecord {
   int64_t started_ms = 0;
   int64_t finished_ms = 0;
   std::string error;
+  std::string log_tail;
 };
 
 struct MetricRow {
@@ -120,10 +123,42 @@ struct SnapshotRecord {
 struct AgentRecord {
   std::string name;  // unique
   std::string host;
-  std::string device;
+  std::string device;       // cpu, cuda:0
+  std::string device_name;  // e.g. "NVIDIA H200", or the CPU's model
+  int64_t memory_bytes = 0;
+  int slots = 1;
   std::string description;
   int64_t registered_ms = 0;
   int64_t last_seen_ms = 0;
+  // Its latest report (see AgentActivity).
+  int64_t run_id = 0;  // 0: idle
+  int attempt = 0;
+  int step = 0;
+  int steps = 0;
+  double steps_per_second = 0;
+  bool draining = false;
+  // How the runs it ended went.
+  int consecutive_failures = 0;  // FAILED in a row (out-of-memory ones excepted)
+  int failures = 0;
+  int runs_finished = 0;
+  std::string quarantine_reason;  // non-empty: quarantined
+};
+
+// What an agent is doing, as users see it. Lost: silent for longer than a
+// lease (it crashed, lost its network, or stopped).
+enum class AgentState { kIdle, kBusy, kDraining, kLost, kQuarantined };
+std::string_view AgentStateName(AgentState state);
+AgentState StateOf(const AgentRecord& agent, int64_t now_ms, int64_t lost_after_ms);
+
+// An agent's report of what it is doing (a heartbeat, or a lease request
+// while idle).
+struct AgentActivity {
+  int64_t run_id = 0;  // 0: idle
+  int attempt = 0;
+  int step = 0;
+  int steps = 0;
+  double steps_per_second = 0;
+  bool draining = false;
 };
 
 struct Lease {
@@ -200,10 +235,20 @@ class Store {
   virtual absl::Status AddSnapshot(const SnapshotRecord& snapshot) = 0;
 
   // Ends the attempt and the run with `state` (SUCCEEDED, FAILED, CANCELLED or
-  // PRUNED). Repeating the same call is OK; FailedPrecondition if the attempt
-  // is stale or the run already ended differently.
+  // PRUNED), keeping `log_tail` (the agent's last log lines, for a failure)
+  // with both. Repeating the same call is OK; FailedPrecondition if the
+  // attempt is stale or the run already ended differently.
   virtual absl::Status FinishRun(int64_t run_id, int attempt, RunState state, const std::string& error,
-                                 int64_t now_ms) = 0;
+                                 int64_t now_ms, const std::string& log_tail = "") = 0;
+
+  // The attempt failed on its agent's device memory: it ends FAILED (with
+  // `error` and `log_tail`), the run is QUEUED again at once without counting
+  // against max_attempts, and ClaimNextRun never gives it to that agent
+  // again. Repeating the call is OK; FailedPrecondition as above.
+  virtual absl::Status RetryElsewhere(int64_t run_id, int attempt, const std::string& error,
+                                      const std::string& log_tail, int64_t now_ms) = 0;
+  // Agents a run is no longer given to (see RetryElsewhere), by name.
+  virtual absl::StatusOr<std::vector<std::string>> AgentsAvoidedBy(int64_t run_id) = 0;
 
   // Hands a RUNNING run back: its agent is stopping (drained or interrupted)
   // before the run ended. The attempt ends CANCELLED with `reason`, keeping
@@ -230,8 +275,25 @@ class Store {
   // claim clears it). Returns the affected runs in claim order.
   virtual absl::StatusOr<std::vector<RunRecord>> ExpireLeases(int64_t now_ms) = 0;
 
+  // Registers an agent, or registers it again after a restart: its device
+  // details and last-seen time are replaced and its activity reset, while
+  // its run history and quarantine are kept.
   virtual absl::Status UpsertAgent(const AgentRecord& agent) = 0;
-  virtual absl::Status TouchAgent(const std::string& name, int64_t now_ms) = 0;
+  // Records what the agent is doing and that it was seen at `now_ms`. A
+  // report older than the latest one changes nothing (retries arrive out of
+  // order). NotFound for an agent that never registered.
+  virtual absl::Status RecordAgentActivity(const std::string& name, int64_t now_ms,
+                                           const AgentActivity& activity) = 0;
+  // Counts a run the agent ended: `failed` adds to its consecutive failures,
+  // anything else resets them. When they reach `quarantine_after` (> 0) the
+  // agent is quarantined with a reason naming `error`. Returns the agent
+  // after the change.
+  virtual absl::StatusOr<AgentRecord> RecordAgentOutcome(const std::string& name, bool failed,
+                                                         const std::string& error, int quarantine_after) = 0;
+  // Lifts a quarantine and resets the consecutive failures. Idempotent;
+  // returns whether the agent was quarantined. NotFound for an unknown agent.
+  virtual absl::StatusOr<bool> ReleaseAgent(const std::string& name) = 0;
+  virtual absl::StatusOr<AgentRecord> GetAgent(const std::string& name) = 0;
   virtual absl::StatusOr<std::vector<AgentRecord>> ListAgents() = 0;
 };
 
