@@ -210,10 +210,13 @@ std::string CountsLine(const std::map<std::string, int>& counts) {
 
 namespace {
 
+// `fields` (optional) receives every field name of the sweep's runs, so that
+// callers need not parse the runs' parameters a second time.
 absl::StatusOr<std::vector<RunRow>> SelectRows(const SweepView& view, const ReportOptions& options,
-                                               const Context& context) {
+                                               const Context& context, std::vector<std::string>* fields_out = nullptr) {
   std::vector<RunRow> rows = MakeRunRows(view.runs, context.image_names);
   const std::vector<std::string> fields = FieldNames(rows);
+  if (fields_out != nullptr) *fields_out = fields;
   if (!options.where.empty()) {
     auto filter = RunFilter::Parse(options.where, fields);
     if (!filter.ok()) return filter.status();
@@ -242,10 +245,10 @@ absl::StatusOr<std::vector<RunRecord>> SelectRuns(const SweepView& view, const R
 
 absl::StatusOr<std::string> RenderReport(const SweepView& view, const ReportOptions& options) {
   const Context context = ReadContext(view);
-  auto selected = SelectRows(view, options, context);
+  std::vector<std::string> fields;
+  auto selected = SelectRows(view, options, context, &fields);
   if (!selected.ok()) return selected.status();
   std::vector<RunRow> rows = *std::move(selected);
-  const std::vector<std::string> fields = FieldNames(MakeRunRows(view.runs, context.image_names));
 
   std::vector<RunGroup> groups;
   if (!options.group_by.empty()) {
