@@ -10,6 +10,7 @@ packages=(
   libtorch-dev libopenblas0-openmp
   libyaml-cpp-dev libspdlog-dev libsqlite3-dev libcli11-dev nlohmann-json3-dev libstb-dev
   libgtest-dev libgmock-dev
+  chromium  # the HTML report's test opens it in headless Chromium
 )
 # `make bench` also runs the same loop in PyTorch beside the engine.
 if [[ ${1:-} == bench ]]; then

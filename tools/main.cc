@@ -14,7 +14,10 @@
 #include "rpc/transport.h"
 #include "stylesweep/v1/coordinator.grpc.pb.h"
 #include "tools/commands.h"
+#include "common/clock.h"
+#include "tools/compare.h"
 #include "tools/report.h"
+#include "tools/status.h"
 #include "tools/submission.h"
 #include "tools/sweep_source.h"
 
@@ -171,45 +174,69 @@ absl::StatusOr<SourceOptions> MakeSource(const ConnectionFlags& connection, cons
 }
 
 int Show(const ConnectionFlags& connection, const std::string& db, const std::string& sweep) {
-  auto source = MakeSource(connection, db);
-  if (!source.ok()) return Fail(source.status(), 2);
+  auto options = MakeSource(connection, db);
+  if (!options.ok()) return Fail(options.status(), 2);
+  auto source = OpenSweepSource(*options);
+  if (!source.ok()) return Fail(source.status());
   if (sweep.empty()) {
-    auto list = LoadSweepList(*source);
+    auto list = (*source)->ListSweeps();
     if (!list.ok()) return Fail(list.status());
     std::printf("%s", RenderSweepList(*list).c_str());
     return 0;
   }
-  auto view = LoadSweepView(*source, sweep);
+  auto view = (*source)->GetSweep(sweep);
   if (!view.ok()) return Fail(view.status());
-  std::printf("%s", RenderRunTable(*view).c_str());
+  std::printf("%s\nevery run: stylesweep report %s%s\n", RenderSweepStatus(*view, SystemClock().NowMillis()).c_str(),
+              sweep.c_str(), db.empty() ? "" : absl::StrCat(" --db ", db).c_str());
+  return 0;
+}
+
+// Prints `text`, or writes it to `out` when one is given.
+int Emit(const std::string& text, const std::string& out) {
+  if (out.empty()) {
+    std::fwrite(text.data(), 1, text.size(), stdout);
+    return 0;
+  }
+  if (absl::Status s = WriteFileAtomically(out, text); !s.ok()) return Fail(s);
+  std::fprintf(stderr, "wrote %s\n", out.c_str());
   return 0;
 }
 
 int Report(const ConnectionFlags& connection, const std::string& db, const std::string& sweep,
            const ReportOptions& options, const std::string& out) {
-  auto source = MakeSource(connection, db);
-  if (!source.ok()) return Fail(source.status(), 2);
-  absl::StatusOr<std::string> text;
+  auto source_options = MakeSource(connection, db);
+  if (!source_options.ok()) return Fail(source_options.status(), 2);
+  auto source = OpenSweepSource(*source_options);
+  if (!source.ok()) return Fail(source.status());
   if (options.format == "html") {
-    auto data = LoadHtmlReportData(*source, sweep);
-    if (!data.ok()) return Fail(data.status());
-    auto selected = SelectRuns(data->view, options);
-    if (!selected.ok()) return Fail(selected.status(), 2);
-    data->view.runs = *std::move(selected);
-    text = RenderHtmlReport(*data);
-  } else {
-    auto view = LoadSweepView(*source, sweep);
-    if (!view.ok()) return Fail(view.status());
-    text = RenderReport(*view, options);
-    if (!text.ok()) return Fail(text.status(), 2);
+    auto data = LoadHtmlReportData(**source, sweep, options);
+    if (!data.ok()) return Fail(data.status(), absl::IsInvalidArgument(data.status()) ? 2 : 1);
+    return Emit(RenderHtmlReport(*data), out);
   }
-  if (out.empty()) {
-    std::fwrite(text->data(), 1, text->size(), stdout);
-    return 0;
+  auto view = (*source)->GetSweep(sweep);
+  if (!view.ok()) return Fail(view.status());
+  auto text = RenderReport(*view, options);
+  if (!text.ok()) return Fail(text.status(), 2);
+  return Emit(*text, out);
+}
+
+int Compare(const ConnectionFlags& connection, const std::string& db, const std::string& first,
+            const std::string& second, const CompareOptions& options, const std::string& out) {
+  if (options.format != "table" && options.format != "json" && options.format != "markdown" &&
+      options.format != "html") {
+    return Fail(absl::InvalidArgumentError(
+                    absl::StrCat("--format: unknown format '", options.format, "'; use table, json, markdown or html")),
+                2);
   }
-  if (absl::Status s = WriteFileAtomically(out, *text); !s.ok()) return Fail(s);
-  std::fprintf(stderr, "wrote %s\n", out.c_str());
-  return 0;
+  auto source_options = MakeSource(connection, db);
+  if (!source_options.ok()) return Fail(source_options.status(), 2);
+  auto source = OpenSweepSource(*source_options);
+  if (!source.ok()) return Fail(source.status());
+  auto comparison = LoadComparison(**source, first, second);
+  if (!comparison.ok()) return Fail(comparison.status(), absl::IsInvalidArgument(comparison.status()) ? 2 : 1);
+  auto text = RenderComparison(*comparison, options);
+  if (!text.ok()) return Fail(text.status(), 2);
+  return Emit(*text, out);
 }
 
 void AddRunParamFlags(CLI::App* app, RunParams& p) {
@@ -258,6 +285,7 @@ int main(int argc, char** argv) {
                "  stylesweep submit configs/example-grid.yaml --coordinator 127.0.0.1:50051\n"
                "  stylesweep status\n"
                "  stylesweep report layers-vs-weight --db stylesweep.db\n"
+               "  stylesweep compare layers-vs-weight#0 layers-vs-weight#3 --db stylesweep.db\n"
                "  stylesweep stylize --content cat.png --style starry.jpg --out cat-starry.png --size 256"};
   app.require_subcommand(1);
   ConnectionFlags connection;
@@ -273,7 +301,9 @@ int main(int argc, char** argv) {
                    "store the sweep even if the same YAML with the same images was submitted before");
   connection.Add(submit);
 
-  auto* status = app.add_subcommand("status", "Show every sweep with its run counts, or one sweep's runs.\n"
+  auto* status = app.add_subcommand("status", "Show every sweep with its run counts, or how far one sweep has got: runs "
+                                              "by state, steps done of those planned, an ETA from the recent step "
+                                              "rate, and the best run so far.\n"
                                               "Example: stylesweep status my-sweep --db stylesweep.db");
   std::string sweep, db;
   status->add_option("SWEEP", sweep, "a sweep's id or name (default: list every sweep)");
@@ -311,7 +341,7 @@ int main(int argc, char** argv) {
   report->add_option("SWEEP", sweep, "a sweep's id or name")->required();
   report->add_option("--db", db, "read this SQLite file (read-only) instead of asking the coordinator");
   report->add_option("--format", report_options.format,
-                     "table, csv, json, markdown, or html (one self-contained page with images; needs --db)")
+                     "table, csv, json, markdown, or html (one self-contained page with the images)")
       ->capture_default_str();
   report->add_option("--sort", report_options.sort,
                      "order by a field: loss/total, loss/style, loss/content, loss/tv, duration, step, state, or any "
@@ -325,6 +355,26 @@ int main(int argc, char** argv) {
   report->add_option("--metric", report_options.metric, "what --group-by summarises")->capture_default_str();
   report->add_option("-o,--output", report_out, "write the report to this file instead of printing it");
   connection.Add(report);
+
+  CompareOptions compare_options;
+  std::string compare_first, compare_second, compare_out;
+  auto* compare = app.add_subcommand(
+      "compare",
+      "Two runs side by side: the parameters that differ, state, steps, duration, final losses with their ratio, "
+      "and both final images.\n"
+      "A run is its id (as in report --format json) or SWEEP#INDEX.\n"
+      "Examples:\n"
+      "  stylesweep compare my-sweep#0 my-sweep#3 --db stylesweep.db\n"
+      "  stylesweep compare 12 15 --format html -o compare.html");
+  compare->add_option("RUN", compare_first, "the first run: an id or SWEEP#INDEX")->required();
+  compare->add_option("RUN2", compare_second, "the second run: an id or SWEEP#INDEX")->required();
+  compare->add_option("--db", db, "read this SQLite file (read-only) instead of asking the coordinator");
+  compare->add_option("--format", compare_options.format,
+                      "table, json, markdown, or html (both images side by side in one self-contained page)")
+      ->capture_default_str();
+  compare->add_flag("--all", compare_options.all, "show every parameter, not only those that differ");
+  compare->add_option("-o,--output", compare_out, "write to this file instead of printing");
+  connection.Add(compare);
 
   LocalOptions local_options;
   auto* local = app.add_subcommand("local", "Run a whole sweep on this machine: a coordinator and N agents in this "
@@ -370,6 +420,7 @@ int main(int argc, char** argv) {
   if (resume->parsed()) return Control(connection, control_sweep, v1::ControlSweepRequest::RESUME);
   if (retry->parsed()) return Control(connection, control_sweep, v1::ControlSweepRequest::RETRY_FAILED);
   if (report->parsed()) return Report(connection, db, sweep, report_options, report_out);
+  if (compare->parsed()) return Compare(connection, db, compare_first, compare_second, compare_options, compare_out);
   if (local->parsed()) return RunLocal(local_options);
   if (stylize->parsed()) return RunStylize(stylize_options);
   return 1;

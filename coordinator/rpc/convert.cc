@@ -73,6 +73,22 @@ std::vector<MetricRow> FromProto(const google::protobuf::RepeatedPtrField<v1::St
   return rows;
 }
 
+void ToProto(const MetricRow& row, v1::StepLoss* out) {
+  out->set_step(row.step);
+  out->set_content(row.content);
+  out->set_style(row.style);
+  out->set_tv(row.tv);
+  out->set_total(row.total);
+  out->set_step_seconds(row.step_seconds);
+}
+
+void ToProto(const SnapshotRecord& snapshot, v1::SnapshotSummary* out) {
+  out->set_attempt(snapshot.attempt);
+  out->set_step(snapshot.step);
+  out->set_path(snapshot.path);
+  out->set_final(snapshot.final);
+}
+
 RunRecord FromProto(const v1::RunSummary& run, int64_t sweep_id) {
   RunRecord r;
   r.id = run.id();
@@ -108,6 +124,10 @@ SweepRecord FromProto(const v1::SweepSummary& sweep) {
   s.paused = sweep.paused();
   s.draws = sweep.draws();
   return s;
+}
+
+SnapshotRecord FromProto(const v1::SnapshotSummary& snapshot, int64_t run_id) {
+  return SnapshotRecord{run_id, snapshot.attempt(), snapshot.step(), snapshot.path(), snapshot.final()};
 }
 
 }  // namespace stylesweep
