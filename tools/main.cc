@@ -3,8 +3,13 @@
 
 #include <spdlog/spdlog.h>
 
+#include <unistd.h>
+
 #include <CLI/CLI.hpp>
+#include <chrono>
 #include <cstdio>
+#include <set>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "agent/engine/engine.h"
@@ -16,6 +21,7 @@
 #include "tools/commands.h"
 #include "common/clock.h"
 #include "tools/compare.h"
+#include "tools/live_view.h"
 #include "tools/report.h"
 #include "tools/status.h"
 #include "tools/submission.h"
@@ -220,6 +226,132 @@ int Report(const ConnectionFlags& connection, const std::string& db, const std::
   return Emit(*text, out);
 }
 
+// The coordinator's agents, and its clock (for heartbeat ages).
+absl::Status FetchAgents(v1::Coordinator::Stub& stub, const ClientSecurity& security, std::vector<AgentLine>& agents,
+                         int64_t& now_ms) {
+  grpc::ClientContext context;
+  PrepareContext(context, security, 10000);
+  v1::ListAgentsResponse response;
+  grpc::Status status = stub.ListAgents(&context, v1::ListAgentsRequest(), &response);
+  if (!status.ok()) return FromGrpcStatus(status);
+  agents.clear();
+  for (const v1::AgentSummary& agent : response.agents()) agents.push_back(AgentLine{FromProto(agent), agent.state()});
+  now_ms = response.now_ms();
+  return absl::OkStatus();
+}
+
+int Agents(const ConnectionFlags& connection, const std::string& release, bool json) {
+  auto security = connection.Security();
+  if (!security.ok()) return Fail(security.status(), 2);
+  auto channel = MakeChannel(connection.coordinator, *security);
+  if (!channel.ok()) return Fail(channel.status());
+  auto stub = v1::Coordinator::NewStub(*channel);
+  if (!release.empty()) {
+    v1::ReleaseAgentRequest request;
+    request.set_name(release);
+    grpc::ClientContext context;
+    PrepareContext(context, *security, 10000);
+    v1::ReleaseAgentResponse response;
+    grpc::Status status = stub->ReleaseAgent(&context, request, &response);
+    if (!status.ok()) return FailCall(status, connection);
+    std::printf(response.was_quarantined() ? "agent '%s' released: it takes runs again\n"
+                                           : "agent '%s' was not quarantined\n",
+                release.c_str());
+    return 0;
+  }
+  std::vector<AgentLine> agents;
+  int64_t now_ms = 0;
+  if (absl::Status s = FetchAgents(*stub, *security, agents, now_ms); !s.ok()) {
+    return FailCall(ToGrpcStatus(s), connection);
+  }
+  if (json) {
+    nlohmann::json out = nlohmann::json::array();
+    for (const AgentLine& line : agents) {
+      const AgentRecord& a = line.agent;
+      out.push_back({{"name", a.name},
+                     {"host", a.host},
+                     {"device", a.device},
+                     {"device_name", a.device_name},
+                     {"memory_bytes", a.memory_bytes},
+                     {"slots", a.slots},
+                     {"state", line.state},
+                     {"run_id", a.run_id},
+                     {"step", a.step},
+                     {"steps", a.steps},
+                     {"steps_per_second", a.steps_per_second},
+                     {"last_heartbeat_seconds_ago", (now_ms - a.last_seen_ms) / 1000.0},
+                     {"consecutive_failures", a.consecutive_failures},
+                     {"failures", a.failures},
+                     {"runs_finished", a.runs_finished},
+                     {"quarantine_reason", a.quarantine_reason}});
+    }
+    std::printf("%s\n", out.dump(2).c_str());
+    return 0;
+  }
+  std::printf("%s", RenderAgentsTable(agents, now_ms).c_str());
+  return 0;
+}
+
+// Refreshes a view of the sweeps (or one), their running runs and the agents
+// every `interval_seconds`: in place on a terminal, as plain frames (only when
+// something changed) otherwise. With a sweep, returns once it has no queued
+// or running run left.
+int Watch(const ConnectionFlags& connection, const std::string& sweep, double interval_seconds, bool once) {
+  auto security = connection.Security();
+  if (!security.ok()) return Fail(security.status(), 2);
+  auto channel = MakeChannel(connection.coordinator, *security);
+  if (!channel.ok()) return Fail(channel.status());
+  auto stub = v1::Coordinator::NewStub(*channel);
+  const bool terminal = isatty(fileno(stdout)) != 0;
+  std::string previous;
+  while (true) {
+    grpc::ClientContext context;
+    PrepareContext(context, *security, 10000);
+    v1::GetSweepRequest request;
+    request.set_sweep(sweep);
+    v1::GetSweepResponse response;
+    grpc::Status status = stub->GetSweep(&context, request, &response);
+    if (!status.ok()) return FailCall(status, connection);
+    std::vector<AgentLine> agents;
+    int64_t now_ms = 0;
+    if (absl::Status s = FetchAgents(*stub, *security, agents, now_ms); !s.ok()) {
+      return FailCall(ToGrpcStatus(s), connection);
+    }
+    std::vector<SweepLine> sweeps;
+    bool active = false;
+    for (const v1::SweepSummary& s : response.sweeps()) {
+      SweepLine line{s.id(), s.name(), {s.runs_by_state().begin(), s.runs_by_state().end()}, s.paused()};
+      active = active || line.runs_by_state["QUEUED"] > 0 || line.runs_by_state["RUNNING"] > 0;
+      sweeps.push_back(std::move(line));
+    }
+    if (!sweep.empty()) {
+      // Only this sweep's running runs.
+      std::set<int64_t> ids;
+      for (const v1::RunSummary& run : response.runs()) ids.insert(run.id());
+      for (AgentLine& line : agents) {
+        if (ids.count(line.agent.run_id) == 0 && (line.state == "busy" || line.state == "draining")) {
+          line.state = "busy elsewhere";
+        }
+      }
+    }
+    const std::string frame = RenderWatchFrame(sweeps, agents, now_ms);
+    if (terminal) {
+      std::printf("\x1b[H\x1b[2J%s  (every %gs; Ctrl-C to stop)\n\n%s", connection.coordinator.c_str(),
+                  interval_seconds, frame.c_str());
+    } else if (frame != previous) {
+      std::printf("---\n%s", frame.c_str());
+    }
+    std::fflush(stdout);
+    previous = frame;
+    if (once) return 0;
+    if (!sweep.empty() && !active) {
+      std::printf("sweep %s: no run queued or running\n", sweep.c_str());
+      return 0;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(static_cast<int64_t>(interval_seconds * 1000)));
+  }
+}
+
 int Compare(const ConnectionFlags& connection, const std::string& db, const std::string& first,
             const std::string& second, const CompareOptions& options, const std::string& out) {
   if (options.format != "table" && options.format != "json" && options.format != "markdown" &&
@@ -284,6 +416,8 @@ int main(int argc, char** argv) {
                "  stylesweep local configs/demo.yaml --db demo.db --artifacts demo-artifacts --agents 2\n"
                "  stylesweep submit configs/example-grid.yaml --coordinator 127.0.0.1:50051\n"
                "  stylesweep status\n"
+               "  stylesweep agents\n"
+               "  stylesweep watch my-sweep\n"
                "  stylesweep report layers-vs-weight --db stylesweep.db\n"
                "  stylesweep compare layers-vs-weight#0 layers-vs-weight#3 --db stylesweep.db\n"
                "  stylesweep stylize --content cat.png --style starry.jpg --out cat-starry.png --size 256"};
@@ -376,6 +510,29 @@ int main(int argc, char** argv) {
   compare->add_option("-o,--output", compare_out, "write to this file instead of printing");
   connection.Add(compare);
 
+  std::string release_agent;
+  bool agents_json = false;
+  auto* agents = app.add_subcommand("agents", "Show every agent: device, state (idle, busy, draining, lost, "
+                                              "quarantined), its run and progress, steps/s, last heartbeat, failures.\n"
+                                              "Examples:\n"
+                                              "  stylesweep agents\n"
+                                              "  stylesweep agents --release gpu-box-cuda:0");
+  agents->add_option("--release", release_agent, "let a quarantined agent take runs again");
+  agents->add_flag("--json", agents_json, "print JSON (one object per agent) instead of a table");
+  connection.Add(agents);
+
+  double watch_interval = 2;
+  bool watch_once = false;
+  auto* watch = app.add_subcommand("watch", "Follow sweeps live: runs by state, a progress bar per running run, the "
+                                            "agents. Refreshes in place on a terminal; plain frames otherwise.\n"
+                                            "Example: stylesweep watch my-sweep");
+  watch->add_option("SWEEP", sweep, "follow only this sweep (and stop when it is done)");
+  watch->add_option("--interval", watch_interval, "seconds between refreshes")
+      ->capture_default_str()
+      ->check(CLI::Range(0.1, 3600.0));
+  watch->add_flag("--once", watch_once, "print one frame and exit");
+  connection.Add(watch);
+
   LocalOptions local_options;
   auto* local = app.add_subcommand("local", "Run a whole sweep on this machine: a coordinator and N agents in this "
                                             "process, then print the report.\n"
@@ -421,6 +578,8 @@ int main(int argc, char** argv) {
   if (retry->parsed()) return Control(connection, control_sweep, v1::ControlSweepRequest::RETRY_FAILED);
   if (report->parsed()) return Report(connection, db, sweep, report_options, report_out);
   if (compare->parsed()) return Compare(connection, db, compare_first, compare_second, compare_options, compare_out);
+  if (agents->parsed()) return Agents(connection, release_agent, agents_json);
+  if (watch->parsed()) return Watch(connection, sweep, watch_interval, watch_once);
   if (local->parsed()) return RunLocal(local_options);
   if (stylize->parsed()) return RunStylize(stylize_options);
   return 1;

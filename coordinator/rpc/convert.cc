@@ -47,6 +47,30 @@ void ToProto(const AgentView& view, v1::AgentSummary* out) {
   out->set_quarantine_reason(agent.quarantine_reason);
 }
 
+AgentRecord FromProto(const v1::AgentSummary& agent) {
+  AgentRecord a;
+  a.name = agent.name();
+  a.host = agent.host();
+  a.device = agent.device();
+  a.device_name = agent.device_name();
+  a.memory_bytes = agent.memory_bytes();
+  a.slots = agent.slots();
+  a.description = agent.description();
+  a.registered_ms = agent.registered_ms();
+  a.last_seen_ms = agent.last_seen_ms();
+  a.run_id = agent.run_id();
+  a.attempt = agent.attempt();
+  a.step = agent.step();
+  a.steps = agent.steps();
+  a.steps_per_second = agent.steps_per_second();
+  a.draining = agent.state() == "draining";
+  a.consecutive_failures = agent.consecutive_failures();
+  a.failures = agent.failures();
+  a.runs_finished = agent.runs_finished();
+  a.quarantine_reason = agent.quarantine_reason();
+  return a;
+}
+
 void ToProto(const SweepRecord& sweep, const std::vector<RunRecord>& runs, v1::SweepSummary* out) {
   out->set_id(sweep.id);
   out->set_name(sweep.name);

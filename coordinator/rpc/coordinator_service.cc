@@ -209,6 +209,9 @@ grpc::Status CoordinatorService::ReleaseAgent(grpc::ServerContext* context, cons
   if (!agents.ok()) return ToGrpcStatus(agents.status());
   for (const AgentView& view : *agents) {
     if (view.agent.name == request->name()) ToProto(view, response->mutable_agent());
+  }
+  return grpc::Status::OK;
+}
 
 grpc::Status CoordinatorService::GetRun(grpc::ServerContext* context, const v1::GetRunRequest* request,
                                         v1::GetRunResponse* response) {
@@ -232,7 +235,6 @@ grpc::Status CoordinatorService::GetRun(grpc::ServerContext* context, const v1::
   }
   return grpc::Status::OK;
 }
-
 
 grpc::Status CoordinatorService::FetchArtifact(grpc::ServerContext* context, const v1::FetchArtifactRequest* request,
                                                v1::FetchArtifactResponse* response) {
