@@ -403,7 +403,13 @@ TEST_F(FaultInjectionTest, SoakRandomKillsOfAgentsAndCoordinator) {
       ++coordinator_kills;
       ASSERT_EQ(StartCoordinator(address), address) << Logs();
     } else if (dice <= 3 && agent_kills < max_agent_kills) {
-      const std::string victim = name(std::uniform_int_distribution<int>(0, agents - 1)(rng));
+      // An agent in the middle of a run: killing an idle one proves little.
+      std::vector<std::string> busy;
+      for (const RunRecord& run : Runs()) {
+        if (run.state == RunState::kRunning && agents_.count(run.agent) != 0) busy.push_back(run.agent);
+      }
+      if (busy.empty()) continue;
+      const std::string victim = busy[std::uniform_int_distribution<size_t>(0, busy.size() - 1)(rng)];
       agents_[victim]->Signal(SIGKILL);
       agents_[victim]->Wait();
       ++agent_kills;
@@ -432,6 +438,7 @@ TEST_F(FaultInjectionTest, SoakRandomKillsOfAgentsAndCoordinator) {
     }
   }
   std::printf("soak: %d attempts lost to the kills, all re-run\n", lost_attempts);
+  EXPECT_GT(lost_attempts, 0) << "no kill landed in the middle of a run";
 }
 
 }  // namespace
