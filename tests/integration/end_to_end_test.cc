@@ -130,6 +130,20 @@ TEST_F(EndToEndTest, CoordinatorAgentAndCliRunASweep) {
   // And the same from the coordinator.
   ASSERT_EQ(RunCommand({bin_ + "/stylesweep", "status", "1", "--coordinator", address}, &output), 0) << output;
   EXPECT_THAT(output, HasSubstr("2 SUCCEEDED"));
+  // The agent, its device and what it did; then a frame of `watch`, which
+  // returns as the sweep has nothing left to run.
+  ASSERT_EQ(RunCommand({bin_ + "/stylesweep", "agents", "--coordinator", address}, &output), 0) << output;
+  EXPECT_THAT(output, HasSubstr("e2e-agent"));
+  EXPECT_THAT(output, HasSubstr("cpu "));   // the device, then its model name
+  EXPECT_THAT(output, HasSubstr(" idle "));
+  EXPECT_THAT(output, HasSubstr("0 in a row, 0 of 2"));
+  ASSERT_EQ(RunCommand({bin_ + "/stylesweep", "agents", "--json", "--coordinator", address}, &output), 0) << output;
+  EXPECT_THAT(output, HasSubstr("\"memory_bytes\""));
+  ASSERT_EQ(RunCommand({bin_ + "/stylesweep", "watch", "tiny", "--coordinator", address}, &output), 0) << output;
+  EXPECT_THAT(output, HasSubstr("2/2 done  2 SUCCEEDED"));
+  EXPECT_THAT(output, HasSubstr("agents: 1 idle"));
+  EXPECT_NE(RunCommand({bin_ + "/stylesweep", "agents", "--release", "nobody", "--coordinator", address}, &output), 0);
+  EXPECT_THAT(output, HasSubstr("no agent named 'nobody'"));
 
   agent.Signal(SIGTERM);
   EXPECT_EQ(agent.Wait(), 0) << agent.Log();
