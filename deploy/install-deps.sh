@@ -8,8 +8,11 @@ packages=(
   build-essential cmake ninja-build ccache pkg-config
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler libabsl-dev libssl-dev
   libtorch-dev libopenblas0-openmp
-  libyaml-cpp-dev libspdlog-dev libsqlite3-dev libcli11-dev nlohmann-json3-dev libstb-dev
+  libyaml-cpp-dev libspdlog-dev libsqlite3-dev libcli11-dev nlohmann-json3-dev libstb-dev libcpp-httplib-dev
   libgtest-dev libgmock-dev
+  # Tests only: promtool checks /metrics, headless Chromium loads the
+  # dashboard, openssl makes a throwaway certificate for the HTTPS test.
+  prometheus chromium openssl
 )
 # `make bench` also runs the same loop in PyTorch beside the engine.
 if [[ ${1:-} == bench ]]; then
