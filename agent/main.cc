@@ -1,6 +1,8 @@
 // stylesweep-agent: runs style-transfer runs leased from a coordinator on one
 // device (a GPU or the CPU).
 
+#include <spdlog/sinks/ringbuffer_sink.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
@@ -13,6 +15,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "agent/client/coordinator_client.h"
+#include "agent/device_info.h"
 #include "agent/engine/engine.h"
 #include "agent/runner.h"
 #include "common/signals.h"
@@ -65,6 +68,11 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
 
   if (name.empty()) name = Hostname() + "-" + device;
+  // The last lines of the log travel with a failed run (see RunnerOptions).
+  auto recent_lines = std::make_shared<spdlog::sinks::ringbuffer_sink_mt>(40);
+  recent_lines->set_pattern("[%Y-%m-%d %H:%M:%S.%e] [%l] %v");
+  spdlog::set_default_logger(std::make_shared<spdlog::logger>(
+      "stylesweep-agent", spdlog::sinks_init_list{std::make_shared<spdlog::sinks::stdout_color_sink_mt>(), recent_lines}));
   stylesweep::GrpcClientOptions client_options;
   client_options.security.tls = tls || !tls_ca.empty();
   client_options.security.tls_ca_file = tls_ca;
@@ -116,7 +124,13 @@ int main(int argc, char** argv) {
   }
 
   stylesweep::RunnerOptions options;
-  options.identity = {name, Hostname(), device, (*engine)->Describe()};
+  const stylesweep::DeviceInfo device_info = stylesweep::DescribeDevice(device);
+  options.identity = {name, Hostname(), device, (*engine)->Describe(), device_info.name, device_info.memory_bytes, 1};
+  options.log_tail = [recent_lines] {
+    std::string tail;
+    for (const std::string& line : recent_lines->last_formatted()) tail += line;
+    return tail;
+  };
   options.cache_dir = cache_dir;
   stylesweep::Runner runner(**client, **engine, options);
   {

@@ -205,8 +205,17 @@ absl::StatusOr<bool> Runner::RunOne() {
   const std::string& agent = options_.identity.name;
   auto lease = client_.Lease(agent);
   if (!lease.ok()) return lease.status();
-  if (!lease->has_value()) return false;
-  const RunLease run = **lease;
+  if (lease->quarantined != quarantined_) {
+    if (!lease->quarantined.empty()) {
+      spdlog::error("quarantined by the coordinator: {}. No runs until `stylesweep agents --release {}`",
+                    lease->quarantined, agent);
+    } else {
+      spdlog::info("released from quarantine: taking runs again");
+    }
+    quarantined_ = lease->quarantined;
+  }
+  if (!lease->run.has_value()) return false;
+  const RunLease run = *lease->run;
   spdlog::info("run {} attempt {}: {} steps at {} px", run.run_id, run.attempt, run.params.steps,
                run.params.image_size);
 
@@ -237,6 +246,8 @@ absl::StatusOr<bool> Runner::RunOne() {
     if (*verdict == RunVerdict::kPrune) pruned = true;
   };
   std::atomic<int> current_step{0};
+  // Smoothed over recent steps, for `stylesweep agents`.
+  std::atomic<double> steps_per_second{0.0};
   std::mutex beat_mu;
   std::condition_variable beat_cv;
   bool done = false;
@@ -248,7 +259,9 @@ absl::StatusOr<bool> Runner::RunOne() {
       beat_cv.wait_for(lock, std::chrono::milliseconds(settings_.heartbeat_ms));
       if (done) break;
       lock.unlock();
-      auto verdict = client_.Heartbeat(agent, run.run_id, run.attempt, current_step);
+      RunProgress progress{run.run_id,     run.attempt,       current_step.load(),
+                           run.params.steps, steps_per_second.load(), draining_.load()};
+      auto verdict = client_.Heartbeat(agent, progress);
       if (verdict.ok()) {
         if (away.exchange(false)) spdlog::info("coordinator back; sending what run {} held", run.run_id);
         note(verdict);
@@ -310,6 +323,11 @@ absl::StatusOr<bool> Runner::RunOne() {
     EngineCallbacks callbacks;
     callbacks.on_step = [&](const StepMetrics& m) {
       current_step = m.step;
+      if (m.step > 0 && m.step_seconds > 0) {
+        const double rate = 1.0 / m.step_seconds;
+        const double before = steps_per_second.load();
+        steps_per_second = before == 0 ? rate : 0.8 * before + 0.2 * rate;
+      }
       metrics.Add(m);
       const bool decision_step = std::binary_search(decision_steps.begin(), decision_steps.end(), m.step);
       if (!away && (decision_step || (options_.report_every_steps > 0 && m.step % options_.report_every_steps == 0))) {
@@ -355,12 +373,13 @@ absl::StatusOr<bool> Runner::RunOne() {
   // The run's losses, images and outcome, in that order, each retried while
   // the coordinator is away. OK when delivered; Aborted when the coordinator
   // says the run is no longer ours (nothing to keep then).
-  auto deliver_results = [&](RunState state, const std::string& error) -> absl::Status {
+  auto deliver_results = [&](const RunEnd& end) -> absl::Status {
+    const RunState state = end.state;
     const std::string what = absl::StrCat("the results of run ", run.run_id);
     if (state == RunState::kFailed) snapshots.Clear();  // what failed to land is not retried
     absl::Status s = Deliver(what, [&] { return metrics.Flush(client_, agent, run.run_id, run.attempt).status(); });
     if (s.ok()) s = Deliver(what, [&] { return snapshots.Flush(client_, agent, run.run_id, run.attempt); });
-    if (s.ok()) s = Deliver(what, [&] { return client_.Complete(agent, run.run_id, run.attempt, state, error); });
+    if (s.ok()) s = Deliver(what, [&] { return client_.Complete(agent, run.run_id, run.attempt, end); });
     if (absl::IsFailedPrecondition(s)) {
       spdlog::warn("run {} attempt {} was taken away by the coordinator before its results arrived; dropped",
                    run.run_id, run.attempt);
@@ -375,7 +394,7 @@ absl::StatusOr<bool> Runner::RunOne() {
     // Early termination: the losses so far and the latest image are the
     // run's result.
     if (last_png_step >= 0) snapshots.Add(last_png_step, /*final=*/true, last_png);
-    if (absl::Status s = deliver_results(RunState::kPruned, ""); !s.ok()) {
+    if (absl::Status s = deliver_results(RunEnd{RunState::kPruned, "", "", false}); !s.ok()) {
       return absl::IsAborted(s) ? absl::StatusOr<bool>(true) : s;
     }
     spdlog::info("run {} attempt {} PRUNED by early termination", run.run_id, run.attempt);
@@ -398,8 +417,12 @@ absl::StatusOr<bool> Runner::RunOne() {
   // A prune verdict on this last report comes too late to save anything:
   // the run ends as it is.
   const RunState state = result.ok() ? RunState::kSucceeded : RunState::kFailed;
-  if (!result.ok()) spdlog::error("run {} failed: {}", run.run_id, std::string(result.message()));
-  if (absl::Status s = deliver_results(state, std::string(result.message())); !s.ok()) {
+  RunEnd end{state, std::string(result.message()), "", IsOutOfMemory(result)};
+  if (!result.ok()) {
+    spdlog::error("run {} failed: {}", run.run_id, end.error);
+    if (options_.log_tail) end.log_tail = options_.log_tail();
+  }
+  if (absl::Status s = deliver_results(end); !s.ok()) {
     return absl::IsAborted(s) ? absl::StatusOr<bool>(true) : s;
   }
   spdlog::info("run {} attempt {} {}", run.run_id, run.attempt, std::string(RunStateName(state)));

@@ -24,6 +24,9 @@ struct RunnerOptions {
   // steps and a slow heartbeat a run may otherwise finish before it hears it
   // should stop; each report costs the engine a round trip.
   int report_every_steps = 0;
+  // The agent's latest log lines, sent with a failed run so that whoever
+  // reads the failure sees what led to it. Null: none are sent.
+  std::function<std::string()> log_tail;
 };
 
 // An agent's work loop: lease a run, fetch its images, run the engine while
@@ -72,6 +75,7 @@ class Runner {
   AgentSettings settings_;
   bool Cancelling() const;
 
+  std::string quarantined_;  // the coordinator's reason, while it refuses us work
   std::atomic<bool> stopping_{false};
   std::atomic<bool> draining_{false};
   // steady_clock milliseconds after which a draining agent cancels its run

@@ -26,6 +26,7 @@ int main(int argc, char** argv) {
   std::string config_file, listen, http, db, artifacts, tls_cert, tls_key, token_file, address_file,
       http_address_file;
   double lease_seconds = 0, heartbeat_seconds = 0;
+  int quarantine_after = -1;
   bool insecure = false;
   app.add_option("--config", config_file, "YAML settings file; flags given on the command line win")
       ->check(CLI::ExistingFile);
@@ -37,6 +38,10 @@ int main(int argc, char** argv) {
   app.add_option("--artifacts", artifacts, "directory for input images and snapshots (default artifacts)");
   app.add_option("--lease-seconds", lease_seconds, "a run is LOST when its agent is silent this long (default 30)");
   app.add_option("--heartbeat-seconds", heartbeat_seconds, "how often agents heartbeat (default 2)");
+  app.add_option("--quarantine-after", quarantine_after,
+                 "quarantine an agent whose runs fail this many times in a row (default 3; 0: never); "
+                 "`stylesweep agents --release NAME` lifts it")
+      ->check(CLI::NonNegativeNumber);
   app.add_option("--tls-cert", tls_cert, "PEM certificate chain: serve TLS");
   app.add_option("--tls-key", tls_key, "PEM private key for --tls-cert");
   app.add_option("--token-file", token_file,
@@ -65,6 +70,7 @@ int main(int argc, char** argv) {
   if (!artifacts.empty()) config.artifacts = artifacts;
   if (lease_seconds > 0) config.scheduler.lease_ms = static_cast<int64_t>(lease_seconds * 1000);
   if (heartbeat_seconds > 0) config.scheduler.heartbeat_ms = static_cast<int64_t>(heartbeat_seconds * 1000);
+  if (quarantine_after >= 0) config.scheduler.quarantine_after = quarantine_after;
   if (!tls_cert.empty()) config.security.tls_cert_file = tls_cert;
   if (!tls_key.empty()) config.security.tls_key_file = tls_key;
   if (insecure) config.security.insecure = true;

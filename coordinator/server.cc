@@ -45,7 +45,7 @@ absl::Status LoadCoordinatorConfig(const std::string& path, CoordinatorConfig& c
   if (!root.IsMap()) return absl::InvalidArgumentError(absl::StrCat(path, ": expected a mapping of settings"));
   const std::vector<std::string> keys = {"listen",   "http",    "db",         "artifacts", "lease_seconds",
                                          "heartbeat_seconds", "tls_cert", "tls_key", "token_file", "insecure",
-                                         "max_runs_per_sweep"};
+                                         "max_runs_per_sweep", "quarantine_after"};
   for (const auto& entry : root) {
     const std::string key = entry.first.Scalar();
     const YAML::Node& value = entry.second;
@@ -73,6 +73,10 @@ absl::Status LoadCoordinatorConfig(const std::string& path, CoordinatorConfig& c
         config.security.token = *token;
       } else if (key == "insecure") {
         config.security.insecure = value.as<bool>();
+      } else if (key == "quarantine_after") {
+        const int n = value.as<int>();
+        if (n < 0) return ConfigError(path, value, key, "must be 0 (never) or more");
+        config.scheduler.quarantine_after = n;
       } else if (key == "max_runs_per_sweep") {
         // Refuses a grid or run_cap beyond this before anything is stored.
         const long long n = value.as<long long>();

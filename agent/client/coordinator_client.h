@@ -18,8 +18,11 @@ namespace stylesweep {
 struct AgentIdentity {
   std::string name;
   std::string host;
-  std::string device;
-  std::string description;
+  std::string device;       // cpu, cuda:0
+  std::string description;  // engine details, for humans
+  std::string device_name;  // e.g. "NVIDIA H200"
+  int64_t memory_bytes = 0;
+  int slots = 1;            // runs it holds at once
 };
 
 struct AgentSettings {
@@ -37,6 +40,31 @@ struct RunLease {
   std::vector<int> report_steps;
 };
 
+// The coordinator's answer to a lease request.
+struct LeaseReply {
+  std::optional<RunLease> run;  // nullopt: nothing to do now
+  // Non-empty: no run is given because this agent is quarantined, and why.
+  std::string quarantined;
+};
+
+// What an agent reports with each heartbeat, for `stylesweep agents`.
+struct RunProgress {
+  int64_t run_id = 0;  // 0: idle
+  int attempt = 0;
+  int step = 0;
+  int steps = 0;
+  double steps_per_second = 0;
+  bool draining = false;
+};
+
+// How a run ended, as the agent reports it.
+struct RunEnd {
+  RunState state = RunState::kSucceeded;
+  std::string error;
+  std::string log_tail;        // FAILED: the agent's last log lines
+  bool out_of_memory = false;  // FAILED on device memory: another agent should try
+};
+
 // What the coordinator says about a run an agent holds.
 enum class RunVerdict {
   kContinue,
@@ -51,16 +79,15 @@ class CoordinatorClient {
  public:
   virtual ~CoordinatorClient() = default;
   virtual absl::StatusOr<AgentSettings> Register(const AgentIdentity& agent) = 0;
-  virtual absl::StatusOr<std::optional<RunLease>> Lease(const std::string& agent) = 0;
+  virtual absl::StatusOr<LeaseReply> Lease(const std::string& agent) = 0;
   virtual absl::StatusOr<std::string> FetchBlob(const std::string& blob_id) = 0;
-  virtual absl::StatusOr<RunVerdict> Heartbeat(const std::string& agent, int64_t run_id, int attempt, int step) = 0;
+  virtual absl::StatusOr<RunVerdict> Heartbeat(const std::string& agent, const RunProgress& progress) = 0;
   // kContinue or kPrune.
   virtual absl::StatusOr<RunVerdict> ReportMetrics(const std::string& agent, int64_t run_id, int attempt,
                                                    const std::vector<StepMetrics>& rows) = 0;
   virtual absl::Status UploadSnapshot(const std::string& agent, int64_t run_id, int attempt, int step, bool final,
                                       const std::string& png) = 0;
-  virtual absl::Status Complete(const std::string& agent, int64_t run_id, int attempt, RunState state,
-                                const std::string& error) = 0;
+  virtual absl::Status Complete(const std::string& agent, int64_t run_id, int attempt, const RunEnd& end) = 0;
   // Hands a run this agent will not finish back to the coordinator, which
   // queues it again at once.
   virtual absl::Status Release(const std::string& agent, int64_t run_id, int attempt, const std::string& reason) = 0;

@@ -30,6 +30,9 @@ class GrpcCoordinatorClient final : public CoordinatorClient {
     request.set_host(agent.host);
     request.set_device(agent.device);
     request.set_description(agent.description);
+    request.set_device_name(agent.device_name);
+    request.set_memory_bytes(agent.memory_bytes);
+    request.set_slots(agent.slots);
     v1::RegisterAgentResponse response;
     if (absl::Status s = Call("RegisterAgent", &v1::Coordinator::Stub::RegisterAgent, request, &response); !s.ok()) {
       return s;
@@ -37,7 +40,7 @@ class GrpcCoordinatorClient final : public CoordinatorClient {
     return AgentSettings{response.heartbeat_interval_ms(), response.lease_ms()};
   }
 
-  absl::StatusOr<std::optional<RunLease>> Lease(const std::string& agent) override {
+  absl::StatusOr<LeaseReply> Lease(const std::string& agent) override {
     v1::LeaseRunRequest request;
     request.set_agent(agent);
     v1::LeaseRunResponse response;
@@ -47,7 +50,7 @@ class GrpcCoordinatorClient final : public CoordinatorClient {
         !s.ok()) {
       return s;
     }
-    if (!response.granted()) return std::optional<RunLease>();
+    if (!response.granted()) return LeaseReply{std::nullopt, response.quarantined()};
     nlohmann::json params_json = nlohmann::json::parse(response.params_json(), nullptr, /*allow_exceptions=*/false);
     auto params = RunParams::FromJson(params_json);
     if (!params.ok()) {
@@ -58,7 +61,7 @@ class GrpcCoordinatorClient final : public CoordinatorClient {
     }
     RunLease lease{response.run_id(), response.attempt(), response.sweep_id(), *params, {}};
     lease.report_steps.assign(response.report_steps().begin(), response.report_steps().end());
-    return std::optional<RunLease>(std::move(lease));
+    return LeaseReply{std::move(lease), ""};
   }
 
   absl::StatusOr<std::string> FetchBlob(const std::string& blob_id) override {
@@ -69,12 +72,15 @@ class GrpcCoordinatorClient final : public CoordinatorClient {
     return std::move(*response.mutable_data());
   }
 
-  absl::StatusOr<RunVerdict> Heartbeat(const std::string& agent, int64_t run_id, int attempt, int step) override {
+  absl::StatusOr<RunVerdict> Heartbeat(const std::string& agent, const RunProgress& progress) override {
     v1::HeartbeatRequest request;
     request.set_agent(agent);
-    request.set_run_id(run_id);
-    request.set_attempt(attempt);
-    request.set_step(step);
+    request.set_run_id(progress.run_id);
+    request.set_attempt(progress.attempt);
+    request.set_step(progress.step);
+    request.set_steps(progress.steps);
+    request.set_steps_per_second(progress.steps_per_second);
+    request.set_draining(progress.draining);
     v1::HeartbeatResponse response;
     // One try: the next heartbeat is the retry.
     grpc::ClientContext context;
@@ -120,14 +126,15 @@ class GrpcCoordinatorClient final : public CoordinatorClient {
     return Call("UploadSnapshot", &v1::Coordinator::Stub::UploadSnapshot, request, &response);
   }
 
-  absl::Status Complete(const std::string& agent, int64_t run_id, int attempt, RunState state,
-                        const std::string& error) override {
+  absl::Status Complete(const std::string& agent, int64_t run_id, int attempt, const RunEnd& end) override {
     v1::CompleteRunRequest request;
     request.set_agent(agent);
     request.set_run_id(run_id);
     request.set_attempt(attempt);
-    request.set_state(std::string(RunStateName(state)));
-    request.set_error(error);
+    request.set_state(std::string(RunStateName(end.state)));
+    request.set_error(end.error);
+    request.set_log_tail(end.log_tail);
+    request.set_out_of_memory(end.out_of_memory);
     v1::CompleteRunResponse response;
     return Call("CompleteRun", &v1::Coordinator::Stub::CompleteRun, request, &response);
   }

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/strings/cord.h"
 #include "absl/status/statusor.h"
 #include "common/run_params.h"
 
@@ -70,6 +71,19 @@ class Engine {
   // A short description for logs and agent registration ("cpu, 2 threads").
   virtual std::string Describe() const = 0;
 };
+
+// A run that failed because the device (or, on a CPU, the machine) ran out
+// of memory: the run may fit on another agent. Marked with a payload so that
+// other resource errors (a full disk) are not mistaken for it.
+inline constexpr char kOutOfMemoryPayload[] = "type.stylesweep.dev/out-of-memory";
+inline absl::Status OutOfMemoryError(const std::string& message) {
+  absl::Status status = absl::ResourceExhaustedError(message);
+  status.SetPayload(kOutOfMemoryPayload, absl::Cord("1"));
+  return status;
+}
+inline bool IsOutOfMemory(const absl::Status& status) {
+  return absl::IsResourceExhausted(status) && status.GetPayload(kOutOfMemoryPayload).has_value();
+}
 
 // Creates the LibTorch engine. Fails with a message that names the weights
 // file and says how to convert it when the file cannot be used, or names the

@@ -16,6 +16,7 @@
 #include <string>
 #include <thread>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "agent/engine/engine.h"
 #include "agent/engine/cpu_memory.h"
@@ -79,9 +80,20 @@ class TorchEngine : public Engine {
     absl::Status status;
     try {
       status = RunStyleTransfer(net, p, options, callbacks);
+    } catch (const c10::OutOfMemoryError& e) {
+      status = OutOfMemoryError(absl::StrCat("out of memory on ", device_.str(), " at ", p.image_size,
+                                             " px: ", e.what_without_backtrace()));
+    } catch (const std::bad_alloc&) {
+      status = OutOfMemoryError(absl::StrCat("out of memory on ", device_.str(), " at ", p.image_size, " px"));
     } catch (const c10::Error& e) {
-      status = absl::InternalError(absl::StrCat("style transfer failed: ", e.what_without_backtrace()));
-    } catch (const std::exception& e) {  // e.g. std::bad_alloc for an image too large for memory
+      // LibTorch's CPU allocator reports exhaustion as a plain c10::Error.
+      const std::string what = e.what_without_backtrace();
+      if (absl::StrContains(what, "not enough memory") || absl::StrContains(what, "out of memory")) {
+        status = OutOfMemoryError(absl::StrCat("out of memory on ", device_.str(), " at ", p.image_size, " px: ", what));
+      } else {
+        status = absl::InternalError(absl::StrCat("style transfer failed: ", what));
+      }
+    } catch (const std::exception& e) {
       status = absl::InternalError(absl::StrCat("style transfer failed: ", e.what()));
     }
     ReleaseFreedMemory();

@@ -21,6 +21,30 @@ void ToProto(const RunRecord& run, v1::RunSummary* out) {
   out->set_tv_loss(run.tv_loss);
   out->set_total_loss(run.total_loss);
   out->set_final_snapshot(run.final_snapshot);
+  out->set_log_tail(run.log_tail);
+}
+
+void ToProto(const AgentView& view, v1::AgentSummary* out) {
+  const AgentRecord& agent = view.agent;
+  out->set_name(agent.name);
+  out->set_host(agent.host);
+  out->set_device(agent.device);
+  out->set_device_name(agent.device_name);
+  out->set_memory_bytes(agent.memory_bytes);
+  out->set_slots(agent.slots);
+  out->set_description(agent.description);
+  out->set_state(std::string(AgentStateName(view.state)));
+  out->set_run_id(agent.run_id);
+  out->set_attempt(agent.attempt);
+  out->set_step(agent.step);
+  out->set_steps(agent.steps);
+  out->set_steps_per_second(agent.steps_per_second);
+  out->set_registered_ms(agent.registered_ms);
+  out->set_last_seen_ms(agent.last_seen_ms);
+  out->set_consecutive_failures(agent.consecutive_failures);
+  out->set_failures(agent.failures);
+  out->set_runs_finished(agent.runs_finished);
+  out->set_quarantine_reason(agent.quarantine_reason);
 }
 
 void ToProto(const SweepRecord& sweep, const std::vector<RunRecord>& runs, v1::SweepSummary* out) {
@@ -68,6 +92,7 @@ RunRecord FromProto(const v1::RunSummary& run, int64_t sweep_id) {
   r.tv_loss = run.tv_loss();
   r.total_loss = run.total_loss();
   r.final_snapshot = run.final_snapshot();
+  r.log_tail = run.log_tail();
   return r;
 }
 

@@ -7,12 +7,14 @@
 #include <string>
 #include <vector>
 
+#include "coordinator/scheduler/scheduler.h"
 #include "coordinator/store/store.h"
 #include "stylesweep/v1/coordinator.pb.h"
 
 namespace stylesweep {
 
 void ToProto(const RunRecord& run, v1::RunSummary* out);
+void ToProto(const AgentView& view, v1::AgentSummary* out);
 void ToProto(const SweepRecord& sweep, const std::vector<RunRecord>& runs, v1::SweepSummary* out);
 std::vector<MetricRow> FromProto(const google::protobuf::RepeatedPtrField<v1::StepLoss>& losses);
 

@@ -91,6 +91,9 @@ grpc::Status CoordinatorService::RegisterAgent(grpc::ServerContext* context,
   agent.host = request->host();
   agent.device = request->device();
   agent.description = request->description();
+  agent.device_name = request->device_name();
+  agent.memory_bytes = request->memory_bytes();
+  agent.slots = request->slots() > 0 ? request->slots() : 1;
   if (absl::Status s = scheduler_.RegisterAgent(agent); !s.ok()) return ToGrpcStatus(s);
   response->set_heartbeat_interval_ms(scheduler_.options().heartbeat_ms);
   response->set_lease_ms(scheduler_.options().lease_ms);
@@ -104,6 +107,9 @@ grpc::Status CoordinatorService::LeaseRun(grpc::ServerContext* context, const v1
   if (!lease.ok()) return ToGrpcStatus(lease.status());
   if (!lease->has_value()) {
     response->set_granted(false);
+    auto quarantine = scheduler_.QuarantineOf(request->agent());
+    if (!quarantine.ok()) return ToGrpcStatus(quarantine.status());
+    response->set_quarantined(*quarantine);
     return grpc::Status::OK;
   }
   const LeaseGrant& grant = **lease;
@@ -129,7 +135,14 @@ grpc::Status CoordinatorService::FetchBlob(grpc::ServerContext* context, const v
 grpc::Status CoordinatorService::Heartbeat(grpc::ServerContext* context, const v1::HeartbeatRequest* request,
                                            v1::HeartbeatResponse* response) {
   STYLESWEEP_CHECK_TOKEN(context);
-  auto directive = scheduler_.Heartbeat(request->agent(), request->run_id(), request->attempt());
+  AgentActivity activity;
+  activity.run_id = request->run_id();
+  activity.attempt = request->attempt();
+  activity.step = request->step();
+  activity.steps = request->steps();
+  activity.steps_per_second = request->steps_per_second();
+  activity.draining = request->draining();
+  auto directive = scheduler_.Heartbeat(request->agent(), activity);
   if (!directive.ok()) return ToGrpcStatus(directive.status());
   response->set_stop_run(*directive == RunDirective::kStop);
   response->set_prune(*directive == RunDirective::kPrune);
@@ -164,13 +177,38 @@ grpc::Status CoordinatorService::CompleteRun(grpc::ServerContext* context, const
   if (!state.has_value()) {
     return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, absl::StrCat("unknown run state '", request->state(), "'"));
   }
-  return ToGrpcStatus(scheduler_.Complete(request->run_id(), request->attempt(), *state, request->error()));
+  RunOutcome outcome{*state, request->error(), request->log_tail(), request->out_of_memory()};
+  return ToGrpcStatus(scheduler_.Complete(request->run_id(), request->attempt(), outcome));
 }
 
 grpc::Status CoordinatorService::ReleaseRun(grpc::ServerContext* context, const v1::ReleaseRunRequest* request,
                                             v1::ReleaseRunResponse* response) {
   STYLESWEEP_CHECK_TOKEN(context);
   return ToGrpcStatus(scheduler_.Release(request->agent(), request->run_id(), request->attempt(), request->reason()));
+}
+
+grpc::Status CoordinatorService::ListAgents(grpc::ServerContext* context, const v1::ListAgentsRequest* request,
+                                            v1::ListAgentsResponse* response) {
+  STYLESWEEP_CHECK_TOKEN(context);
+  auto agents = scheduler_.ListAgents();
+  if (!agents.ok()) return ToGrpcStatus(agents.status());
+  for (const AgentView& view : *agents) ToProto(view, response->add_agents());
+  response->set_now_ms(scheduler_.NowMillis());
+  return grpc::Status::OK;
+}
+
+grpc::Status CoordinatorService::ReleaseAgent(grpc::ServerContext* context, const v1::ReleaseAgentRequest* request,
+                                              v1::ReleaseAgentResponse* response) {
+  STYLESWEEP_CHECK_TOKEN(context);
+  auto released = scheduler_.ReleaseAgent(request->name());
+  if (!released.ok()) return ToGrpcStatus(released.status());
+  response->set_was_quarantined(*released);
+  auto agents = scheduler_.ListAgents();
+  if (!agents.ok()) return ToGrpcStatus(agents.status());
+  for (const AgentView& view : *agents) {
+    if (view.agent.name == request->name()) ToProto(view, response->mutable_agent());
+  }
+  return grpc::Status::OK;
 }
 
 }  // namespace stylesweep

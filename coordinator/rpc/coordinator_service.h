@@ -39,6 +39,10 @@ class CoordinatorService final : public v1::Coordinator::Service {
                            v1::CompleteRunResponse* response) override;
   grpc::Status ReleaseRun(grpc::ServerContext* context, const v1::ReleaseRunRequest* request,
                           v1::ReleaseRunResponse* response) override;
+  grpc::Status ListAgents(grpc::ServerContext* context, const v1::ListAgentsRequest* request,
+                          v1::ListAgentsResponse* response) override;
+  grpc::Status ReleaseAgent(grpc::ServerContext* context, const v1::ReleaseAgentRequest* request,
+                            v1::ReleaseAgentResponse* response) override;
 
  private:
   Scheduler& scheduler_;

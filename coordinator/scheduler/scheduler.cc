@@ -7,6 +7,7 @@
 #include <optional>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "common/hash.h"
 #include "common/sweep_spec.h"
 #include "coordinator/scheduler/early_stop.h"
@@ -276,14 +277,25 @@ absl::Status Scheduler::RegisterAgent(AgentRecord agent) {
   const int64_t now = clock_.NowMillis();
   agent.registered_ms = now;
   agent.last_seen_ms = now;
-  spdlog::info("agent '{}' registered from {} ({})", agent.name, agent.host, agent.description);
-  return store_.UpsertAgent(agent);
+  spdlog::info("agent '{}' registered from {}: {} {} ({})", agent.name, agent.host, agent.device, agent.device_name,
+               agent.description);
+  if (absl::Status s = store_.UpsertAgent(agent); !s.ok()) return s;
+  auto stored = store_.GetAgent(agent.name);
+  if (!stored.ok()) return stored.status();
+  if (!stored->quarantine_reason.empty()) {
+    spdlog::warn("agent '{}' is still quarantined ({}); `stylesweep agents --release {}` lets it take runs again",
+                 agent.name, stored->quarantine_reason, agent.name);
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<std::optional<LeaseGrant>> Scheduler::Lease(const std::string& agent) {
   if (absl::Status s = ExpireLeases(); !s.ok()) return s;
   const int64_t now = clock_.NowMillis();
-  if (absl::Status s = store_.TouchAgent(agent, now); !s.ok()) return s;
+  if (absl::Status s = store_.RecordAgentActivity(agent, now, AgentActivity{}); !s.ok()) return s;
+  auto quarantine = QuarantineOf(agent);
+  if (!quarantine.ok()) return quarantine.status();
+  if (!quarantine->empty()) return std::optional<LeaseGrant>();
   if (absl::Status s = ProposeRuns(); !s.ok()) return s;
   auto lease = store_.ClaimNextRun(agent, now, now + options_.lease_ms);
   if (!lease.ok()) return lease.status();
@@ -304,9 +316,11 @@ absl::StatusOr<std::string> Scheduler::FetchBlob(const std::string& blob_id) con
   return artifacts_.ReadBlob(blob_id);
 }
 
-absl::StatusOr<RunDirective> Scheduler::Heartbeat(const std::string& agent, int64_t run_id, int attempt) {
+absl::StatusOr<RunDirective> Scheduler::Heartbeat(const std::string& agent, const AgentActivity& activity) {
   const int64_t now = clock_.NowMillis();
-  if (absl::Status s = store_.TouchAgent(agent, now); !s.ok()) return s;
+  if (absl::Status s = store_.RecordAgentActivity(agent, now, activity); !s.ok()) return s;
+  const int64_t run_id = activity.run_id;
+  const int attempt = activity.attempt;
   if (run_id == 0) return RunDirective::kContinue;
   absl::Status renewed = store_.RenewLease(run_id, attempt, now + options_.lease_ms);
   if (absl::IsFailedPrecondition(renewed)) {
@@ -414,40 +428,106 @@ absl::Status Scheduler::Release(const std::string& agent, int64_t run_id, int at
   return s;
 }
 
-absl::Status Scheduler::Complete(int64_t run_id, int attempt, RunState state, const std::string& error) {
+absl::Status Scheduler::Complete(int64_t run_id, int attempt, const RunOutcome& outcome) {
+  const RunState state = outcome.state;
   if (state != RunState::kSucceeded && state != RunState::kFailed && state != RunState::kCancelled &&
       state != RunState::kPruned) {
     return absl::InvalidArgumentError(absl::StrCat("an agent may end a run as SUCCEEDED, FAILED, CANCELLED or PRUNED, not ",
                                                    std::string(RunStateName(state))));
   }
-  if (state == RunState::kPruned) {
+  auto run = store_.GetRun(run_id);
+  if (!run.ok()) return run.status();
+  // Empty for a retried report: the agent's outcome was counted the first time.
+  const std::string holder = run->attempt == attempt && run->state == RunState::kRunning ? run->agent : "";
+  if (state == RunState::kPruned && !holder.empty() && run->final_snapshot.empty()) {
     // The agent re-sends its latest image as final; when it had none to send
     // (pruned before its first snapshot), the latest stored one stands in.
-    auto run = store_.GetRun(run_id);
-    if (!run.ok()) return run.status();
-    if (run->attempt == attempt && run->state == RunState::kRunning && run->final_snapshot.empty()) {
-      auto snapshots = store_.ListSnapshots(run_id);
-      if (!snapshots.ok()) return snapshots.status();
-      const SnapshotRecord* latest = nullptr;
-      for (const SnapshotRecord& snap : *snapshots) {
-        if (snap.attempt == attempt && (latest == nullptr || snap.step > latest->step)) latest = &snap;
-      }
-      if (latest != nullptr) {
-        SnapshotRecord final_snap = *latest;
-        final_snap.final = true;
-        if (absl::Status s = store_.AddSnapshot(final_snap); !s.ok()) return s;
-      }
+    auto snapshots = store_.ListSnapshots(run_id);
+    if (!snapshots.ok()) return snapshots.status();
+    const SnapshotRecord* latest = nullptr;
+    for (const SnapshotRecord& snap : *snapshots) {
+      if (snap.attempt == attempt && (latest == nullptr || snap.step > latest->step)) latest = &snap;
+    }
+    if (latest != nullptr) {
+      SnapshotRecord final_snap = *latest;
+      final_snap.final = true;
+      if (absl::Status s = store_.AddSnapshot(final_snap); !s.ok()) return s;
     }
   }
-  absl::Status s = store_.FinishRun(run_id, attempt, state, error, clock_.NowMillis());
-  if (s.ok()) {
-    if (state == RunState::kFailed) {
-      spdlog::warn("run {} attempt {} FAILED: {}", run_id, attempt, error);
-    } else {
-      spdlog::info("run {} attempt {} {}", run_id, attempt, std::string(RunStateName(state)));
+
+  std::string error = outcome.error;
+  if (state == RunState::kFailed && outcome.out_of_memory) {
+    if (holder.empty()) {
+      // A retried report of a run already given to another agent.
+      return store_.RetryElsewhere(run_id, attempt, error, outcome.log_tail, clock_.NowMillis());
     }
+    auto avoided = store_.AgentsAvoidedBy(run_id);
+    if (!avoided.ok()) return avoided.status();
+    std::vector<std::string> tried = *avoided;
+    tried.push_back(holder);
+    auto agents = ListAgents();
+    if (!agents.ok()) return agents.status();
+    std::vector<std::string> untried;
+    for (const AgentView& view : *agents) {
+      if (view.state == AgentState::kLost || view.state == AgentState::kQuarantined) continue;
+      if (std::find(tried.begin(), tried.end(), view.agent.name) == tried.end()) untried.push_back(view.agent.name);
+    }
+    if (!untried.empty()) {
+      const std::string why = absl::StrCat("out of device memory on agent '", holder, "': ", outcome.error);
+      absl::Status s = store_.RetryElsewhere(run_id, attempt, why, outcome.log_tail, clock_.NowMillis());
+      if (s.ok()) {
+        spdlog::warn("run {} attempt {} {}; queued again for another agent ({} not tried yet)", run_id, attempt, why,
+                     absl::StrJoin(untried, ", "));
+      }
+      return s;
+    }
+    error = absl::StrCat("out of device memory on every agent that could take it (", absl::StrJoin(tried, ", "),
+                         "): ", outcome.error);
   }
-  return s;
+
+  absl::Status s = store_.FinishRun(run_id, attempt, state, error, clock_.NowMillis(), outcome.log_tail);
+  if (!s.ok()) return s;
+  if (state == RunState::kFailed) {
+    spdlog::warn("run {} attempt {} FAILED: {}", run_id, attempt, error);
+  } else {
+    spdlog::info("run {} attempt {} {}", run_id, attempt, std::string(RunStateName(state)));
+  }
+  // Cancellations say nothing about the agent's health; running out of device
+  // memory says the run is too big for it, not that the agent is broken.
+  if (holder.empty() || state == RunState::kCancelled || outcome.out_of_memory) return absl::OkStatus();
+  auto agent = store_.RecordAgentOutcome(holder, state == RunState::kFailed, error, options_.quarantine_after);
+  if (!agent.ok()) return agent.status();
+  if (state == RunState::kFailed && !agent->quarantine_reason.empty() &&
+      agent->consecutive_failures == options_.quarantine_after) {
+    spdlog::error("agent '{}' quarantined: {}. It takes no runs until `stylesweep agents --release {}`", holder,
+                  agent->quarantine_reason, holder);
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<AgentView>> Scheduler::ListAgents() {
+  auto agents = store_.ListAgents();
+  if (!agents.ok()) return agents.status();
+  const int64_t now = clock_.NowMillis();
+  std::vector<AgentView> views;
+  views.reserve(agents->size());
+  for (AgentRecord& agent : *agents) {
+    const AgentState state = StateOf(agent, now, options_.lease_ms);
+    views.push_back(AgentView{std::move(agent), state});
+  }
+  return views;
+}
+
+absl::StatusOr<std::string> Scheduler::QuarantineOf(const std::string& agent) {
+  auto record = store_.GetAgent(agent);
+  if (!record.ok()) return record.status();
+  return record->quarantine_reason;
+}
+
+absl::StatusOr<bool> Scheduler::ReleaseAgent(const std::string& agent) {
+  auto released = store_.ReleaseAgent(agent);
+  if (released.ok() && *released) spdlog::info("agent '{}' released from quarantine", agent);
+  return released;
 }
 
 absl::Status Scheduler::ExpireLeases() {

@@ -19,6 +19,23 @@ struct SchedulerOptions {
   int64_t lease_ms = 30000;       // a run is LOST when its holder is silent this long
   int64_t heartbeat_ms = 2000;    // how often agents are asked to heartbeat
   size_t max_runs_per_sweep = kMaxGridSize;  // the largest grid or run_cap a submission may ask for
+  // An agent whose runs fail this many times in a row is quarantined: it
+  // gets no more runs until a user releases it. 0: never.
+  int quarantine_after = 3;
+};
+
+// How an agent says a run ended.
+struct RunOutcome {
+  RunState state = RunState::kSucceeded;  // SUCCEEDED, FAILED, CANCELLED or PRUNED
+  std::string error;
+  std::string log_tail;        // FAILED: the agent's last log lines
+  bool out_of_memory = false;  // FAILED on the device's memory: try another agent
+};
+
+// An agent as `stylesweep agents` shows it.
+struct AgentView {
+  AgentRecord agent;
+  AgentState state = AgentState::kIdle;
 };
 
 // What the coordinator tells an agent about the run it holds.
@@ -67,6 +84,7 @@ class Scheduler {
   Scheduler(Store& store, ArtifactStore& artifacts, const Clock& clock, SchedulerOptions options = {});
 
   const SchedulerOptions& options() const { return options_; }
+  int64_t NowMillis() const { return clock_.NowMillis(); }
 
   // Parses, validates and expands a sweep; stores the images (`files` maps
   // each image reference as written in the YAML to its bytes), the sweep and
@@ -94,7 +112,11 @@ class Scheduler {
 
   // Renews the lease. kStop when the run is no longer that agent's; kPrune
   // when early termination has decided it should end.
-  absl::StatusOr<RunDirective> Heartbeat(const std::string& agent, int64_t run_id, int attempt);
+  // Also records what the agent reports doing (`activity`).
+  absl::StatusOr<RunDirective> Heartbeat(const std::string& agent, const AgentActivity& activity);
+  absl::StatusOr<RunDirective> Heartbeat(const std::string& agent, int64_t run_id, int attempt) {
+    return Heartbeat(agent, AgentActivity{run_id, attempt});
+  }
 
   // Stores the losses, then applies the sweep's early termination at each
   // rung the rows reach (see early_stop.h). kPrune when the run should end
@@ -107,14 +129,28 @@ class Scheduler {
 
   // Ends the attempt as SUCCEEDED, FAILED, CANCELLED or PRUNED. A PRUNED run
   // keeps its losses; without a final snapshot, its latest snapshot becomes
-  // the final one.
-  absl::Status Complete(int64_t run_id, int attempt, RunState state, const std::string& error);
+  // the final one. A FAILED one counts against its agent (see
+  // quarantine_after), unless it ran out of device memory: then the run is
+  // queued again for an agent that has not tried it, and fails for good only
+  // when no live agent is left to try.
+  absl::Status Complete(int64_t run_id, int attempt, const RunOutcome& outcome);
+  absl::Status Complete(int64_t run_id, int attempt, RunState state, const std::string& error) {
+    return Complete(run_id, attempt, RunOutcome{state, error, "", false});
+  }
   // Cancels, pauses, resumes a sweep (by id or name), or queues its FAILED
   // and LOST runs again. Idempotent: repeating an action changes nothing.
   absl::StatusOr<SweepControlResult> Control(const std::string& sweep, SweepAction action);
 
   // The agent stops before the run ends: queue it again now (Store::ReleaseRun).
   absl::Status Release(const std::string& agent, int64_t run_id, int attempt, const std::string& reason);
+
+  // Every agent that registered, with its state now, by name.
+  absl::StatusOr<std::vector<AgentView>> ListAgents();
+  // Why the agent is quarantined; empty when it is not. NotFound when unknown.
+  absl::StatusOr<std::string> QuarantineOf(const std::string& agent);
+  // Lifts an agent's quarantine (idempotent). Returns whether it was
+  // quarantined.
+  absl::StatusOr<bool> ReleaseAgent(const std::string& agent);
 
   // Re-queues (or marks LOST) runs whose lease has expired. Called before
   // every lease and periodically by the server.

@@ -56,7 +56,7 @@ SweepRecord SweepFromRow(const Statement& row) {
 constexpr char kRunColumns[] =
     "id, sweep_id, idx, params_json, params_hash, state, attempt, agent, created_ms, started_ms, finished_ms, "
     "lease_expires_ms, error, last_step, content_loss, style_loss, tv_loss, total_loss, final_snapshot, point_json, "
-    "prune_requested";
+    "prune_requested, log_tail";
 
 absl::StatusOr<RunRecord> RunFromRow(const Statement& row) {
   RunRecord run;
@@ -83,6 +83,7 @@ absl::StatusOr<RunRecord> RunFromRow(const Statement& row) {
   run.final_snapshot = row.ColumnText(18);
   run.point_json = row.ColumnText(19);
   run.prune_requested = row.ColumnInt(20) != 0;
+  run.log_tail = row.ColumnText(21);
   return run;
 }
 
@@ -98,7 +99,37 @@ absl::StatusOr<AttemptRecord> AttemptFromRow(const Statement& row) {
   attempt.started_ms = row.ColumnInt64(4);
   attempt.finished_ms = row.ColumnInt64(5);
   attempt.error = row.ColumnText(6);
+  attempt.log_tail = row.ColumnText(7);
   return attempt;
+}
+
+constexpr char kAgentColumns[] =
+    "name, host, device, description, registered_ms, last_seen_ms, device_name, memory_bytes, slots, run_id, "
+    "attempt, step, steps, steps_per_second, draining, consecutive_failures, failures, runs_finished, "
+    "quarantine_reason";
+
+AgentRecord AgentFromRow(const Statement& row) {
+  AgentRecord agent;
+  agent.name = row.ColumnText(0);
+  agent.host = row.ColumnText(1);
+  agent.device = row.ColumnText(2);
+  agent.description = row.ColumnText(3);
+  agent.registered_ms = row.ColumnInt64(4);
+  agent.last_seen_ms = row.ColumnInt64(5);
+  agent.device_name = row.ColumnText(6);
+  agent.memory_bytes = row.ColumnInt64(7);
+  agent.slots = row.ColumnInt(8);
+  agent.run_id = row.ColumnInt64(9);
+  agent.attempt = row.ColumnInt(10);
+  agent.step = row.ColumnInt(11);
+  agent.steps = row.ColumnInt(12);
+  agent.steps_per_second = row.ColumnDouble(13);
+  agent.draining = row.ColumnInt(14) != 0;
+  agent.consecutive_failures = row.ColumnInt(15);
+  agent.failures = row.ColumnInt(16);
+  agent.runs_finished = row.ColumnInt(17);
+  agent.quarantine_reason = row.ColumnText(18);
+  return agent;
 }
 
 // Steps `stmt` to the end, turning each row into a T with `from_row` (which
@@ -500,7 +531,7 @@ absl::StatusOr<std::vector<AttemptRecord>> SqliteStore::ListAttempts(int64_t run
   absl::MutexLock lock(&mu_);
   if (absl::Status s = ReadRun(run_id).status(); !s.ok()) return s;
   absl::StatusOr<Statement> stmt = db_.Prepare(
-      "SELECT run_id, attempt, agent, state, started_ms, finished_ms, error FROM attempts "
+      "SELECT run_id, attempt, agent, state, started_ms, finished_ms, error, log_tail FROM attempts "
       "WHERE run_id = ?1 ORDER BY attempt",
       absl::StrCat("list attempts of run ", run_id));
   if (!stmt.ok()) return stmt.status();
@@ -555,9 +586,11 @@ absl::StatusOr<std::optional<Lease>> SqliteStore::ClaimNextRun(const std::string
   absl::StatusOr<Statement> oldest = db_.Prepare(
       "SELECT r.id FROM runs r JOIN sweeps s ON s.id = r.sweep_id WHERE r.state = 'QUEUED' AND s.paused = 0 AND "
       "(s.max_concurrent = 0 OR (SELECT count(*) FROM runs b WHERE b.sweep_id = r.sweep_id AND "
-      "b.state = 'RUNNING') < s.max_concurrent) ORDER BY r.sweep_id, r.idx LIMIT 1",
+      "b.state = 'RUNNING') < s.max_concurrent) AND NOT EXISTS (SELECT 1 FROM run_avoids_agent v WHERE "
+      "v.run_id = r.id AND v.agent = ?1) ORDER BY r.sweep_id, r.idx LIMIT 1",
       absl::StrCat(purpose, ": find"));
   if (!oldest.ok()) return oldest.status();
+  oldest->Bind(1, agent);
   absl::StatusOr<std::vector<int64_t>> ids =
       CollectRows<int64_t>(*oldest, [](const Statement& row) { return row.ColumnInt64(0); });
   if (!ids.ok()) return ids.status();
@@ -567,7 +600,7 @@ absl::StatusOr<std::optional<Lease>> SqliteStore::ClaimNextRun(const std::string
   absl::StatusOr<Statement> lease = db_.Prepare(
       "UPDATE runs SET state = 'RUNNING', attempt = attempt + 1, agent = ?2, started_ms = ?3, "
       "lease_expires_ms = ?4, finished_ms = 0, error = '', last_step = -1, content_loss = 0, style_loss = 0, "
-      "tv_loss = 0, total_loss = 0, final_snapshot = '', prune_requested = 0 WHERE id = ?1",
+      "tv_loss = 0, total_loss = 0, final_snapshot = '', prune_requested = 0, log_tail = '' WHERE id = ?1",
       absl::StrCat(purpose, ": lease run ", run_id));
   if (!lease.ok()) return lease.status();
   lease->Bind(1, run_id);
@@ -704,7 +737,7 @@ absl::Status SqliteStore::AddSnapshot(const SnapshotRecord& snapshot) {
 }
 
 absl::Status SqliteStore::FinishRun(int64_t run_id, int attempt, RunState state, const std::string& error,
-                                    int64_t now_ms) {
+                                    int64_t now_ms, const std::string& log_tail) {
   if (!IsTerminal(state)) {
     return absl::InvalidArgumentError(absl::StrCat("run ", run_id, " cannot be finished as ", StateName(state),
                                                    ": only SUCCEEDED, FAILED, CANCELLED or PRUNED end a run"));
@@ -724,16 +757,19 @@ absl::Status SqliteStore::FinishRun(int64_t run_id, int attempt, RunState state,
   if (run->attempt != attempt || run->state != RunState::kRunning) return NotHeldError(run_id, attempt, *run);
 
   absl::StatusOr<Statement> finish_run = db_.Prepare(
-      "UPDATE runs SET state = ?2, finished_ms = ?3, error = ?4, lease_expires_ms = 0 WHERE id = ?1", purpose);
+      "UPDATE runs SET state = ?2, finished_ms = ?3, error = ?4, lease_expires_ms = 0, log_tail = ?5 WHERE id = ?1",
+      purpose);
   if (!finish_run.ok()) return finish_run.status();
   finish_run->Bind(1, run_id);
   finish_run->Bind(2, RunStateName(state));
   finish_run->Bind(3, now_ms);
   finish_run->Bind(4, error);
+  finish_run->Bind(5, log_tail);
   if (absl::Status s = finish_run->Run(); !s.ok()) return s;
 
   absl::StatusOr<Statement> finish_attempt =
-      db_.Prepare("UPDATE attempts SET state = ?3, finished_ms = ?4, error = ?5 WHERE run_id = ?1 AND attempt = ?2",
+      db_.Prepare("UPDATE attempts SET state = ?3, finished_ms = ?4, error = ?5, log_tail = ?6 "
+                  "WHERE run_id = ?1 AND attempt = ?2",
                   absl::StrCat(purpose, ": end attempt"));
   if (!finish_attempt.ok()) return finish_attempt.status();
   finish_attempt->Bind(1, run_id);
@@ -741,6 +777,7 @@ absl::Status SqliteStore::FinishRun(int64_t run_id, int attempt, RunState state,
   finish_attempt->Bind(3, RunStateName(state));
   finish_attempt->Bind(4, now_ms);
   finish_attempt->Bind(5, error);
+  finish_attempt->Bind(6, log_tail);
   if (absl::Status s = finish_attempt->Run(); !s.ok()) return s;
   return txn->Commit();
 }
@@ -931,17 +968,81 @@ absl::StatusOr<std::vector<RunRecord>> SqliteStore::ExpireLeases(int64_t now_ms)
   return affected;
 }
 
+absl::Status SqliteStore::RetryElsewhere(int64_t run_id, int attempt, const std::string& error,
+                                         const std::string& log_tail, int64_t now_ms) {
+  absl::MutexLock lock(&mu_);
+  const std::string purpose = absl::StrCat("give run ", run_id, " to another agent after attempt ", attempt);
+  absl::StatusOr<Transaction> txn = BeginWrite(purpose);
+  if (!txn.ok()) return txn.status();
+  absl::StatusOr<RunRecord> run = ReadRun(run_id);
+  if (!run.ok()) return run.status();
+  if (run->attempt != attempt || run->state != RunState::kRunning) {
+    // A retried report finds the attempt FAILED and the run queued, or
+    // claimed again by another agent.
+    absl::StatusOr<Statement> state =
+        db_.Prepare("SELECT state FROM attempts WHERE run_id = ?1 AND attempt = ?2", purpose);
+    if (!state.ok()) return state.status();
+    state->Bind(1, run_id);
+    state->Bind(2, attempt);
+    absl::StatusOr<bool> row = state->Step();
+    if (!row.ok()) return row.status();
+    const bool ended_here = run->attempt == attempt && IsTerminal(run->state);
+    if (*row && state->ColumnText(0) == RunStateName(RunState::kFailed) && !ended_here) return absl::OkStatus();
+    return NotHeldError(run_id, attempt, *run);
+  }
+  absl::StatusOr<Statement> avoid = db_.Prepare(
+      "INSERT INTO run_avoids_agent (run_id, agent) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+      absl::StrCat(purpose, ": avoid agent"));
+  if (!avoid.ok()) return avoid.status();
+  avoid->Bind(1, run_id);
+  avoid->Bind(2, run->agent);
+  if (absl::Status s = avoid->Run(); !s.ok()) return s;
+  absl::StatusOr<Statement> end_attempt = db_.Prepare(
+      "UPDATE attempts SET state = 'FAILED', finished_ms = ?3, error = ?4, log_tail = ?5 "
+      "WHERE run_id = ?1 AND attempt = ?2",
+      absl::StrCat(purpose, ": end attempt"));
+  if (!end_attempt.ok()) return end_attempt.status();
+  end_attempt->Bind(1, run_id);
+  end_attempt->Bind(2, attempt);
+  end_attempt->Bind(3, now_ms);
+  end_attempt->Bind(4, error);
+  end_attempt->Bind(5, log_tail);
+  if (absl::Status s = end_attempt->Run(); !s.ok()) return s;
+  absl::StatusOr<Statement> requeue = db_.Prepare(
+      "UPDATE runs SET state = 'QUEUED', agent = '', lease_expires_ms = 0, prune_requested = 0, error = ?2, "
+      "log_tail = ?3 WHERE id = ?1",
+      absl::StrCat(purpose, ": re-queue run"));
+  if (!requeue.ok()) return requeue.status();
+  requeue->Bind(1, run_id);
+  requeue->Bind(2, error);
+  requeue->Bind(3, log_tail);
+  if (absl::Status s = requeue->Run(); !s.ok()) return s;
+  return txn->Commit();
+}
+
+absl::StatusOr<std::vector<std::string>> SqliteStore::AgentsAvoidedBy(int64_t run_id) {
+  absl::MutexLock lock(&mu_);
+  if (absl::Status s = ReadRun(run_id).status(); !s.ok()) return s;
+  absl::StatusOr<Statement> stmt = db_.Prepare("SELECT agent FROM run_avoids_agent WHERE run_id = ?1 ORDER BY agent",
+                                               absl::StrCat("list agents run ", run_id, " avoids"));
+  if (!stmt.ok()) return stmt.status();
+  stmt->Bind(1, run_id);
+  return CollectRows<std::string>(*stmt, [](const Statement& row) { return row.ColumnText(0); });
+}
+
 absl::Status SqliteStore::UpsertAgent(const AgentRecord& agent) {
   absl::MutexLock lock(&mu_);
   const std::string purpose = absl::StrCat("register agent '", agent.name, "'");
   absl::StatusOr<Transaction> txn = BeginWrite(purpose);
   if (!txn.ok()) return txn.status();
   absl::StatusOr<Statement> upsert = db_.Prepare(
-      "INSERT INTO agents (name, host, device, description, registered_ms, last_seen_ms) "
-      "VALUES (?1, ?2, ?3, ?4, ?5, ?6) "
+      "INSERT INTO agents (name, host, device, description, registered_ms, last_seen_ms, device_name, "
+      "memory_bytes, slots) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) "
       "ON CONFLICT (name) DO UPDATE SET host = excluded.host, device = excluded.device, "
       "description = excluded.description, registered_ms = excluded.registered_ms, "
-      "last_seen_ms = excluded.last_seen_ms",
+      "last_seen_ms = excluded.last_seen_ms, device_name = excluded.device_name, "
+      "memory_bytes = excluded.memory_bytes, slots = excluded.slots, run_id = 0, attempt = 0, step = 0, "
+      "steps = 0, steps_per_second = 0, draining = 0",
       purpose);
   if (!upsert.ok()) return upsert.status();
   upsert->Bind(1, agent.name);
@@ -950,41 +1051,113 @@ absl::Status SqliteStore::UpsertAgent(const AgentRecord& agent) {
   upsert->Bind(4, agent.description);
   upsert->Bind(5, agent.registered_ms);
   upsert->Bind(6, agent.last_seen_ms);
+  upsert->Bind(7, agent.device_name);
+  upsert->Bind(8, std::max<int64_t>(agent.memory_bytes, 0));
+  upsert->Bind(9, static_cast<int64_t>(std::max(agent.slots, 1)));
   if (absl::Status s = upsert->Run(); !s.ok()) return s;
   return txn->Commit();
 }
 
-absl::Status SqliteStore::TouchAgent(const std::string& name, int64_t now_ms) {
+absl::Status SqliteStore::RecordAgentActivity(const std::string& name, int64_t now_ms, const AgentActivity& activity) {
   absl::MutexLock lock(&mu_);
-  const std::string purpose = absl::StrCat("touch agent '", name, "'");
+  const std::string purpose = absl::StrCat("record what agent '", name, "' does");
   absl::StatusOr<Transaction> txn = BeginWrite(purpose);
   if (!txn.ok()) return txn.status();
-  // max(): heartbeats handled out of order must not make an agent look older.
-  absl::StatusOr<Statement> touch =
-      db_.Prepare("UPDATE agents SET last_seen_ms = max(last_seen_ms, ?2) WHERE name = ?1", purpose);
-  if (!touch.ok()) return touch.status();
-  touch->Bind(1, name);
-  touch->Bind(2, now_ms);
-  if (absl::Status s = touch->Run(); !s.ok()) return s;
-  if (db_.Changes() == 0) return absl::NotFoundError(absl::StrCat("agent '", name, "' is not registered"));
+  if (absl::Status s = ReadAgent(name).status(); !s.ok()) return s;
+  // Reports handled out of order must not make an agent look older, nor
+  // bring back what it did before.
+  absl::StatusOr<Statement> update = db_.Prepare(
+      "UPDATE agents SET last_seen_ms = ?2, run_id = ?3, attempt = ?4, step = ?5, steps = ?6, "
+      "steps_per_second = ?7, draining = ?8 WHERE name = ?1 AND last_seen_ms <= ?2",
+      purpose);
+  if (!update.ok()) return update.status();
+  update->Bind(1, name);
+  update->Bind(2, now_ms);
+  update->Bind(3, activity.run_id);
+  update->Bind(4, static_cast<int64_t>(activity.attempt));
+  update->Bind(5, static_cast<int64_t>(activity.step));
+  update->Bind(6, static_cast<int64_t>(activity.steps));
+  update->Bind(7, activity.steps_per_second);
+  update->Bind(8, static_cast<int64_t>(activity.draining ? 1 : 0));
+  if (absl::Status s = update->Run(); !s.ok()) return s;
   return txn->Commit();
+}
+
+absl::StatusOr<AgentRecord> SqliteStore::RecordAgentOutcome(const std::string& name, bool failed,
+                                                            const std::string& error, int quarantine_after) {
+  absl::MutexLock lock(&mu_);
+  const std::string purpose = absl::StrCat("count a run ended by agent '", name, "'");
+  absl::StatusOr<Transaction> txn = BeginWrite(purpose);
+  if (!txn.ok()) return txn.status();
+  absl::StatusOr<AgentRecord> agent = ReadAgent(name);
+  if (!agent.ok()) return agent.status();
+  agent->runs_finished += 1;
+  if (failed) {
+    agent->failures += 1;
+    agent->consecutive_failures += 1;
+    if (quarantine_after > 0 && agent->consecutive_failures >= quarantine_after &&
+        agent->quarantine_reason.empty()) {
+      agent->quarantine_reason = absl::StrCat(agent->consecutive_failures, " runs in a row failed; the last: ", error);
+    }
+  } else {
+    agent->consecutive_failures = 0;
+  }
+  absl::StatusOr<Statement> update = db_.Prepare(
+      "UPDATE agents SET runs_finished = ?2, failures = ?3, consecutive_failures = ?4, quarantine_reason = ?5 "
+      "WHERE name = ?1",
+      purpose);
+  if (!update.ok()) return update.status();
+  update->Bind(1, name);
+  update->Bind(2, static_cast<int64_t>(agent->runs_finished));
+  update->Bind(3, static_cast<int64_t>(agent->failures));
+  update->Bind(4, static_cast<int64_t>(agent->consecutive_failures));
+  update->Bind(5, agent->quarantine_reason);
+  if (absl::Status s = update->Run(); !s.ok()) return s;
+  if (absl::Status s = txn->Commit(); !s.ok()) return s;
+  return agent;
+}
+
+absl::StatusOr<bool> SqliteStore::ReleaseAgent(const std::string& name) {
+  absl::MutexLock lock(&mu_);
+  const std::string purpose = absl::StrCat("release agent '", name, "' from quarantine");
+  absl::StatusOr<Transaction> txn = BeginWrite(purpose);
+  if (!txn.ok()) return txn.status();
+  absl::StatusOr<AgentRecord> agent = ReadAgent(name);
+  if (!agent.ok()) return agent.status();
+  absl::StatusOr<Statement> update =
+      db_.Prepare("UPDATE agents SET quarantine_reason = '', consecutive_failures = 0 WHERE name = ?1", purpose);
+  if (!update.ok()) return update.status();
+  update->Bind(1, name);
+  if (absl::Status s = update->Run(); !s.ok()) return s;
+  if (absl::Status s = txn->Commit(); !s.ok()) return s;
+  return !agent->quarantine_reason.empty();
+}
+
+absl::StatusOr<AgentRecord> SqliteStore::GetAgent(const std::string& name) {
+  absl::MutexLock lock(&mu_);
+  return ReadAgent(name);
+}
+
+absl::StatusOr<AgentRecord> SqliteStore::ReadAgent(const std::string& name) {
+  absl::StatusOr<Statement> stmt = db_.Prepare(absl::StrCat("SELECT ", kAgentColumns, " FROM agents WHERE name = ?1"),
+                                               absl::StrCat("read agent '", name, "'"));
+  if (!stmt.ok()) return stmt.status();
+  stmt->Bind(1, name);
+  absl::StatusOr<std::vector<AgentRecord>> agents = CollectRows<AgentRecord>(*stmt, AgentFromRow);
+  if (!agents.ok()) return agents.status();
+  if (agents->empty()) {
+    return absl::NotFoundError(
+        absl::StrCat("no agent named '", name, "' has registered (stylesweep agents lists them)"));
+  }
+  return agents->front();
 }
 
 absl::StatusOr<std::vector<AgentRecord>> SqliteStore::ListAgents() {
   absl::MutexLock lock(&mu_);
-  absl::StatusOr<Statement> stmt = db_.Prepare(
-      "SELECT name, host, device, description, registered_ms, last_seen_ms FROM agents ORDER BY name", "list agents");
+  absl::StatusOr<Statement> stmt =
+      db_.Prepare(absl::StrCat("SELECT ", kAgentColumns, " FROM agents ORDER BY name"), "list agents");
   if (!stmt.ok()) return stmt.status();
-  return CollectRows<AgentRecord>(*stmt, [](const Statement& row) {
-    AgentRecord agent;
-    agent.name = row.ColumnText(0);
-    agent.host = row.ColumnText(1);
-    agent.device = row.ColumnText(2);
-    agent.description = row.ColumnText(3);
-    agent.registered_ms = row.ColumnInt64(4);
-    agent.last_seen_ms = row.ColumnInt64(5);
-    return agent;
-  });
+  return CollectRows<AgentRecord>(*stmt, AgentFromRow);
 }
 
 }  // namespace stylesweep

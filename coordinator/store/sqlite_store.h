@@ -66,10 +66,17 @@ class SqliteStore final : public Store {
   absl::Status AppendMetrics(int64_t run_id, int attempt, const std::vector<MetricRow>& rows) override;
   absl::Status AddSnapshot(const SnapshotRecord& snapshot) override;
   absl::Status FinishRun(int64_t run_id, int attempt, RunState state, const std::string& error,
-                         int64_t now_ms) override;
+                         int64_t now_ms, const std::string& log_tail = "") override;
+  absl::Status RetryElsewhere(int64_t run_id, int attempt, const std::string& error, const std::string& log_tail,
+                              int64_t now_ms) override;
+  absl::StatusOr<std::vector<std::string>> AgentsAvoidedBy(int64_t run_id) override;
   absl::StatusOr<std::vector<RunRecord>> ExpireLeases(int64_t now_ms) override;
   absl::Status UpsertAgent(const AgentRecord& agent) override;
-  absl::Status TouchAgent(const std::string& name, int64_t now_ms) override;
+  absl::Status RecordAgentActivity(const std::string& name, int64_t now_ms, const AgentActivity& activity) override;
+  absl::StatusOr<AgentRecord> RecordAgentOutcome(const std::string& name, bool failed, const std::string& error,
+                                                 int quarantine_after) override;
+  absl::StatusOr<bool> ReleaseAgent(const std::string& name) override;
+  absl::StatusOr<AgentRecord> GetAgent(const std::string& name) override;
   absl::StatusOr<std::vector<AgentRecord>> ListAgents() override;
 
  private:
@@ -81,6 +88,7 @@ class SqliteStore final : public Store {
 
   absl::StatusOr<SweepRecord> ReadSweep(int64_t sweep_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<RunRecord> ReadRun(int64_t run_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<AgentRecord> ReadAgent(const std::string& name) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // OK when (run_id, attempt) is the run's current attempt and it is
   // RUNNING; else FailedPrecondition saying what the run is now.
   absl::Status CheckHeld(int64_t run_id, int attempt) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

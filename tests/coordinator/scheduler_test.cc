@@ -38,8 +38,24 @@ class SchedulerTest : public ::testing::Test {
     artifacts_ = std::make_unique<ArtifactStore>(dir_.string());
     scheduler_ = std::make_unique<Scheduler>(*store_, *artifacts_, clock_, SchedulerOptions{10000, 1000});
     files_ = {{"cat.png", "cat-bytes"}, {"starry.png", "starry-bytes"}};
-    ASSERT_TRUE(scheduler_->RegisterAgent(AgentRecord{"a1", "host", "cpu", "test", 0, 0}).ok());
-    ASSERT_TRUE(scheduler_->RegisterAgent(AgentRecord{"a2", "host", "cpu", "test", 0, 0}).ok());
+    ASSERT_TRUE(scheduler_->RegisterAgent(Agent("a1")).ok());
+    ASSERT_TRUE(scheduler_->RegisterAgent(Agent("a2")).ok());
+  }
+
+  static AgentRecord Agent(const std::string& name) {
+    AgentRecord agent;
+    agent.name = name;
+    agent.host = "host";
+    agent.device = "cpu";
+    agent.description = "test";
+    return agent;
+  }
+
+  // Leases the next run to `agent` and fails it.
+  void LeaseAndFail(const std::string& agent, const std::string& error) {
+    auto lease = scheduler_->Lease(agent);
+    ASSERT_TRUE(lease.ok() && lease->has_value()) << agent;
+    ASSERT_TRUE(scheduler_->Complete((*lease)->run_id, (*lease)->attempt, RunState::kFailed, error).ok());
   }
 
   std::filesystem::path dir_;
@@ -337,6 +353,123 @@ TEST_F(SchedulerTest, WeightsAreNamedByAbsolutePathInEveryRun) {
     saw_bayes_run = saw_bayes_run || (*lease)->sweep_id == proposed->sweep.id;
   }
   EXPECT_TRUE(saw_bayes_run);
+}
+
+
+TEST_F(SchedulerTest, AnAgentWhoseRunsFailThreeTimesInARowIsQuarantinedUntilReleased) {
+  constexpr char kSix[] = "content: cat.png\nstyle: starry.png\nparameters:\n  seed: {values: [1, 2, 3, 4, 5, 6]}\n";
+  ASSERT_TRUE(scheduler_->Submit(kSix, "six.yaml", files_, false).ok());
+  LeaseAndFail("a1", "CUDA error: an illegal memory access");
+  LeaseAndFail("a1", "CUDA error: an illegal memory access");
+  LeaseAndFail("a2", "cannot decode image");  // another agent's failure does not count for a1
+  {
+    auto views = scheduler_->ListAgents();
+    ASSERT_TRUE(views.ok());
+    EXPECT_EQ((*views)[0].state, AgentState::kIdle);
+    EXPECT_EQ((*views)[0].agent.consecutive_failures, 2);
+  }
+  LeaseAndFail("a1", "CUDA error: an illegal memory access");
+
+  // Quarantined: no more runs, and it says why.
+  auto refused = scheduler_->Lease("a1");
+  ASSERT_TRUE(refused.ok());
+  EXPECT_FALSE(refused->has_value());
+  auto reason = scheduler_->QuarantineOf("a1");
+  ASSERT_TRUE(reason.ok());
+  EXPECT_THAT(*reason, HasSubstr("3 runs in a row failed"));
+  EXPECT_THAT(*reason, HasSubstr("illegal memory access"));
+  auto views = scheduler_->ListAgents();
+  ASSERT_TRUE(views.ok());
+  EXPECT_EQ((*views)[0].agent.name, "a1");
+  EXPECT_EQ((*views)[0].state, AgentState::kQuarantined);
+  EXPECT_EQ((*views)[1].state, AgentState::kIdle);
+  // The other agent still works.
+  auto other = scheduler_->Lease("a2");
+  ASSERT_TRUE(other.ok() && other->has_value());
+
+  auto released = scheduler_->ReleaseAgent("a1");
+  ASSERT_TRUE(released.ok());
+  EXPECT_TRUE(*released);
+  auto again = scheduler_->Lease("a1");
+  ASSERT_TRUE(again.ok());
+  EXPECT_TRUE(again->has_value());
+  EXPECT_TRUE(absl::IsNotFound(scheduler_->ReleaseAgent("nobody").status()));
+}
+
+TEST_F(SchedulerTest, ASuccessOrACancellationBreaksTheRunOfFailures) {
+  constexpr char kFive[] = "content: cat.png\nstyle: starry.png\nparameters:\n  seed: {values: [1, 2, 3, 4, 5]}\n";
+  ASSERT_TRUE(scheduler_->Submit(kFive, "five.yaml", files_, false).ok());
+  LeaseAndFail("a1", "boom");
+  LeaseAndFail("a1", "boom");
+  auto lease = scheduler_->Lease("a1");
+  ASSERT_TRUE(lease.ok() && lease->has_value());
+  ASSERT_TRUE(scheduler_->Complete((*lease)->run_id, 1, RunState::kSucceeded, "").ok());
+  LeaseAndFail("a1", "boom");
+  LeaseAndFail("a1", "boom");
+  auto still = scheduler_->QuarantineOf("a1");
+  ASSERT_TRUE(still.ok());
+  EXPECT_EQ(*still, "");
+}
+
+TEST_F(SchedulerTest, ARunOutOfDeviceMemoryTriesEveryOtherLiveAgentBeforeFailing) {
+  ASSERT_TRUE(scheduler_->RegisterAgent(Agent("a3")).ok());
+  ASSERT_TRUE(scheduler_->Submit("content: cat.png\nstyle: starry.png\n", "one.yaml", files_, false).ok());
+  // a3 goes silent for longer than a lease: it is lost and not waited for.
+  clock_.Advance(6000);
+  ASSERT_TRUE(scheduler_->Heartbeat("a1", 0, 0).ok());
+  ASSERT_TRUE(scheduler_->Heartbeat("a2", 0, 0).ok());
+  clock_.Advance(6000);
+
+  auto first = scheduler_->Lease("a1");
+  ASSERT_TRUE(first.ok() && first->has_value());
+  const int64_t run_id = (*first)->run_id;
+  RunOutcome oom{RunState::kFailed, "out of memory on cuda:0 at 2048 px", "a1's log\n", true};
+  ASSERT_TRUE(scheduler_->Complete(run_id, 1, oom).ok());
+  EXPECT_EQ(store_->GetRun(run_id)->state, RunState::kQueued);
+  // Not a1 again; a2 gets it.
+  auto same = scheduler_->Lease("a1");
+  ASSERT_TRUE(same.ok());
+  EXPECT_FALSE(same->has_value());
+  auto second = scheduler_->Lease("a2");
+  ASSERT_TRUE(second.ok() && second->has_value());
+  EXPECT_EQ((*second)->run_id, run_id);
+  EXPECT_EQ((*second)->attempt, 2);
+  oom.log_tail = "a2's log\n";
+  ASSERT_TRUE(scheduler_->Complete(run_id, 2, oom).ok());
+
+  // Every live agent tried: it fails for good, saying so.
+  auto run = store_->GetRun(run_id);
+  ASSERT_TRUE(run.ok());
+  EXPECT_EQ(run->state, RunState::kFailed);
+  EXPECT_THAT(run->error, HasSubstr("out of device memory on every agent that could take it (a1, a2)"));
+  EXPECT_EQ(run->log_tail, "a2's log\n");
+  auto attempts = store_->ListAttempts(run_id);
+  ASSERT_TRUE(attempts.ok());
+  ASSERT_EQ(attempts->size(), 2u);
+  EXPECT_EQ((*attempts)[0].log_tail, "a1's log\n");
+  // Running out of memory is not the agents' fault: nobody is quarantined.
+  auto views = scheduler_->ListAgents();
+  ASSERT_TRUE(views.ok());
+  for (const AgentView& view : *views) EXPECT_EQ(view.agent.consecutive_failures, 0) << view.agent.name;
+  EXPECT_EQ((*views)[2].state, AgentState::kLost);
+}
+
+TEST_F(SchedulerTest, HeartbeatsShowWhatAnAgentIsDoing) {
+  ASSERT_TRUE(scheduler_->Submit("content: cat.png\nstyle: starry.png\n", "one.yaml", files_, false).ok());
+  auto lease = scheduler_->Lease("a1");
+  ASSERT_TRUE(lease.ok() && lease->has_value());
+  clock_.Advance(500);
+  ASSERT_TRUE(scheduler_->Heartbeat("a1", AgentActivity{(*lease)->run_id, 1, 42, 300, 12.5, false}).ok());
+  auto views = scheduler_->ListAgents();
+  ASSERT_TRUE(views.ok());
+  const AgentView& busy = (*views)[0];
+  EXPECT_EQ(busy.state, AgentState::kBusy);
+  EXPECT_EQ(busy.agent.run_id, (*lease)->run_id);
+  EXPECT_EQ(busy.agent.step, 42);
+  EXPECT_EQ(busy.agent.steps, 300);
+  EXPECT_DOUBLE_EQ(busy.agent.steps_per_second, 12.5);
+  ASSERT_TRUE(scheduler_->Heartbeat("a1", AgentActivity{(*lease)->run_id, 1, 43, 300, 12.5, true}).ok());
+  EXPECT_EQ((*scheduler_->ListAgents())[0].state, AgentState::kDraining);
 }
 
 }  // namespace

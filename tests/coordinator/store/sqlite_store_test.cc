@@ -112,7 +112,10 @@ TEST_F(SqliteStoreFileTest, ReadOnlyStoreReadsBesideAWriterAndRefusesWrites) {
   EXPECT_THAT(reader->FinishRun(lease->run.id, 1, RunState::kSucceeded, "", 50), refused);
   EXPECT_THAT(reader->ExpireLeases(1000), refused);
   EXPECT_THAT(reader->UpsertAgent({"agent-b", "", "", "", 0, 0}), refused);
-  EXPECT_THAT(reader->TouchAgent("agent-a", 1), refused);
+  EXPECT_THAT(reader->RecordAgentActivity("agent-a", 1, {}), refused);
+  EXPECT_THAT(reader->RecordAgentOutcome("agent-a", true, "x", 3), refused);
+  EXPECT_THAT(reader->ReleaseAgent("agent-a"), refused);
+  EXPECT_THAT(reader->RetryElsewhere(lease->run.id, 1, "x", "", 50), refused);
 
   ASSERT_OK_AND_ASSIGN(std::vector<SweepRecord> sweeps, writer->ListSweeps());
   EXPECT_THAT(sweeps, SizeIs(2));

@@ -11,6 +11,7 @@
 
 namespace stylesweep::testing {
 
+using ::testing::AllOf;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
@@ -664,26 +665,143 @@ TEST_P(StoreContractTest, ExpiryLeavesLiveLeasesAlone) {
   EXPECT_EQ(Describe(live), Describe(long_lease->run));
 }
 
-TEST_P(StoreContractTest, AgentsAreUpsertedTouchedAndListedByName) {
-  ASSERT_THAT(store_->UpsertAgent({"gpu-box", "host-1", "cuda:0", "H100", 10, 10}), IsOk());
-  ASSERT_THAT(store_->UpsertAgent({"cpu-box", "host-2", "cpu", "2 cores", 20, 20}), IsOk());
-  ASSERT_THAT(store_->UpsertAgent({"gpu-box", "host-3", "cuda:1", "restarted", 30, 30}), IsOk());
-  ASSERT_THAT(store_->TouchAgent("cpu-box", 99), IsOk());
-  ASSERT_THAT(store_->TouchAgent("cpu-box", 80), IsOk());  // handled late: last_seen stays 99
-  EXPECT_THAT(store_->TouchAgent("ghost", 100), StatusIs(absl::StatusCode::kNotFound, HasSubstr("ghost")));
+AgentRecord MakeAgent(const std::string& name, const std::string& host, const std::string& device,
+                      const std::string& description, int64_t now_ms) {
+  AgentRecord agent;
+  agent.name = name;
+  agent.host = host;
+  agent.device = device;
+  agent.device_name = device == "cpu" ? "Some CPU" : "Some GPU";
+  agent.memory_bytes = 1 << 30;
+  agent.description = description;
+  agent.registered_ms = now_ms;
+  agent.last_seen_ms = now_ms;
+  return agent;
+}
+
+TEST_P(StoreContractTest, AgentsAreUpsertedAndListedByName) {
+  ASSERT_THAT(store_->UpsertAgent(MakeAgent("gpu-box", "host-1", "cuda:0", "H100", 10)), IsOk());
+  ASSERT_THAT(store_->UpsertAgent(MakeAgent("cpu-box", "host-2", "cpu", "2 cores", 20)), IsOk());
+  ASSERT_THAT(store_->UpsertAgent(MakeAgent("gpu-box", "host-3", "cuda:1", "restarted", 30)), IsOk());
 
   ASSERT_OK_AND_ASSIGN(std::vector<AgentRecord> agents, store_->ListAgents());
   ASSERT_THAT(agents, SizeIs(2));
   EXPECT_EQ(agents[0].name, "cpu-box");
   EXPECT_EQ(agents[0].host, "host-2");
+  EXPECT_EQ(agents[0].device_name, "Some CPU");
+  EXPECT_EQ(agents[0].memory_bytes, 1 << 30);
+  EXPECT_EQ(agents[0].slots, 1);
   EXPECT_EQ(agents[0].registered_ms, 20);
-  EXPECT_EQ(agents[0].last_seen_ms, 99);
   EXPECT_EQ(agents[1].name, "gpu-box");
   EXPECT_EQ(agents[1].host, "host-3");
   EXPECT_EQ(agents[1].device, "cuda:1");
   EXPECT_EQ(agents[1].description, "restarted");
   EXPECT_EQ(agents[1].registered_ms, 30);
   EXPECT_EQ(agents[1].last_seen_ms, 30);
+  EXPECT_THAT(store_->GetAgent("ghost"), StatusIs(absl::StatusCode::kNotFound, HasSubstr("ghost")));
+}
+
+TEST_P(StoreContractTest, AgentActivityKeepsTheLatestReport) {
+  ASSERT_THAT(store_->UpsertAgent(MakeAgent("a", "h", "cpu", "", 10)), IsOk());
+  ASSERT_THAT(store_->RecordAgentActivity("a", 99, AgentActivity{7, 2, 40, 100, 3.5, true}), IsOk());
+  // Handled late (a retried heartbeat): neither the time nor the activity go back.
+  ASSERT_THAT(store_->RecordAgentActivity("a", 80, AgentActivity{7, 2, 10, 100, 1.0, false}), IsOk());
+  EXPECT_THAT(store_->RecordAgentActivity("ghost", 100, AgentActivity{}),
+              StatusIs(absl::StatusCode::kNotFound, HasSubstr("ghost")));
+
+  ASSERT_OK_AND_ASSIGN(AgentRecord agent, store_->GetAgent("a"));
+  EXPECT_EQ(agent.last_seen_ms, 99);
+  EXPECT_EQ(agent.run_id, 7);
+  EXPECT_EQ(agent.attempt, 2);
+  EXPECT_EQ(agent.step, 40);
+  EXPECT_EQ(agent.steps, 100);
+  EXPECT_DOUBLE_EQ(agent.steps_per_second, 3.5);
+  EXPECT_TRUE(agent.draining);
+  EXPECT_EQ(StateOf(agent, 100, 1000), AgentState::kDraining);
+  EXPECT_EQ(StateOf(agent, 99 + 1001, 1000), AgentState::kLost);
+
+  // Registering again (a restart) resets the activity.
+  ASSERT_THAT(store_->UpsertAgent(MakeAgent("a", "h", "cpu", "", 200)), IsOk());
+  ASSERT_OK_AND_ASSIGN(agent, store_->GetAgent("a"));
+  EXPECT_EQ(agent.run_id, 0);
+  EXPECT_FALSE(agent.draining);
+  EXPECT_EQ(StateOf(agent, 200, 1000), AgentState::kIdle);
+}
+
+TEST_P(StoreContractTest, ConsecutiveFailuresQuarantineAnAgentUntilReleased) {
+  ASSERT_THAT(store_->UpsertAgent(MakeAgent("a", "h", "cpu", "", 10)), IsOk());
+  ASSERT_OK_AND_ASSIGN(AgentRecord agent, store_->RecordAgentOutcome("a", true, "boom 1", 3));
+  ASSERT_OK_AND_ASSIGN(agent, store_->RecordAgentOutcome("a", true, "boom 2", 3));
+  ASSERT_OK_AND_ASSIGN(agent, store_->RecordAgentOutcome("a", false, "", 3));  // a success resets the count
+  EXPECT_EQ(agent.consecutive_failures, 0);
+  EXPECT_TRUE(agent.quarantine_reason.empty());
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_OK_AND_ASSIGN(agent, store_->RecordAgentOutcome("a", true, absl::StrCat("cuda error ", i), 3));
+  }
+  EXPECT_EQ(agent.consecutive_failures, 3);
+  EXPECT_EQ(agent.failures, 5);
+  EXPECT_EQ(agent.runs_finished, 6);
+  EXPECT_THAT(agent.quarantine_reason, AllOf(HasSubstr("3 runs in a row failed"), HasSubstr("cuda error 2")));
+  EXPECT_EQ(StateOf(agent, 10, 1000), AgentState::kQuarantined);
+
+  // A restart does not lift it; a release does, once.
+  ASSERT_THAT(store_->UpsertAgent(MakeAgent("a", "h", "cpu", "", 20)), IsOk());
+  ASSERT_OK_AND_ASSIGN(agent, store_->GetAgent("a"));
+  EXPECT_FALSE(agent.quarantine_reason.empty());
+  ASSERT_OK_AND_ASSIGN(bool was_quarantined, store_->ReleaseAgent("a"));
+  EXPECT_TRUE(was_quarantined);
+  ASSERT_OK_AND_ASSIGN(was_quarantined, store_->ReleaseAgent("a"));
+  EXPECT_FALSE(was_quarantined);
+  ASSERT_OK_AND_ASSIGN(agent, store_->GetAgent("a"));
+  EXPECT_TRUE(agent.quarantine_reason.empty());
+  EXPECT_EQ(agent.consecutive_failures, 0);
+  EXPECT_EQ(agent.failures, 5);
+  EXPECT_THAT(store_->ReleaseAgent("ghost"), StatusIs(absl::StatusCode::kNotFound, HasSubstr("ghost")));
+
+  // quarantine_after 0: never.
+  for (int i = 0; i < 10; ++i) ASSERT_THAT(store_->RecordAgentOutcome("a", true, "x", 0), IsOk());
+  ASSERT_OK_AND_ASSIGN(agent, store_->GetAgent("a"));
+  EXPECT_TRUE(agent.quarantine_reason.empty());
+}
+
+TEST_P(StoreContractTest, RunThatRanOutOfMemoryGoesToAnotherAgent) {
+  ASSERT_THAT(store_->CreateSweep(MakeSweep("s", /*max_attempts=*/1), MakeRuns(1)), IsOk());
+  ASSERT_OK_AND_ASSIGN(std::optional<Lease> first, store_->ClaimNextRun("small-gpu", 0, 100));
+  ASSERT_TRUE(first.has_value());
+  const int64_t run = first->run.id;
+  ASSERT_THAT(store_->AppendMetrics(run, 1, {MetricRow{0, 1, 2, 3, 6, 0.1}}), IsOk());
+  ASSERT_THAT(store_->RetryElsewhere(run, 1, "out of memory on cuda:0", "log line 1\nlog line 2\n", 50), IsOk());
+  ASSERT_THAT(store_->RetryElsewhere(run, 1, "out of memory on cuda:0", "", 60), IsOk());  // a retried report
+
+  ASSERT_OK_AND_ASSIGN(RunRecord queued, store_->GetRun(run));
+  EXPECT_EQ(queued.state, RunState::kQueued);
+  EXPECT_THAT(queued.error, HasSubstr("out of memory"));
+  ASSERT_OK_AND_ASSIGN(std::vector<std::string> avoided, store_->AgentsAvoidedBy(run));
+  EXPECT_THAT(avoided, ElementsAre("small-gpu"));
+  ASSERT_OK_AND_ASSIGN(std::vector<AttemptRecord> attempts, store_->ListAttempts(run));
+  ASSERT_THAT(attempts, SizeIs(1));
+  EXPECT_EQ(attempts[0].state, RunState::kFailed);
+  EXPECT_EQ(attempts[0].log_tail, "log line 1\nlog line 2\n");
+  ASSERT_OK_AND_ASSIGN(std::vector<MetricRow> kept, store_->GetMetrics(run, 1));
+  EXPECT_THAT(kept, SizeIs(1));
+
+  // Never to the same agent again; another takes it, and the failed attempt
+  // does not count against max_attempts (1).
+  ASSERT_OK_AND_ASSIGN(std::optional<Lease> same, store_->ClaimNextRun("small-gpu", 70, 170));
+  EXPECT_FALSE(same.has_value());
+  ASSERT_OK_AND_ASSIGN(std::optional<Lease> other, store_->ClaimNextRun("big-gpu", 80, 180));
+  ASSERT_TRUE(other.has_value());
+  EXPECT_EQ(other->attempt, 2);
+  EXPECT_TRUE(other->run.log_tail.empty());
+  ASSERT_THAT(store_->FinishRun(run, 2, RunState::kFailed, "nan loss", 90, "tail of big-gpu\n"), IsOk());
+  ASSERT_OK_AND_ASSIGN(RunRecord failed, store_->GetRun(run));
+  EXPECT_EQ(failed.state, RunState::kFailed);
+  EXPECT_EQ(failed.log_tail, "tail of big-gpu\n");
+  ASSERT_OK_AND_ASSIGN(attempts, store_->ListAttempts(run));
+  ASSERT_THAT(attempts, SizeIs(2));
+  EXPECT_EQ(attempts[1].log_tail, "tail of big-gpu\n");
+  // The old holder's report is stale now.
+  EXPECT_THAT(store_->RetryElsewhere(run, 2, "x", "", 95), StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("no longer")));
 }
 
 TEST_P(StoreContractTest, CreateSweepThatFailsHalfWayStoresNothing) {
