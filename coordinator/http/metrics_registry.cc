@@ -10,9 +10,14 @@ namespace {
 std::string FormatNumber(double value) {
   if (std::isnan(value)) return "NaN";
   if (std::isinf(value)) return value > 0 ? "+Inf" : "-Inf";
-  char buffer[64];
-  // Shortest text that reads back as the same double.
-  auto [end, ec] = std::to_chars(buffer, buffer + sizeof(buffer), value);
+  char buffer[400];
+  // The shortest text that reads back as the same double; in plain
+  // decimals over the range people read that way (le="0.0005", a Unix
+  // time), else with an exponent.
+  const double magnitude = std::fabs(value);
+  const bool plain = value == 0 || (magnitude >= 1e-5 && magnitude < 1e16);
+  auto [end, ec] = plain ? std::to_chars(buffer, buffer + sizeof(buffer), value, std::chars_format::fixed)
+                         : std::to_chars(buffer, buffer + sizeof(buffer), value);
   return std::string(buffer, ec == std::errc() ? end : buffer);
 }
 

@@ -92,7 +92,12 @@ TEST(ExpositionWriterTest, PrintsNumbersAsPrometheusReadsThem) {
   out.Sample("d", {}, -std::numeric_limits<double>::infinity());
   out.Sample("e", {}, std::nan(""));
   out.Sample("f", {}, 1234567);
-  EXPECT_EQ(out.text(), "a 0.1\nb 1e+21\nc +Inf\nd -Inf\ne NaN\nf 1234567\n");
+  out.Sample("g", {}, 1.7e9);    // a Unix time, in full
+  out.Sample("h", {}, 0.0005);   // a bucket bound, as people write it
+  out.Sample("i", {}, 2.5e-7);
+  out.Sample("j", {}, 0);
+  EXPECT_EQ(out.text(),
+            "a 0.1\nb 1e+21\nc +Inf\nd -Inf\ne NaN\nf 1234567\ng 1700000000\nh 0.0005\ni 2.5e-07\nj 0\n");
   EXPECT_THAT(out.text(), Not(HasSubstr("inf\n")));
 }
 
