@@ -215,8 +215,9 @@ TEST_F(DashboardTest, ChromiumShowsTheRunningAgentAndItsRun) {
   EXPECT_THAT(dom, HasSubstr("data-run=\"" + std::to_string(run_id) + "\""));
   EXPECT_THAT(dom, HasSubstr("long-run · run 0"));
   EXPECT_THAT(dom, HasSubstr("<img src=\"/api/snapshot/" + std::to_string(run_id) + "?step="));
-  EXPECT_THAT(dom, Not(HasSubstr("cannot reach the coordinator")));
-  EXPECT_THAT(dom, Not(HasSubstr("requires a token")));
+  // The page's own request for its data went through (its status line says
+  // when it last updated, not an error).
+  EXPECT_THAT(dom, HasSubstr("<span id=\"status\" class=\"\">updated "));
 }
 
 }  // namespace
