@@ -10,9 +10,10 @@ packages=(
   libtorch-dev libopenblas0-openmp
   libyaml-cpp-dev libspdlog-dev libsqlite3-dev libcli11-dev nlohmann-json3-dev libstb-dev libcpp-httplib-dev
   libgtest-dev libgmock-dev
-  # Tests only: promtool checks /metrics, headless Chromium loads the
-  # dashboard, openssl makes a throwaway certificate for the HTTPS test.
-  prometheus chromium openssl
+  # Tests only: headless Chromium opens the HTML report and the dashboard,
+  # promtool checks /metrics, openssl makes a throwaway certificate for the
+  # HTTPS test.
+  chromium prometheus openssl
 )
 # `make bench` also runs the same loop in PyTorch beside the engine.
 if [[ ${1:-} == bench ]]; then

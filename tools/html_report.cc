@@ -42,11 +42,12 @@ std::string Text(const std::string& key, const nlohmann::json& v) {
 }
 
 // An <img> with the PNG or JPEG inlined, or a placeholder saying why not.
-std::string Img(const HtmlReportData& data, const std::string& ref, const std::string& alt, const char* css_class) {
-  if (ref.empty() || !data.read_artifact) {
+std::string Img(const ArtifactReader& read_artifact, const std::string& ref, const std::string& alt,
+                const char* css_class) {
+  if (ref.empty() || !read_artifact) {
     return absl::StrCat("<div class=\"missing ", css_class, "\">no image</div>");
   }
-  auto bytes = data.read_artifact(ref);
+  auto bytes = read_artifact(ref);
   if (!bytes.ok()) {
     return absl::StrCat("<div class=\"missing ", css_class, "\">", Escape(std::string(bytes.status().message())),
                         "</div>");
@@ -67,22 +68,26 @@ std::string Card(const HtmlReportData& data, const RunRow& row, const std::vecto
   std::string loss = row.has_losses() ? absl::StrCat("loss ", Number(row.run.total_loss)) : "no losses";
   std::string state(RunStateName(row.run.state));
   return absl::StrCat("<figure class=\"card", best ? " best" : "", "\" data-run=\"", row.run.index, "\">",
-                      Img(data, row.run.final_snapshot, absl::StrCat("run ", row.run.index), "thumb"),
+                      Img(data.read_artifact, row.run.final_snapshot, absl::StrCat("run ", row.run.index), "thumb"),
                       "<figcaption><b>#", row.run.index, "</b> ", Escape(RunLabel(row, varying)), "<br>",
                       Escape(loss), " <span class=\"state ", state, "\">", state, "</span>",
                       row.run.error.empty() ? "" : absl::StrCat("<br><small>", Escape(row.run.error), "</small>"),
                       "</figcaption></figure>");
 }
 
-// Loss curves: one polyline per run on a log-scale y axis.
-std::string LossChart(const HtmlReportData& data, const std::vector<RunRow>& rows, int64_t best_id,
-                      const std::vector<std::string>& varying) {
+struct Curve {
+  const std::vector<MetricRow>* metrics;
+  std::string title;
+  bool best = false;
+};
+
+// Loss curves: one polyline per run on a log-scale y axis, the best drawn
+// last so that it is on top.
+std::string LossChart(std::vector<Curve> curves) {
   double min_loss = std::numeric_limits<double>::max(), max_loss = 0;
   int max_step = 1;
-  for (const RunRow& row : rows) {
-    auto it = data.metrics.find(row.run.id);
-    if (it == data.metrics.end()) continue;
-    for (const MetricRow& m : it->second) {
+  for (const Curve& curve : curves) {
+    for (const MetricRow& m : *curve.metrics) {
       if (m.total > 0) {
         min_loss = std::min(min_loss, m.total);
         max_loss = std::max(max_loss, m.total);
@@ -106,20 +111,15 @@ std::string LossChart(const HtmlReportData& data, const std::vector<RunRow>& row
   }
   absl::StrAppend(&svg, "<text x=\"", width - right, "\" y=\"", height - 8, "\" class=\"axis\" text-anchor=\"end\">step ",
                   max_step, "</text><text x=\"", left, "\" y=\"", height - 8, "\" class=\"axis\">0</text>");
-  // The best run last, so it is drawn on top.
-  std::vector<const RunRow*> order;
-  for (const RunRow& row : rows) order.push_back(&row);
-  std::stable_partition(order.begin(), order.end(), [best_id](const RunRow* r) { return r->run.id != best_id; });
-  for (const RunRow* row : order) {
-    auto it = data.metrics.find(row->run.id);
-    if (it == data.metrics.end() || it->second.empty()) continue;
+  std::stable_partition(curves.begin(), curves.end(), [](const Curve& c) { return !c.best; });
+  for (const Curve& curve : curves) {
+    if (curve.metrics->empty()) continue;
     std::string points;
-    for (const MetricRow& m : it->second) {
+    for (const MetricRow& m : *curve.metrics) {
       if (m.total > 0) absl::StrAppend(&points, Number(x(m.step)), ",", Number(y(m.total)), " ");
     }
-    const bool best = row->run.id == best_id;
-    absl::StrAppend(&svg, "<polyline class=\"", best ? "curve best" : "curve", "\" points=\"", points,
-                    "\"><title>#", row->run.index, " ", Escape(RunLabel(*row, varying)), "</title></polyline>");
+    absl::StrAppend(&svg, "<polyline class=\"", curve.best ? "curve best" : "curve", "\" points=\"", points,
+                    "\"><title>", Escape(curve.title), "</title></polyline>");
   }
   svg += "</svg>";
   return svg;
@@ -177,25 +177,43 @@ std::string RenderHtmlReport(const HtmlReportData& data) {
   }
   const int64_t best_id = best ? best->run.id : -1;
 
+  // The sweep's counts, also when the report shows a selection of its runs.
+  const std::map<std::string, int> counts = view.counts.empty() ? CountByState(view.runs) : view.counts;
+  int total_runs = 0;
+  for (const auto& [state, n] : counts) total_runs += n;
+
   std::string html = absl::StrCat("<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>",
                                   Escape(view.sweep.name), " - stylesweep report</title><style>", kStyle,
                                   "</style></head><body>");
   absl::StrAppend(&html, "<h1>", Escape(view.sweep.name), "</h1><p class=\"meta\">sweep ", view.sweep.id, " · ",
                   Escape(view.sweep.method), " · ", Escape(view.sweep.source), " · ",
-                  Escape(CountsLine(CountByState(view.runs))), "</p>");
+                  Escape(CountsLine(counts)),
+                  rows.size() < static_cast<size_t>(total_runs) ? absl::StrCat(" · showing ", rows.size()) : "",
+                  "</p>");
 
   // Inputs: the content image and every style image, by their blob ids.
   absl::StrAppend(&html, "<h2>Inputs</h2><div class=\"inputs\">");
   for (const auto& [id, name] : images.items()) {
     const std::string label = name.is_string() ? name.get<std::string>() : id;
-    absl::StrAppend(&html, "<figure>", Img(data, id, label, "input"), "<figcaption>", Escape(label),
+    absl::StrAppend(&html, "<figure>", Img(data.read_artifact, id, label, "input"), "<figcaption>", Escape(label),
                     "</figcaption></figure>");
   }
   html += "</div>";
 
   absl::StrAppend(&html, "<h2>Results</h2>");
   if (varying.size() == 2) {
-    // A grid: first varying parameter down, second across.
+    // A grid: the parameter that varies slowest over the runs' order (the
+    // sweep file's first, for a grid sweep) down, the other across.
+    std::vector<const RunRow*> by_index;
+    for (const RunRow& row : rows) by_index.push_back(&row);
+    std::sort(by_index.begin(), by_index.end(),
+              [](const RunRow* a, const RunRow* b) { return a->run.index < b->run.index; });
+    auto changes = [&](const std::string& key) {
+      int n = 0;
+      for (size_t i = 1; i < by_index.size(); ++i) n += by_index[i]->params[key] != by_index[i - 1]->params[key];
+      return n;
+    };
+    if (changes(varying[1]) < changes(varying[0])) std::swap(varying[0], varying[1]);
     std::vector<nlohmann::json> row_values, col_values;
     for (const RunRow& row : rows) {
       if (std::find(row_values.begin(), row_values.end(), row.params[varying[0]]) == row_values.end()) {
@@ -228,9 +246,15 @@ std::string RenderHtmlReport(const HtmlReportData& data) {
     html += "</div>";
   }
 
+  std::vector<Curve> curves;
+  for (const RunRow& row : rows) {
+    auto it = data.metrics.find(row.run.id);
+    if (it == data.metrics.end()) continue;
+    curves.push_back({&it->second, absl::StrCat("#", row.run.index, " ", RunLabel(row, varying)), row.run.id == best_id});
+  }
   absl::StrAppend(&html, "<h2>Loss curves</h2><p class=\"meta\">total loss per step, log scale",
                   best ? absl::StrCat("; best run #", best->run.index, " in red") : "", "</p>",
-                  LossChart(data, rows, best_id, varying));
+                  LossChart(curves));
 
   // Snapshots over steps for the three best runs.
   std::vector<const RunRow*> ranked;
@@ -247,7 +271,7 @@ std::string RenderHtmlReport(const HtmlReportData& data) {
     if (it != data.snapshots.end()) {
       for (const SnapshotRecord& s : it->second) {
         if (s.attempt != row->run.attempt) continue;
-        absl::StrAppend(&html, "<figure>", Img(data, s.path, absl::StrCat("step ", s.step), "thumb"),
+        absl::StrAppend(&html, "<figure>", Img(data.read_artifact, s.path, absl::StrCat("step ", s.step), "thumb"),
                         "<figcaption>step ", s.step, "</figcaption></figure>");
       }
     }
@@ -274,6 +298,37 @@ std::string RenderHtmlReport(const HtmlReportData& data) {
     absl::StrAppend(&html, "<td>", d ? absl::StrCat(Number(*d), " s") : "-", "</td></tr>");
   }
   html += "</table></body></html>\n";
+  return html;
+}
+
+std::string RenderHtmlComparison(const Comparison& comparison, const CompareOptions& options) {
+  const CompareSide* sides[] = {&comparison.a, &comparison.b};
+  const std::string title = absl::StrCat(RunTitle(comparison.a), " vs ", RunTitle(comparison.b));
+  std::string html = absl::StrCat("<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>",
+                                  Escape(title), " - stylesweep</title><style>", kStyle,
+                                  ".pair { display: flex; gap: 16px; } .pair figure { margin: 0; width: 380px; }"
+                                  ".pair .thumb { width: 380px; }</style></head><body><h1>",
+                                  Escape(title), "</h1><div class=\"pair\">");
+  for (const CompareSide* side : sides) {
+    absl::StrAppend(&html, "<figure class=\"card\" data-run=\"", side->run.index, "\">",
+                    Img(side->read_artifact, side->run.final_snapshot, RunTitle(*side), "thumb"), "<figcaption>",
+                    Escape(RunTitle(*side)), "</figcaption></figure>");
+  }
+  html += "</div><h2>Parameters and results</h2><table class=\"runs\"><tr><th></th>";
+  for (const CompareSide* side : sides) absl::StrAppend(&html, "<th>#", side->run.index, "</th>");
+  html += "<th>ratio</th></tr>";
+  for (const ComparisonLine& line : ComparisonLines(comparison, options)) {
+    absl::StrAppend(&html, "<tr", line.parameter ? " class=\"param\"" : "", "><th>", Escape(line.field),
+                    "</th><td>", Escape(line.a), "</td><td>", Escape(line.b), "</td><td>", Escape(line.ratio),
+                    "</td></tr>");
+  }
+  html += "</table>";
+  const bool a_better = comparison.a.run.last_step >= 0 &&
+                        (comparison.b.run.last_step < 0 || comparison.a.run.total_loss <= comparison.b.run.total_loss);
+  std::vector<Curve> curves = {{&comparison.a.metrics, RunTitle(comparison.a), a_better},
+                               {&comparison.b.metrics, RunTitle(comparison.b), !a_better}};
+  absl::StrAppend(&html, "<h2>Loss curves</h2><p class=\"meta\">total loss per step, log scale; the lower in red</p>",
+                  LossChart(curves), "</body></html>\n");
   return html;
 }
 

@@ -8,6 +8,7 @@
 
 #include "absl/status/statusor.h"
 #include "coordinator/store/store.h"
+#include "tools/compare.h"
 #include "tools/report.h"
 
 namespace stylesweep {
@@ -19,7 +20,7 @@ struct HtmlReportData {
   std::map<int64_t, std::vector<SnapshotRecord>> snapshots;  // by run id
   // Reads a file under the artifacts directory (a relative path, or a blob
   // id for the input images); errors leave a placeholder in the page.
-  std::function<absl::StatusOr<std::string>(const std::string&)> read_artifact;
+  ArtifactReader read_artifact;
 };
 
 // One self-contained HTML page (images inlined, loss curves as inline SVG, no
@@ -29,6 +30,10 @@ struct HtmlReportData {
 // loss curves on a log scale with the best run highlighted, snapshots over
 // steps of the best runs, and the table of runs.
 std::string RenderHtmlReport(const HtmlReportData& data);
+
+// `stylesweep compare --format html`: one self-contained page with both final
+// images side by side, both loss curves and the comparison table.
+std::string RenderHtmlComparison(const Comparison& comparison, const CompareOptions& options);
 
 }  // namespace stylesweep
 

@@ -3,8 +3,13 @@
 
 #include <spdlog/spdlog.h>
 
+#include <unistd.h>
+
 #include <CLI/CLI.hpp>
+#include <chrono>
 #include <cstdio>
+#include <set>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "agent/engine/engine.h"
@@ -14,7 +19,11 @@
 #include "rpc/transport.h"
 #include "stylesweep/v1/coordinator.grpc.pb.h"
 #include "tools/commands.h"
+#include "common/clock.h"
+#include "tools/compare.h"
+#include "tools/live_view.h"
 #include "tools/report.h"
+#include "tools/status.h"
 #include "tools/submission.h"
 #include "tools/sweep_source.h"
 
@@ -171,45 +180,195 @@ absl::StatusOr<SourceOptions> MakeSource(const ConnectionFlags& connection, cons
 }
 
 int Show(const ConnectionFlags& connection, const std::string& db, const std::string& sweep) {
-  auto source = MakeSource(connection, db);
-  if (!source.ok()) return Fail(source.status(), 2);
+  auto options = MakeSource(connection, db);
+  if (!options.ok()) return Fail(options.status(), 2);
+  auto source = OpenSweepSource(*options);
+  if (!source.ok()) return Fail(source.status());
   if (sweep.empty()) {
-    auto list = LoadSweepList(*source);
+    auto list = (*source)->ListSweeps();
     if (!list.ok()) return Fail(list.status());
     std::printf("%s", RenderSweepList(*list).c_str());
     return 0;
   }
-  auto view = LoadSweepView(*source, sweep);
+  auto view = (*source)->GetSweep(sweep);
   if (!view.ok()) return Fail(view.status());
-  std::printf("%s", RenderRunTable(*view).c_str());
+  std::printf("%s\nevery run: stylesweep report %s%s\n", RenderSweepStatus(*view, SystemClock().NowMillis()).c_str(),
+              sweep.c_str(), db.empty() ? "" : absl::StrCat(" --db ", db).c_str());
+  return 0;
+}
+
+// Prints `text`, or writes it to `out` when one is given.
+int Emit(const std::string& text, const std::string& out) {
+  if (out.empty()) {
+    std::fwrite(text.data(), 1, text.size(), stdout);
+    return 0;
+  }
+  if (absl::Status s = WriteFileAtomically(out, text); !s.ok()) return Fail(s);
+  std::fprintf(stderr, "wrote %s\n", out.c_str());
   return 0;
 }
 
 int Report(const ConnectionFlags& connection, const std::string& db, const std::string& sweep,
            const ReportOptions& options, const std::string& out) {
-  auto source = MakeSource(connection, db);
-  if (!source.ok()) return Fail(source.status(), 2);
-  absl::StatusOr<std::string> text;
+  auto source_options = MakeSource(connection, db);
+  if (!source_options.ok()) return Fail(source_options.status(), 2);
+  auto source = OpenSweepSource(*source_options);
+  if (!source.ok()) return Fail(source.status());
   if (options.format == "html") {
-    auto data = LoadHtmlReportData(*source, sweep);
-    if (!data.ok()) return Fail(data.status());
-    auto selected = SelectRuns(data->view, options);
-    if (!selected.ok()) return Fail(selected.status(), 2);
-    data->view.runs = *std::move(selected);
-    text = RenderHtmlReport(*data);
-  } else {
-    auto view = LoadSweepView(*source, sweep);
-    if (!view.ok()) return Fail(view.status());
-    text = RenderReport(*view, options);
-    if (!text.ok()) return Fail(text.status(), 2);
+    auto data = LoadHtmlReportData(**source, sweep, options);
+    if (!data.ok()) return Fail(data.status(), absl::IsInvalidArgument(data.status()) ? 2 : 1);
+    return Emit(RenderHtmlReport(*data), out);
   }
-  if (out.empty()) {
-    std::fwrite(text->data(), 1, text->size(), stdout);
+  auto view = (*source)->GetSweep(sweep);
+  if (!view.ok()) return Fail(view.status());
+  auto text = RenderReport(*view, options);
+  if (!text.ok()) return Fail(text.status(), 2);
+  return Emit(*text, out);
+}
+
+// The coordinator's agents, and its clock (for heartbeat ages).
+absl::Status FetchAgents(v1::Coordinator::Stub& stub, const ClientSecurity& security, std::vector<AgentLine>& agents,
+                         int64_t& now_ms) {
+  grpc::ClientContext context;
+  PrepareContext(context, security, 10000);
+  v1::ListAgentsResponse response;
+  grpc::Status status = stub.ListAgents(&context, v1::ListAgentsRequest(), &response);
+  if (!status.ok()) return FromGrpcStatus(status);
+  agents.clear();
+  for (const v1::AgentSummary& agent : response.agents()) agents.push_back(AgentLine{FromProto(agent), agent.state()});
+  now_ms = response.now_ms();
+  return absl::OkStatus();
+}
+
+int Agents(const ConnectionFlags& connection, const std::string& release, bool json) {
+  auto security = connection.Security();
+  if (!security.ok()) return Fail(security.status(), 2);
+  auto channel = MakeChannel(connection.coordinator, *security);
+  if (!channel.ok()) return Fail(channel.status());
+  auto stub = v1::Coordinator::NewStub(*channel);
+  if (!release.empty()) {
+    v1::ReleaseAgentRequest request;
+    request.set_name(release);
+    grpc::ClientContext context;
+    PrepareContext(context, *security, 10000);
+    v1::ReleaseAgentResponse response;
+    grpc::Status status = stub->ReleaseAgent(&context, request, &response);
+    if (!status.ok()) return FailCall(status, connection);
+    std::printf(response.was_quarantined() ? "agent '%s' released: it takes runs again\n"
+                                           : "agent '%s' was not quarantined\n",
+                release.c_str());
     return 0;
   }
-  if (absl::Status s = WriteFileAtomically(out, *text); !s.ok()) return Fail(s);
-  std::fprintf(stderr, "wrote %s\n", out.c_str());
+  std::vector<AgentLine> agents;
+  int64_t now_ms = 0;
+  if (absl::Status s = FetchAgents(*stub, *security, agents, now_ms); !s.ok()) {
+    return FailCall(ToGrpcStatus(s), connection);
+  }
+  if (json) {
+    nlohmann::json out = nlohmann::json::array();
+    for (const AgentLine& line : agents) {
+      const AgentRecord& a = line.agent;
+      out.push_back({{"name", a.name},
+                     {"host", a.host},
+                     {"device", a.device},
+                     {"device_name", a.device_name},
+                     {"memory_bytes", a.memory_bytes},
+                     {"slots", a.slots},
+                     {"state", line.state},
+                     {"run_id", a.run_id},
+                     {"step", a.step},
+                     {"steps", a.steps},
+                     {"steps_per_second", a.steps_per_second},
+                     {"last_heartbeat_seconds_ago", (now_ms - a.last_seen_ms) / 1000.0},
+                     {"consecutive_failures", a.consecutive_failures},
+                     {"failures", a.failures},
+                     {"runs_finished", a.runs_finished},
+                     {"quarantine_reason", a.quarantine_reason}});
+    }
+    std::printf("%s\n", out.dump(2).c_str());
+    return 0;
+  }
+  std::printf("%s", RenderAgentsTable(agents, now_ms).c_str());
   return 0;
+}
+
+// Refreshes a view of the sweeps (or one), their running runs and the agents
+// every `interval_seconds`: in place on a terminal, as plain frames (only when
+// something changed) otherwise. With a sweep, returns once it has no queued
+// or running run left.
+int Watch(const ConnectionFlags& connection, const std::string& sweep, double interval_seconds, bool once) {
+  auto security = connection.Security();
+  if (!security.ok()) return Fail(security.status(), 2);
+  auto channel = MakeChannel(connection.coordinator, *security);
+  if (!channel.ok()) return Fail(channel.status());
+  auto stub = v1::Coordinator::NewStub(*channel);
+  const bool terminal = isatty(fileno(stdout)) != 0;
+  std::string previous;
+  while (true) {
+    grpc::ClientContext context;
+    PrepareContext(context, *security, 10000);
+    v1::GetSweepRequest request;
+    request.set_sweep(sweep);
+    v1::GetSweepResponse response;
+    grpc::Status status = stub->GetSweep(&context, request, &response);
+    if (!status.ok()) return FailCall(status, connection);
+    std::vector<AgentLine> agents;
+    int64_t now_ms = 0;
+    if (absl::Status s = FetchAgents(*stub, *security, agents, now_ms); !s.ok()) {
+      return FailCall(ToGrpcStatus(s), connection);
+    }
+    std::vector<SweepLine> sweeps;
+    bool active = false;
+    for (const v1::SweepSummary& s : response.sweeps()) {
+      SweepLine line{s.id(), s.name(), {s.runs_by_state().begin(), s.runs_by_state().end()}, s.paused()};
+      active = active || line.runs_by_state["QUEUED"] > 0 || line.runs_by_state["RUNNING"] > 0;
+      sweeps.push_back(std::move(line));
+    }
+    if (!sweep.empty()) {
+      // Only this sweep's running runs.
+      std::set<int64_t> ids;
+      for (const v1::RunSummary& run : response.runs()) ids.insert(run.id());
+      for (AgentLine& line : agents) {
+        if (ids.count(line.agent.run_id) == 0 && (line.state == "busy" || line.state == "draining")) {
+          line.state = "busy elsewhere";
+        }
+      }
+    }
+    const std::string frame = RenderWatchFrame(sweeps, agents, now_ms);
+    if (terminal) {
+      std::printf("\x1b[H\x1b[2J%s  (every %gs; Ctrl-C to stop)\n\n%s", connection.coordinator.c_str(),
+                  interval_seconds, frame.c_str());
+    } else if (frame != previous) {
+      std::printf("---\n%s", frame.c_str());
+    }
+    std::fflush(stdout);
+    previous = frame;
+    if (once) return 0;
+    if (!sweep.empty() && !active) {
+      std::printf("sweep %s: no run queued or running\n", sweep.c_str());
+      return 0;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(static_cast<int64_t>(interval_seconds * 1000)));
+  }
+}
+
+int Compare(const ConnectionFlags& connection, const std::string& db, const std::string& first,
+            const std::string& second, const CompareOptions& options, const std::string& out) {
+  if (options.format != "table" && options.format != "json" && options.format != "markdown" &&
+      options.format != "html") {
+    return Fail(absl::InvalidArgumentError(
+                    absl::StrCat("--format: unknown format '", options.format, "'; use table, json, markdown or html")),
+                2);
+  }
+  auto source_options = MakeSource(connection, db);
+  if (!source_options.ok()) return Fail(source_options.status(), 2);
+  auto source = OpenSweepSource(*source_options);
+  if (!source.ok()) return Fail(source.status());
+  auto comparison = LoadComparison(**source, first, second);
+  if (!comparison.ok()) return Fail(comparison.status(), absl::IsInvalidArgument(comparison.status()) ? 2 : 1);
+  auto text = RenderComparison(*comparison, options);
+  if (!text.ok()) return Fail(text.status(), 2);
+  return Emit(*text, out);
 }
 
 void AddRunParamFlags(CLI::App* app, RunParams& p) {
@@ -257,7 +416,10 @@ int main(int argc, char** argv) {
                "  stylesweep local configs/demo.yaml --db demo.db --artifacts demo-artifacts --agents 2\n"
                "  stylesweep submit configs/example-grid.yaml --coordinator 127.0.0.1:50051\n"
                "  stylesweep status\n"
+               "  stylesweep agents\n"
+               "  stylesweep watch my-sweep\n"
                "  stylesweep report layers-vs-weight --db stylesweep.db\n"
+               "  stylesweep compare layers-vs-weight#0 layers-vs-weight#3 --db stylesweep.db\n"
                "  stylesweep stylize --content cat.png --style starry.jpg --out cat-starry.png --size 256"};
   app.require_subcommand(1);
   ConnectionFlags connection;
@@ -273,7 +435,9 @@ int main(int argc, char** argv) {
                    "store the sweep even if the same YAML with the same images was submitted before");
   connection.Add(submit);
 
-  auto* status = app.add_subcommand("status", "Show every sweep with its run counts, or one sweep's runs.\n"
+  auto* status = app.add_subcommand("status", "Show every sweep with its run counts, or how far one sweep has got: runs "
+                                              "by state, steps done of those planned, an ETA from the recent step "
+                                              "rate, and the best run so far.\n"
                                               "Example: stylesweep status my-sweep --db stylesweep.db");
   std::string sweep, db;
   status->add_option("SWEEP", sweep, "a sweep's id or name (default: list every sweep)");
@@ -311,7 +475,7 @@ int main(int argc, char** argv) {
   report->add_option("SWEEP", sweep, "a sweep's id or name")->required();
   report->add_option("--db", db, "read this SQLite file (read-only) instead of asking the coordinator");
   report->add_option("--format", report_options.format,
-                     "table, csv, json, markdown, or html (one self-contained page with images; needs --db)")
+                     "table, csv, json, markdown, or html (one self-contained page with the images)")
       ->capture_default_str();
   report->add_option("--sort", report_options.sort,
                      "order by a field: loss/total, loss/style, loss/content, loss/tv, duration, step, state, or any "
@@ -325,6 +489,49 @@ int main(int argc, char** argv) {
   report->add_option("--metric", report_options.metric, "what --group-by summarises")->capture_default_str();
   report->add_option("-o,--output", report_out, "write the report to this file instead of printing it");
   connection.Add(report);
+
+  CompareOptions compare_options;
+  std::string compare_first, compare_second, compare_out;
+  auto* compare = app.add_subcommand(
+      "compare",
+      "Two runs side by side: the parameters that differ, state, steps, duration, final losses with their ratio, "
+      "and both final images.\n"
+      "A run is its id (as in report --format json) or SWEEP#INDEX.\n"
+      "Examples:\n"
+      "  stylesweep compare my-sweep#0 my-sweep#3 --db stylesweep.db\n"
+      "  stylesweep compare 12 15 --format html -o compare.html");
+  compare->add_option("RUN", compare_first, "the first run: an id or SWEEP#INDEX")->required();
+  compare->add_option("RUN2", compare_second, "the second run: an id or SWEEP#INDEX")->required();
+  compare->add_option("--db", db, "read this SQLite file (read-only) instead of asking the coordinator");
+  compare->add_option("--format", compare_options.format,
+                      "table, json, markdown, or html (both images side by side in one self-contained page)")
+      ->capture_default_str();
+  compare->add_flag("--all", compare_options.all, "show every parameter, not only those that differ");
+  compare->add_option("-o,--output", compare_out, "write to this file instead of printing");
+  connection.Add(compare);
+
+  std::string release_agent;
+  bool agents_json = false;
+  auto* agents = app.add_subcommand("agents", "Show every agent: device, state (idle, busy, draining, lost, "
+                                              "quarantined), its run and progress, steps/s, last heartbeat, failures.\n"
+                                              "Examples:\n"
+                                              "  stylesweep agents\n"
+                                              "  stylesweep agents --release gpu-box-cuda:0");
+  agents->add_option("--release", release_agent, "let a quarantined agent take runs again");
+  agents->add_flag("--json", agents_json, "print JSON (one object per agent) instead of a table");
+  connection.Add(agents);
+
+  double watch_interval = 2;
+  bool watch_once = false;
+  auto* watch = app.add_subcommand("watch", "Follow sweeps live: runs by state, a progress bar per running run, the "
+                                            "agents. Refreshes in place on a terminal; plain frames otherwise.\n"
+                                            "Example: stylesweep watch my-sweep");
+  watch->add_option("SWEEP", sweep, "follow only this sweep (and stop when it is done)");
+  watch->add_option("--interval", watch_interval, "seconds between refreshes")
+      ->capture_default_str()
+      ->check(CLI::Range(0.1, 3600.0));
+  watch->add_flag("--once", watch_once, "print one frame and exit");
+  connection.Add(watch);
 
   LocalOptions local_options;
   auto* local = app.add_subcommand("local", "Run a whole sweep on this machine: a coordinator and N agents in this "
@@ -370,6 +577,9 @@ int main(int argc, char** argv) {
   if (resume->parsed()) return Control(connection, control_sweep, v1::ControlSweepRequest::RESUME);
   if (retry->parsed()) return Control(connection, control_sweep, v1::ControlSweepRequest::RETRY_FAILED);
   if (report->parsed()) return Report(connection, db, sweep, report_options, report_out);
+  if (compare->parsed()) return Compare(connection, db, compare_first, compare_second, compare_options, compare_out);
+  if (agents->parsed()) return Agents(connection, release_agent, agents_json);
+  if (watch->parsed()) return Watch(connection, sweep, watch_interval, watch_once);
   if (local->parsed()) return RunLocal(local_options);
   if (stylize->parsed()) return RunStylize(stylize_options);
   return 1;

@@ -13,13 +13,14 @@
 #include "tools/run_query.h"
 
 namespace stylesweep {
-namespace {
 
 std::string FormatNumber(double v) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "%.4g", v);
   return buf;
 }
+
+namespace {
 
 // A value for a table cell: image paths by file name, lists joined.
 std::string FormatValue(const nlohmann::json& v, const std::string& list_separator = ",") {
@@ -44,7 +45,9 @@ std::string ShortImageName(const nlohmann::json& v) {
   return FormatValue(v);
 }
 
-std::string Cell(const std::string& key, const nlohmann::json& v) {
+}  // namespace
+
+std::string FormatParameter(const std::string& key, const nlohmann::json& v) {
   return key == "content" || key == "style" ? ShortImageName(v) : FormatValue(v);
 }
 
@@ -57,8 +60,7 @@ std::string FormatDuration(const RunRow& row) {
   return buf;
 }
 
-// Renders rows as columns padded to their widest cell.
-std::string Columns(const std::vector<std::vector<std::string>>& rows) {
+std::string RenderColumns(const std::vector<std::vector<std::string>>& rows) {
   std::vector<size_t> width;
   for (const auto& row : rows) {
     if (width.size() < row.size()) width.resize(row.size(), 0);
@@ -76,7 +78,7 @@ std::string Columns(const std::vector<std::vector<std::string>>& rows) {
   return out;
 }
 
-std::string Markdown(const std::vector<std::vector<std::string>>& rows) {
+std::string RenderMarkdownTable(const std::vector<std::vector<std::string>>& rows) {
   std::string out;
   for (size_t r = 0; r < rows.size(); ++r) {
     std::vector<std::string> cells;
@@ -85,6 +87,21 @@ std::string Markdown(const std::vector<std::vector<std::string>>& rows) {
     if (r == 0) out += absl::StrCat("|", absl::StrJoin(std::vector<std::string>(rows[r].size(), "---"), "|"), "|\n");
   }
   return out;
+}
+
+namespace {
+
+// A parameter for CSV: numbers in full (a script reads back what was run),
+// lists joined by ';'.
+std::string CsvValue(const nlohmann::json& v) {
+  if (v.is_null()) return "";
+  if (v.is_string()) return v.get<std::string>();
+  if (v.is_array()) {
+    std::vector<std::string> parts;
+    for (const auto& item : v) parts.push_back(CsvValue(item));
+    return absl::StrJoin(parts, ";");
+  }
+  return v.dump();
 }
 
 std::string CsvField(const std::string& s) {
@@ -119,7 +136,9 @@ void SplitParameters(const std::vector<RunRow>& rows, std::vector<std::string>& 
   }
 }
 
-nlohmann::json RowJson(const RunRow& row, const std::string& artifacts) {
+}  // namespace
+
+nlohmann::json RunToJson(const RunRow& row, const std::string& artifacts) {
   nlohmann::json loss = nullptr;
   if (row.has_losses()) {
     loss = {{"total", row.run.total_loss},
@@ -146,13 +165,22 @@ nlohmann::json RowJson(const RunRow& row, const std::string& artifacts) {
           {"error", row.run.error}};
 }
 
+std::string SweepArtifactsDir(const SweepRecord& sweep) {
+  const nlohmann::json spec = nlohmann::json::parse(sweep.spec_json, nullptr, false);
+  return spec.is_object() && spec.contains("artifacts_dir") && spec["artifacts_dir"].is_string()
+             ? spec["artifacts_dir"].get<std::string>()
+             : "";
+}
+
+namespace {
+
 std::vector<std::vector<std::string>> GroupTable(const std::vector<RunGroup>& groups, const std::string& field,
                                                  const std::string& metric) {
   std::vector<std::vector<std::string>> table = {
       {field, "runs", absl::StrCat("best ", metric), "mean", "stddev", "best run"}};
   for (const RunGroup& g : groups) {
     const bool has = g.with_metric > 0;
-    table.push_back({Cell(field, g.value), absl::StrCat(g.runs), has ? FormatNumber(g.best) : "-",
+    table.push_back({FormatParameter(field, g.value), absl::StrCat(g.runs), has ? FormatNumber(g.best) : "-",
                      has ? FormatNumber(g.mean) : "-", has && g.with_metric > 1 ? FormatNumber(g.stddev) : "-",
                      has ? absl::StrCat("#", g.best_run_index) : "-"});
   }
@@ -182,10 +210,13 @@ std::string CountsLine(const std::map<std::string, int>& counts) {
 
 namespace {
 
+// `fields` (optional) receives every field name of the sweep's runs, so that
+// callers need not parse the runs' parameters a second time.
 absl::StatusOr<std::vector<RunRow>> SelectRows(const SweepView& view, const ReportOptions& options,
-                                               const Context& context) {
+                                               const Context& context, std::vector<std::string>* fields_out = nullptr) {
   std::vector<RunRow> rows = MakeRunRows(view.runs, context.image_names);
   const std::vector<std::string> fields = FieldNames(rows);
+  if (fields_out != nullptr) *fields_out = fields;
   if (!options.where.empty()) {
     auto filter = RunFilter::Parse(options.where, fields);
     if (!filter.ok()) return filter.status();
@@ -214,10 +245,10 @@ absl::StatusOr<std::vector<RunRecord>> SelectRuns(const SweepView& view, const R
 
 absl::StatusOr<std::string> RenderReport(const SweepView& view, const ReportOptions& options) {
   const Context context = ReadContext(view);
-  auto selected = SelectRows(view, options, context);
+  std::vector<std::string> fields;
+  auto selected = SelectRows(view, options, context, &fields);
   if (!selected.ok()) return selected.status();
   std::vector<RunRow> rows = *std::move(selected);
-  const std::vector<std::string> fields = FieldNames(MakeRunRows(view.runs, context.image_names));
 
   std::vector<RunGroup> groups;
   if (!options.group_by.empty()) {
@@ -236,8 +267,9 @@ absl::StatusOr<std::string> RenderReport(const SweepView& view, const ReportOpti
 
   if (options.format == "json") {
     nlohmann::json runs = nlohmann::json::array();
-    for (const RunRow& row : rows) runs.push_back(RowJson(row, context.artifacts));
-    nlohmann::json out = {{"sweep",
+    for (const RunRow& row : rows) runs.push_back(RunToJson(row, context.artifacts));
+    nlohmann::json out = {{"format_version", kReportFormatVersion},
+                          {"sweep",
                            {{"id", view.sweep.id},
                             {"name", view.sweep.name},
                             {"method", view.sweep.method},
@@ -278,11 +310,11 @@ absl::StatusOr<std::string> RenderReport(const SweepView& view, const ReportOpti
     }
     std::string out = absl::StrJoin(header, ",") + "\n";
     for (const RunRow& row : rows) {
-      const nlohmann::json j = RowJson(row, context.artifacts);
+      const nlohmann::json j = RunToJson(row, context.artifacts);
       std::vector<std::string> cells = {absl::StrCat(row.run.index), std::string(RunStateName(row.run.state)),
                                         absl::StrCat(row.run.attempt), row.run.agent};
       for (const std::string& key : params) {
-        cells.push_back(row.params.contains(key) ? FormatValue(row.params[key], ";") : "");
+        cells.push_back(row.params.contains(key) ? CsvValue(row.params[key]) : "");
       }
       auto number = [](const nlohmann::json& v) { return v.is_null() ? std::string() : v.dump(); };
       cells.push_back(number(j["step"]));
@@ -312,7 +344,7 @@ absl::StatusOr<std::string> RenderReport(const SweepView& view, const ReportOpti
     for (const auto& key : shared) {
       const nlohmann::json& value = rows[0].params[key];
       if (value.is_array() && value.empty()) continue;  // an unused option (no blend weights, say)
-      settings.push_back(absl::StrCat(key, "=", Cell(key, value)));
+      settings.push_back(absl::StrCat(key, "=", FormatParameter(key, value)));
     }
     out += absl::StrCat(markdown ? "\nshared: " : "shared: ", absl::StrJoin(settings, " "), "\n");
   }
@@ -328,7 +360,7 @@ absl::StatusOr<std::string> RenderReport(const SweepView& view, const ReportOpti
 
   if (!options.group_by.empty()) {
     const auto table = GroupTable(groups, options.group_by, options.metric);
-    return out + (markdown ? Markdown(table) : Columns(table));
+    return out + (markdown ? RenderMarkdownTable(table) : RenderColumns(table));
   }
 
   std::vector<std::vector<std::string>> table;
@@ -338,7 +370,7 @@ absl::StatusOr<std::string> RenderReport(const SweepView& view, const ReportOpti
   table.push_back(header);
   for (const RunRow& row : rows) {
     std::vector<std::string> cells = {absl::StrCat("#", row.run.index)};
-    for (const auto& key : varying) cells.push_back(row.params.contains(key) ? Cell(key, row.params[key]) : "-");
+    for (const auto& key : varying) cells.push_back(row.params.contains(key) ? FormatParameter(key, row.params[key]) : "-");
     cells.push_back(std::string(RunStateName(row.run.state)));
     const bool has_losses = row.has_losses();
     cells.push_back(has_losses ? absl::StrCat(row.run.last_step) : "-");
@@ -350,7 +382,7 @@ absl::StatusOr<std::string> RenderReport(const SweepView& view, const ReportOpti
                                                    : row.run.final_snapshot);
     table.push_back(std::move(cells));
   }
-  return out + (markdown ? Markdown(table) : Columns(table));
+  return out + (markdown ? RenderMarkdownTable(table) : RenderColumns(table));
 }
 
 std::string RenderRunTable(const SweepView& view) {
@@ -365,7 +397,7 @@ std::string RenderSweepList(const std::vector<SweepView>& sweeps) {
     rows.push_back({absl::StrCat(v.sweep.id), v.sweep.name, v.sweep.method, v.sweep.source,
                     absl::StrCat(CountsLine(v.counts), v.sweep.paused ? " (paused)" : "")});
   }
-  return Columns(rows);
+  return RenderColumns(rows);
 }
 
 }  // namespace stylesweep

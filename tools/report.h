@@ -5,14 +5,25 @@
 // records, so they read the same whether the records came from the SQLite
 // file or from a coordinator.
 
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "coordinator/store/store.h"
+#include "nlohmann/json.hpp"
+#include "tools/run_query.h"
 
 namespace stylesweep {
+
+// Reads a file under the coordinator's artifacts directory: a snapshot by its
+// relative path, or an input image by its blob id ("sha256:<hex>").
+using ArtifactReader = std::function<absl::StatusOr<std::string>(const std::string&)>;
+
+// The version of the JSON formats (report and compare). It grows when a field
+// changes meaning or goes away; new fields may appear without a new version.
+inline constexpr int kReportFormatVersion = 1;
 
 struct SweepView {
   SweepRecord sweep;
@@ -56,6 +67,23 @@ absl::StatusOr<std::string> RenderReport(const SweepView& view, const ReportOpti
 
 // The runs --where, --sort and --top select, in report order.
 absl::StatusOr<std::vector<RunRecord>> SelectRuns(const SweepView& view, const ReportOptions& options);
+
+// A run as the JSON formats write it (see docs/report-formats.md).
+nlohmann::json RunToJson(const RunRow& row, const std::string& artifacts_dir);
+
+// The sweep's artifacts directory as its spec records it, or "".
+std::string SweepArtifactsDir(const SweepRecord& sweep);
+
+// Helpers the text renderings share: a number in 4 significant digits, a
+// duration ("2.5s", "-" before it starts, "..." while it runs), rows as
+// columns padded to their widest cell, rows as a Markdown table (the first
+// row is the header).
+std::string FormatNumber(double v);
+// A parameter's value for a cell: images by file name, lists joined by ','.
+std::string FormatParameter(const std::string& key, const nlohmann::json& value);
+std::string FormatDuration(const RunRow& row);
+std::string RenderColumns(const std::vector<std::vector<std::string>>& rows);
+std::string RenderMarkdownTable(const std::vector<std::vector<std::string>>& rows);
 
 // One line per sweep with its run counts by state.
 std::string RenderSweepList(const std::vector<SweepView>& sweeps);

@@ -2,132 +2,260 @@
 
 #include <filesystem>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "common/files.h"
-#include "nlohmann/json.hpp"
+#include "coordinator/artifacts/artifact_store.h"
 #include "coordinator/rpc/convert.h"
 #include "coordinator/store/store.h"
+#include "nlohmann/json.hpp"
 #include "stylesweep/v1/coordinator.grpc.pb.h"
 
 namespace stylesweep {
 namespace {
 
-absl::StatusOr<std::unique_ptr<Store>> OpenReadOnly(const std::string& db) {
-  SqliteStoreOptions options;
-  options.read_only = true;
-  return OpenSqliteStore(db, options);
-}
+class DatabaseSource final : public SweepSource {
+ public:
+  explicit DatabaseSource(std::unique_ptr<Store> store) : store_(std::move(store)) {}
 
-absl::StatusOr<v1::GetSweepResponse> AskCoordinator(const SourceOptions& source, const std::string& sweep) {
-  auto channel = MakeChannel(source.coordinator, source.security);
-  if (!channel.ok()) return channel.status();
-  auto stub = v1::Coordinator::NewStub(*channel);
-  grpc::ClientContext context;
-  PrepareContext(context, source.security, source.timeout_ms);
-  v1::GetSweepRequest request;
-  request.set_sweep(sweep);
-  v1::GetSweepResponse response;
-  grpc::Status status = stub->GetSweep(&context, request, &response);
-  if (status.error_code() == grpc::StatusCode::UNAVAILABLE) {
-    return absl::UnavailableError(absl::StrCat("cannot reach the coordinator at ", source.coordinator, " (",
-                                               status.error_message(),
-                                               "); is it running? To read a database file directly, pass --db"));
-  }
-  if (!status.ok()) return FromGrpcStatus(status);
-  return response;
-}
-
-}  // namespace
-
-namespace {
-
-// A sweep (by id or name) and its runs, read from a database.
-absl::StatusOr<SweepView> ViewFromStore(Store& store, const std::string& sweep) {
-  auto record = store.FindSweep(sweep);
-  if (!record.ok()) return record.status();
-  auto runs = store.ListRuns(record->id);
-  if (!runs.ok()) return runs.status();
-  SweepView view{std::move(*record), std::move(*runs), {}};
-  view.counts = CountByState(view.runs);
-  return view;
-}
-
-}  // namespace
-
-absl::StatusOr<SweepView> LoadSweepView(const SourceOptions& source, const std::string& sweep) {
-  if (!source.db.empty()) {
-    auto store = OpenReadOnly(source.db);
-    if (!store.ok()) return store.status();
-    return ViewFromStore(**store, sweep);
-  }
-  auto response = AskCoordinator(source, sweep);
-  if (!response.ok()) return response.status();
-  if (response->sweeps_size() != 1) return absl::NotFoundError(absl::StrCat("no sweep '", sweep, "'"));
-  SweepView view;
-  view.sweep = FromProto(response->sweeps(0));
-  for (const v1::RunSummary& run : response->runs()) view.runs.push_back(FromProto(run, view.sweep.id));
-  view.counts = CountByState(view.runs);
-  return view;
-}
-
-absl::StatusOr<HtmlReportData> LoadHtmlReportData(const SourceOptions& source, const std::string& sweep) {
-  if (source.db.empty()) {
-    return absl::UnimplementedError(
-        "HTML reports read the database and the artifacts directly: pass --db with the coordinator's database file "
-        "(safe while it runs)");
-  }
-  auto store = OpenReadOnly(source.db);
-  if (!store.ok()) return store.status();
-  auto view = ViewFromStore(**store, sweep);
-  if (!view.ok()) return view.status();
-  HtmlReportData data;
-  data.view = *std::move(view);
-  for (const RunRecord& run : data.view.runs) {
-    if (run.attempt == 0) continue;
-    auto metrics = (*store)->GetMetrics(run.id, 0);
-    if (!metrics.ok()) return metrics.status();
-    data.metrics[run.id] = std::move(*metrics);
-    auto snapshots = (*store)->ListSnapshots(run.id);
-    if (!snapshots.ok()) return snapshots.status();
-    data.snapshots[run.id] = std::move(*snapshots);
-  }
-  const nlohmann::json spec = nlohmann::json::parse(data.view.sweep.spec_json, nullptr, false);
-  const std::string root =
-      spec.is_object() && spec.contains("artifacts_dir") ? spec["artifacts_dir"].get<std::string>() : "";
-  data.read_artifact = [root](const std::string& ref) -> absl::StatusOr<std::string> {
-    if (root.empty()) return absl::NotFoundError("the sweep does not say where its artifacts are");
-    if (ref.rfind("sha256:", 0) == 0) {
-      const std::string hex = ref.substr(7);
-      if (hex.size() < 2) return absl::InvalidArgumentError(absl::StrCat("malformed blob id '", ref, "'"));
-      return ReadFileToString((std::filesystem::path(root) / "blobs" / hex.substr(0, 2) / hex).string());
-    }
-    return ReadFileToString((std::filesystem::path(root) / ref).string());
-  };
-  return data;
-}
-
-absl::StatusOr<std::vector<SweepView>> LoadSweepList(const SourceOptions& source) {
-  std::vector<SweepView> views;
-  if (!source.db.empty()) {
-    auto store = OpenReadOnly(source.db);
-    if (!store.ok()) return store.status();
-    auto sweeps = (*store)->ListSweeps();
+  absl::StatusOr<std::vector<SweepView>> ListSweeps() override {
+    auto sweeps = store_->ListSweeps();
     if (!sweeps.ok()) return sweeps.status();
+    std::vector<SweepView> views;
     for (SweepRecord& sweep : *sweeps) {
-      auto runs = (*store)->ListRuns(sweep.id);
+      auto runs = store_->ListRuns(sweep.id);
       if (!runs.ok()) return runs.status();
       views.push_back(SweepView{std::move(sweep), {}, CountByState(*runs)});
     }
     return views;
   }
-  auto response = AskCoordinator(source, "");
-  if (!response.ok()) return response.status();
-  for (const v1::SweepSummary& sweep : response->sweeps()) {
-    SweepView view{FromProto(sweep), {}, {}};
-    for (const auto& [state, n] : sweep.runs_by_state()) view.counts[state] = n;
-    views.push_back(std::move(view));
+
+  absl::StatusOr<SweepView> GetSweep(const std::string& id_or_name) override {
+    auto record = store_->FindSweep(id_or_name);
+    if (!record.ok()) return record.status();
+    auto runs = store_->ListRuns(record->id);
+    if (!runs.ok()) return runs.status();
+    SweepView view{std::move(*record), std::move(*runs), {}};
+    view.counts = CountByState(view.runs);
+    return view;
   }
-  return views;
+
+  absl::StatusOr<RunDetails> GetRun(int64_t run_id, bool with_metrics, bool with_snapshots) override {
+    RunDetails details;
+    auto run = store_->GetRun(run_id);
+    if (!run.ok()) return run.status();
+    details.run = *std::move(run);
+    auto sweep = store_->GetSweep(details.run.sweep_id);
+    if (!sweep.ok()) return sweep.status();
+    details.sweep = *std::move(sweep);
+    if (with_metrics && details.run.attempt > 0) {  // a run never leased has no losses
+      auto metrics = store_->GetMetrics(run_id, 0);
+      if (!metrics.ok()) return metrics.status();
+      details.metrics = *std::move(metrics);
+    }
+    if (with_snapshots) {
+      auto snapshots = store_->ListSnapshots(run_id);
+      if (!snapshots.ok()) return snapshots.status();
+      details.snapshots = *std::move(snapshots);
+    }
+    return details;
+  }
+
+  ArtifactReader Artifacts(const SweepRecord& sweep) override {
+    const std::string root = SweepArtifactsDir(sweep);
+    return [root](const std::string& ref) -> absl::StatusOr<std::string> {
+      if (root.empty()) return absl::NotFoundError("the sweep does not say where its artifacts are");
+      const ArtifactStore artifacts(root);
+      return ref.rfind("sha256:", 0) == 0 ? artifacts.ReadBlob(ref) : artifacts.ReadArtifact(ref);
+    };
+  }
+
+ private:
+  std::unique_ptr<Store> store_;
+};
+
+class CoordinatorSource final : public SweepSource {
+ public:
+  CoordinatorSource(SourceOptions options, std::shared_ptr<v1::Coordinator::Stub> stub)
+      : options_(std::move(options)), stub_(std::move(stub)) {}
+
+  absl::StatusOr<std::vector<SweepView>> ListSweeps() override {
+    auto response = GetSweepResponse("");
+    if (!response.ok()) return response.status();
+    std::vector<SweepView> views;
+    for (const v1::SweepSummary& sweep : response->sweeps()) {
+      SweepView view{FromProto(sweep), {}, {}};
+      for (const auto& [state, n] : sweep.runs_by_state()) view.counts[state] = n;
+      views.push_back(std::move(view));
+    }
+    return views;
+  }
+
+  absl::StatusOr<SweepView> GetSweep(const std::string& id_or_name) override {
+    auto response = GetSweepResponse(id_or_name);
+    if (!response.ok()) return response.status();
+    if (response->sweeps_size() != 1) return absl::NotFoundError(absl::StrCat("no sweep '", id_or_name, "'"));
+    SweepView view;
+    view.sweep = FromProto(response->sweeps(0));
+    for (const v1::RunSummary& run : response->runs()) view.runs.push_back(FromProto(run, view.sweep.id));
+    view.counts = CountByState(view.runs);
+    return view;
+  }
+
+  absl::StatusOr<RunDetails> GetRun(int64_t run_id, bool with_metrics, bool with_snapshots) override {
+    v1::GetRunRequest request;
+    request.set_run_id(run_id);
+    request.set_losses(with_metrics);
+    request.set_snapshots(with_snapshots);
+    v1::GetRunResponse response;
+    grpc::ClientContext context;
+    PrepareContext(context, options_.security, options_.timeout_ms);
+    if (absl::Status s = Check(stub_->GetRun(&context, request, &response)); !s.ok()) return s;
+    RunDetails details;
+    details.sweep = FromProto(response.sweep());
+    details.run = FromProto(response.run(), details.sweep.id);
+    details.metrics = FromProto(response.losses());
+    for (const v1::SnapshotSummary& s : response.snapshots()) details.snapshots.push_back(FromProto(s, run_id));
+    return details;
+  }
+
+  ArtifactReader Artifacts(const SweepRecord&) override {
+    // The coordinator has one artifacts directory for every sweep.
+    return [options = options_, stub = stub_](const std::string& ref) -> absl::StatusOr<std::string> {
+      grpc::ClientContext context;
+      PrepareContext(context, options.security, options.timeout_ms);
+      if (ref.rfind("sha256:", 0) == 0) {
+        v1::FetchBlobRequest request;
+        request.set_blob_id(ref);
+        v1::FetchBlobResponse response;
+        if (absl::Status s = Check(options, stub->FetchBlob(&context, request, &response)); !s.ok()) return s;
+        return std::move(*response.mutable_data());
+      }
+      v1::FetchArtifactRequest request;
+      request.set_path(ref);
+      v1::FetchArtifactResponse response;
+      if (absl::Status s = Check(options, stub->FetchArtifact(&context, request, &response)); !s.ok()) return s;
+      return std::move(*response.mutable_data());
+    };
+  }
+
+ private:
+  static absl::Status Check(const SourceOptions& options, const grpc::Status& status) {
+    if (status.error_code() == grpc::StatusCode::UNAVAILABLE) {
+      return absl::UnavailableError(absl::StrCat("cannot reach the coordinator at ", options.coordinator, " (",
+                                                 status.error_message(),
+                                                 "); is it running? To read a database file directly, pass --db"));
+    }
+    if (status.error_code() == grpc::StatusCode::UNIMPLEMENTED) {
+      return absl::UnimplementedError(absl::StrCat("the coordinator at ", options.coordinator,
+                                                   " is older than this stylesweep and cannot answer this (",
+                                                   status.error_message(), "); pass --db with its database file"));
+    }
+    return FromGrpcStatus(status);
+  }
+  absl::Status Check(const grpc::Status& status) const { return Check(options_, status); }
+
+  absl::StatusOr<v1::GetSweepResponse> GetSweepResponse(const std::string& sweep) {
+    grpc::ClientContext context;
+    PrepareContext(context, options_.security, options_.timeout_ms);
+    v1::GetSweepRequest request;
+    request.set_sweep(sweep);
+    v1::GetSweepResponse response;
+    if (absl::Status s = Check(stub_->GetSweep(&context, request, &response)); !s.ok()) return s;
+    return response;
+  }
+
+  SourceOptions options_;
+  std::shared_ptr<v1::Coordinator::Stub> stub_;
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<SweepSource>> OpenSweepSource(const SourceOptions& options) {
+  if (!options.db.empty()) {
+    SqliteStoreOptions store_options;
+    store_options.read_only = true;
+    auto store = OpenSqliteStore(options.db, store_options);
+    if (!store.ok()) return store.status();
+    return std::make_unique<DatabaseSource>(*std::move(store));
+  }
+  auto channel = MakeChannel(options.coordinator, options.security);
+  if (!channel.ok()) return channel.status();
+  return std::make_unique<CoordinatorSource>(options, std::shared_ptr<v1::Coordinator::Stub>(
+                                                          v1::Coordinator::NewStub(*channel)));
+}
+
+absl::StatusOr<int64_t> ResolveRunId(SweepSource& source, const std::string& text) {
+  const size_t hash = text.rfind('#');
+  if (hash == std::string::npos) {
+    int64_t id = 0;
+    if (!absl::SimpleAtoi(text, &id) || id <= 0) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "run '", text, "': expected a run id (a number, as in report --format json) or SWEEP#INDEX (my-sweep#3)"));
+    }
+    return id;
+  }
+  const std::string sweep = text.substr(0, hash);
+  int index = 0;
+  if (sweep.empty() || !absl::SimpleAtoi(text.substr(hash + 1), &index) || index < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("run '", text, "': expected SWEEP#INDEX, a sweep's id or name and a run's index (my-sweep#3)"));
+  }
+  auto view = source.GetSweep(sweep);
+  if (!view.ok()) return view.status();
+  for (const RunRecord& run : view->runs) {
+    if (run.index == index) return run.id;
+  }
+  return absl::NotFoundError(absl::StrCat("sweep ", view->sweep.id, " '", view->sweep.name, "' has no run #", index,
+                                          " (its runs are #0 to #", view->runs.size() - 1, ")"));
+}
+
+absl::StatusOr<SweepView> LoadSweepView(const SourceOptions& options, const std::string& sweep) {
+  auto source = OpenSweepSource(options);
+  if (!source.ok()) return source.status();
+  return (*source)->GetSweep(sweep);
+}
+
+absl::StatusOr<std::vector<SweepView>> LoadSweepList(const SourceOptions& options) {
+  auto source = OpenSweepSource(options);
+  if (!source.ok()) return source.status();
+  return (*source)->ListSweeps();
+}
+
+absl::StatusOr<HtmlReportData> LoadHtmlReportData(SweepSource& source, const std::string& sweep,
+                                                  const ReportOptions& options) {
+  auto view = source.GetSweep(sweep);
+  if (!view.ok()) return view.status();
+  auto selected = SelectRuns(*view, options);
+  if (!selected.ok()) return selected.status();
+  HtmlReportData data;
+  data.view = *std::move(view);
+  data.view.runs = *std::move(selected);
+  // Only the runs shown: a report of the best 20 of 10,000 runs reads 20
+  // runs' losses.
+  for (const RunRecord& run : data.view.runs) {
+    if (run.attempt == 0) continue;
+    auto details = source.GetRun(run.id, /*with_metrics=*/true, /*with_snapshots=*/true);
+    if (!details.ok()) return details.status();
+    data.metrics[run.id] = std::move(details->metrics);
+    data.snapshots[run.id] = std::move(details->snapshots);
+  }
+  data.read_artifact = source.Artifacts(data.view.sweep);
+  return data;
+}
+
+absl::StatusOr<Comparison> LoadComparison(SweepSource& source, const std::string& first, const std::string& second) {
+  Comparison comparison;
+  for (auto [text, side] : {std::pair{&first, &comparison.a}, std::pair{&second, &comparison.b}}) {
+    auto id = ResolveRunId(source, *text);
+    if (!id.ok()) return id.status();
+    auto details = source.GetRun(*id, /*with_metrics=*/true, /*with_snapshots=*/false);
+    if (!details.ok()) return details.status();
+    side->sweep = std::move(details->sweep);
+    side->run = std::move(details->run);
+    side->metrics = std::move(details->metrics);
+    side->read_artifact = source.Artifacts(side->sweep);
+  }
+  return comparison;
 }
 
 }  // namespace stylesweep

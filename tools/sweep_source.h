@@ -1,11 +1,13 @@
 #ifndef STYLESWEEP_TOOLS_SWEEP_SOURCE_H_
 #define STYLESWEEP_TOOLS_SWEEP_SOURCE_H_
 
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "rpc/transport.h"
+#include "tools/compare.h"
 #include "tools/html_report.h"
 #include "tools/report.h"
 
@@ -20,16 +22,51 @@ struct SourceOptions {
   int64_t timeout_ms = 30000;
 };
 
+// One run with what `compare` and the HTML report show beyond its record.
+struct RunDetails {
+  SweepRecord sweep;                      // the run's sweep
+  RunRecord run;
+  std::vector<MetricRow> metrics;         // the current attempt's losses by step, when asked for
+  std::vector<SnapshotRecord> snapshots;  // every attempt's, when asked for
+};
+
+// The reads every report command makes, the same answers from a database
+// file or a coordinator. Unknown sweeps and runs are NotFound, naming what
+// was asked for; a coordinator that cannot be reached is Unavailable, saying
+// so. Not thread-safe.
+class SweepSource {
+ public:
+  virtual ~SweepSource() = default;
+
+  // Every sweep with its run counts (runs left empty).
+  virtual absl::StatusOr<std::vector<SweepView>> ListSweeps() = 0;
+  // One sweep (by id or name) with its runs.
+  virtual absl::StatusOr<SweepView> GetSweep(const std::string& id_or_name) = 0;
+  virtual absl::StatusOr<RunDetails> GetRun(int64_t run_id, bool with_metrics, bool with_snapshots) = 0;
+  // Reads the sweep's files: snapshots by their relative path, input images
+  // by their blob id. The reader stays valid as long as this source.
+  virtual ArtifactReader Artifacts(const SweepRecord& sweep) = 0;
+};
+
+absl::StatusOr<std::unique_ptr<SweepSource>> OpenSweepSource(const SourceOptions& options);
+
+// A run named by its id ("42") or by its sweep and index ("my-sweep#3",
+// "7#0"). InvalidArgument for text that is neither.
+absl::StatusOr<int64_t> ResolveRunId(SweepSource& source, const std::string& text);
+
 // One sweep (by id or name) with its runs.
 absl::StatusOr<SweepView> LoadSweepView(const SourceOptions& source, const std::string& sweep);
 
-// What an HTML report needs: the sweep, every run's losses and snapshots, and
-// a reader for files under the coordinator's artifacts directory. Reads the
-// database (--db) only: Unimplemented for a coordinator source.
-absl::StatusOr<HtmlReportData> LoadHtmlReportData(const SourceOptions& source, const std::string& sweep);
-
 // Every sweep with its run counts (runs left empty).
 absl::StatusOr<std::vector<SweepView>> LoadSweepList(const SourceOptions& source);
+
+// What an HTML report of the runs `options` selects (--where, --sort, --top)
+// needs: their losses and snapshots, and a reader for the images.
+absl::StatusOr<HtmlReportData> LoadHtmlReportData(SweepSource& source, const std::string& sweep,
+                                                  const ReportOptions& options);
+
+// Two runs, each by id or SWEEP#INDEX, with their losses, for `compare`.
+absl::StatusOr<Comparison> LoadComparison(SweepSource& source, const std::string& first, const std::string& second);
 
 }  // namespace stylesweep
 

@@ -1,5 +1,6 @@
 #include "coordinator/artifacts/artifact_store.h"
 
+#include <algorithm>
 #include <cctype>
 #include <cstdio>
 #include <filesystem>
@@ -57,6 +58,28 @@ absl::StatusOr<std::string> ArtifactStore::PutSnapshot(const std::string& sweep_
     return s;
   }
   return relative;
+}
+
+absl::StatusOr<std::string> ArtifactStore::ReadArtifact(const std::string& relative_path) const {
+  const std::filesystem::path relative(relative_path);
+  auto refuse = [&] {
+    return absl::InvalidArgumentError(
+        absl::StrCat("artifact path '", relative_path, "' is not a path inside the artifacts directory"));
+  };
+  if (relative_path.empty() || relative.is_absolute() || relative.has_root_name()) return refuse();
+  for (const auto& part : relative) {
+    if (part == "..") return refuse();
+  }
+  // A symbolic link inside the directory may still point out of it: compare
+  // the real paths.
+  std::error_code ec;
+  const std::filesystem::path root = std::filesystem::weakly_canonical(root_, ec);
+  if (ec) return absl::NotFoundError(absl::StrCat("artifacts directory '", root_, "': ", ec.message()));
+  const std::filesystem::path full = std::filesystem::weakly_canonical(root / relative, ec);
+  if (ec) return absl::NotFoundError(absl::StrCat("artifact '", relative_path, "': ", ec.message()));
+  auto [root_end, unused] = std::mismatch(root.begin(), root.end(), full.begin(), full.end());
+  if (root_end != root.end()) return refuse();
+  return ReadFileToString(full.string());
 }
 
 std::string ArtifactStore::SweepDir(int64_t sweep_id, const std::string& name) {

@@ -28,6 +28,11 @@ class ArtifactStore {
   absl::StatusOr<std::string> PutSnapshot(const std::string& sweep_dir, int run_index, int attempt, int step,
                                           bool final, const std::string& png);
 
+  // Reads a file by its path relative to the directory (a snapshot's path).
+  // InvalidArgument for an absolute path or one that leads outside the
+  // directory (through ".." or a symbolic link); NotFound if it is missing.
+  absl::StatusOr<std::string> ReadArtifact(const std::string& relative_path) const;
+
   // A directory name for a sweep: "<id>-<name>", the name made filesystem-safe.
   static std::string SweepDir(int64_t sweep_id, const std::string& name);
 

@@ -47,6 +47,30 @@ void ToProto(const AgentView& view, v1::AgentSummary* out) {
   out->set_quarantine_reason(agent.quarantine_reason);
 }
 
+AgentRecord FromProto(const v1::AgentSummary& agent) {
+  AgentRecord a;
+  a.name = agent.name();
+  a.host = agent.host();
+  a.device = agent.device();
+  a.device_name = agent.device_name();
+  a.memory_bytes = agent.memory_bytes();
+  a.slots = agent.slots();
+  a.description = agent.description();
+  a.registered_ms = agent.registered_ms();
+  a.last_seen_ms = agent.last_seen_ms();
+  a.run_id = agent.run_id();
+  a.attempt = agent.attempt();
+  a.step = agent.step();
+  a.steps = agent.steps();
+  a.steps_per_second = agent.steps_per_second();
+  a.draining = agent.state() == "draining";
+  a.consecutive_failures = agent.consecutive_failures();
+  a.failures = agent.failures();
+  a.runs_finished = agent.runs_finished();
+  a.quarantine_reason = agent.quarantine_reason();
+  return a;
+}
+
 void ToProto(const SweepRecord& sweep, const std::vector<RunRecord>& runs, v1::SweepSummary* out) {
   out->set_id(sweep.id);
   out->set_name(sweep.name);
@@ -71,6 +95,22 @@ std::vector<MetricRow> FromProto(const google::protobuf::RepeatedPtrField<v1::St
     rows.push_back(MetricRow{loss.step(), loss.content(), loss.style(), loss.tv(), loss.total(), loss.step_seconds()});
   }
   return rows;
+}
+
+void ToProto(const MetricRow& row, v1::StepLoss* out) {
+  out->set_step(row.step);
+  out->set_content(row.content);
+  out->set_style(row.style);
+  out->set_tv(row.tv);
+  out->set_total(row.total);
+  out->set_step_seconds(row.step_seconds);
+}
+
+void ToProto(const SnapshotRecord& snapshot, v1::SnapshotSummary* out) {
+  out->set_attempt(snapshot.attempt);
+  out->set_step(snapshot.step);
+  out->set_path(snapshot.path);
+  out->set_final(snapshot.final);
 }
 
 RunRecord FromProto(const v1::RunSummary& run, int64_t sweep_id) {
@@ -108,6 +148,10 @@ SweepRecord FromProto(const v1::SweepSummary& sweep) {
   s.paused = sweep.paused();
   s.draws = sweep.draws();
   return s;
+}
+
+SnapshotRecord FromProto(const v1::SnapshotSummary& snapshot, int64_t run_id) {
+  return SnapshotRecord{run_id, snapshot.attempt(), snapshot.step(), snapshot.path(), snapshot.final()};
 }
 
 }  // namespace stylesweep

@@ -15,12 +15,17 @@ namespace stylesweep {
 
 void ToProto(const RunRecord& run, v1::RunSummary* out);
 void ToProto(const AgentView& view, v1::AgentSummary* out);
+// The record part (the state travels as a name: AgentSummary.state).
+AgentRecord FromProto(const v1::AgentSummary& agent);
 void ToProto(const SweepRecord& sweep, const std::vector<RunRecord>& runs, v1::SweepSummary* out);
 std::vector<MetricRow> FromProto(const google::protobuf::RepeatedPtrField<v1::StepLoss>& losses);
+void ToProto(const MetricRow& row, v1::StepLoss* out);
+void ToProto(const SnapshotRecord& snapshot, v1::SnapshotSummary* out);
 
 // The inverse direction, for clients that read a coordinator's answer.
 RunRecord FromProto(const v1::RunSummary& run, int64_t sweep_id);
 SweepRecord FromProto(const v1::SweepSummary& sweep);
+SnapshotRecord FromProto(const v1::SnapshotSummary& snapshot, int64_t run_id);
 
 }  // namespace stylesweep
 

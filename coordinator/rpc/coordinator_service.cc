@@ -13,7 +13,9 @@ namespace stylesweep {
 
 CoordinatorService::CoordinatorService(Scheduler& scheduler, Store& store, std::string artifacts_dir,
                                        std::string token)
-    : scheduler_(scheduler), store_(store), artifacts_dir_(std::move(artifacts_dir)), token_(std::move(token)) {}
+    : scheduler_(scheduler), store_(store), artifacts_dir_(std::move(artifacts_dir)),
+      artifacts_(artifacts_dir_),
+      token_(std::move(token)) {}
 
 grpc::Status CoordinatorService::SubmitSweep(grpc::ServerContext* context, const v1::SubmitSweepRequest* request,
                                              v1::SubmitSweepResponse* response) {
@@ -208,6 +210,38 @@ grpc::Status CoordinatorService::ReleaseAgent(grpc::ServerContext* context, cons
   for (const AgentView& view : *agents) {
     if (view.agent.name == request->name()) ToProto(view, response->mutable_agent());
   }
+  return grpc::Status::OK;
+}
+
+grpc::Status CoordinatorService::GetRun(grpc::ServerContext* context, const v1::GetRunRequest* request,
+                                        v1::GetRunResponse* response) {
+  STYLESWEEP_CHECK_TOKEN(context);
+  auto run = store_.GetRun(request->run_id());
+  if (!run.ok()) return ToGrpcStatus(run.status());
+  auto sweep = store_.GetSweep(run->sweep_id);
+  if (!sweep.ok()) return ToGrpcStatus(sweep.status());
+  ToProto(*run, response->mutable_run());
+  ToProto(*sweep, {}, response->mutable_sweep());
+  response->set_artifacts_dir(artifacts_dir_);
+  if (request->losses() && run->attempt > 0) {  // a run never leased has no losses
+    auto metrics = store_.GetMetrics(run->id, 0);
+    if (!metrics.ok()) return ToGrpcStatus(metrics.status());
+    for (const MetricRow& row : *metrics) ToProto(row, response->add_losses());
+  }
+  if (request->snapshots()) {
+    auto snapshots = store_.ListSnapshots(run->id);
+    if (!snapshots.ok()) return ToGrpcStatus(snapshots.status());
+    for (const SnapshotRecord& snapshot : *snapshots) ToProto(snapshot, response->add_snapshots());
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status CoordinatorService::FetchArtifact(grpc::ServerContext* context, const v1::FetchArtifactRequest* request,
+                                               v1::FetchArtifactResponse* response) {
+  STYLESWEEP_CHECK_TOKEN(context);
+  auto data = artifacts_.ReadArtifact(request->path());
+  if (!data.ok()) return ToGrpcStatus(data.status());
+  response->set_data(std::move(*data));
   return grpc::Status::OK;
 }
 

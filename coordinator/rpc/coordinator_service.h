@@ -3,6 +3,7 @@
 
 #include <string>
 
+#include "coordinator/artifacts/artifact_store.h"
 #include "coordinator/scheduler/scheduler.h"
 #include "stylesweep/v1/coordinator.grpc.pb.h"
 
@@ -44,10 +45,16 @@ class CoordinatorService final : public v1::Coordinator::Service {
   grpc::Status ReleaseAgent(grpc::ServerContext* context, const v1::ReleaseAgentRequest* request,
                             v1::ReleaseAgentResponse* response) override;
 
+  grpc::Status GetRun(grpc::ServerContext* context, const v1::GetRunRequest* request,
+                      v1::GetRunResponse* response) override;
+  grpc::Status FetchArtifact(grpc::ServerContext* context, const v1::FetchArtifactRequest* request,
+                             v1::FetchArtifactResponse* response) override;
+
  private:
   Scheduler& scheduler_;
   Store& store_;
   std::string artifacts_dir_;
+  const ArtifactStore artifacts_;  // reads only: FetchArtifact
   std::string token_;
 };
 

@@ -68,6 +68,77 @@ class RunnerTest : public ::testing::Test {
 
 const std::string kPng = testing::FakeEngine::FakePng(0);
 
+// An engine that reports step 0, then fails with `status` (a device out of
+// memory, a broken driver).
+class FailingEngine final : public Engine {
+ public:
+  explicit FailingEngine(absl::Status status) : status_(std::move(status)) {}
+  absl::Status Run(const RunParams& params, const EngineCallbacks& callbacks) override {
+    if (callbacks.on_step) callbacks.on_step(StepMetrics{0, 1, 1, 1, 3, {}, 0});
+    return status_;
+  }
+  std::string Describe() const override { return "failing engine"; }
+
+ private:
+  const absl::Status status_;
+};
+
+TEST_F(RunnerTest, ARunOutOfDeviceMemoryMovesToAnotherAgentWithTheLogTailKept) {
+  StartServer();
+  const int64_t sweep = Submit("content: c.png\nstyle: s.png\nsteps: 3\n", {{"c.png", kPng + "c"}, {"s.png", kPng + "s"}});
+  auto client = Client();
+  FailingEngine small_gpu(OutOfMemoryError("out of memory on cuda:0 at 4096 px"));
+  testing::FakeEngine big_gpu;
+  RunnerOptions small_options = Options("small");
+  small_options.log_tail = [] { return std::string("[info] loading\n[error] CUDA out of memory\n"); };
+  Runner small(*client, small_gpu, small_options);
+  Runner big(*client, big_gpu, Options("big"));
+  ASSERT_TRUE(small.Register().ok());
+  ASSERT_TRUE(big.Register().ok());
+
+  EXPECT_TRUE(*small.RunOne());
+  EXPECT_FALSE(*small.RunOne());  // not given the same run again
+  EXPECT_TRUE(*big.RunOne());
+
+  auto runs = server_->store().ListRuns(sweep);
+  ASSERT_TRUE(runs.ok());
+  ASSERT_EQ(runs->size(), 1u);
+  EXPECT_EQ((*runs)[0].state, RunState::kSucceeded);
+  EXPECT_EQ((*runs)[0].agent, "big");
+  auto attempts = server_->store().ListAttempts((*runs)[0].id);
+  ASSERT_TRUE(attempts.ok());
+  ASSERT_EQ(attempts->size(), 2u);
+  EXPECT_EQ((*attempts)[0].state, RunState::kFailed);
+  EXPECT_THAT((*attempts)[0].error, HasSubstr("out of device memory on agent 'small'"));
+  EXPECT_EQ((*attempts)[0].log_tail, "[info] loading\n[error] CUDA out of memory\n");
+  auto agents = server_->scheduler().ListAgents();
+  ASSERT_TRUE(agents.ok());
+  for (const AgentView& view : *agents) EXPECT_EQ(view.agent.consecutive_failures, 0) << view.agent.name;
+}
+
+TEST_F(RunnerTest, AnAgentWhoseRunsKeepFailingIsQuarantinedAndToldSo) {
+  StartServer();
+  const int64_t sweep =
+      Submit("content: c.png\nstyle: s.png\nsteps: 3\nparameters:\n  seed: {values: [1, 2, 3, 4]}\n",
+             {{"c.png", kPng + "c"}, {"s.png", kPng + "s"}});
+  auto client = Client();
+  FailingEngine broken(absl::InternalError("style transfer failed: CUDA error: an illegal memory access"));
+  Runner runner(*client, broken, Options("broken"));
+  ASSERT_TRUE(runner.Register().ok());
+  for (int i = 0; i < 3; ++i) EXPECT_TRUE(*runner.RunOne());
+  EXPECT_FALSE(*runner.RunOne());  // quarantined: the fourth run waits for another agent
+
+  auto reason = server_->scheduler().QuarantineOf("broken");
+  ASSERT_TRUE(reason.ok());
+  EXPECT_THAT(*reason, HasSubstr("3 runs in a row failed"));
+  auto runs = server_->store().ListRuns(sweep);
+  ASSERT_TRUE(runs.ok());
+  EXPECT_EQ((*runs)[3].state, RunState::kQueued);
+
+  ASSERT_TRUE(server_->scheduler().ReleaseAgent("broken").ok());
+  EXPECT_TRUE(*runner.RunOne());
+}
+
 TEST_F(RunnerTest, RunsEverySweepRunAndRecordsLossesAndSnapshots) {
   StartServer();
   const int64_t sweep = Submit(

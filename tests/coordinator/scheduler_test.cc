@@ -396,7 +396,7 @@ TEST_F(SchedulerTest, AnAgentWhoseRunsFailThreeTimesInARowIsQuarantinedUntilRele
   EXPECT_TRUE(absl::IsNotFound(scheduler_->ReleaseAgent("nobody").status()));
 }
 
-TEST_F(SchedulerTest, ASuccessOrACancellationBreaksTheRunOfFailures) {
+TEST_F(SchedulerTest, ASuccessBreaksTheRunOfFailures) {
   constexpr char kFive[] = "content: cat.png\nstyle: starry.png\nparameters:\n  seed: {values: [1, 2, 3, 4, 5]}\n";
   ASSERT_TRUE(scheduler_->Submit(kFive, "five.yaml", files_, false).ok());
   LeaseAndFail("a1", "boom");

@@ -1,0 +1,105 @@
+#include "tools/compare.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "tests/tools/report_fixture.h"
+#include "tools/sweep_source.h"
+
+namespace stylesweep {
+namespace {
+
+namespace fs = std::filesystem;
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+class CompareTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / ("stylesweep-compare-" + std::to_string(::getpid()));
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+    ASSERT_TRUE(testing::WriteFixtureDatabase((dir_ / "f.db").string(), (dir_ / "artifacts").string(), true).ok());
+    SourceOptions options;
+    options.db = (dir_ / "f.db").string();
+    auto source = OpenSweepSource(options);
+    ASSERT_TRUE(source.ok()) << source.status();
+    source_ = *std::move(source);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  fs::path dir_;
+  std::unique_ptr<SweepSource> source_;
+};
+
+TEST_F(CompareTest, ShowsOnlyTheParametersThatDifferAndTheLossRatio) {
+  auto comparison = LoadComparison(*source_, "fixture#2", "fixture#0");
+  ASSERT_TRUE(comparison.ok()) << comparison.status();
+  EXPECT_EQ(DifferingParameters(*comparison), std::vector<std::string>{"style_weight"});
+  auto text = RenderComparison(*comparison, {});
+  ASSERT_TRUE(text.ok());
+  EXPECT_THAT(*text, HasSubstr("run 3 (sweep 1 'fixture' #2) vs run 1 (sweep 1 'fixture' #0)"));
+  EXPECT_THAT(*text, Not(HasSubstr("learning_rate")));  // the same in both
+  // #0's total loss is 4000/5 = 800, #2's 1500/5 = 300: 2.667 times.
+  EXPECT_THAT(*text, ::testing::ContainsRegex("loss/total +300 +800 +2.667x"));
+  EXPECT_THAT(*text, HasSubstr((dir_ / "artifacts/1-fixture/run-2/attempt-1/final.png").string()));
+}
+
+TEST_F(CompareTest, HtmlPutsBothImagesSideBySideInOneFile) {
+  auto comparison = LoadComparison(*source_, "fixture#2", "fixture#4");
+  ASSERT_TRUE(comparison.ok()) << comparison.status();
+  CompareOptions options;
+  options.format = "html";
+  auto html = RenderComparison(*comparison, options);
+  ASSERT_TRUE(html.ok());
+  size_t images = 0;
+  for (size_t p = html->find("<img"); p != std::string::npos; p = html->find("<img", p + 1)) ++images;
+  EXPECT_EQ(images, 2u);
+  EXPECT_THAT(*html, HasSubstr("src=\"data:image/png;base64,"));
+  EXPECT_THAT(*html, Not(HasSubstr("class=\"missing")));
+  EXPECT_THAT(*html, HasSubstr("<polyline class=\"curve best\""));
+}
+
+TEST_F(CompareTest, UnknownOrMalformedRunsAreClearErrors) {
+  auto missing = LoadComparison(*source_, "fixture#0", "99");
+  EXPECT_TRUE(absl::IsNotFound(missing.status())) << missing.status();
+  EXPECT_THAT(missing.status().message(), HasSubstr("no run with id 99"));
+
+  auto out_of_range = LoadComparison(*source_, "fixture#0", "fixture#6");
+  EXPECT_TRUE(absl::IsNotFound(out_of_range.status()));
+  EXPECT_THAT(out_of_range.status().message(), HasSubstr("sweep 1 'fixture' has no run #6 (its runs are #0 to #5)"));
+
+  auto no_sweep = LoadComparison(*source_, "nope#1", "1");
+  EXPECT_TRUE(absl::IsNotFound(no_sweep.status()));
+  EXPECT_THAT(no_sweep.status().message(), HasSubstr("nope"));
+
+  auto malformed = LoadComparison(*source_, "best", "1");
+  EXPECT_TRUE(absl::IsInvalidArgument(malformed.status()));
+  EXPECT_THAT(malformed.status().message(), HasSubstr("run 'best': expected a run id"));
+
+  auto comparison = LoadComparison(*source_, "1", "2");
+  ASSERT_TRUE(comparison.ok());
+  CompareOptions options;
+  options.format = "csv";
+  auto text = RenderComparison(*comparison, options);
+  EXPECT_TRUE(absl::IsInvalidArgument(text.status()));
+  EXPECT_THAT(text.status().message(), HasSubstr("--format: unknown format 'csv'; use table, json, markdown or html"));
+}
+
+TEST_F(CompareTest, ARunWithoutLossesHasNoRatio) {
+  auto comparison = LoadComparison(*source_, "fixture#0", "fixture#5");  // #5 is queued
+  ASSERT_TRUE(comparison.ok()) << comparison.status();
+  CompareOptions options;
+  options.format = "json";
+  auto text = RenderComparison(*comparison, options);
+  ASSERT_TRUE(text.ok());
+  const nlohmann::json json = nlohmann::json::parse(*text);
+  EXPECT_TRUE(json["loss_ratio"].is_null());
+  EXPECT_TRUE(json["runs"][1]["loss"].is_null());
+  EXPECT_EQ(json["runs"][1]["state"], "QUEUED");
+}
+
+}  // namespace
+}  // namespace stylesweep

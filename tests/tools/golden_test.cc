@@ -1,0 +1,134 @@
+// Every text format of `report`, `compare` and `status`, byte for byte,
+// against files in tests/tools/golden/, from a database built with fixed
+// times and losses. A change to a format shows up here as a diff to review;
+// STYLESWEEP_UPDATE_GOLDEN=1 rewrites the files.
+
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <filesystem>
+
+#include "common/files.h"
+#include "tests/tools/report_fixture.h"
+#include "tools/compare.h"
+#include "tools/report.h"
+#include "tools/status.h"
+#include "tools/sweep_source.h"
+
+namespace stylesweep {
+namespace {
+
+namespace fs = std::filesystem;
+
+const fs::path kGoldenDir = fs::path(STYLESWEEP_SOURCE_DIR) / "tests/tools/golden";
+
+void ExpectGolden(const std::string& name, const std::string& actual) {
+  const fs::path path = kGoldenDir / name;
+  const char* update = std::getenv("STYLESWEEP_UPDATE_GOLDEN");
+  if (update != nullptr && std::string(update) == "1") {
+    ASSERT_TRUE(WriteFileAtomically(path.string(), actual).ok()) << path;
+    return;
+  }
+  auto expected = ReadFileToString(path.string());
+  ASSERT_TRUE(expected.ok()) << expected.status() << "\nto create it, run the test with STYLESWEEP_UPDATE_GOLDEN=1";
+  EXPECT_EQ(actual, *expected) << "the output differs from " << path
+                               << "; if the change is intended, rerun with STYLESWEEP_UPDATE_GOLDEN=1 and review "
+                                  "the diff of tests/tools/golden/";
+}
+
+class GoldenTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new fs::path(fs::temp_directory_path() / ("stylesweep-golden-" + std::to_string(::getpid())));
+    fs::remove_all(*dir_);
+    fs::create_directories(*dir_);
+    const absl::Status s =
+        testing::WriteFixtureDatabase((*dir_ / "fixture.db").string(), "/srv/stylesweep/artifacts", false);
+    ASSERT_TRUE(s.ok()) << s;
+  }
+  static void TearDownTestSuite() {
+    fs::remove_all(*dir_);
+    delete dir_;
+  }
+
+  // Through the same path as `--db`.
+  std::unique_ptr<SweepSource> Source() {
+    SourceOptions options;
+    options.db = (*dir_ / "fixture.db").string();
+    auto source = OpenSweepSource(options);
+    EXPECT_TRUE(source.ok()) << source.status();
+    return source.ok() ? *std::move(source) : nullptr;
+  }
+
+  std::string Report(const ReportOptions& options) {
+    auto view = Source()->GetSweep("fixture");
+    EXPECT_TRUE(view.ok()) << view.status();
+    auto text = RenderReport(*view, options);
+    EXPECT_TRUE(text.ok()) << text.status();
+    return text.ok() ? *text : "";
+  }
+
+  std::string Compare(const std::string& a, const std::string& b, const CompareOptions& options) {
+    auto source = Source();
+    auto comparison = LoadComparison(*source, a, b);
+    EXPECT_TRUE(comparison.ok()) << comparison.status();
+    if (!comparison.ok()) return "";
+    auto text = RenderComparison(*comparison, options);
+    EXPECT_TRUE(text.ok()) << text.status();
+    return text.ok() ? *text : "";
+  }
+
+  static fs::path* dir_;
+};
+
+fs::path* GoldenTest::dir_ = nullptr;
+
+TEST_F(GoldenTest, ReportFormats) {
+  for (const auto& [format, file] : {std::pair{"table", "report.txt"}, std::pair{"csv", "report.csv"},
+                                     std::pair{"json", "report.json"}, std::pair{"markdown", "report.md"}}) {
+    ReportOptions options;
+    options.format = format;
+    ExpectGolden(file, Report(options));
+  }
+}
+
+TEST_F(GoldenTest, SortTopAndWhere) {
+  ReportOptions options;
+  options.sort = "loss/total";
+  options.top = 3;
+  ExpectGolden("report-sort-top.txt", Report(options));
+  options = {};
+  options.where = "state != QUEUED and learning_rate = 0.05";
+  options.format = "csv";
+  ExpectGolden("report-where.csv", Report(options));
+}
+
+TEST_F(GoldenTest, GroupBy) {
+  ReportOptions options;
+  options.group_by = "style_weight";
+  ExpectGolden("report-group-by.txt", Report(options));
+  options.format = "json";
+  ExpectGolden("report-group-by.json", Report(options));
+}
+
+TEST_F(GoldenTest, Compare) {
+  CompareOptions options;
+  ExpectGolden("compare.txt", Compare("fixture#2", "fixture#4", options));
+  options.format = "markdown";
+  ExpectGolden("compare.md", Compare("1#2", "fixture#4", options));
+  options.format = "json";
+  ExpectGolden("compare.json", Compare("3", "5", options));  // run ids of #2 and #4
+  options = {};
+  options.all = true;
+  ExpectGolden("compare-all.txt", Compare("fixture#0", "fixture#3", options));
+}
+
+TEST_F(GoldenTest, Status) {
+  auto view = Source()->GetSweep("fixture");
+  ASSERT_TRUE(view.ok()) << view.status();
+  // A minute after the sweep started: every run but the queued one is done.
+  ExpectGolden("status.txt", RenderSweepStatus(*view, testing::kFixtureStartMs + 60000));
+}
+
+}  // namespace
+}  // namespace stylesweep

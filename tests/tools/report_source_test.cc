@@ -1,0 +1,141 @@
+// Reports from a coordinator read the same as reports from its database file:
+// the runs, the losses and snapshots (GetRun) and the images (FetchBlob,
+// FetchArtifact) come over gRPC.
+
+#include <gmock/gmock.h>
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+
+#include "common/files.h"
+#include "coordinator/server.h"
+#include "stylesweep/v1/coordinator.grpc.pb.h"
+#include "tests/tools/report_fixture.h"
+#include "tools/compare.h"
+#include "tools/html_report.h"
+#include "tools/sweep_source.h"
+
+namespace stylesweep {
+namespace {
+
+namespace fs = std::filesystem;
+using ::testing::HasSubstr;
+
+class ReportSourceTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / ("stylesweep-source-" + std::to_string(::getpid()));
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+    const absl::Status s =
+        testing::WriteFixtureDatabase((dir_ / "f.db").string(), (dir_ / "artifacts").string(), true);
+    ASSERT_TRUE(s.ok()) << s;
+    CoordinatorConfig config;
+    config.listen = "127.0.0.1:0";
+    config.db = (dir_ / "f.db").string();
+    config.artifacts = (dir_ / "artifacts").string();
+    auto server = CoordinatorServer::Start(config);
+    ASSERT_TRUE(server.ok()) << server.status();
+    server_ = *std::move(server);
+  }
+  void TearDown() override {
+    server_.reset();
+    fs::remove_all(dir_);
+  }
+
+  std::unique_ptr<SweepSource> Open(bool from_coordinator) {
+    SourceOptions options;
+    if (from_coordinator) {
+      options.coordinator = server_->address();
+    } else {
+      options.db = (dir_ / "f.db").string();
+    }
+    auto source = OpenSweepSource(options);
+    EXPECT_TRUE(source.ok()) << source.status();
+    return *std::move(source);
+  }
+
+  fs::path dir_;
+  std::unique_ptr<CoordinatorServer> server_;
+};
+
+TEST_F(ReportSourceTest, HtmlReportFromTheCoordinatorIsTheSameAsFromTheDatabase) {
+  auto from_db = Open(false);
+  auto from_coordinator = Open(true);
+  auto local = LoadHtmlReportData(*from_db, "fixture", {});
+  auto remote = LoadHtmlReportData(*from_coordinator, "fixture", {});
+  ASSERT_TRUE(local.ok()) << local.status();
+  ASSERT_TRUE(remote.ok()) << remote.status();
+  const std::string html = RenderHtmlReport(*remote);
+  EXPECT_EQ(html, RenderHtmlReport(*local));
+  // Inputs (2), finals of the runs that have one (4), the best three runs'
+  // snapshots (2 each): every image is inlined.
+  size_t images = 0;
+  for (size_t p = html.find("src=\"data:image/png;base64,"); p != std::string::npos;
+       p = html.find("src=\"data:image/png;base64,", p + 1)) {
+    ++images;
+  }
+  EXPECT_EQ(images, 12u);
+}
+
+TEST_F(ReportSourceTest, HtmlReportOfASelectionReadsOnlyThoseRuns) {
+  auto source = Open(true);
+  ReportOptions options;
+  options.sort = "loss/total";
+  options.top = 2;
+  auto data = LoadHtmlReportData(*source, "fixture", options);
+  ASSERT_TRUE(data.ok()) << data.status();
+  EXPECT_EQ(data->view.runs.size(), 2u);
+  EXPECT_EQ(data->metrics.size(), 2u);
+  EXPECT_THAT(RenderHtmlReport(*data), HasSubstr("6 runs: 3 SUCCEEDED, 1 QUEUED, 1 FAILED, 1 PRUNED · showing 2"));
+}
+
+TEST_F(ReportSourceTest, CompareFromTheCoordinatorIsTheSameAsFromTheDatabase) {
+  for (const char* format : {"table", "json"}) {
+    CompareOptions options;
+    options.format = format;
+    auto local_source = Open(false);
+    auto remote_source = Open(true);
+    auto local = LoadComparison(*local_source, "fixture#1", "3");
+    auto remote = LoadComparison(*remote_source, "fixture#1", "3");
+    ASSERT_TRUE(local.ok()) << local.status();
+    ASSERT_TRUE(remote.ok()) << remote.status();
+    EXPECT_EQ(*RenderComparison(*remote, options), *RenderComparison(*local, options)) << format;
+  }
+  auto remote_source = Open(true);
+  auto missing = LoadComparison(*remote_source, "1", "99");
+  EXPECT_TRUE(absl::IsNotFound(missing.status())) << missing.status();
+  EXPECT_THAT(missing.status().message(), HasSubstr("no run with id 99"));
+}
+
+TEST_F(ReportSourceTest, FetchArtifactRefusesPathsOutsideTheArtifactsDirectory) {
+  auto channel = grpc::CreateChannel(server_->address(), grpc::InsecureChannelCredentials());
+  auto stub = v1::Coordinator::NewStub(channel);
+  auto fetch = [&](const std::string& path, std::string* data = nullptr) {
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    v1::FetchArtifactRequest request;
+    request.set_path(path);
+    v1::FetchArtifactResponse response;
+    grpc::Status status = stub->FetchArtifact(&context, request, &response);
+    if (data != nullptr) *data = response.data();
+    return status;
+  };
+  std::string png;
+  ASSERT_TRUE(fetch("1-fixture/run-0/attempt-1/final.png", &png).ok());
+  EXPECT_EQ(png.substr(0, 8), "\x89PNG\r\n\x1a\n");
+
+  // The database sits beside the artifacts directory; /etc/passwd anywhere.
+  fs::create_symlink(dir_ / "f.db", dir_ / "artifacts" / "link.db");
+  for (const std::string& path : {std::string("../f.db"), std::string("1-fixture/../../f.db"),
+                                  std::string("/etc/passwd"), std::string("link.db"), std::string("")}) {
+    grpc::Status status = fetch(path);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << "'" << path << "': " << status.error_message();
+  }
+  EXPECT_EQ(fetch("1-fixture/run-9/final.png").error_code(), grpc::StatusCode::NOT_FOUND);
+}
+
+}  // namespace
+}  // namespace stylesweep

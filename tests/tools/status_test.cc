@@ -1,0 +1,110 @@
+#include "tools/status.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "nlohmann/json.hpp"
+
+namespace stylesweep {
+namespace {
+
+using ::testing::HasSubstr;
+
+constexpr int64_t kNow = 1'700'000'000'000;
+
+RunRecord MakeRun(int index, RunState state, double style_weight, int steps = 100) {
+  RunRecord run;
+  run.id = 10 + index;
+  run.index = index;
+  run.state = state;
+  run.params_json = nlohmann::json{{"style_weight", style_weight}, {"steps", steps}, {"seed", 0}}.dump();
+  return run;
+}
+
+// Run #0 did 100 steps in the 50 s before the last 50; #1 has done 50 steps
+// in the last 50 s; #2 waits. 150 steps in 100 s: 1.5 steps/s, and 150 left.
+SweepView Running() {
+  SweepView view;
+  view.sweep.id = 4;
+  view.sweep.name = "weights";
+  view.sweep.method = "grid";
+  view.sweep.source = "weights.yaml";
+  RunRecord done = MakeRun(0, RunState::kSucceeded, 0.1);
+  done.started_ms = kNow - 100'000;
+  done.finished_ms = kNow - 50'000;
+  done.last_step = 100;
+  done.total_loss = 42.5;
+  RunRecord running = MakeRun(1, RunState::kRunning, 1.0);
+  running.started_ms = kNow - 50'000;
+  running.last_step = 50;
+  running.total_loss = 10;  // lower, but not finished: not the best yet
+  view.runs = {done, running, MakeRun(2, RunState::kQueued, 10.0)};
+  view.counts = CountByState(view.runs);
+  return view;
+}
+
+TEST(StatusTest, ProgressRateAndEtaFromTheRecentSteps) {
+  const SweepProgress p = MeasureProgress(Running(), kNow);
+  EXPECT_EQ(p.steps_done, 150);
+  EXPECT_EQ(p.steps_planned, 300);
+  EXPECT_DOUBLE_EQ(p.steps_per_second, 1.5);
+  ASSERT_TRUE(p.eta_seconds.has_value());
+  EXPECT_DOUBLE_EQ(*p.eta_seconds, 100);
+  ASSERT_TRUE(p.best.has_value());
+  EXPECT_EQ(p.best->index, 0);
+}
+
+TEST(StatusTest, ShowsCountsProgressEtaAndTheBestRunWithItsParameters) {
+  const std::string text = RenderSweepStatus(Running(), kNow);
+  EXPECT_THAT(text, HasSubstr("sweep 4 'weights' (grid, weights.yaml)"));
+  EXPECT_THAT(text, HasSubstr("3 runs: 1 SUCCEEDED, 1 RUNNING, 1 QUEUED"));
+  EXPECT_THAT(text, HasSubstr("150 of 300 steps (50.0%)"));
+  EXPECT_THAT(text, HasSubstr("eta:       1m40s (150 steps at 1.5 steps/s"));
+  // The parameter that varies says which run it is; the shared ones do not.
+  EXPECT_THAT(text, HasSubstr("best:      run 10 (#0) loss/total 42.5  style_weight=0.1\n"));
+}
+
+TEST(StatusTest, OnlyRecentStepsCountTowardsTheRate) {
+  // The running run was lost and an hour has passed with no agent to take
+  // the queued ones: no rate, so no ETA, and the user is told why.
+  const int64_t later = kNow + 3'600'000;
+  SweepView view = Running();
+  view.runs[1].state = RunState::kLost;
+  view.runs[1].finished_ms = kNow;
+  const SweepProgress p = MeasureProgress(view, later);
+  EXPECT_FALSE(p.eta_seconds.has_value());
+  EXPECT_THAT(RenderSweepStatus(view, later), HasSubstr("eta:       unknown: no steps in the last 10 minutes"));
+}
+
+TEST(StatusTest, RunsThatEndedEarlyPlanNoMoreSteps) {
+  SweepView view;
+  view.sweep.method = "grid";
+  RunRecord pruned = MakeRun(0, RunState::kPruned, 0.1);
+  pruned.last_step = 30;
+  RunRecord failed = MakeRun(1, RunState::kFailed, 1.0);
+  failed.last_step = 5;
+  view.runs = {pruned, failed};
+  const SweepProgress p = MeasureProgress(view, kNow);
+  EXPECT_EQ(p.steps_done, 35);
+  EXPECT_EQ(p.steps_planned, 35);
+  const std::string text = RenderSweepStatus(view, kNow);
+  EXPECT_THAT(text, HasSubstr("nothing left to run"));
+  EXPECT_THAT(text, HasSubstr("best:      none yet (no run has succeeded)"));
+}
+
+TEST(StatusTest, ABayesSweepStillGoingPlansTheRunsItHasYetToPropose) {
+  SweepView view;
+  view.sweep.method = "bayes";
+  view.sweep.run_cap = 5;
+  view.runs = {MakeRun(0, RunState::kRunning, 0.1, 20), MakeRun(1, RunState::kQueued, 0.2, 20)};
+  EXPECT_EQ(MeasureProgress(view, kNow).steps_planned, 5 * 20);
+}
+
+TEST(StatusTest, FormatsDurations) {
+  EXPECT_EQ(FormatSeconds(48.4), "48s");
+  EXPECT_EQ(FormatSeconds(725), "12m05s");
+  EXPECT_EQ(FormatSeconds(3 * 3600 + 4 * 60 + 59), "3h04m");
+}
+
+}  // namespace
+}  // namespace stylesweep

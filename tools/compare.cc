@@ -1,0 +1,145 @@
+#include "tools/compare.h"
+
+#include <filesystem>
+#include <optional>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "tools/html_report.h"
+#include "tools/run_query.h"
+
+namespace stylesweep {
+namespace {
+
+nlohmann::json ImageNames(const SweepRecord& sweep) {
+  const nlohmann::json spec = nlohmann::json::parse(sweep.spec_json, nullptr, false);
+  return spec.is_object() && spec.contains("images") && spec["images"].is_object() ? spec["images"]
+                                                                                   : nlohmann::json::object();
+}
+
+RunRow Row(const CompareSide& side) { return MakeRunRows({side.run}, ImageNames(side.sweep)).front(); }
+
+std::string ImagePath(const CompareSide& side) {
+  if (side.run.final_snapshot.empty()) return "-";
+  const std::string root = SweepArtifactsDir(side.sweep);
+  return root.empty() ? side.run.final_snapshot : (std::filesystem::path(root) / side.run.final_snapshot).string();
+}
+
+// b / a, or nullopt when either run has no losses or a is 0.
+std::optional<double> Ratio(const RunRow& a, const RunRow& b, double RunRecord::*loss) {
+  if (!a.has_losses() || !b.has_losses() || a.run.*loss == 0) return std::nullopt;
+  return b.run.*loss / a.run.*loss;
+}
+
+constexpr struct {
+  const char* name;
+  double RunRecord::*member;
+} kLosses[] = {{"total", &RunRecord::total_loss},
+               {"style", &RunRecord::style_loss},
+               {"content", &RunRecord::content_loss},
+               {"tv", &RunRecord::tv_loss}};
+
+}  // namespace
+
+std::string RunTitle(const CompareSide& side) {
+  return absl::StrCat("run ", side.run.id, " (sweep ", side.sweep.id, " '", side.sweep.name, "' #", side.run.index,
+                      ")");
+}
+
+std::vector<std::string> DifferingParameters(const Comparison& comparison) {
+  const RunRow a = Row(comparison.a), b = Row(comparison.b);
+  std::vector<std::string> names;
+  for (const auto& [key, value] : a.params.items()) {
+    if (!b.params.contains(key) || b.params[key] != value) names.push_back(key);
+  }
+  for (const auto& [key, value] : b.params.items()) {
+    if (!a.params.contains(key)) names.push_back(key);
+  }
+  return names;
+}
+
+std::vector<ComparisonLine> ComparisonLines(const Comparison& comparison, const CompareOptions& options) {
+  const RunRow a = Row(comparison.a), b = Row(comparison.b);
+  std::vector<ComparisonLine> lines;
+  const std::vector<std::string> differing = DifferingParameters(comparison);
+  std::vector<std::string> keys = differing;
+  if (options.all) {
+    keys.clear();
+    for (const auto& [key, value] : a.params.items()) keys.push_back(key);
+    for (const auto& [key, value] : b.params.items()) {
+      if (!a.params.contains(key)) keys.push_back(key);
+    }
+  }
+  for (const std::string& key : keys) {
+    auto text = [&](const RunRow& row) {
+      return row.params.contains(key) ? FormatParameter(key, row.params[key]) : std::string("-");
+    };
+    lines.push_back({key, text(a), text(b), "", true});
+  }
+  lines.push_back({"state", std::string(RunStateName(a.run.state)), std::string(RunStateName(b.run.state)), ""});
+  lines.push_back({"attempt", absl::StrCat(a.run.attempt), absl::StrCat(b.run.attempt), ""});
+  lines.push_back({"agent", a.run.agent.empty() ? "-" : a.run.agent, b.run.agent.empty() ? "-" : b.run.agent, ""});
+  auto step = [](const RunRow& row) { return row.has_losses() ? absl::StrCat(row.run.last_step) : std::string("-"); };
+  lines.push_back({"step", step(a), step(b), ""});
+  lines.push_back({"duration", FormatDuration(a), FormatDuration(b), ""});
+  for (const auto& loss : kLosses) {
+    auto value = [&](const RunRow& row) { return row.has_losses() ? FormatNumber(row.run.*loss.member) : "-"; };
+    const auto ratio = Ratio(a, b, loss.member);
+    lines.push_back({absl::StrCat("loss/", loss.name), value(a), value(b),
+                     ratio ? absl::StrCat(FormatNumber(*ratio), "x") : "-"});
+  }
+  lines.push_back({"image", ImagePath(comparison.a), ImagePath(comparison.b), ""});
+  if (!a.run.error.empty() || !b.run.error.empty()) {
+    lines.push_back({"error", a.run.error.empty() ? "-" : a.run.error, b.run.error.empty() ? "-" : b.run.error, ""});
+  }
+  return lines;
+}
+
+absl::StatusOr<std::string> RenderComparison(const Comparison& comparison, const CompareOptions& options) {
+  if (options.format == "html") return RenderHtmlComparison(comparison, options);
+  if (options.format == "json") {
+    const RunRow a = Row(comparison.a), b = Row(comparison.b);
+    nlohmann::json runs = nlohmann::json::array();
+    for (const CompareSide* side : {&comparison.a, &comparison.b}) {
+      nlohmann::json run = RunToJson(Row(*side), SweepArtifactsDir(side->sweep));
+      run["sweep"] = {{"id", side->sweep.id}, {"name", side->sweep.name}};
+      runs.push_back(std::move(run));
+    }
+    nlohmann::json ratio = nullptr;
+    if (a.has_losses() && b.has_losses()) {
+      ratio = nlohmann::json::object();
+      for (const auto& loss : kLosses) {
+        const auto r = Ratio(a, b, loss.member);
+        ratio[loss.name] = r ? nlohmann::json(*r) : nlohmann::json();
+      }
+    }
+    nlohmann::json out = {{"format_version", kReportFormatVersion},
+                          {"runs", runs},
+                          {"differing_params", DifferingParameters(comparison)},
+                          {"loss_ratio", ratio}};
+    return out.dump(2) + "\n";
+  }
+  if (options.format != "table" && options.format != "markdown") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--format: unknown format '", options.format, "'; use table, json, markdown or html"));
+  }
+  const bool markdown = options.format == "markdown";
+  const std::vector<ComparisonLine> lines = ComparisonLines(comparison, options);
+  std::vector<std::vector<std::string>> table = {
+      {"", absl::StrCat("#", comparison.a.run.index), absl::StrCat("#", comparison.b.run.index), "ratio"}};
+  for (const ComparisonLine& line : lines) table.push_back({line.field, line.a, line.b, line.ratio});
+  const size_t differing = DifferingParameters(comparison).size();
+  const size_t params = Row(comparison.a).params.size();
+  std::string out = absl::StrCat(markdown ? "## " : "", RunTitle(comparison.a), " vs ", RunTitle(comparison.b), "\n\n");
+  out += markdown ? RenderMarkdownTable(table) : RenderColumns(table);
+  if (differing == 0) {
+    out += absl::StrCat("\nthe two runs have the same parameters\n");
+  } else if (!options.all) {
+    out += absl::StrCat("\n", differing, differing == 1 ? " parameter differs" : " parameters differ", "; ",
+                        params > differing ? params - differing : 0, " are the same (--all shows every one)\n");
+  }
+  out += "ratio: the second run's loss over the first's\n";
+  return out;
+}
+
+}  // namespace stylesweep

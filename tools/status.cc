@@ -1,0 +1,131 @@
+#include "tools/status.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "nlohmann/json.hpp"
+#include "tools/run_query.h"
+
+namespace stylesweep {
+namespace {
+
+int StepsOf(const RunRecord& run) {
+  const nlohmann::json params = nlohmann::json::parse(run.params_json, nullptr, false);
+  return params.is_object() && params.contains("steps") && params["steps"].is_number_integer()
+             ? params["steps"].get<int>()
+             : 0;
+}
+
+bool InProgress(RunState state) { return state == RunState::kQueued || state == RunState::kRunning; }
+
+}  // namespace
+
+SweepProgress MeasureProgress(const SweepView& view, int64_t now_ms) {
+  SweepProgress progress;
+  const int64_t window_start = now_ms - kRateWindowMs;
+  int64_t earliest_start = now_ms;
+  double recent_steps = 0;
+  bool going = false;
+  int last_steps = 0;
+  for (const RunRecord& run : view.runs) {
+    const int steps = StepsOf(run);
+    if (steps > 0) last_steps = steps;
+    // A queued run starts again from step 0, whatever an earlier attempt did.
+    const int64_t done = run.state == RunState::kQueued ? 0 : std::max(run.last_step, 0);
+    progress.steps_done += done;
+    progress.steps_planned += done;
+    if (InProgress(run.state)) {
+      going = true;
+      progress.steps_planned += std::max<int64_t>(steps - done, 0);
+    }
+    if (done > 0 && run.started_ms > 0) {
+      const int64_t end = run.finished_ms > 0 ? run.finished_ms : now_ms;
+      const int64_t overlap = std::min(end, now_ms) - std::max(run.started_ms, window_start);
+      if (overlap > 0) {
+        recent_steps += end > run.started_ms ? static_cast<double>(done) * overlap / (end - run.started_ms) : done;
+        earliest_start = std::min(earliest_start, std::max(run.started_ms, window_start));
+      }
+    }
+    if (run.state == RunState::kSucceeded && run.last_step >= 0 &&
+        (!progress.best || run.total_loss < progress.best->total_loss)) {
+      progress.best = run;
+    }
+  }
+  // A bayes sweep proposes its runs as results arrive: those still to come
+  // count as much as the last run's steps each.
+  if (view.sweep.method == "bayes" && going && view.sweep.run_cap > static_cast<int>(view.runs.size())) {
+    progress.steps_planned += static_cast<int64_t>(view.sweep.run_cap - view.runs.size()) * last_steps;
+  }
+  if (recent_steps > 0 && now_ms > earliest_start) {
+    progress.steps_per_second = recent_steps * 1000.0 / (now_ms - earliest_start);
+  }
+  const int64_t remaining = progress.steps_planned - progress.steps_done;
+  if (remaining > 0 && progress.steps_per_second > 0) progress.eta_seconds = remaining / progress.steps_per_second;
+  return progress;
+}
+
+std::string FormatSeconds(double seconds) {
+  const int64_t s = std::llround(std::max(0.0, seconds));
+  char buf[32];
+  if (s < 60) {
+    std::snprintf(buf, sizeof buf, "%llds", static_cast<long long>(s));
+  } else if (s < 3600) {
+    std::snprintf(buf, sizeof buf, "%lldm%02llds", static_cast<long long>(s / 60), static_cast<long long>(s % 60));
+  } else {
+    std::snprintf(buf, sizeof buf, "%lldh%02lldm", static_cast<long long>(s / 3600),
+                  static_cast<long long>(s % 3600 / 60));
+  }
+  return buf;
+}
+
+std::string RenderSweepStatus(const SweepView& view, int64_t now_ms) {
+  const SweepProgress progress = MeasureProgress(view, now_ms);
+  std::string out = absl::StrCat("sweep ", view.sweep.id, " '", view.sweep.name, "' (", view.sweep.method, ", ",
+                                 view.sweep.source, ")", view.sweep.paused ? " paused" : "", "\n");
+  absl::StrAppend(&out, "runs:      ", CountsLine(view.counts.empty() ? CountByState(view.runs) : view.counts), "\n");
+  char percent[16] = "-";
+  if (progress.steps_planned > 0) {
+    std::snprintf(percent, sizeof percent, "%.1f%%", 100.0 * progress.steps_done / progress.steps_planned);
+  }
+  absl::StrAppend(&out, "progress:  ", progress.steps_done, " of ", progress.steps_planned, " steps (", percent, ")\n");
+  const int64_t remaining = progress.steps_planned - progress.steps_done;
+  if (remaining <= 0) {
+    absl::StrAppend(&out, "eta:       nothing left to run\n");
+  } else if (progress.eta_seconds) {
+    char rate[32];
+    std::snprintf(rate, sizeof rate, "%.3g", progress.steps_per_second);
+    absl::StrAppend(&out, "eta:       ", FormatSeconds(*progress.eta_seconds), " (", remaining, " steps at ", rate,
+                    " steps/s, the rate of the last ", kRateWindowMs / 60000, " minutes)",
+                    view.sweep.paused ? "; paused: queued runs wait for `stylesweep resume`" : "", "\n");
+  } else {
+    absl::StrAppend(&out, "eta:       unknown: no steps in the last ", kRateWindowMs / 60000, " minutes",
+                    view.sweep.paused ? " (paused: queued runs wait for `stylesweep resume`)"
+                                      : " (are agents connected?)",
+                    "\n");
+  }
+  if (!progress.best) {
+    absl::StrAppend(&out, "best:      none yet (no run has succeeded)\n");
+    return out;
+  }
+  // The parameters that vary across the sweep say which run it is.
+  const nlohmann::json spec = nlohmann::json::parse(view.sweep.spec_json, nullptr, false);
+  const nlohmann::json images =
+      spec.is_object() && spec.contains("images") ? spec["images"] : nlohmann::json::object();
+  const std::vector<RunRow> rows = MakeRunRows(view.runs, images);
+  const RunRow best = MakeRunRows({*progress.best}, images).front();
+  std::vector<std::string> params;
+  for (const auto& [key, value] : best.params.items()) {
+    const bool varies = std::any_of(rows.begin(), rows.end(),
+                                    [&](const RunRow& r) { return !r.params.contains(key) || r.params[key] != value; });
+    if (varies) params.push_back(absl::StrCat(key, "=", FormatParameter(key, value)));
+  }
+  absl::StrAppend(&out, "best:      run ", best.run.id, " (#", best.run.index, ") loss/total ",
+                  FormatNumber(best.run.total_loss), params.empty() ? "" : absl::StrCat("  ", absl::StrJoin(params, " ")),
+                  "\n");
+  return out;
+}
+
+}  // namespace stylesweep
