@@ -27,7 +27,7 @@ demo: build
 	  --db $(DEMO_DIR)/demo.db --artifacts $(DEMO_DIR)/artifacts
 
 test: build
-	ctest --test-dir $(BUILD_DIR) --output-on-failure -j $(CTEST_JOBS)
+	ctest --test-dir $(BUILD_DIR) --output-on-failure -j $(CTEST_JOBS) -LE long
 
 # Engine speed against the same loop in PyTorch (Debian's python3-torch), side by side.
 bench: configure

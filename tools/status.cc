@@ -5,6 +5,7 @@
 #include <cstdio>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/strings/str_join.h"
 #include "nlohmann/json.hpp"
 #include "tools/run_query.h"
@@ -81,6 +82,33 @@ std::string FormatSeconds(double seconds) {
   return buf;
 }
 
+namespace {
+
+// The failed runs' errors, with the end of their agent's log: what a user
+// needs to decide between fixing the sweep and `stylesweep retry --failed`.
+void AppendFailures(const SweepView& view, std::string& out) {
+  constexpr int kMaxShown = 5;
+  constexpr size_t kLogLines = 10;
+  int failed = 0;
+  for (const RunRecord& run : view.runs) {
+    if (run.state != RunState::kFailed) continue;
+    if (++failed > kMaxShown) continue;
+    absl::StrAppend(&out, failed == 1 ? "\nfailed runs:\n" : "", "  run ", run.id, " (#", run.index, ", attempt ",
+                    run.attempt, run.agent.empty() ? "" : absl::StrCat(", agent ", run.agent), "): ", run.error, "\n");
+    if (run.log_tail.empty()) continue;
+    std::vector<std::string> lines = absl::StrSplit(run.log_tail, '\n', absl::SkipEmpty());
+    if (lines.size() > kLogLines) lines.erase(lines.begin(), lines.end() - kLogLines);
+    absl::StrAppend(&out, "    the agent's log, last ", lines.size(), " lines:\n");
+    for (const std::string& line : lines) absl::StrAppend(&out, "      ", line, "\n");
+  }
+  if (failed > kMaxShown) {
+    absl::StrAppend(&out, "  and ", failed - kMaxShown, " more: stylesweep report ", view.sweep.id,
+                    " --where \"state = FAILED\"\n");
+  }
+}
+
+}  // namespace
+
 std::string RenderSweepStatus(const SweepView& view, int64_t now_ms) {
   const SweepProgress progress = MeasureProgress(view, now_ms);
   std::string out = absl::StrCat("sweep ", view.sweep.id, " '", view.sweep.name, "' (", view.sweep.method, ", ",
@@ -108,6 +136,7 @@ std::string RenderSweepStatus(const SweepView& view, int64_t now_ms) {
   }
   if (!progress.best) {
     absl::StrAppend(&out, "best:      none yet (no run has succeeded)\n");
+    AppendFailures(view, out);
     return out;
   }
   // The parameters that vary across the sweep say which run it is.
@@ -125,6 +154,7 @@ std::string RenderSweepStatus(const SweepView& view, int64_t now_ms) {
   absl::StrAppend(&out, "best:      run ", best.run.id, " (#", best.run.index, ") loss/total ",
                   FormatNumber(best.run.total_loss), params.empty() ? "" : absl::StrCat("  ", absl::StrJoin(params, " ")),
                   "\n");
+  AppendFailures(view, out);
   return out;
 }
 

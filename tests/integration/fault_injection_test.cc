@@ -14,6 +14,8 @@
 #include <fstream>
 #include <cstring>
 #include <map>
+#include <random>
+#include <thread>
 
 #include "common/files.h"
 #include "coordinator/store/store.h"
@@ -74,8 +76,9 @@ class FaultInjectionTest : public ::testing::Test {
     return *agents_[name];
   }
 
-  // Submits a grid of `runs` runs (style_weight values) of `steps` steps.
-  void Submit(const std::string& address, int runs, int steps) {
+  // Submits a grid of `runs` runs (style_weight values) of `steps` steps;
+  // `extra` is appended to the sweep's YAML.
+  void Submit(const std::string& address, int runs, int steps, const std::string& extra = "") {
     const fs::path sweep = dir_ / "sweep.yaml";
     {
       std::ofstream out(sweep);
@@ -85,7 +88,7 @@ class FaultInjectionTest : public ::testing::Test {
           << "image_size: 32\nsteps: " << steps << "\nsnapshot_every: " << steps / 2 << "\n"
           << "parameters:\n  style_weight: {values: [";
       for (int i = 0; i < runs; ++i) out << (i ? ", " : "") << 0.01 * (i + 1);
-      out << "]}\n";
+      out << "]}\n" << extra;
     }
     std::string output;
     ASSERT_EQ(RunCommand({bin_ + "/stylesweep", "submit", sweep.string(), "--coordinator", address}, &output), 0)
@@ -357,6 +360,85 @@ TEST_F(FaultInjectionTest, FullArtifactsDiskFailsTheRunClearlyAndTheCoordinatorG
   std::string output;
   EXPECT_EQ(RunCommand({bin_ + "/stylesweep", "status", "--coordinator", address}, &output), 0) << output;
   EXPECT_TRUE(coordinator_->Running());
+}
+
+int EnvInt(const char* name, int fallback) {
+  const char* value = std::getenv(name);
+  return value != nullptr && *value != '\0' ? std::atoi(value) : fallback;
+}
+
+// The soak: 8 agents and a sweep, while agents and the coordinator are killed
+// with SIGKILL at random moments and started again. Every run must end
+// SUCCEEDED exactly once, and every attempt's metric rows must be exactly
+// the steps it ran (0..n, none missing, none twice). Short by default, for
+// CI; `ctest -L long` runs the long one (100 runs, more kills), and
+// STYLESWEEP_SOAK_RUNS / _AGENTS / _SEED size and replay it by hand.
+TEST_F(FaultInjectionTest, SoakRandomKillsOfAgentsAndCoordinator) {
+  const int runs = EnvInt("STYLESWEEP_SOAK_RUNS", 16);
+  const int agents = EnvInt("STYLESWEEP_SOAK_AGENTS", 8);
+  const unsigned seed = static_cast<unsigned>(EnvInt("STYLESWEEP_SOAK_SEED", static_cast<int>(std::random_device{}() & 0x7fffffff)));
+  const int steps = 40;
+  const int max_agent_kills = std::max(2, runs / 4);
+  const int max_coordinator_kills = runs >= 100 ? 3 : 1;
+  std::printf("soak: %d runs, %d agents, seed %u (STYLESWEEP_SOAK_SEED=%u replays the choices)\n", runs, agents, seed,
+              seed);
+  std::mt19937 rng(seed);
+
+  const std::string address = StartCoordinator();
+  ASSERT_FALSE(address.empty());
+  // Kills may take a run from several agents in turn: allow for it.
+  Submit(address, runs, steps, "max_attempts: 100\n");
+  auto name = [](int i) { return "soak-" + std::to_string(i); };
+  for (int i = 0; i < agents; ++i) StartAgent(address, name(i));
+
+  int agent_kills = 0, coordinator_kills = 0;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(kWaitMs * 3);
+  while (!AllFinished(runs) && std::chrono::steady_clock::now() < deadline) {
+    // Pacing between faults, not a wait for a result.
+    std::this_thread::sleep_for(std::chrono::milliseconds(std::uniform_int_distribution<int>(500, 2500)(rng)));
+    const int dice = std::uniform_int_distribution<int>(0, 5)(rng);
+    if (dice == 0 && coordinator_kills < max_coordinator_kills) {
+      coordinator_->Signal(SIGKILL);
+      coordinator_->Wait();
+      ++coordinator_kills;
+      ASSERT_EQ(StartCoordinator(address), address) << Logs();
+    } else if (dice <= 3 && agent_kills < max_agent_kills) {
+      // An agent in the middle of a run: killing an idle one proves little.
+      std::vector<std::string> busy;
+      for (const RunRecord& run : Runs()) {
+        if (run.state == RunState::kRunning && agents_.count(run.agent) != 0) busy.push_back(run.agent);
+      }
+      if (busy.empty()) continue;
+      const std::string victim = busy[std::uniform_int_distribution<size_t>(0, busy.size() - 1)(rng)];
+      agents_[victim]->Signal(SIGKILL);
+      agents_[victim]->Wait();
+      ++agent_kills;
+      StartAgent(address, victim);
+    }
+  }
+  ASSERT_TRUE(WaitUntil([&] { return AllFinished(runs); }, kWaitMs)) << Logs();
+  std::printf("soak: %d agent kills, %d coordinator kills\n", agent_kills, coordinator_kills);
+  EXPECT_GT(agent_kills, 0);
+  ExpectEveryRunSucceededOnce(steps);
+
+  // Metric rows equal the steps run: each attempt holds steps 0..n once.
+  auto store = ReadOnlyStore();
+  ASSERT_NE(store, nullptr);
+  int lost_attempts = 0;
+  for (const RunRecord& run : Runs()) {
+    auto attempts = store->ListAttempts(run.id);
+    ASSERT_TRUE(attempts.ok());
+    for (const AttemptRecord& a : *attempts) {
+      lost_attempts += a.state == RunState::kLost ? 1 : 0;
+      auto rows = store->GetMetrics(run.id, a.attempt);
+      ASSERT_TRUE(rows.ok());
+      for (size_t k = 0; k < rows->size(); ++k) {
+        ASSERT_EQ((*rows)[k].step, static_cast<int>(k)) << "run " << run.id << " attempt " << a.attempt;
+      }
+    }
+  }
+  std::printf("soak: %d attempts lost to the kills, all re-run\n", lost_attempts);
+  EXPECT_GT(lost_attempts, 0) << "no kill landed in the middle of a run";
 }
 
 }  // namespace

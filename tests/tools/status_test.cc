@@ -64,6 +64,22 @@ TEST(StatusTest, ShowsCountsProgressEtaAndTheBestRunWithItsParameters) {
   EXPECT_THAT(text, HasSubstr("best:      run 10 (#0) loss/total 42.5  style_weight=0.1\n"));
 }
 
+TEST(StatusTest, FailedRunsShowTheirErrorAndTheEndOfTheAgentsLog) {
+  SweepView view = Running();
+  RunRecord failed = MakeRun(3, RunState::kFailed, 100.0);
+  failed.attempt = 2;
+  failed.agent = "gpu-7";
+  failed.error = "style transfer failed: CUDA error: an illegal memory access";
+  for (int i = 1; i <= 14; ++i) failed.log_tail += "[info] line " + std::to_string(i) + "\n";
+  view.runs.push_back(failed);
+  const std::string text = RenderSweepStatus(view, kNow);
+  EXPECT_THAT(text, HasSubstr("failed runs:\n  run 13 (#3, attempt 2, agent gpu-7): style transfer failed: CUDA error"));
+  EXPECT_THAT(text, HasSubstr("the agent's log, last 10 lines:\n      [info] line 5\n"));
+  EXPECT_THAT(text, HasSubstr("      [info] line 14\n"));
+  EXPECT_THAT(text, ::testing::Not(HasSubstr("line 4\n")));
+  EXPECT_THAT(RenderSweepStatus(Running(), kNow), ::testing::Not(HasSubstr("failed runs")));
+}
+
 TEST(StatusTest, OnlyRecentStepsCountTowardsTheRate) {
   // The running run was lost and an hour has passed with no agent to take
   // the queued ones: no rate, so no ETA, and the user is told why.
