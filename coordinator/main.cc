@@ -20,15 +20,20 @@ int main(int argc, char** argv) {
       "hands runs to agents over gRPC.\n\n"
       "Example:\n"
       "  stylesweep-coordinator --listen 127.0.0.1:50051 --db sweeps.db --artifacts artifacts/\n"
+      "  stylesweep-coordinator --http 127.0.0.1:8080   # then open http://127.0.0.1:8080/\n"
       "  stylesweep-coordinator --config configs/coordinator.yaml\n"};
   CoordinatorConfig config;
-  std::string config_file, listen, db, artifacts, tls_cert, tls_key, token_file, address_file;
+  std::string config_file, listen, http, db, artifacts, tls_cert, tls_key, token_file, address_file,
+      http_address_file;
   double lease_seconds = 0, heartbeat_seconds = 0;
   int quarantine_after = -1;
   bool insecure = false;
   app.add_option("--config", config_file, "YAML settings file; flags given on the command line win")
       ->check(CLI::ExistingFile);
   app.add_option("--listen", listen, "HOST:PORT to serve gRPC on (default 127.0.0.1:50051; port 0 picks one)");
+  app.add_option("--http", http,
+                 "HOST:PORT to serve the dashboard, /metrics, /healthz and /readyz on (default: none; port 0 picks "
+                 "one). Same TLS and token as --listen");
   app.add_option("--db", db, "SQLite database file (default stylesweep.db)");
   app.add_option("--artifacts", artifacts, "directory for input images and snapshots (default artifacts)");
   app.add_option("--lease-seconds", lease_seconds, "a run is LOST when its agent is silent this long (default 30)");
@@ -43,6 +48,8 @@ int main(int argc, char** argv) {
                  "file whose first line is the token every client must present (or set STYLESWEEP_TOKEN)");
   app.add_option("--address-file", address_file,
                  "once serving, write the bound HOST:PORT here (useful with port 0)");
+  app.add_option("--http-address-file", http_address_file,
+                 "once serving, write the bound HTTP HOST:PORT here (useful with --http HOST:0)");
   app.add_flag("--insecure", insecure,
                "allow listening beyond loopback without TLS and a token (anyone who can reach it can use it)");
   CLI11_PARSE(app, argc, argv);
@@ -54,6 +61,11 @@ int main(int argc, char** argv) {
     }
   }
   if (!listen.empty()) config.listen = listen;
+  if (!http.empty()) config.http = http;
+  if (!http_address_file.empty() && config.http.empty()) {
+    spdlog::error("--http-address-file needs --http");
+    return 2;
+  }
   if (!db.empty()) config.db = db;
   if (!artifacts.empty()) config.artifacts = artifacts;
   if (lease_seconds > 0) config.scheduler.lease_ms = static_cast<int64_t>(lease_seconds * 1000);
@@ -91,8 +103,10 @@ int main(int argc, char** argv) {
     spdlog::error("{}", std::string(server.status().message()));
     return 1;
   }
-  if (!address_file.empty()) {
-    if (absl::Status s = stylesweep::WriteFileAtomically(address_file, (*server)->address() + "\n"); !s.ok()) {
+  for (const auto& [file, address] : {std::pair{address_file, (*server)->address()},
+                                      std::pair{http_address_file, (*server)->http_address()}}) {
+    if (file.empty()) continue;
+    if (absl::Status s = stylesweep::WriteFileAtomically(file, address + "\n"); !s.ok()) {
       spdlog::error("{}", std::string(s.message()));
       return 1;
     }

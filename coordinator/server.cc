@@ -1,6 +1,8 @@
 #include "coordinator/server.h"
 
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/grpcpp.h>
+#include <grpcpp/health_check_service_interface.h>
 #include <spdlog/spdlog.h>
 #include <yaml-cpp/yaml.h>
 
@@ -11,9 +13,14 @@
 #include "absl/strings/str_cat.h"
 #include "common/text.h"
 #include "coordinator/rpc/coordinator_service.h"
+#include "coordinator/rpc/metrics_interceptor.h"
 
 namespace stylesweep {
 namespace {
+
+// The name the coordinator's service reports under in the gRPC health
+// service (besides "", the whole server).
+constexpr char kServiceName[] = "stylesweep.v1.Coordinator";
 
 absl::Status ConfigError(const std::string& path, const YAML::Node& node, const std::string& key,
                          const std::string& message) {
@@ -36,15 +43,17 @@ absl::Status LoadCoordinatorConfig(const std::string& path, CoordinatorConfig& c
   }
   if (root.IsNull()) return absl::OkStatus();
   if (!root.IsMap()) return absl::InvalidArgumentError(absl::StrCat(path, ": expected a mapping of settings"));
-  const std::vector<std::string> keys = {"listen",   "db",      "artifacts",  "lease_seconds", "heartbeat_seconds",
-                                         "tls_cert", "tls_key", "token_file", "insecure",      "max_runs_per_sweep",
-                                         "quarantine_after"};
+  const std::vector<std::string> keys = {"listen",   "http",    "db",         "artifacts", "lease_seconds",
+                                         "heartbeat_seconds", "tls_cert", "tls_key", "token_file", "insecure",
+                                         "max_runs_per_sweep", "quarantine_after"};
   for (const auto& entry : root) {
     const std::string key = entry.first.Scalar();
     const YAML::Node& value = entry.second;
     try {
       if (key == "listen") {
         config.listen = value.as<std::string>();
+      } else if (key == "http") {
+        config.http = value.as<std::string>();
       } else if (key == "db") {
         config.db = value.as<std::string>();
       } else if (key == "artifacts") {
@@ -90,6 +99,14 @@ absl::Status LoadCoordinatorConfig(const std::string& path, CoordinatorConfig& c
 absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(const CoordinatorConfig& config) {
   auto credentials = MakeServerCredentials(config.listen, config.security);
   if (!credentials.ok()) return credentials.status();
+  // Refuse an exposed HTTP address before opening anything (HttpServer
+  // checks again).
+  if (!config.http.empty()) {
+    if (absl::Status s = CheckExposure(config.http, config.security, "read every sweep, run and image"); !s.ok()) {
+      return s;
+    }
+  }
+  const double start_seconds = SystemClock().NowMillis() / 1000.0;
 
   std::unique_ptr<CoordinatorServer> server(new CoordinatorServer());
   server->config_ = config;
@@ -125,16 +142,30 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(cons
   server->service_ = std::make_unique<CoordinatorService>(*server->scheduler_, *server->store_,
                                                           server->artifacts_->root(), config.security.token);
 
+  // grpc.health.v1.Health and server reflection, so that standard tools
+  // (grpc_health_probe, grpcurl) work. Both answer without the token:
+  // health says only SERVING or NOT_SERVING (probes carry no credentials),
+  // and reflection only describes the protocol, which is public; every
+  // Coordinator call still needs the token. Both are process-wide switches
+  // read when a ServerBuilder is made.
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   int port = 0;
   builder.AddListeningPort(config.listen, *credentials, &port);
   builder.RegisterService(server->service_.get());
   builder.SetMaxReceiveMessageSize(kMaxMessageBytes);
   builder.SetMaxSendMessageSize(kMaxMessageBytes);
+  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
+  interceptors.push_back(std::make_unique<MetricsInterceptorFactory>(server->metrics_));
+  builder.experimental().SetInterceptorCreators(std::move(interceptors));
   server->server_ = builder.BuildAndStart();
   if (server->server_ == nullptr || port == 0) {
     return absl::UnavailableError(
         absl::StrCat("cannot listen on ", config.listen, ": the address is taken or not valid on this machine"));
+  }
+  if (grpc::HealthCheckServiceInterface* health = server->server_->GetHealthCheckService()) {
+    health->SetServingStatus(kServiceName, true);
   }
   const size_t colon = config.listen.rfind(':');
   server->address_ = absl::StrCat(config.listen.substr(0, colon), ":", port);
@@ -143,6 +174,24 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(cons
                config.security.tls_cert_file.empty() ? "plaintext" : "TLS",
                config.security.token.empty() ? ", no token" : ", token required", config.db,
                server->artifacts_->root());
+
+  if (!config.http.empty()) {
+    HttpOptions http_options{config.http, config.security};
+    HttpSources sources;
+    sources.store = server->store_.get();
+    sources.metrics = &server->metrics_;
+    sources.clock = &SystemClock();
+    sources.artifacts_dir = server->artifacts_->root();
+    sources.db_path = config.db;
+    sources.agent_lost_after_ms = config.scheduler.lease_ms;
+    sources.process_start_seconds = start_seconds;
+    sources.shutting_down = [s = server.get()] { return s->ShuttingDown(); };
+    auto http = HttpServer::Start(http_options, std::move(sources));
+    if (!http.ok()) return http.status();  // ~CoordinatorServer stops the rest
+    server->http_ = std::move(*http);
+    spdlog::info("dashboard and /metrics on {}://{}/{}", server->http_->tls() ? "https" : "http",
+                 server->http_->address(), config.security.token.empty() ? "" : " (token required)");
+  }
   return server;
 }
 
@@ -169,7 +218,14 @@ void CoordinatorServer::Shutdown() {
     stopping_ = true;
   }
   stop_cv_.notify_all();
-  if (server_) server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  if (server_) {
+    if (grpc::HealthCheckServiceInterface* health = server_->GetHealthCheckService()) {
+      health->SetServingStatus(false);
+    }
+    server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  }
+  // After the gRPC calls: /readyz keeps saying 503 while they finish.
+  if (http_) http_->Shutdown();
   if (reaper_.joinable()) reaper_.join();
   std::lock_guard<std::mutex> lock(mu_);
   stopped_ = true;

@@ -8,9 +8,12 @@ packages=(
   build-essential cmake ninja-build ccache pkg-config
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler libabsl-dev libssl-dev
   libtorch-dev libopenblas0-openmp
-  libyaml-cpp-dev libspdlog-dev libsqlite3-dev libcli11-dev nlohmann-json3-dev libstb-dev
+  libyaml-cpp-dev libspdlog-dev libsqlite3-dev libcli11-dev nlohmann-json3-dev libstb-dev libcpp-httplib-dev
   libgtest-dev libgmock-dev
-  chromium  # the HTML report's test opens it in headless Chromium
+  # Tests only: headless Chromium opens the HTML report and the dashboard,
+  # promtool checks /metrics, openssl makes a throwaway certificate for the
+  # HTTPS test.
+  chromium prometheus openssl
 )
 # `make bench` also runs the same loop in PyTorch beside the engine.
 if [[ ${1:-} == bench ]]; then

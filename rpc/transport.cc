@@ -36,16 +36,22 @@ bool IsLoopbackAddress(const std::string& host_port) {
   return host == "localhost" || host == "::1" || absl::StartsWith(host, "127.");
 }
 
-absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(const std::string& listen,
-                                                                               const ServerSecurity& security) {
+absl::Status CheckExposure(const std::string& listen, const ServerSecurity& security, const std::string& risk) {
   const bool tls = !security.tls_cert_file.empty() || !security.tls_key_file.empty();
   if (!IsLoopbackAddress(listen) && !security.insecure && (!tls || security.token.empty())) {
     return absl::FailedPreconditionError(absl::StrCat(
-        "refusing to listen on ", listen,
-        " without TLS and a token: anyone who can reach it could submit work and read results. Add --tls-cert, "
+        "refusing to listen on ", listen, " without TLS and a token: anyone who can reach it could ", risk,
+        ". Add --tls-cert, "
         "--tls-key and --token-file (or STYLESWEEP_TOKEN), listen on 127.0.0.1, or pass --insecure to accept the "
         "risk"));
   }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(const std::string& listen,
+                                                                               const ServerSecurity& security) {
+  if (absl::Status s = CheckExposure(listen, security, "submit work and read results"); !s.ok()) return s;
+  const bool tls = !security.tls_cert_file.empty() || !security.tls_key_file.empty();
   if (!tls) return grpc::InsecureServerCredentials();
   if (security.tls_cert_file.empty() || security.tls_key_file.empty()) {
     return absl::InvalidArgumentError("TLS needs both --tls-cert and --tls-key");

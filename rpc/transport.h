@@ -31,9 +31,14 @@ struct ClientSecurity {
 // True for 127.0.0.0/8, ::1, localhost (with a port).
 bool IsLoopbackAddress(const std::string& host_port);
 
-// Server credentials for `listen`. Refuses (FailedPrecondition, saying which
-// flags to add) a non-loopback address without both TLS and a token, unless
-// security.insecure.
+// The rule every server surface (gRPC, HTTP) follows: OK on loopback, or
+// with both TLS and a token, or with security.insecure; otherwise
+// FailedPrecondition naming the address, the `risk` ("submit work and read
+// results") and the flags to add.
+absl::Status CheckExposure(const std::string& listen, const ServerSecurity& security, const std::string& risk);
+
+// Server credentials for `listen`. Refuses (CheckExposure) a non-loopback
+// address without both TLS and a token, unless security.insecure.
 absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(const std::string& listen,
                                                                                const ServerSecurity& security);
 

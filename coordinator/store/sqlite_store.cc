@@ -500,6 +500,33 @@ absl::StatusOr<std::vector<RunRecord>> SqliteStore::ListRuns(int64_t sweep_id) {
   return CollectRows<RunRecord>(*stmt, RunFromRow);
 }
 
+absl::StatusOr<std::vector<RunCount>> SqliteStore::CountRuns() {
+  absl::MutexLock lock(&mu_);
+  // runs_by_state (state, sweep_id, idx) covers the grouping.
+  absl::StatusOr<Statement> stmt = db_.Prepare(
+      "SELECT r.sweep_id, s.name, r.state, COUNT(*) FROM runs r JOIN sweeps s ON s.id = r.sweep_id "
+      "GROUP BY r.sweep_id, r.state ORDER BY r.sweep_id",
+      "count runs by sweep and state");
+  if (!stmt.ok()) return stmt.status();
+  absl::StatusOr<std::vector<RunCount>> counts =
+      CollectRows<RunCount>(*stmt, [](const Statement& row) -> absl::StatusOr<RunCount> {
+        RunCount count;
+        count.sweep_id = row.ColumnInt64(0);
+        count.sweep_name = row.ColumnText(1);
+        absl::StatusOr<RunState> state = StateColumn(row, 2, absl::StrCat("a run of sweep ", count.sweep_id));
+        if (!state.ok()) return state.status();
+        count.state = *state;
+        count.runs = row.ColumnInt64(3);
+        return count;
+      });
+  if (!counts.ok()) return counts.status();
+  // SQL orders states by their text; users read them in the order of a run's life.
+  std::stable_sort(counts->begin(), counts->end(), [](const RunCount& a, const RunCount& b) {
+    return a.sweep_id != b.sweep_id ? a.sweep_id < b.sweep_id : a.state < b.state;
+  });
+  return counts;
+}
+
 absl::StatusOr<std::vector<AttemptRecord>> SqliteStore::ListAttempts(int64_t run_id) {
   absl::MutexLock lock(&mu_);
   if (absl::Status s = ReadRun(run_id).status(); !s.ok()) return s;

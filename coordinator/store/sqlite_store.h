@@ -49,6 +49,7 @@ class SqliteStore final : public Store {
   absl::StatusOr<std::vector<SweepRecord>> ListSweeps() override;
   absl::StatusOr<RunRecord> GetRun(int64_t run_id) override;
   absl::StatusOr<std::vector<RunRecord>> ListRuns(int64_t sweep_id) override;
+  absl::StatusOr<std::vector<RunCount>> CountRuns() override;
   absl::StatusOr<std::vector<AttemptRecord>> ListAttempts(int64_t run_id) override;
   absl::StatusOr<std::vector<MetricRow>> GetMetrics(int64_t run_id, int attempt) override;
   absl::StatusOr<std::vector<SnapshotRecord>> ListSnapshots(int64_t run_id) override;

@@ -161,6 +161,14 @@ struct AgentActivity {
   bool draining = false;
 };
 
+// How many runs one sweep has in one state.
+struct RunCount {
+  int64_t sweep_id = 0;
+  std::string sweep_name;
+  RunState state = RunState::kQueued;
+  int64_t runs = 0;
+};
+
 struct Lease {
   RunRecord run;  // as it is after the claim (RUNNING, attempt incremented)
   int attempt = 0;
@@ -195,6 +203,10 @@ class Store {
   virtual absl::StatusOr<RunRecord> GetRun(int64_t run_id) = 0;
   // Runs of a sweep in expansion order.
   virtual absl::StatusOr<std::vector<RunRecord>> ListRuns(int64_t sweep_id) = 0;
+  // The runs of every sweep counted by state, by sweep id then state; a
+  // state without runs is left out. For dashboards and metrics: one
+  // aggregate query, cheap however many runs there are.
+  virtual absl::StatusOr<std::vector<RunCount>> CountRuns() = 0;
   virtual absl::StatusOr<std::vector<AttemptRecord>> ListAttempts(int64_t run_id) = 0;
   // Per-step rows of one attempt (0: the run's current attempt), by step.
   virtual absl::StatusOr<std::vector<MetricRow>> GetMetrics(int64_t run_id, int attempt) = 0;

@@ -158,6 +158,31 @@ TEST_P(StoreContractTest, RunsListInExpansionOrder) {
   EXPECT_EQ(runs[2].index, 2);
 }
 
+// What dashboards and /metrics show: runs per sweep and state, without
+// listing them.
+TEST_P(StoreContractTest, CountRunsBySweepAndState) {
+  ASSERT_OK_AND_ASSIGN(std::vector<RunCount> none, store_->CountRuns());
+  EXPECT_TRUE(none.empty());
+  ASSERT_OK_AND_ASSIGN(int64_t first, store_->CreateSweep(MakeSweep("first"), MakeRuns(3)));
+  ASSERT_OK_AND_ASSIGN(int64_t second, store_->CreateSweep(MakeSweep("second"), MakeRuns(2)));
+  ASSERT_OK_AND_ASSIGN(std::optional<Lease> running, store_->ClaimNextRun("agent-a", 0, 100));
+  ASSERT_TRUE(running.has_value());
+  ASSERT_OK_AND_ASSIGN(std::optional<Lease> done, store_->ClaimNextRun("agent-b", 0, 100));
+  ASSERT_TRUE(done.has_value());
+  ASSERT_THAT(store_->FinishRun(done->run.id, 1, RunState::kSucceeded, "", 50), IsOk());
+
+  ASSERT_OK_AND_ASSIGN(std::vector<RunCount> counts, store_->CountRuns());
+  std::vector<std::string> seen;
+  for (const RunCount& count : counts) {
+    seen.push_back(absl::StrCat(count.sweep_id, " ", count.sweep_name, " ", std::string(RunStateName(count.state)),
+                                " ", count.runs));
+  }
+  EXPECT_THAT(seen, ::testing::ElementsAre(absl::StrCat(first, " first QUEUED 1"),
+                                           absl::StrCat(first, " first RUNNING 1"),
+                                           absl::StrCat(first, " first SUCCEEDED 1"),
+                                           absl::StrCat(second, " second QUEUED 2")));
+}
+
 TEST_P(StoreContractTest, FindSweepByIdOrByMostRecentName) {
   ASSERT_OK_AND_ASSIGN(int64_t first, store_->CreateSweep(MakeSweep("starry"), MakeRuns(1)));
   ASSERT_OK_AND_ASSIGN(int64_t other, store_->CreateSweep(MakeSweep("other"), MakeRuns(1)));

@@ -1,0 +1,278 @@
+#include "coordinator/http/http_server.h"
+
+#include <httplib.h>
+#include <spdlog/spdlog.h>
+
+#include <charconv>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "common/files.h"
+#include "common/hash.h"
+#include "coordinator/http/dashboard_page.h"
+#include "coordinator/http/dashboard_state.h"
+
+namespace stylesweep {
+namespace {
+
+constexpr char kSessionCookie[] = "stylesweep_session";
+// Enough for a dashboard, a scraper and a few probes at once; requests are
+// short (a few small queries each).
+constexpr size_t kThreads = 4;
+
+// The dashboard's script and style are inline; everything it loads comes
+// from this server.
+constexpr char kPagePolicy[] =
+    "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src 'self'; "
+    "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
+// What the cookie holds: a hash of the token, not the token itself, so a
+// browser's cookie store never holds a credential the gRPC port accepts.
+std::string SessionValue(const std::string& token) {
+  return Sha256Hex(absl::StrCat("stylesweep dashboard session\n", token));
+}
+
+// As in rpc/transport.cc: response time says nothing about how much of a
+// guess was right.
+bool ConstantTimeEquals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  unsigned char diff = 0;
+  for (size_t i = 0; i < a.size(); ++i) diff |= static_cast<unsigned char>(a[i] ^ b[i]);
+  return diff == 0;
+}
+
+std::string CookieValue(const httplib::Request& request, absl::string_view name) {
+  for (size_t i = 0; i < request.get_header_value_count("Cookie"); ++i) {
+    for (absl::string_view part : absl::StrSplit(request.get_header_value("Cookie", i), ';')) {
+      part = absl::StripAsciiWhitespace(part);
+      if (absl::ConsumePrefix(&part, name) && absl::ConsumePrefix(&part, "=")) return std::string(part);
+    }
+  }
+  return "";
+}
+
+void Plain(httplib::Response& response, int status, const std::string& text) {
+  response.status = status;
+  response.set_content(text + "\n", "text/plain; charset=utf-8");
+}
+
+// "host:port" or "[v6]:port" -> host (without brackets) and port.
+absl::Status SplitListen(const std::string& listen, std::string& host, int& port) {
+  const size_t colon = listen.rfind(':');
+  if (colon == std::string::npos || !absl::SimpleAtoi(listen.substr(colon + 1), &port) || port < 0 ||
+      port > 65535) {
+    return absl::InvalidArgumentError(absl::StrCat("--http '", listen, "': expected HOST:PORT, e.g. 127.0.0.1:8080"));
+  }
+  host = listen.substr(0, colon);
+  if (absl::StartsWith(host, "[") && absl::EndsWith(host, "]")) host = host.substr(1, host.size() - 2);
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(const HttpOptions& options, HttpSources sources) {
+  if (absl::Status s = CheckExposure(options.listen, options.security, "read every sweep, run and image"); !s.ok()) {
+    return s;
+  }
+  std::string host;
+  int port = 0;
+  if (absl::Status s = SplitListen(options.listen, host, port); !s.ok()) return s;
+
+  std::unique_ptr<HttpServer> server(new HttpServer());
+  server->options_ = options;
+  server->sources_ = std::move(sources);
+  const ServerSecurity& security = options.security;
+  if (!security.tls_cert_file.empty() || !security.tls_key_file.empty()) {
+    if (security.tls_cert_file.empty() || security.tls_key_file.empty()) {
+      return absl::InvalidArgumentError("TLS needs both --tls-cert and --tls-key");
+    }
+    // httplib reports only "not valid": read the files first so a missing or
+    // unreadable one is named.
+    for (const std::string& file : {security.tls_cert_file, security.tls_key_file}) {
+      if (auto text = ReadFileToString(file); !text.ok()) return text.status();
+    }
+    auto ssl = std::make_unique<httplib::SSLServer>(security.tls_cert_file.c_str(), security.tls_key_file.c_str());
+    if (!ssl->is_valid()) {
+      return absl::InvalidArgumentError(absl::StrCat("cannot serve HTTPS with certificate '", security.tls_cert_file,
+                                                     "' and key '", security.tls_key_file,
+                                                     "': not a PEM certificate and its matching private key"));
+    }
+    server->server_ = std::move(ssl);
+    server->tls_ = true;
+  } else {
+    server->server_ = std::make_unique<httplib::Server>();
+  }
+  server->server_->new_task_queue = [] { return new httplib::ThreadPool(kThreads); };
+  // An idle browser connection holds a worker, and Shutdown() waits for it,
+  // this long.
+  server->server_->set_keep_alive_timeout(1);
+  server->Route();
+
+  int bound = -1;
+  if (port == 0) {
+    bound = server->server_->bind_to_any_port(host);
+  } else if (server->server_->bind_to_port(host, port)) {
+    bound = port;
+  }
+  if (bound <= 0) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot serve HTTP on ", options.listen, ": the address is taken or not valid on this machine"));
+  }
+  const size_t colon = options.listen.rfind(':');
+  server->address_ = absl::StrCat(options.listen.substr(0, colon), ":", bound);
+  HttpServer* s = server.get();
+  s->thread_ = std::thread([s] {
+    s->server_->listen_after_bind();
+    s->listen_returned_ = true;
+  });
+  // The socket already accepts connections; wait for the accept loop only so
+  // that a Shutdown() right after this cannot come before it and be missed.
+  while (!s->server_->is_running() && !s->listen_returned_) std::this_thread::yield();
+  return server;
+}
+
+void HttpServer::Route() {
+  const std::string token = options_.security.token;
+  const bool tls = tls_;
+  HttpSources& sources = sources_;
+
+  server_->set_default_headers({{"Cache-Control", "no-store"},
+                                {"X-Content-Type-Options", "nosniff"},
+                                {"Referrer-Policy", "no-referrer"}});
+
+  // Authentication, before any route.
+  server_->set_pre_routing_handler([token, tls](const httplib::Request& request, httplib::Response& response) {
+    using Result = httplib::Server::HandlerResponse;
+    // Probes: orchestrators and load balancers call these without
+    // credentials, and they tell nothing beyond "up" and "ready".
+    if (request.path == "/healthz" || request.path == "/readyz") return Result::Unhandled;
+    if (token.empty()) return Result::Unhandled;
+    if (request.has_param("token")) {
+      if (!ConstantTimeEquals(request.get_param_value("token"), token)) {
+        Plain(response, 401, "wrong token");
+        return Result::Handled;
+      }
+      // Keep the token out of the address bar, history and logs: set the
+      // session cookie and show the same page without it.
+      response.set_header("Set-Cookie", absl::StrCat(kSessionCookie, "=", SessionValue(token),
+                                                     "; Path=/; HttpOnly; SameSite=Strict", tls ? "; Secure" : ""));
+      response.set_redirect(request.path, 303);
+      return Result::Handled;
+    }
+    const std::string authorization = request.get_header_value("Authorization");
+    if (!authorization.empty()) {
+      if (ConstantTimeEquals(authorization, absl::StrCat("Bearer ", token))) return Result::Unhandled;
+      Plain(response, 401, "wrong token");
+      return Result::Handled;
+    }
+    const std::string session = CookieValue(request, kSessionCookie);
+    if (!session.empty() && ConstantTimeEquals(session, SessionValue(token))) return Result::Unhandled;
+    response.set_header("WWW-Authenticate", "Bearer realm=\"stylesweep\"");
+    Plain(response, 401,
+          "this coordinator requires a token: send 'Authorization: Bearer TOKEN', or open /?token=TOKEN once in a "
+          "browser");
+    return Result::Handled;
+  });
+
+  server_->set_exception_handler([](const httplib::Request& request, httplib::Response& response,
+                                    std::exception_ptr error) {
+    std::string what = "unknown error";
+    try {
+      std::rethrow_exception(error);
+    } catch (const std::exception& e) {
+      what = e.what();
+    } catch (...) {
+    }
+    spdlog::error("HTTP {}: {}", request.path, what);
+    Plain(response, 500, what);
+  });
+
+  server_->Get("/healthz", [](const httplib::Request&, httplib::Response& response) { Plain(response, 200, "ok"); });
+
+  server_->Get("/readyz", [&sources](const httplib::Request&, httplib::Response& response) {
+    if (sources.shutting_down && sources.shutting_down()) {
+      Plain(response, 503, "shutting down");
+      return;
+    }
+    if (absl::StatusOr<std::vector<RunCount>> counts = sources.store->CountRuns(); !counts.ok()) {
+      Plain(response, 503, absl::StrCat("the database does not answer: ", counts.status().message()));
+      return;
+    }
+    Plain(response, 200, "ready");
+  });
+
+  server_->Get("/metrics", [&sources](const httplib::Request&, httplib::Response& response) {
+    ScrapeSources scrape;
+    scrape.db_path = sources.db_path;
+    scrape.now_ms = sources.clock->NowMillis();
+    scrape.agent_lost_after_ms = sources.agent_lost_after_ms;
+    scrape.process_start_seconds = sources.process_start_seconds;
+    absl::StatusOr<std::string> text = ScrapeMetrics(*sources.store, *sources.metrics, scrape);
+    if (!text.ok()) {
+      Plain(response, 500, std::string(text.status().message()));
+      return;
+    }
+    response.set_content(*text, "text/plain; version=0.0.4; charset=utf-8");
+  });
+
+  server_->Get("/", [](const httplib::Request&, httplib::Response& response) {
+    response.set_header("Content-Security-Policy", kPagePolicy);
+    response.set_content(std::string(DashboardPage()), "text/html; charset=utf-8");
+  });
+
+  server_->Get("/api/state", [&sources](const httplib::Request&, httplib::Response& response) {
+    DashboardOptions options;
+    options.now_ms = sources.clock->NowMillis();
+    options.agent_lost_after_ms = sources.agent_lost_after_ms;
+    absl::StatusOr<nlohmann::json> state = DashboardState(*sources.store, options);
+    if (!state.ok()) {
+      Plain(response, 500, std::string(state.status().message()));
+      return;
+    }
+    response.set_content(state->dump(), "application/json");
+  });
+
+  server_->Get(R"(/api/snapshot/(\d{1,18}))", [&sources](const httplib::Request& request,
+                                                         httplib::Response& response) {
+    int64_t run_id = 0;
+    if (!absl::SimpleAtoi(request.matches[1].str(), &run_id)) {
+      Plain(response, 404, "no such run");
+      return;
+    }
+    std::optional<int> step;
+    if (request.has_param("step")) {
+      int value = 0;
+      if (!absl::SimpleAtoi(request.get_param_value("step"), &value) || value < 0) {
+        Plain(response, 400, "step: expected a step number");
+        return;
+      }
+      step = value;
+    }
+    absl::StatusOr<std::string> file = SnapshotFile(*sources.store, sources.artifacts_dir, run_id, step);
+    if (!file.ok()) {
+      Plain(response, absl::IsPermissionDenied(file.status()) ? 403 : absl::IsNotFound(file.status()) ? 404 : 500,
+            std::string(file.status().message()));
+      return;
+    }
+    absl::StatusOr<std::string> png = ReadFileToString(*file);
+    if (!png.ok()) {
+      Plain(response, 404, std::string(png.status().message()));
+      return;
+    }
+    response.set_content(*png, "image/png");
+  });
+}
+
+void HttpServer::Shutdown() {
+  std::call_once(shutdown_once_, [this] {
+    if (server_) server_->stop();
+    if (thread_.joinable()) thread_.join();
+  });
+}
+
+HttpServer::~HttpServer() { Shutdown(); }
+
+}  // namespace stylesweep

@@ -1,0 +1,93 @@
+#ifndef STYLESWEEP_COORDINATOR_HTTP_HTTP_SERVER_H_
+#define STYLESWEEP_COORDINATOR_HTTP_HTTP_SERVER_H_
+
+// The coordinator's HTTP surface (`--http HOST:PORT`):
+//   /                    the dashboard (one page, no outside resources)
+//   /api/state           its JSON (dashboard_state.h), polled every 2 s
+//   /api/snapshot/RUN    a run's latest snapshot PNG (?step=N: that step's)
+//   /metrics             Prometheus text format (coordinator_metrics.h)
+//   /healthz             200 while the process serves
+//   /readyz              200 when the store answers and the coordinator is
+//                        not shutting down, else 503
+//
+// Security follows the gRPC port's (rpc/transport.h): TLS with the same
+// certificate and key when they are given; the same token when one is set;
+// and a non-loopback address is refused without both unless `insecure`.
+// With a token every path but /healthz and /readyz needs it, as
+// "Authorization: Bearer TOKEN" (scrapers, curl) or, for browsers, a session
+// cookie: opening any page with ?token=TOKEN sets an HttpOnly,
+// SameSite=Strict cookie (Secure under TLS) holding a hash of the token, and
+// redirects to the same page without the token in its address.
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "absl/status/statusor.h"
+#include "common/clock.h"
+#include "coordinator/http/coordinator_metrics.h"
+#include "coordinator/store/store.h"
+#include "rpc/transport.h"
+
+namespace httplib {
+class Server;
+}
+
+namespace stylesweep {
+
+struct HttpOptions {
+  std::string listen;       // HOST:PORT; port 0 picks a free one
+  ServerSecurity security;  // shared with the gRPC port
+};
+
+// What the pages read; every reference must outlive the server.
+struct HttpSources {
+  Store* store = nullptr;
+  const CoordinatorMetrics* metrics = nullptr;
+  const Clock* clock = nullptr;
+  std::string artifacts_dir;         // snapshots are served from here, never from outside it
+  std::string db_path;               // for the database size in /metrics
+  int64_t agent_lost_after_ms = 0;   // the lease length
+  double process_start_seconds = 0;  // since the Unix epoch
+  std::function<bool()> shutting_down;  // /readyz answers 503 while true
+};
+
+// A running HTTP server: a thread accepting connections and a small pool
+// serving them. Thread-safe.
+class HttpServer {
+ public:
+  // Checks the security rule, loads the TLS files, binds (so connections are
+  // accepted as soon as this returns) and starts serving. FailedPrecondition
+  // for an exposed address without protection, InvalidArgument for TLS files
+  // that do not load, Unavailable for an address that cannot be bound.
+  static absl::StatusOr<std::unique_ptr<HttpServer>> Start(const HttpOptions& options, HttpSources sources);
+  ~HttpServer();
+
+  // "host:port" as bound (the real port when 0 was asked for).
+  const std::string& address() const { return address_; }
+  bool tls() const { return tls_; }
+
+  // Stops accepting and waits for requests in flight. Idempotent.
+  void Shutdown();
+
+ private:
+  HttpServer() = default;
+  void Route();
+
+  HttpOptions options_;
+  HttpSources sources_;
+  std::string address_;
+  bool tls_ = false;
+  std::unique_ptr<httplib::Server> server_;
+  std::thread thread_;
+  std::atomic<bool> listen_returned_{false};
+  std::once_flag shutdown_once_;
+};
+
+}  // namespace stylesweep
+
+#endif  // STYLESWEEP_COORDINATOR_HTTP_HTTP_SERVER_H_

@@ -1,0 +1,391 @@
+// The HTTP surface on loopback with a real store: who may read what, the
+// probes, the dashboard's JSON and snapshots, and /metrics as Prometheus
+// reads it.
+
+#include "coordinator/http/http_server.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <httplib.h>
+
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_split.h"
+#include "common/files.h"
+#include "tests/testing/fake_clock.h"
+#include "tests/testing/subprocess.h"
+
+namespace stylesweep {
+namespace {
+
+namespace fs = std::filesystem;
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+constexpr char kToken[] = "s3cret-token";
+
+// The absolute path of `program` on PATH, or "" (Subprocess runs paths, not
+// names).
+std::string FindOnPath(const std::string& program) {
+  const char* path = std::getenv("PATH");
+  for (absl::string_view dir : absl::StrSplit(path != nullptr ? path : "/usr/bin:/bin", ':')) {
+    const fs::path candidate = fs::path(std::string(dir)) / program;
+    if (!dir.empty() && access(candidate.c_str(), X_OK) == 0) return candidate.string();
+  }
+  return "";
+}
+constexpr int64_t kLeaseMs = 30000;
+
+class HttpServerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() /
+           ("stylesweep_http_" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
+    fs::remove_all(dir_);
+    fs::create_directories(dir_ / "artifacts");
+    auto store = OpenSqliteStore((dir_ / "sweeps.db").string());
+    ASSERT_TRUE(store.ok()) << store.status();
+    store_ = *std::move(store);
+  }
+
+  void TearDown() override {
+    server_.reset();
+    fs::remove_all(dir_);
+  }
+
+  HttpSources Sources() {
+    HttpSources sources;
+    sources.store = store_.get();
+    sources.metrics = &metrics_;
+    sources.clock = &clock_;
+    sources.artifacts_dir = (dir_ / "artifacts").string();
+    sources.db_path = (dir_ / "sweeps.db").string();
+    sources.agent_lost_after_ms = kLeaseMs;
+    sources.process_start_seconds = 1700000000;
+    sources.shutting_down = [this] { return shutting_down_.load(); };
+    return sources;
+  }
+
+  // Starts on a free loopback port; `token` empty: none required.
+  void Start(const std::string& token) {
+    HttpOptions options;
+    options.listen = "127.0.0.1:0";
+    options.security.token = token;
+    auto server = HttpServer::Start(options, Sources());
+    ASSERT_TRUE(server.ok()) << server.status();
+    server_ = *std::move(server);
+  }
+
+  httplib::Client Client() {
+    const std::string& address = server_->address();
+    int port = 0;
+    EXPECT_TRUE(absl::SimpleAtoi(address.substr(address.rfind(':') + 1), &port)) << address;
+    httplib::Client client("127.0.0.1", port);
+    client.set_connection_timeout(5);
+    client.set_read_timeout(5);
+    return client;
+  }
+
+  // A sweep with one run leased to `agent`, which reports being at step 7 of
+  // 20. Returns the run's id.
+  int64_t RunningRun(const std::string& agent) {
+    NewSweep sweep;
+    sweep.name = "cats \"&\" <dogs>";
+    sweep.yaml = "name: cats\n";
+    sweep.spec_json = "{}";
+    sweep.created_ms = 1;
+    NewRun run;
+    run.params_json = R"({"steps": 20})";
+    run.params_hash = "h0";
+    NewRun queued = run;
+    queued.index = 1;
+    queued.params_hash = "h1";
+    auto sweep_id = store_->CreateSweep(sweep, {run, queued});
+    EXPECT_TRUE(sweep_id.ok()) << sweep_id.status();
+    AgentRecord record;
+    record.name = agent;
+    record.host = "gpu-box";
+    record.device = "cuda:0";
+    record.device_name = "NVIDIA H200";
+    record.registered_ms = clock_.NowMillis();
+    record.last_seen_ms = clock_.NowMillis();
+    EXPECT_TRUE(store_->UpsertAgent(record).ok());
+    auto lease = store_->ClaimNextRun(agent, clock_.NowMillis(), clock_.NowMillis() + kLeaseMs);
+    EXPECT_TRUE(lease.ok() && lease->has_value());
+    const int64_t run_id = (*lease)->run.id;
+    AgentActivity activity;
+    activity.run_id = run_id;
+    activity.attempt = 1;
+    activity.step = 7;
+    activity.steps = 20;
+    activity.steps_per_second = 3.5;
+    EXPECT_TRUE(store_->RecordAgentActivity(agent, clock_.NowMillis(), activity).ok());
+    return run_id;
+  }
+
+  fs::path dir_;
+  std::unique_ptr<Store> store_;
+  CoordinatorMetrics metrics_;
+  testing::FakeClock clock_;
+  std::atomic<bool> shutting_down_{false};
+  std::unique_ptr<HttpServer> server_;
+};
+
+TEST_F(HttpServerTest, WithoutATokenOnLoopbackEveryPageIsOpen) {
+  Start("");
+  httplib::Client client = Client();
+  for (const char* path : {"/", "/api/state", "/metrics", "/healthz", "/readyz"}) {
+    auto response = client.Get(path);
+    ASSERT_TRUE(response) << path << ": " << httplib::to_string(response.error());
+    EXPECT_EQ(response->status, 200) << path << ": " << response->body;
+  }
+  auto page = client.Get("/");
+  EXPECT_THAT(page->body, HasSubstr("<title>stylesweep</title>"));
+  EXPECT_EQ(page->get_header_value("Content-Type"), "text/html; charset=utf-8");
+  // Nothing the page needs comes from elsewhere.
+  EXPECT_THAT(page->body, Not(HasSubstr("http://")));
+  EXPECT_THAT(page->body, Not(HasSubstr("https://")));
+  EXPECT_THAT(page->get_header_value("Content-Security-Policy"), HasSubstr("default-src 'none'"));
+  EXPECT_EQ(client.Get("/no-such-page")->status, 404);
+}
+
+TEST_F(HttpServerTest, WithATokenOnlyTheProbesAreOpen) {
+  Start(kToken);
+  httplib::Client client = Client();
+  EXPECT_EQ(client.Get("/healthz")->status, 200);
+  EXPECT_EQ(client.Get("/readyz")->status, 200);
+  for (const char* path : {"/", "/api/state", "/metrics", "/api/snapshot/1"}) {
+    auto response = client.Get(path);
+    ASSERT_TRUE(response) << path;
+    EXPECT_EQ(response->status, 401) << path;
+    EXPECT_THAT(response->body, HasSubstr("requires a token")) << path;
+    EXPECT_EQ(response->get_header_value("WWW-Authenticate"), "Bearer realm=\"stylesweep\"");
+  }
+  auto wrong = client.Get("/metrics", {{"Authorization", "Bearer not-the-token"}});
+  EXPECT_EQ(wrong->status, 401);
+  EXPECT_THAT(wrong->body, HasSubstr("wrong token"));
+  EXPECT_THAT(wrong->body, Not(HasSubstr("stylesweep_")));
+  auto right = client.Get("/metrics", {{"Authorization", std::string("Bearer ") + kToken}});
+  EXPECT_EQ(right->status, 200);
+  EXPECT_THAT(right->body, HasSubstr("stylesweep_agents"));
+}
+
+// A browser opens /?token=TOKEN once: it gets a session cookie and the page
+// without the token in its address.
+TEST_F(HttpServerTest, TokenInTheAddressSetsASessionCookieAndRedirects) {
+  Start(kToken);
+  httplib::Client client = Client();
+  EXPECT_EQ(client.Get("/?token=guess")->status, 401);
+
+  auto login = client.Get(std::string("/?token=") + kToken);
+  ASSERT_TRUE(login);
+  EXPECT_EQ(login->status, 303);
+  EXPECT_EQ(login->get_header_value("Location"), "/");
+  const std::string cookie = login->get_header_value("Set-Cookie");
+  EXPECT_THAT(cookie, HasSubstr("HttpOnly"));
+  EXPECT_THAT(cookie, HasSubstr("SameSite=Strict"));
+  EXPECT_THAT(cookie, Not(HasSubstr(kToken)));  // the cookie is not the gRPC credential
+  const std::string session = cookie.substr(0, cookie.find(';'));
+
+  auto page = client.Get("/", {{"Cookie", "other=1; " + session}});
+  EXPECT_EQ(page->status, 200);
+  EXPECT_EQ(client.Get("/api/state", {{"Cookie", session}})->status, 200);
+  EXPECT_EQ(client.Get("/api/state", {{"Cookie", "stylesweep_session=forged"}})->status, 401);
+}
+
+TEST_F(HttpServerTest, NonLoopbackAddressNeedsTlsAndATokenOrInsecure) {
+  HttpOptions options;
+  options.listen = "0.0.0.0:0";
+  auto plain = HttpServer::Start(options, Sources());
+  EXPECT_EQ(plain.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(plain.status().message()), HasSubstr("refusing to listen on 0.0.0.0:0 without TLS and a token"));
+  options.security.token = kToken;  // a token alone travels in the clear
+  EXPECT_EQ(HttpServer::Start(options, Sources()).status().code(), absl::StatusCode::kFailedPrecondition);
+  options.security.token.clear();
+  options.security.insecure = true;
+  auto insecure = HttpServer::Start(options, Sources());
+  EXPECT_TRUE(insecure.ok()) << insecure.status();
+}
+
+TEST_F(HttpServerTest, ServesHttpsWithTheCertificateAndKey) {
+  const std::string cert = (dir_ / "server.crt").string();
+  const std::string key = (dir_ / "server.key").string();
+  std::string output;
+  const std::string openssl = FindOnPath("openssl");
+  if (openssl.empty()) GTEST_SKIP() << "openssl is not installed: cannot make a test certificate";
+  if (testing::RunCommand({openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1",
+                           "-addext", "subjectAltName=IP:127.0.0.1", "-days", "1", "-keyout", key, "-out", cert},
+                          &output) != 0) {
+    GTEST_SKIP() << "openssl cannot make a test certificate here: " << output;
+  }
+  HttpOptions options;
+  options.listen = "0.0.0.0:0";  // exposed: allowed with TLS and a token
+  options.security.tls_cert_file = cert;
+  options.security.tls_key_file = key;
+  options.security.token = kToken;
+  auto server = HttpServer::Start(options, Sources());
+  ASSERT_TRUE(server.ok()) << server.status();
+  EXPECT_TRUE((*server)->tls());
+  int port = 0;
+  ASSERT_TRUE(absl::SimpleAtoi((*server)->address().substr((*server)->address().rfind(':') + 1), &port));
+  // The client trusts that certificate alone and checks it names 127.0.0.1.
+  httplib::SSLClient client("127.0.0.1", port);
+  client.set_ca_cert_path(cert.c_str());
+  client.enable_server_certificate_verification(true);
+  client.set_connection_timeout(5);
+  auto metrics = client.Get("/metrics", {{"Authorization", std::string("Bearer ") + kToken}});
+  ASSERT_TRUE(metrics) << httplib::to_string(metrics.error());
+  EXPECT_EQ(metrics->status, 200);
+  // Plain HTTP to the TLS port gets nothing.
+  httplib::Client plain("127.0.0.1", port);
+  plain.set_connection_timeout(5);
+  plain.set_read_timeout(5);
+  auto refused = plain.Get("/healthz");
+  EXPECT_TRUE(!refused || refused->status != 200);
+
+  options.security.tls_key_file = (dir_ / "missing.key").string();
+  auto missing = HttpServer::Start(options, Sources());
+  EXPECT_FALSE(missing.ok());
+  EXPECT_THAT(std::string(missing.status().message()), HasSubstr("missing.key"));
+}
+
+TEST_F(HttpServerTest, ReadyzSaysNotReadyWhileShuttingDown) {
+  Start("");
+  httplib::Client client = Client();
+  EXPECT_EQ(client.Get("/readyz")->status, 200);
+  shutting_down_ = true;
+  auto response = client.Get("/readyz");
+  EXPECT_EQ(response->status, 503);
+  EXPECT_THAT(response->body, HasSubstr("shutting down"));
+  EXPECT_EQ(client.Get("/healthz")->status, 200);  // alive all the same
+}
+
+TEST_F(HttpServerTest, StateShowsAgentsRunningRunsAndSweeps) {
+  const int64_t run_id = RunningRun("gpu-0");
+  ASSERT_TRUE(store_->AppendMetrics(run_id, 1, {{0, 1, 2, 3, 6, 0}, {7, 0.5, 1, 1, 2.5, 0.1}}).ok());
+  clock_.Advance(1500);
+  Start("");
+  httplib::Client client = Client();
+  auto response = client.Get("/api/state");
+  ASSERT_TRUE(response);
+  ASSERT_EQ(response->status, 200) << response->body;
+  const nlohmann::json state = nlohmann::json::parse(response->body);
+
+  ASSERT_EQ(state["agents"].size(), 1u);
+  const nlohmann::json& agent = state["agents"][0];
+  EXPECT_EQ(agent["name"], "gpu-0");
+  EXPECT_EQ(agent["state"], "busy");
+  EXPECT_EQ(agent["device_name"], "NVIDIA H200");
+  EXPECT_EQ(agent["run_id"], run_id);
+  EXPECT_EQ(agent["heartbeat_age_ms"], 1500);
+
+  ASSERT_EQ(state["running"].size(), 1u);
+  const nlohmann::json& run = state["running"][0];
+  EXPECT_EQ(run["run_id"], run_id);
+  EXPECT_EQ(run["agent"], "gpu-0");
+  EXPECT_EQ(run["sweep"], "cats \"&\" <dogs>");
+  EXPECT_EQ(run["step"], 7);
+  EXPECT_EQ(run["steps"], 20);
+  EXPECT_EQ(run["loss"]["total"], 2.5);
+  EXPECT_TRUE(run["snapshot"].is_null());
+
+  ASSERT_EQ(state["sweeps"].size(), 1u);
+  EXPECT_EQ(state["sweeps"][0]["runs"], 2);
+  EXPECT_EQ(state["sweeps"][0]["counts"]["RUNNING"], 1);
+  EXPECT_EQ(state["sweeps"][0]["counts"]["QUEUED"], 1);
+  EXPECT_EQ(state["totals"]["agents"]["busy"], 1);
+  EXPECT_EQ(state["totals"]["agents"]["lost"], 0);
+  EXPECT_EQ(state["totals"]["steps_per_second"], 3.5);
+
+  // Silent for longer than a lease: lost, and its rate no longer counts.
+  clock_.Advance(kLeaseMs + 1);
+  const nlohmann::json later = nlohmann::json::parse(client.Get("/api/state")->body);
+  EXPECT_EQ(later["agents"][0]["state"], "lost");
+  EXPECT_EQ(later["totals"]["steps_per_second"], 0);
+}
+
+TEST_F(HttpServerTest, ServesTheLatestSnapshotAndNothingOutsideTheArtifacts) {
+  const int64_t run_id = RunningRun("gpu-0");
+  const std::string png = std::string("\x89PNG\r\n\x1a\n", 8) + "step-4";
+  ASSERT_TRUE(WriteFileAtomically((dir_ / "artifacts" / "s" / "step-2.png").string(), "older").ok());
+  ASSERT_TRUE(WriteFileAtomically((dir_ / "artifacts" / "s" / "step-4.png").string(), png).ok());
+  ASSERT_TRUE(WriteFileAtomically((dir_ / "secret.png").string(), "SECRET-CONTENT").ok());
+  ASSERT_TRUE(store_->AddSnapshot({run_id, 1, 4, "s/step-4.png", false}).ok());
+  ASSERT_TRUE(store_->AddSnapshot({run_id, 1, 2, "s/step-2.png", false}).ok());
+  Start("");
+  httplib::Client client = Client();
+
+  auto latest = client.Get("/api/snapshot/" + std::to_string(run_id));
+  ASSERT_TRUE(latest);
+  EXPECT_EQ(latest->status, 200);
+  EXPECT_EQ(latest->get_header_value("Content-Type"), "image/png");
+  EXPECT_EQ(latest->body, png);
+  EXPECT_EQ(client.Get("/api/snapshot/" + std::to_string(run_id) + "?step=2")->body, "older");
+  EXPECT_EQ(client.Get("/api/snapshot/" + std::to_string(run_id) + "?step=3")->status, 404);
+  EXPECT_EQ(client.Get("/api/snapshot/" + std::to_string(run_id) + "?step=x")->status, 400);
+  EXPECT_EQ(client.Get("/api/snapshot/999")->status, 404);
+  EXPECT_EQ(client.Get("/api/snapshot/..%2F..%2Fsecret.png")->status, 404);
+
+  // The state links the latest one.
+  const nlohmann::json state = nlohmann::json::parse(client.Get("/api/state")->body);
+  EXPECT_EQ(state["running"][0]["snapshot"], "/api/snapshot/" + std::to_string(run_id) + "?step=4");
+
+  // A recorded path that climbs out of the artifacts directory is refused.
+  ASSERT_TRUE(store_->AddSnapshot({run_id, 1, 6, "../secret.png", false}).ok());
+  auto escaped = client.Get("/api/snapshot/" + std::to_string(run_id));
+  EXPECT_EQ(escaped->status, 403);
+  EXPECT_THAT(escaped->body, Not(HasSubstr("SECRET-CONTENT")));
+}
+
+TEST_F(HttpServerTest, MetricsShowEveryStateAndAreAcceptedByPromtool) {
+  RunningRun("gpu-0");
+  metrics_.RecordRpc("/stylesweep.v1.Coordinator/LeaseRun", "OK", 0.002);
+  metrics_.RecordRpc("/stylesweep.v1.Coordinator/Heartbeat", "UNAUTHENTICATED", 0.0001);
+  metrics_.RecordMetricRows(4, 3);
+  metrics_.RecordSnapshot();
+  Start("");
+  httplib::Client client = Client();
+  auto response = client.Get("/metrics");
+  ASSERT_TRUE(response);
+  ASSERT_EQ(response->status, 200);
+  EXPECT_EQ(response->get_header_value("Content-Type"), "text/plain; version=0.0.4; charset=utf-8");
+  const std::string& text = response->body;
+  for (const char* line : {
+           "stylesweep_agents{state=\"idle\"} 0\n", "stylesweep_agents{state=\"busy\"} 1\n",
+           "stylesweep_agents{state=\"draining\"} 0\n", "stylesweep_agents{state=\"lost\"} 0\n",
+           "stylesweep_agents{state=\"quarantined\"} 0\n", "stylesweep_runs{state=\"QUEUED\"} 1\n",
+           "stylesweep_runs{state=\"RUNNING\"} 1\n", "stylesweep_runs{state=\"SUCCEEDED\"} 0\n",
+           "stylesweep_runs{state=\"PRUNED\"} 0\n",
+           "stylesweep_sweep_runs{sweep_id=\"1\",sweep=\"cats \\\"&\\\" <dogs>\",state=\"RUNNING\"} 1\n",
+           "stylesweep_steps_per_second 3.5\n", "stylesweep_metric_rows_total 4\n", "stylesweep_steps_total 3\n",
+           "stylesweep_snapshots_total 1\n", "stylesweep_process_start_time_seconds 1700000000\n",
+           "stylesweep_rpc_duration_seconds_count{method=\"stylesweep.v1.Coordinator/LeaseRun\",code=\"OK\"} 1\n",
+           "stylesweep_rpc_duration_seconds_bucket{method=\"stylesweep.v1.Coordinator/Heartbeat\","
+           "code=\"UNAUTHENTICATED\",le=\"0.0005\"} 1\n",
+       }) {
+    EXPECT_THAT(text, HasSubstr(line));
+  }
+  // The database file is there, so its size is not 0.
+  EXPECT_THAT(text, HasSubstr("stylesweep_database_size_bytes "));
+  EXPECT_THAT(text, Not(HasSubstr("stylesweep_database_size_bytes 0\n")));
+
+  const fs::path scraped = dir_ / "metrics.txt";
+  std::ofstream(scraped) << text;
+  const std::string promtool = FindOnPath("promtool");
+  if (promtool.empty()) GTEST_SKIP() << "promtool is not installed (Debian package prometheus): not checked";
+  std::string output;
+  EXPECT_EQ(testing::RunCommand({"/bin/sh", "-c", "'" + promtool + "' check metrics < '" + scraped.string() + "'"},
+                                &output),
+            0)
+      << output << "\n" << text;
+}
+
+}  // namespace
+}  // namespace stylesweep
