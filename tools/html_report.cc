@@ -1,6 +1,7 @@
 #include "tools/html_report.h"
 
 #include <algorithm>
+#include <set>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -192,11 +193,22 @@ std::string RenderHtmlReport(const HtmlReportData& data) {
                   "</p>");
 
   // Inputs: the content image and every style image, by their blob ids.
+  // Content images first, each caption saying which role the image plays.
+  std::set<std::string> content_ids;
+  for (const RunRecord& run : view.runs) {
+    const nlohmann::json params = nlohmann::json::parse(run.params_json, nullptr, false);
+    if (params.is_object() && params.contains("content") && params["content"].is_string()) {
+      content_ids.insert(params["content"].get<std::string>());
+    }
+  }
   absl::StrAppend(&html, "<h2>Inputs</h2><div class=\"inputs\">");
-  for (const auto& [id, name] : images.items()) {
-    const std::string label = name.is_string() ? name.get<std::string>() : id;
-    absl::StrAppend(&html, "<figure>", Img(data.read_artifact, id, label, "input"), "<figcaption>", Escape(label),
-                    "</figcaption></figure>");
+  for (const bool content : {true, false}) {
+    for (const auto& [id, name] : images.items()) {
+      if ((content_ids.count(id) != 0) != content) continue;
+      const std::string label = name.is_string() ? name.get<std::string>() : id;
+      absl::StrAppend(&html, "<figure>", Img(data.read_artifact, id, label, "input"), "<figcaption>",
+                      content ? "content: " : "style: ", Escape(label), "</figcaption></figure>");
+    }
   }
   html += "</div>";
 

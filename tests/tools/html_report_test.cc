@@ -17,7 +17,7 @@ HtmlReportData Data() {
   data.view.sweep.name = "grid <demo>";
   data.view.sweep.method = "grid";
   data.view.sweep.source = "demo.yaml";
-  data.view.sweep.spec_json = R"({"images": {"sha256:aa": "images/cat.png"}, "artifacts_dir": "/art"})";
+  data.view.sweep.spec_json = R"({"images": {"sha256:00": "images/starry.jpg", "sha256:aa": "images/cat.png"}, "artifacts_dir": "/art"})";
   int index = 0;
   for (double weight : {1.0, 2.0}) {
     for (const char* layer : {"block1_conv1", "block2_conv1"}) {
@@ -51,7 +51,12 @@ TEST(HtmlReportTest, IsOneSelfContainedPage) {
   EXPECT_THAT(html, Not(HasSubstr("src=\"http")));
   EXPECT_THAT(html, Not(HasSubstr("<script")));
   EXPECT_THAT(html, HasSubstr("src=\"data:image/png;base64,"));
-  EXPECT_THAT(html, HasSubstr("images/cat.png"));  // the content image, by the name the user wrote
+  // The inputs by the names the user wrote, the content image first.
+  const size_t content = html.find("<figcaption>content: images/cat.png</figcaption>");
+  const size_t style = html.find("<figcaption>style: images/starry.jpg</figcaption>");
+  ASSERT_NE(content, std::string::npos);
+  ASSERT_NE(style, std::string::npos);
+  EXPECT_LT(content, style);
 }
 
 TEST(HtmlReportTest, TwoVaryingParametersMakeAGridWithTheBestRunMarked) {
