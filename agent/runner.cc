@@ -403,9 +403,16 @@ absl::StatusOr<bool> Runner::RunOne() {
   if (Cancelling() && absl::IsCancelled(result)) {
     // Handed back: the coordinator queues the run again at once, with the
     // losses sent so far kept under this attempt. If it cannot be told, the
-    // lease runs out and the run is retried all the same.
-    (void)metrics.Flush(client_, agent, run.run_id, run.attempt);
+    // lease runs out and the run is retried all the same. While it is
+    // away, trying would only hold up a stopping agent.
     const std::string reason = stopping_ ? "the agent was stopped" : "the agent's drain timeout passed";
+    if (away) {
+      spdlog::warn("run {} attempt {} interrupted ({}); the coordinator is unreachable and will re-queue it when its "
+                   "lease runs out",
+                   run.run_id, run.attempt, reason);
+      return true;
+    }
+    (void)metrics.Flush(client_, agent, run.run_id, run.attempt);
     if (absl::Status s = client_.Release(agent, run.run_id, run.attempt, reason); s.ok()) {
       spdlog::warn("run {} attempt {} handed back ({}); it will run again elsewhere", run.run_id, run.attempt, reason);
     } else {

@@ -428,6 +428,30 @@ absl::Status Scheduler::Release(const std::string& agent, int64_t run_id, int at
   return s;
 }
 
+namespace {
+
+// Agents read input images from their cache, named by content
+// (".../blobs/<sha256 hex>"), so their errors name those files. Users know
+// the images by the names in their sweep: put those back.
+std::string NameImagesInError(std::string error, const std::string& spec_json) {
+  if (error.find("/blobs/") == std::string::npos) return error;
+  const nlohmann::json spec = nlohmann::json::parse(spec_json, nullptr, /*allow_exceptions=*/false);
+  if (!spec.is_object() || !spec.contains("images") || !spec["images"].is_object()) return error;
+  for (const auto& [id, name] : spec["images"].items()) {
+    if (!name.is_string() || id.rfind("sha256:", 0) != 0) continue;
+    const std::string needle = "/blobs/" + id.substr(7);
+    for (size_t at = error.find(needle); at != std::string::npos; at = error.find(needle)) {
+      // The path starts after the quote or space before it.
+      size_t start = at;
+      while (start > 0 && error[start - 1] != '\'' && error[start - 1] != '"' && error[start - 1] != ' ') --start;
+      error.replace(start, at + needle.size() - start, name.get<std::string>());
+    }
+  }
+  return error;
+}
+
+}  // namespace
+
 absl::Status Scheduler::Complete(int64_t run_id, int attempt, const RunOutcome& outcome) {
   const RunState state = outcome.state;
   if (state != RunState::kSucceeded && state != RunState::kFailed && state != RunState::kCancelled &&
@@ -456,6 +480,11 @@ absl::Status Scheduler::Complete(int64_t run_id, int attempt, const RunOutcome& 
   }
 
   std::string error = outcome.error;
+  if (!error.empty()) {
+    auto sweep = store_.GetSweep(run->sweep_id);
+    if (!sweep.ok()) return sweep.status();
+    error = NameImagesInError(std::move(error), sweep->spec_json);
+  }
   if (state == RunState::kFailed && outcome.out_of_memory) {
     if (holder.empty()) {
       // A retried report of a run already given to another agent.
@@ -473,7 +502,7 @@ absl::Status Scheduler::Complete(int64_t run_id, int attempt, const RunOutcome& 
       if (std::find(tried.begin(), tried.end(), view.agent.name) == tried.end()) untried.push_back(view.agent.name);
     }
     if (!untried.empty()) {
-      const std::string why = absl::StrCat("out of device memory on agent '", holder, "': ", outcome.error);
+      const std::string why = absl::StrCat("out of device memory on agent '", holder, "': ", error);
       absl::Status s = store_.RetryElsewhere(run_id, attempt, why, outcome.log_tail, clock_.NowMillis());
       if (s.ok()) {
         spdlog::warn("run {} attempt {} {}; queued again for another agent ({} not tried yet)", run_id, attempt, why,
@@ -482,7 +511,7 @@ absl::Status Scheduler::Complete(int64_t run_id, int attempt, const RunOutcome& 
       return s;
     }
     error = absl::StrCat("out of device memory on every agent that could take it (", absl::StrJoin(tried, ", "),
-                         "): ", outcome.error);
+                         "): ", error);
   }
 
   absl::Status s = store_.FinishRun(run_id, attempt, state, error, clock_.NowMillis(), outcome.log_tail);

@@ -784,14 +784,20 @@ absl::Status SqliteStore::FinishRun(int64_t run_id, int attempt, RunState state,
 
 absl::Status SqliteStore::ReleaseRun(int64_t run_id, int attempt, const std::string& reason, int64_t now_ms) {
   absl::MutexLock lock(&mu_);
-  const std::string purpose = absl::StrCat("hand back run ", run_id, " attempt ", attempt);
+  return RequeueAttempt(run_id, attempt, RunState::kCancelled, reason, "", now_ms,
+                        absl::StrCat("hand back run ", run_id, " attempt ", attempt));
+}
+
+absl::Status SqliteStore::RequeueAttempt(int64_t run_id, int attempt, RunState ended, const std::string& error,
+                                         const std::string& log_tail, int64_t now_ms, const std::string& purpose) {
   absl::StatusOr<Transaction> txn = BeginWrite(purpose);
   if (!txn.ok()) return txn.status();
   absl::StatusOr<RunRecord> run = ReadRun(run_id);
   if (!run.ok()) return run.status();
   if (run->attempt != attempt || run->state != RunState::kRunning) {
-    // A retried hand-back finds the attempt already CANCELLED and the run
-    // queued, or re-claimed as a later attempt.
+    // A retried call finds the attempt already ended so and the run queued,
+    // or claimed again as a later attempt. (A run that then failed for good
+    // under this same attempt was not queued again.)
     absl::StatusOr<Statement> state =
         db_.Prepare("SELECT state FROM attempts WHERE run_id = ?1 AND attempt = ?2", purpose);
     if (!state.ok()) return state.status();
@@ -799,25 +805,39 @@ absl::Status SqliteStore::ReleaseRun(int64_t run_id, int attempt, const std::str
     state->Bind(2, attempt);
     absl::StatusOr<bool> row = state->Step();
     if (!row.ok()) return row.status();
-    if (*row && state->ColumnText(0) == RunStateName(RunState::kCancelled)) return absl::OkStatus();
+    const bool failed_here = run->attempt == attempt && run->state == RunState::kFailed;
+    if (*row && state->ColumnText(0) == RunStateName(ended) && !failed_here) return absl::OkStatus();
     return NotHeldError(run_id, attempt, *run);
   }
+  if (ended == RunState::kFailed) {
+    // Out of memory on this agent: never give it the run again.
+    absl::StatusOr<Statement> avoid = db_.Prepare(
+        "INSERT INTO run_avoids_agent (run_id, agent) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+        absl::StrCat(purpose, ": avoid agent"));
+    if (!avoid.ok()) return avoid.status();
+    avoid->Bind(1, run_id);
+    avoid->Bind(2, run->agent);
+    if (absl::Status s = avoid->Run(); !s.ok()) return s;
+  }
   absl::StatusOr<Statement> end_attempt = db_.Prepare(
-      "UPDATE attempts SET state = 'CANCELLED', finished_ms = ?3, error = ?4 WHERE run_id = ?1 AND attempt = ?2",
+      "UPDATE attempts SET state = ?3, finished_ms = ?4, error = ?5, log_tail = ?6 WHERE run_id = ?1 AND attempt = ?2",
       absl::StrCat(purpose, ": end attempt"));
   if (!end_attempt.ok()) return end_attempt.status();
   end_attempt->Bind(1, run_id);
   end_attempt->Bind(2, attempt);
-  end_attempt->Bind(3, now_ms);
-  end_attempt->Bind(4, reason);
+  end_attempt->Bind(3, RunStateName(ended));
+  end_attempt->Bind(4, now_ms);
+  end_attempt->Bind(5, error);
+  end_attempt->Bind(6, log_tail);
   if (absl::Status s = end_attempt->Run(); !s.ok()) return s;
   absl::StatusOr<Statement> requeue = db_.Prepare(
-      "UPDATE runs SET state = 'QUEUED', agent = '', lease_expires_ms = 0, prune_requested = 0, error = ?2 "
-      "WHERE id = ?1",
+      "UPDATE runs SET state = 'QUEUED', agent = '', lease_expires_ms = 0, prune_requested = 0, error = ?2, "
+      "log_tail = ?3 WHERE id = ?1",
       absl::StrCat(purpose, ": re-queue run"));
   if (!requeue.ok()) return requeue.status();
   requeue->Bind(1, run_id);
-  requeue->Bind(2, reason);
+  requeue->Bind(2, error);
+  requeue->Bind(3, log_tail);
   if (absl::Status s = requeue->Run(); !s.ok()) return s;
   return txn->Commit();
 }
@@ -971,53 +991,8 @@ absl::StatusOr<std::vector<RunRecord>> SqliteStore::ExpireLeases(int64_t now_ms)
 absl::Status SqliteStore::RetryElsewhere(int64_t run_id, int attempt, const std::string& error,
                                          const std::string& log_tail, int64_t now_ms) {
   absl::MutexLock lock(&mu_);
-  const std::string purpose = absl::StrCat("give run ", run_id, " to another agent after attempt ", attempt);
-  absl::StatusOr<Transaction> txn = BeginWrite(purpose);
-  if (!txn.ok()) return txn.status();
-  absl::StatusOr<RunRecord> run = ReadRun(run_id);
-  if (!run.ok()) return run.status();
-  if (run->attempt != attempt || run->state != RunState::kRunning) {
-    // A retried report finds the attempt FAILED and the run queued, or
-    // claimed again by another agent.
-    absl::StatusOr<Statement> state =
-        db_.Prepare("SELECT state FROM attempts WHERE run_id = ?1 AND attempt = ?2", purpose);
-    if (!state.ok()) return state.status();
-    state->Bind(1, run_id);
-    state->Bind(2, attempt);
-    absl::StatusOr<bool> row = state->Step();
-    if (!row.ok()) return row.status();
-    const bool ended_here = run->attempt == attempt && IsTerminal(run->state);
-    if (*row && state->ColumnText(0) == RunStateName(RunState::kFailed) && !ended_here) return absl::OkStatus();
-    return NotHeldError(run_id, attempt, *run);
-  }
-  absl::StatusOr<Statement> avoid = db_.Prepare(
-      "INSERT INTO run_avoids_agent (run_id, agent) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
-      absl::StrCat(purpose, ": avoid agent"));
-  if (!avoid.ok()) return avoid.status();
-  avoid->Bind(1, run_id);
-  avoid->Bind(2, run->agent);
-  if (absl::Status s = avoid->Run(); !s.ok()) return s;
-  absl::StatusOr<Statement> end_attempt = db_.Prepare(
-      "UPDATE attempts SET state = 'FAILED', finished_ms = ?3, error = ?4, log_tail = ?5 "
-      "WHERE run_id = ?1 AND attempt = ?2",
-      absl::StrCat(purpose, ": end attempt"));
-  if (!end_attempt.ok()) return end_attempt.status();
-  end_attempt->Bind(1, run_id);
-  end_attempt->Bind(2, attempt);
-  end_attempt->Bind(3, now_ms);
-  end_attempt->Bind(4, error);
-  end_attempt->Bind(5, log_tail);
-  if (absl::Status s = end_attempt->Run(); !s.ok()) return s;
-  absl::StatusOr<Statement> requeue = db_.Prepare(
-      "UPDATE runs SET state = 'QUEUED', agent = '', lease_expires_ms = 0, prune_requested = 0, error = ?2, "
-      "log_tail = ?3 WHERE id = ?1",
-      absl::StrCat(purpose, ": re-queue run"));
-  if (!requeue.ok()) return requeue.status();
-  requeue->Bind(1, run_id);
-  requeue->Bind(2, error);
-  requeue->Bind(3, log_tail);
-  if (absl::Status s = requeue->Run(); !s.ok()) return s;
-  return txn->Commit();
+  return RequeueAttempt(run_id, attempt, RunState::kFailed, error, log_tail, now_ms,
+                        absl::StrCat("give run ", run_id, " to another agent after attempt ", attempt));
 }
 
 absl::StatusOr<std::vector<std::string>> SqliteStore::AgentsAvoidedBy(int64_t run_id) {

@@ -89,6 +89,12 @@ class SqliteStore final : public Store {
   absl::StatusOr<SweepRecord> ReadSweep(int64_t sweep_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<RunRecord> ReadRun(int64_t run_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<AgentRecord> ReadAgent(const std::string& name) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // ReleaseRun (`ended` CANCELLED) and RetryElsewhere (FAILED; the agent is
+  // avoided from then on): ends the run's RUNNING attempt as `ended` and
+  // queues the run again, in one transaction; a repeated call is a no-op.
+  absl::Status RequeueAttempt(int64_t run_id, int attempt, RunState ended, const std::string& error,
+                              const std::string& log_tail, int64_t now_ms, const std::string& purpose)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // OK when (run_id, attempt) is the run's current attempt and it is
   // RUNNING; else FailedPrecondition saying what the run is now.
   absl::Status CheckHeld(int64_t run_id, int attempt) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -37,16 +37,6 @@ constexpr char kToken[] = "dashboard-test-token";
 constexpr char kAgent[] = "dash-agent";
 constexpr int kWaitMs = 60000;
 
-// The absolute path of `program` on PATH, or "" (Subprocess runs paths, not
-// names).
-std::string FindOnPath(const std::string& program) {
-  const char* path = std::getenv("PATH");
-  for (absl::string_view dir : absl::StrSplit(path != nullptr ? path : "/usr/bin:/bin", ':')) {
-    const fs::path candidate = fs::path(std::string(dir)) / program;
-    if (!dir.empty() && access(candidate.c_str(), X_OK) == 0) return candidate.string();
-  }
-  return "";
-}
 
 class DashboardTest : public ::testing::Test {
  protected:
@@ -186,7 +176,7 @@ TEST_F(DashboardTest, ProbesMetricsAndGrpcHealthWhileARunRuns) {
   EXPECT_THAT(text, Not(HasSubstr("stylesweep_snapshots_total 0\n")));
   EXPECT_THAT(text, Not(HasSubstr("stylesweep_database_size_bytes 0\n")));
 
-  const std::string promtool = FindOnPath("promtool");
+  const std::string promtool = testing::FindProgram("promtool");
   if (promtool.empty()) GTEST_SKIP() << "promtool is not installed (Debian package prometheus): not checked";
   const std::string scraped = (dir_ / "metrics.txt").string();
   std::ofstream(scraped) << text;
@@ -198,14 +188,14 @@ TEST_F(DashboardTest, ProbesMetricsAndGrpcHealthWhileARunRuns) {
 TEST_F(DashboardTest, ChromiumShowsTheRunningAgentAndItsRun) {
   const int64_t run_id = WaitForTheRunningRun();
   ASSERT_NE(run_id, 0) << Logs();
-  const std::string chromium = FindOnPath("chromium");
+  const std::string chromium = testing::FindProgram("chromium");
   if (chromium.empty()) GTEST_SKIP() << "chromium is not installed (Debian package chromium): not checked";
 
   // As a user would: the token once in the address, then the session cookie
   // carries the page's own requests.
   const std::string url = "http://127.0.0.1:" + std::to_string(http_port_) + "/?token=" + kToken;
   std::string dom;
-  const int status = RunCommand({FindOnPath("timeout"), "90", chromium, "--headless", "--no-sandbox", "--disable-gpu",
+  const int status = RunCommand({testing::FindProgram("timeout"), "90", chromium, "--headless", "--no-sandbox", "--disable-gpu",
                                  "--no-first-run", "--user-data-dir=" + (dir_ / "chromium").string(),
                                  "--virtual-time-budget=10000", "--dump-dom", url},
                                 &dom);

@@ -31,7 +31,13 @@ class Subprocess {
   std::string log_path_;
 };
 
+// The full path of a program found on the PATH, or "" when there is none:
+// tests that need an outside tool (chromium, promtool, openssl) skip, saying
+// so, without it.
+std::string FindProgram(const std::string& name);
+
 // Runs to completion and returns the exit status; output goes to *output.
+// argv[0] may be a path or a program name looked up on the PATH.
 int RunCommand(const std::vector<std::string>& argv, std::string* output);
 
 // Polls `condition` every 50 ms until it holds or `timeout_ms` passes.

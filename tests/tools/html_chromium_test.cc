@@ -23,26 +23,12 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// The program's full path from the PATH (child processes are started with
-// execv, which does not search it), or "".
-std::string FindOnPath(const std::string& name) {
-  const char* path = std::getenv("PATH");
-  const std::string dirs = path ? path : "/usr/bin:/bin";
-  size_t start = 0;
-  while (start <= dirs.size()) {
-    const size_t end = std::min(dirs.find(':', start), dirs.size());
-    const fs::path candidate = fs::path(dirs.substr(start, end - start)) / name;
-    if (::access(candidate.c_str(), X_OK) == 0) return candidate.string();
-    start = end + 1;
-  }
-  return "";
-}
 
 // $STYLESWEEP_CHROMIUM, else the first Chromium on the PATH.
 std::string FindChromium() {
   if (const char* env = std::getenv("STYLESWEEP_CHROMIUM"); env != nullptr && *env != '\0') return env;
   for (const char* name : {"chromium", "chromium-browser", "google-chrome", "google-chrome-stable"}) {
-    if (std::string found = FindOnPath(name); !found.empty()) return found;
+    if (std::string found = testing::FindProgram(name); !found.empty()) return found;
   }
   return "";
 }
@@ -105,7 +91,7 @@ TEST(HtmlChromiumTest, TheReportShowsEveryImageTheGridTheCurvesAndTheTable) {
 
   std::string output;
   const int status = testing::RunCommand(
-      {FindOnPath("timeout"), "60", chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+      {testing::FindProgram("timeout"), "60", chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
        "--no-first-run", "--user-data-dir=" + (dir / "profile").string(), "--virtual-time-budget=5000", "--dump-dom",
        "file://" + page.string()},
       &output);

@@ -31,16 +31,6 @@ using ::testing::Not;
 
 constexpr char kToken[] = "s3cret-token";
 
-// The absolute path of `program` on PATH, or "" (Subprocess runs paths, not
-// names).
-std::string FindOnPath(const std::string& program) {
-  const char* path = std::getenv("PATH");
-  for (absl::string_view dir : absl::StrSplit(path != nullptr ? path : "/usr/bin:/bin", ':')) {
-    const fs::path candidate = fs::path(std::string(dir)) / program;
-    if (!dir.empty() && access(candidate.c_str(), X_OK) == 0) return candidate.string();
-  }
-  return "";
-}
 constexpr int64_t kLeaseMs = 30000;
 
 class HttpServerTest : public ::testing::Test {
@@ -218,7 +208,7 @@ TEST_F(HttpServerTest, ServesHttpsWithTheCertificateAndKey) {
   const std::string cert = (dir_ / "server.crt").string();
   const std::string key = (dir_ / "server.key").string();
   std::string output;
-  const std::string openssl = FindOnPath("openssl");
+  const std::string openssl = testing::FindProgram("openssl");
   if (openssl.empty()) GTEST_SKIP() << "openssl is not installed: cannot make a test certificate";
   if (testing::RunCommand({openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1",
                            "-addext", "subjectAltName=IP:127.0.0.1", "-days", "1", "-keyout", key, "-out", cert},
@@ -378,7 +368,7 @@ TEST_F(HttpServerTest, MetricsShowEveryStateAndAreAcceptedByPromtool) {
 
   const fs::path scraped = dir_ / "metrics.txt";
   std::ofstream(scraped) << text;
-  const std::string promtool = FindOnPath("promtool");
+  const std::string promtool = testing::FindProgram("promtool");
   if (promtool.empty()) GTEST_SKIP() << "promtool is not installed (Debian package prometheus): not checked";
   std::string output;
   EXPECT_EQ(testing::RunCommand({"/bin/sh", "-c", "'" + promtool + "' check metrics < '" + scraped.string() + "'"},
