@@ -12,6 +12,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "agent/client/coordinator_client.h"
+#include "agent/device_info.h"
 #include "agent/engine/engine.h"
 #include "agent/runner.h"
 #include "common/signals.h"
@@ -103,7 +104,9 @@ int RunLocal(const LocalOptions& options) {
       return 1;
     }
     RunnerOptions runner_options;
-    runner_options.identity = {absl::StrCat("local-", i), "localhost", options.device, (*engine)->Describe()};
+    const DeviceInfo device = DescribeDevice(options.device);
+    runner_options.identity = {absl::StrCat("local-", i), "localhost", options.device, (*engine)->Describe(),
+                               device.name, device.memory_bytes, 1};
     runner_options.cache_dir = absl::StrCat(options.artifacts, "/.agent-cache");
     runner_options.idle_poll_ms = 200;
     runners.push_back(std::make_unique<Runner>(**client, **engine, runner_options));

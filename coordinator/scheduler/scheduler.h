@@ -97,7 +97,7 @@ class Scheduler {
                                       const std::map<std::string, std::string>& files, SubmitOptions options);
   absl::StatusOr<SubmitResult> Submit(const std::string& yaml, const std::string& source,
                                       const std::map<std::string, std::string>& files, bool dry_run) {
-    return Submit(yaml, source, files, SubmitOptions{dry_run, false});
+    return Submit(yaml, source, files, SubmitOptions{dry_run, false, {}});
   }
 
   absl::Status RegisterAgent(AgentRecord agent);

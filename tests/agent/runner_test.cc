@@ -57,7 +57,7 @@ class RunnerTest : public ::testing::Test {
 
   RunnerOptions Options(const std::string& name) {
     RunnerOptions options;
-    options.identity = {name, "localhost", "cpu", "fake"};
+    options.identity = {name, "localhost", "cpu", "fake", "", 0, 1};
     options.cache_dir = (dir_ / ("cache-" + name)).string();
     return options;
   }

@@ -194,7 +194,7 @@ TEST_F(SchedulerTest, TheSameSweepTwiceIsRefusedUnlessAllowed) {
   auto edited = files_;
   edited["cat.png"] = "another cat";
   EXPECT_TRUE(scheduler_->Submit(kSweep, "tiny.yaml", edited, false).ok());
-  auto allowed = scheduler_->Submit(kSweep, "tiny.yaml", files_, SubmitOptions{false, true});
+  auto allowed = scheduler_->Submit(kSweep, "tiny.yaml", files_, SubmitOptions{false, true, {}});
   ASSERT_TRUE(allowed.ok()) << allowed.status();
   EXPECT_NE(allowed->sweep.id, first->sweep.id);
   EXPECT_EQ(allowed->sweep.content_hash, first->sweep.content_hash);

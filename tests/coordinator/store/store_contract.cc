@@ -53,7 +53,7 @@ NewSweep MakeSweep(const std::string& name, int max_attempts, int64_t created_ms
 std::vector<NewRun> MakeRuns(const std::vector<int>& indexes) {
   std::vector<NewRun> runs;
   for (int index : indexes) {
-    runs.push_back(NewRun{index, absl::StrCat(R"({"index":)", index, "}"), absl::StrCat("hash-", index)});
+    runs.push_back(NewRun{index, absl::StrCat(R"({"index":)", index, "}"), absl::StrCat("hash-", index), ""});
   }
   return runs;
 }
