@@ -343,7 +343,10 @@ absl::StatusOr<std::string> RenderReport(const SweepView& view, const ReportOpti
     std::vector<std::string> settings;
     for (const auto& key : shared) {
       const nlohmann::json& value = rows[0].params[key];
-      if (value.is_array() && value.empty()) continue;  // an unused option (no blend weights, say)
+      // An unused option: no blend weights, or no weights file (a random network).
+      if ((value.is_array() && value.empty()) || (value.is_string() && value.get_ref<const std::string&>().empty())) {
+        continue;
+      }
       settings.push_back(absl::StrCat(key, "=", FormatParameter(key, value)));
     }
     out += absl::StrCat(markdown ? "\nshared: " : "shared: ", absl::StrJoin(settings, " "), "\n");
