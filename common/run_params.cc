@@ -241,4 +241,11 @@ const std::vector<ParamDef>& RunParamDefs() {
   return defs;
 }
 
+int PlannedSteps(const std::string& params_json) {
+  const nlohmann::json params = nlohmann::json::parse(params_json, nullptr, /*allow_exceptions=*/false);
+  if (!params.is_object()) return 0;
+  const auto steps = params.find("steps");
+  return steps != params.end() && steps->is_number_integer() ? steps->get<int>() : 0;
+}
+
 }  // namespace stylesweep

@@ -87,6 +87,11 @@ struct RunParams {
   std::string Hash() const;
 };
 
+// The steps a run's stored parameters (RunParams::ToJson) plan, without
+// parsing the rest of them; 0 when the text says none. For progress, rungs
+// and ETAs read from many runs.
+int PlannedSteps(const std::string& params_json);
+
 // The type of a run parameter's values, as the sweep language checks them.
 enum class ParamKind {
   kImage,       // an image path

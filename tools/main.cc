@@ -43,6 +43,20 @@ struct ConnectionFlags {
     app->add_option("--token-file", token_file, "file holding the coordinator's token (or set STYLESWEEP_TOKEN)");
   }
 
+  struct Connected {
+    ClientSecurity security;
+    std::unique_ptr<v1::Coordinator::Stub> stub;
+  };
+  // A stub for the coordinator; errors are the user's flags (a token or CA
+  // file that cannot be read).
+  absl::StatusOr<Connected> Connect() const {
+    auto security = Security();
+    if (!security.ok()) return security.status();
+    auto channel = MakeChannel(coordinator, *security);
+    if (!channel.ok()) return channel.status();
+    return Connected{*security, v1::Coordinator::NewStub(*channel)};
+  }
+
   absl::StatusOr<ClientSecurity> Security() const {
     ClientSecurity security;
     security.tls = tls || !tls_ca.empty();
@@ -72,11 +86,10 @@ int FailCall(const grpc::Status& status, const ConnectionFlags& connection) {
 int Submit(const ConnectionFlags& connection, const std::string& file, bool dry_run, bool allow_duplicate) {
   auto submission = PrepareSubmission(file, CheckWeightsFile);
   if (!submission.ok()) return Fail(submission.status(), 2);
-  auto security = connection.Security();
-  if (!security.ok()) return Fail(security.status(), 2);
-  auto channel = MakeChannel(connection.coordinator, *security);
-  if (!channel.ok()) return Fail(channel.status());
-  auto stub = v1::Coordinator::NewStub(*channel);
+  auto connected = connection.Connect();
+  if (!connected.ok()) return Fail(connected.status(), 2);
+  const ClientSecurity& security = connected->security;
+  v1::Coordinator::Stub& stub = *connected->stub;
   v1::SubmitSweepRequest request;
   request.set_yaml(submission->yaml);
   request.set_source(submission->source);
@@ -89,9 +102,9 @@ int Submit(const ConnectionFlags& connection, const std::string& file, bool dry_
   }
   request.mutable_weights_paths()->insert(submission->weights.begin(), submission->weights.end());
   grpc::ClientContext context;
-  PrepareContext(context, *security, 60000);
+  PrepareContext(context, security, 60000);
   v1::SubmitSweepResponse response;
-  grpc::Status status = stub->SubmitSweep(&context, request, &response);
+  grpc::Status status = stub.SubmitSweep(&context, request, &response);
   if (!status.ok()) return FailCall(status, connection);
 
   SweepView view;
@@ -130,18 +143,17 @@ int Submit(const ConnectionFlags& connection, const std::string& file, bool dry_
 // cancel | pause | resume | retry --failed, through the coordinator (the
 // only writer of the database).
 int Control(const ConnectionFlags& connection, const std::string& sweep, v1::ControlSweepRequest::Action action) {
-  auto security = connection.Security();
-  if (!security.ok()) return Fail(security.status(), 2);
-  auto channel = MakeChannel(connection.coordinator, *security);
-  if (!channel.ok()) return Fail(channel.status());
-  auto stub = v1::Coordinator::NewStub(*channel);
+  auto connected = connection.Connect();
+  if (!connected.ok()) return Fail(connected.status(), 2);
+  const ClientSecurity& security = connected->security;
+  v1::Coordinator::Stub& stub = *connected->stub;
   v1::ControlSweepRequest request;
   request.set_sweep(sweep);
   request.set_action(action);
   grpc::ClientContext context;
-  PrepareContext(context, *security, 30000);
+  PrepareContext(context, security, 30000);
   v1::ControlSweepResponse response;
-  grpc::Status status = stub->ControlSweep(&context, request, &response);
+  grpc::Status status = stub.ControlSweep(&context, request, &response);
   if (!status.ok()) return FailCall(status, connection);
   const v1::SweepSummary& s = response.sweep();
   const char* name = s.name().c_str();
@@ -241,18 +253,17 @@ absl::Status FetchAgents(v1::Coordinator::Stub& stub, const ClientSecurity& secu
 }
 
 int Agents(const ConnectionFlags& connection, const std::string& release, bool json) {
-  auto security = connection.Security();
-  if (!security.ok()) return Fail(security.status(), 2);
-  auto channel = MakeChannel(connection.coordinator, *security);
-  if (!channel.ok()) return Fail(channel.status());
-  auto stub = v1::Coordinator::NewStub(*channel);
+  auto connected = connection.Connect();
+  if (!connected.ok()) return Fail(connected.status(), 2);
+  const ClientSecurity& security = connected->security;
+  v1::Coordinator::Stub& stub = *connected->stub;
   if (!release.empty()) {
     v1::ReleaseAgentRequest request;
     request.set_name(release);
     grpc::ClientContext context;
-    PrepareContext(context, *security, 10000);
+    PrepareContext(context, security, 10000);
     v1::ReleaseAgentResponse response;
-    grpc::Status status = stub->ReleaseAgent(&context, request, &response);
+    grpc::Status status = stub.ReleaseAgent(&context, request, &response);
     if (!status.ok()) return FailCall(status, connection);
     std::printf(response.was_quarantined() ? "agent '%s' released: it takes runs again\n"
                                            : "agent '%s' was not quarantined\n",
@@ -261,7 +272,7 @@ int Agents(const ConnectionFlags& connection, const std::string& release, bool j
   }
   std::vector<AgentLine> agents;
   int64_t now_ms = 0;
-  if (absl::Status s = FetchAgents(*stub, *security, agents, now_ms); !s.ok()) {
+  if (absl::Status s = FetchAgents(stub, security, agents, now_ms); !s.ok()) {
     return FailCall(ToGrpcStatus(s), connection);
   }
   if (json) {
@@ -297,24 +308,23 @@ int Agents(const ConnectionFlags& connection, const std::string& release, bool j
 // something changed) otherwise. With a sweep, returns once it has no queued
 // or running run left.
 int Watch(const ConnectionFlags& connection, const std::string& sweep, double interval_seconds, bool once) {
-  auto security = connection.Security();
-  if (!security.ok()) return Fail(security.status(), 2);
-  auto channel = MakeChannel(connection.coordinator, *security);
-  if (!channel.ok()) return Fail(channel.status());
-  auto stub = v1::Coordinator::NewStub(*channel);
+  auto connected = connection.Connect();
+  if (!connected.ok()) return Fail(connected.status(), 2);
+  const ClientSecurity& security = connected->security;
+  v1::Coordinator::Stub& stub = *connected->stub;
   const bool terminal = isatty(fileno(stdout)) != 0;
   std::string previous;
   while (true) {
     grpc::ClientContext context;
-    PrepareContext(context, *security, 10000);
+    PrepareContext(context, security, 10000);
     v1::GetSweepRequest request;
     request.set_sweep(sweep);
     v1::GetSweepResponse response;
-    grpc::Status status = stub->GetSweep(&context, request, &response);
+    grpc::Status status = stub.GetSweep(&context, request, &response);
     if (!status.ok()) return FailCall(status, connection);
     std::vector<AgentLine> agents;
     int64_t now_ms = 0;
-    if (absl::Status s = FetchAgents(*stub, *security, agents, now_ms); !s.ok()) {
+    if (absl::Status s = FetchAgents(stub, security, agents, now_ms); !s.ok()) {
       return FailCall(ToGrpcStatus(s), connection);
     }
     std::vector<SweepLine> sweeps;

@@ -5,20 +5,14 @@
 #include <cstdio>
 
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_split.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "common/run_params.h"
 #include "nlohmann/json.hpp"
 #include "tools/run_query.h"
 
 namespace stylesweep {
 namespace {
-
-int StepsOf(const RunRecord& run) {
-  const nlohmann::json params = nlohmann::json::parse(run.params_json, nullptr, false);
-  return params.is_object() && params.contains("steps") && params["steps"].is_number_integer()
-             ? params["steps"].get<int>()
-             : 0;
-}
 
 bool InProgress(RunState state) { return state == RunState::kQueued || state == RunState::kRunning; }
 
@@ -32,7 +26,7 @@ SweepProgress MeasureProgress(const SweepView& view, int64_t now_ms) {
   bool going = false;
   int last_steps = 0;
   for (const RunRecord& run : view.runs) {
-    const int steps = StepsOf(run);
+    const int steps = PlannedSteps(run.params_json);
     if (steps > 0) last_steps = steps;
     // A queued run starts again from step 0, whatever an earlier attempt did.
     const int64_t done = run.state == RunState::kQueued ? 0 : std::max(run.last_step, 0);

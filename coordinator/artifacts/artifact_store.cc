@@ -61,6 +61,12 @@ absl::StatusOr<std::string> ArtifactStore::PutSnapshot(const std::string& sweep_
 }
 
 absl::StatusOr<std::string> ArtifactStore::ReadArtifact(const std::string& relative_path) const {
+  absl::StatusOr<std::string> full = ResolveArtifact(relative_path);
+  if (!full.ok()) return full.status();
+  return ReadFileToString(*full);
+}
+
+absl::StatusOr<std::string> ArtifactStore::ResolveArtifact(const std::string& relative_path) const {
   const std::filesystem::path relative(relative_path);
   auto refuse = [&] {
     return absl::InvalidArgumentError(
@@ -79,7 +85,7 @@ absl::StatusOr<std::string> ArtifactStore::ReadArtifact(const std::string& relat
   if (ec) return absl::NotFoundError(absl::StrCat("artifact '", relative_path, "': ", ec.message()));
   auto [root_end, unused] = std::mismatch(root.begin(), root.end(), full.begin(), full.end());
   if (root_end != root.end()) return refuse();
-  return ReadFileToString(full.string());
+  return full.string();
 }
 
 std::string ArtifactStore::SweepDir(int64_t sweep_id, const std::string& name) {

@@ -32,6 +32,8 @@ class ArtifactStore {
   // InvalidArgument for an absolute path or one that leads outside the
   // directory (through ".." or a symbolic link); NotFound if it is missing.
   absl::StatusOr<std::string> ReadArtifact(const std::string& relative_path) const;
+  // The real path of that file, with the same checks (it need not exist).
+  absl::StatusOr<std::string> ResolveArtifact(const std::string& relative_path) const;
 
   // A directory name for a sweep: "<id>-<name>", the name made filesystem-safe.
   static std::string SweepDir(int64_t sweep_id, const std::string& name);

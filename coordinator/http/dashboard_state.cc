@@ -1,15 +1,15 @@
 #include "coordinator/http/dashboard_state.h"
 
 #include <algorithm>
-#include <filesystem>
 #include <map>
 
 #include "absl/strings/str_cat.h"
+#include "common/run_params.h"
+#include "coordinator/artifacts/artifact_store.h"
 
 namespace stylesweep {
 namespace {
 
-namespace fs = std::filesystem;
 
 using json = nlohmann::json;
 
@@ -18,14 +18,6 @@ constexpr RunState kRunStates[] = {RunState::kQueued,    RunState::kRunning,   R
                                    RunState::kPruned};
 constexpr AgentState kAgentStates[] = {AgentState::kIdle, AgentState::kBusy, AgentState::kDraining,
                                        AgentState::kLost, AgentState::kQuarantined};
-
-// The steps a run will take, from its parameters (0 if they do not say).
-int StepsOf(const RunRecord& run) {
-  const json params = json::parse(run.params_json, nullptr, /*allow_exceptions=*/false);
-  if (!params.is_object()) return 0;
-  auto it = params.find("steps");
-  return it != params.end() && it->is_number_integer() ? it->get<int>() : 0;
-}
 
 // The current attempt's latest snapshot, or the one at `step`.
 std::optional<SnapshotRecord> PickSnapshot(const RunRecord& run, const std::vector<SnapshotRecord>& snapshots,
@@ -39,17 +31,6 @@ std::optional<SnapshotRecord> PickSnapshot(const RunRecord& run, const std::vect
     }
   }
   return picked;
-}
-
-// True when `path` lies strictly inside `root` (both absolute, normalised).
-bool Inside(const fs::path& root, const fs::path& path) {
-  auto r = root.begin();
-  auto p = path.begin();
-  for (; r != root.end(); ++r, ++p) {
-    if (r->empty() && std::next(r) == root.end()) break;  // a trailing separator
-    if (p == path.end() || *p != *r) return false;
-  }
-  return p != path.end();
 }
 
 }  // namespace
@@ -137,7 +118,7 @@ absl::StatusOr<json> DashboardState(Store& store, const DashboardOptions& option
          {"attempt", run->attempt},
          {"agent", agent.name},
          {"step", std::max(same_attempt ? agent.step : 0, run->last_step)},
-         {"steps", same_attempt && agent.steps > 0 ? agent.steps : StepsOf(*run)},
+         {"steps", same_attempt && agent.steps > 0 ? agent.steps : PlannedSteps(run->params_json)},
          {"steps_per_second", same_attempt ? agent.steps_per_second : 0.0},
          {"loss", loss},
          {"snapshot", latest ? json(absl::StrCat("/api/snapshot/", run->id, "?step=", latest->step)) : json()},
@@ -166,17 +147,14 @@ absl::StatusOr<std::string> SnapshotFile(Store& store, const std::string& artifa
     return absl::NotFoundError(step.has_value() ? absl::StrCat("run ", run_id, " has no snapshot at step ", *step)
                                                 : absl::StrCat("run ", run_id, " has no snapshot yet"));
   }
-  std::error_code ec;
-  const fs::path root = fs::weakly_canonical(fs::absolute(artifacts_dir), ec);
-  if (ec) return absl::InternalError(absl::StrCat("artifacts directory '", artifacts_dir, "': ", ec.message()));
-  const fs::path relative(picked->path);
-  // weakly_canonical resolves "..", and symbolic links that exist.
-  const fs::path file = fs::weakly_canonical(root / relative, ec);
-  if (ec || relative.is_absolute() || !Inside(root, file)) {
+  // The same checks as the gRPC FetchArtifact: no absolute path, no "..",
+  // no symbolic link out of the directory.
+  absl::StatusOr<std::string> file = ArtifactStore(artifacts_dir).ResolveArtifact(picked->path);
+  if (absl::IsInvalidArgument(file.status())) {
     return absl::PermissionDeniedError(
         absl::StrCat("snapshot of run ", run_id, " is recorded outside the artifacts directory"));
   }
-  return file.string();
+  return file;
 }
 
 }  // namespace stylesweep

@@ -105,13 +105,12 @@ grpc::Status CoordinatorService::RegisterAgent(grpc::ServerContext* context,
 grpc::Status CoordinatorService::LeaseRun(grpc::ServerContext* context, const v1::LeaseRunRequest* request,
                                           v1::LeaseRunResponse* response) {
   STYLESWEEP_CHECK_TOKEN(context);
-  auto lease = scheduler_.Lease(request->agent());
+  std::string quarantined;
+  auto lease = scheduler_.Lease(request->agent(), &quarantined);
   if (!lease.ok()) return ToGrpcStatus(lease.status());
   if (!lease->has_value()) {
     response->set_granted(false);
-    auto quarantine = scheduler_.QuarantineOf(request->agent());
-    if (!quarantine.ok()) return ToGrpcStatus(quarantine.status());
-    response->set_quarantined(*quarantine);
+    response->set_quarantined(quarantined);
     return grpc::Status::OK;
   }
   const LeaseGrant& grant = **lease;

@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/hash.h"
+#include "common/run_params.h"
 #include "common/sweep_spec.h"
 #include "coordinator/scheduler/early_stop.h"
 #include "coordinator/scheduler/search/tpe.h"
@@ -63,11 +64,6 @@ std::optional<StoppingRule> StoppingRuleOf(const SweepRecord& sweep) {
     stopping.objective.goal = spec_json["metric"].value("goal", stopping.objective.goal);
   }
   return stopping;
-}
-
-int StepsOf(const std::string& params_json) {
-  const nlohmann::json params = nlohmann::json::parse(params_json, nullptr, /*allow_exceptions=*/false);
-  return params.is_object() ? params.value("steps", 0) : 0;
 }
 
 NewRun ToNewRun(int index, const RunParams& params, const std::string& point_json) {
@@ -289,12 +285,13 @@ absl::Status Scheduler::RegisterAgent(AgentRecord agent) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::optional<LeaseGrant>> Scheduler::Lease(const std::string& agent) {
+absl::StatusOr<std::optional<LeaseGrant>> Scheduler::Lease(const std::string& agent, std::string* quarantined) {
   if (absl::Status s = ExpireLeases(); !s.ok()) return s;
   const int64_t now = clock_.NowMillis();
   if (absl::Status s = store_.RecordAgentActivity(agent, now, AgentActivity{}); !s.ok()) return s;
   auto quarantine = QuarantineOf(agent);
   if (!quarantine.ok()) return quarantine.status();
+  if (quarantined != nullptr) *quarantined = *quarantine;
   if (!quarantine->empty()) return std::optional<LeaseGrant>();
   if (absl::Status s = ProposeRuns(); !s.ok()) return s;
   auto lease = store_.ClaimNextRun(agent, now, now + options_.lease_ms);
@@ -307,7 +304,7 @@ absl::StatusOr<std::optional<LeaseGrant>> Scheduler::Lease(const std::string& ag
   auto sweep = store_.GetSweep(run.sweep_id);
   if (!sweep.ok()) return sweep.status();
   if (const std::optional<StoppingRule> stopping = StoppingRuleOf(*sweep)) {
-    grant.report_steps = Rungs(stopping->rule, StepsOf(run.params_json));
+    grant.report_steps = Rungs(stopping->rule, PlannedSteps(run.params_json));
   }
   return std::optional<LeaseGrant>(std::move(grant));
 }
@@ -346,7 +343,7 @@ absl::StatusOr<RunDirective> Scheduler::ReportMetrics(int64_t run_id, int attemp
   if (!stopping) return RunDirective::kContinue;
   const EarlyTerminate& rule = stopping->rule;
   const SweepSpec& objective = stopping->objective;
-  const std::vector<int> rungs = Rungs(rule, StepsOf(run->params_json));
+  const std::vector<int> rungs = Rungs(rule, PlannedSteps(run->params_json));
 
   for (const MetricRow& row : rows) {
     if (!std::binary_search(rungs.begin(), rungs.end(), row.step)) continue;

@@ -106,7 +106,9 @@ class Scheduler {
   // lets each bayes sweep below its run_cap and max_concurrent, with no run
   // waiting, propose one run from its finished ones (exactly once per draw,
   // also with several coordinators' threads racing).
-  absl::StatusOr<std::optional<LeaseGrant>> Lease(const std::string& agent);
+  // nullopt too while the agent is quarantined; `quarantined`, when given,
+  // then receives why (else it is cleared).
+  absl::StatusOr<std::optional<LeaseGrant>> Lease(const std::string& agent, std::string* quarantined = nullptr);
 
   absl::StatusOr<std::string> FetchBlob(const std::string& blob_id) const;
 
