@@ -312,16 +312,23 @@ int Watch(const ConnectionFlags& connection, const std::string& sweep, double in
   if (!connected.ok()) return Fail(connected.status(), 2);
   const ClientSecurity& security = connected->security;
   v1::Coordinator::Stub& stub = *connected->stub;
+  auto source_options = MakeSource(connection, "");
+  if (!source_options.ok()) return Fail(source_options.status(), 2);
+  auto source = OpenSweepSource(*source_options);
+  if (!source.ok()) return Fail(source.status());
   const bool terminal = isatty(fileno(stdout)) != 0;
   std::string previous;
   while (true) {
-    grpc::ClientContext context;
-    PrepareContext(context, security, 10000);
-    v1::GetSweepRequest request;
-    request.set_sweep(sweep);
-    v1::GetSweepResponse response;
-    grpc::Status status = stub.GetSweep(&context, request, &response);
-    if (!status.ok()) return FailCall(status, connection);
+    std::vector<SweepView> views;
+    if (sweep.empty()) {
+      auto list = (*source)->ListSweeps();
+      if (!list.ok()) return Fail(list.status());
+      views = *std::move(list);
+    } else {
+      auto view = (*source)->GetSweep(sweep);
+      if (!view.ok()) return Fail(view.status());
+      views.push_back(*std::move(view));
+    }
     std::vector<AgentLine> agents;
     int64_t now_ms = 0;
     if (absl::Status s = FetchAgents(stub, security, agents, now_ms); !s.ok()) {
@@ -329,15 +336,16 @@ int Watch(const ConnectionFlags& connection, const std::string& sweep, double in
     }
     std::vector<SweepLine> sweeps;
     bool active = false;
-    for (const v1::SweepSummary& s : response.sweeps()) {
-      SweepLine line{s.id(), s.name(), {s.runs_by_state().begin(), s.runs_by_state().end()}, s.paused()};
+    for (const SweepView& view : views) {
+      SweepLine line{view.sweep.id, view.sweep.name, view.counts.empty() ? CountByState(view.runs) : view.counts,
+                     view.sweep.paused};
       active = active || line.runs_by_state["QUEUED"] > 0 || line.runs_by_state["RUNNING"] > 0;
       sweeps.push_back(std::move(line));
     }
     if (!sweep.empty()) {
       // Only this sweep's running runs.
       std::set<int64_t> ids;
-      for (const v1::RunSummary& run : response.runs()) ids.insert(run.id());
+      for (const RunRecord& run : views.front().runs) ids.insert(run.id);
       for (AgentLine& line : agents) {
         if (ids.count(line.agent.run_id) == 0 && (line.state == "busy" || line.state == "draining")) {
           line.state = "busy elsewhere";

@@ -209,18 +209,6 @@ absl::StatusOr<int64_t> ResolveRunId(SweepSource& source, const std::string& tex
                                           " (its runs are #0 to #", view->runs.size() - 1, ")"));
 }
 
-absl::StatusOr<SweepView> LoadSweepView(const SourceOptions& options, const std::string& sweep) {
-  auto source = OpenSweepSource(options);
-  if (!source.ok()) return source.status();
-  return (*source)->GetSweep(sweep);
-}
-
-absl::StatusOr<std::vector<SweepView>> LoadSweepList(const SourceOptions& options) {
-  auto source = OpenSweepSource(options);
-  if (!source.ok()) return source.status();
-  return (*source)->ListSweeps();
-}
-
 absl::StatusOr<HtmlReportData> LoadHtmlReportData(SweepSource& source, const std::string& sweep,
                                                   const ReportOptions& options) {
   auto view = source.GetSweep(sweep);

@@ -54,12 +54,6 @@ absl::StatusOr<std::unique_ptr<SweepSource>> OpenSweepSource(const SourceOptions
 // "7#0"). InvalidArgument for text that is neither.
 absl::StatusOr<int64_t> ResolveRunId(SweepSource& source, const std::string& text);
 
-// One sweep (by id or name) with its runs.
-absl::StatusOr<SweepView> LoadSweepView(const SourceOptions& source, const std::string& sweep);
-
-// Every sweep with its run counts (runs left empty).
-absl::StatusOr<std::vector<SweepView>> LoadSweepList(const SourceOptions& source);
-
 // What an HTML report of the runs `options` selects (--where, --sort, --top)
 // needs: their losses and snapshots, and a reader for the images.
 absl::StatusOr<HtmlReportData> LoadHtmlReportData(SweepSource& source, const std::string& sweep,
