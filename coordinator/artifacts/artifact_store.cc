@@ -3,7 +3,13 @@
 #include <algorithm>
 #include <cctype>
 #include <cstdio>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
+#include <utility>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -48,16 +54,78 @@ absl::StatusOr<std::string> ArtifactStore::ReadBlob(const std::string& blob_id) 
   return ReadFileToString(*path);
 }
 
-absl::StatusOr<std::string> ArtifactStore::PutSnapshot(const std::string& sweep_dir, int run_index, int attempt,
-                                                       int step, bool final, const std::string& png) {
+std::string ArtifactStore::SnapshotPath(const std::string& sweep_dir, int run_index, int attempt, int step,
+                                        bool final) {
   char name[32];
   std::snprintf(name, sizeof name, "step-%06d.png", step);
-  const std::string relative = absl::StrCat(sweep_dir, "/run-", run_index, "/attempt-", attempt, "/",
-                                            final ? std::string("final.png") : std::string(name));
-  if (absl::Status s = WriteFileAtomically((std::filesystem::path(root_) / relative).string(), png); !s.ok()) {
-    return s;
+  return absl::StrCat(sweep_dir, "/run-", run_index, "/attempt-", attempt, "/",
+                      final ? std::string("final.png") : std::string(name));
+}
+
+ArtifactStore::StagedFile::StagedFile(StagedFile&& other) noexcept
+    : temporary_(std::exchange(other.temporary_, "")), target_(std::move(other.target_)) {}
+
+ArtifactStore::StagedFile::~StagedFile() {
+  if (!temporary_.empty()) ::unlink(temporary_.c_str());
+}
+
+absl::Status ArtifactStore::StagedFile::Commit() {
+  if (temporary_.empty()) return absl::FailedPreconditionError(absl::StrCat(target_, ": nothing staged to commit"));
+  if (::rename(temporary_.c_str(), target_.c_str()) != 0) {
+    return absl::InternalError(absl::StrCat("cannot move the new file into place at ", target_, ": ",
+                                            std::strerror(errno)));
   }
-  return relative;
+  temporary_.clear();
+  return absl::OkStatus();
+}
+
+absl::StatusOr<ArtifactStore::StagedFile> ArtifactStore::Stage(const std::string& relative, const std::string& data) {
+  static std::atomic<uint64_t> counter{0};
+  const std::string target = (std::filesystem::path(root_) / relative).string();
+  const std::string temporary = absl::StrCat(target, ".staged-", ::getpid(), "-", counter++);
+  if (absl::Status s = WriteFileAtomically(temporary, data); !s.ok()) return s;
+  return StagedFile(temporary, target);
+}
+
+namespace {
+
+// Bytes of the regular files under `path` (itself included).
+int64_t BytesUnder(const std::filesystem::path& path) {
+  std::error_code ec;
+  if (std::filesystem::is_regular_file(std::filesystem::symlink_status(path, ec))) {
+    return static_cast<int64_t>(std::filesystem::file_size(path, ec));
+  }
+  int64_t bytes = 0;
+  for (auto it = std::filesystem::recursive_directory_iterator(path, ec);
+       !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
+    if (it->is_regular_file(ec) && !it->is_symlink(ec)) bytes += static_cast<int64_t>(it->file_size(ec));
+  }
+  return bytes;
+}
+
+}  // namespace
+
+absl::StatusOr<int64_t> ArtifactStore::RemoveSweepDir(const std::string& sweep_dir) {
+  if (sweep_dir.empty() || sweep_dir.find('/') != std::string::npos || sweep_dir == "." || sweep_dir == ".." ||
+      sweep_dir == "blobs") {
+    return absl::InvalidArgumentError(absl::StrCat("'", sweep_dir, "' is not a sweep directory"));
+  }
+  const std::filesystem::path dir = std::filesystem::path(root_) / sweep_dir;
+  const int64_t bytes = BytesUnder(dir);
+  std::error_code ec;
+  std::filesystem::remove_all(dir, ec);
+  if (ec) return absl::InternalError(absl::StrCat("cannot remove ", dir.string(), ": ", ec.message()));
+  return bytes;
+}
+
+absl::StatusOr<int64_t> ArtifactStore::RemoveBlob(const std::string& blob_id) {
+  auto path = BlobPath(blob_id);
+  if (!path.ok()) return path.status();
+  const int64_t bytes = BytesUnder(*path);
+  std::error_code ec;
+  std::filesystem::remove(*path, ec);
+  if (ec) return absl::InternalError(absl::StrCat("cannot remove ", *path, ": ", ec.message()));
+  return bytes;
 }
 
 absl::StatusOr<std::string> ArtifactStore::ReadArtifact(const std::string& relative_path) const {

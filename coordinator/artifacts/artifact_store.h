@@ -24,9 +24,33 @@ class ArtifactStore {
   absl::StatusOr<std::string> PutBlob(const std::string& data);
   absl::StatusOr<std::string> ReadBlob(const std::string& blob_id) const;
 
-  // Stores a snapshot PNG; returns its relative path.
-  absl::StatusOr<std::string> PutSnapshot(const std::string& sweep_dir, int run_index, int attempt, int step,
-                                          bool final, const std::string& png);
+  // Where a snapshot is stored, relative to the directory.
+  static std::string SnapshotPath(const std::string& sweep_dir, int run_index, int attempt, int step, bool final);
+
+  // A file written whole under a temporary name beside `relative`, moved to
+  // `relative` by Commit. Destroyed uncommitted, it removes itself: a write
+  // that is refused leaves nothing behind.
+  class StagedFile {
+   public:
+    StagedFile(StagedFile&& other) noexcept;
+    StagedFile& operator=(StagedFile&&) = delete;
+    ~StagedFile();
+    absl::Status Commit();
+
+   private:
+    friend class ArtifactStore;
+    StagedFile(std::string temporary, std::string target)
+        : temporary_(std::move(temporary)), target_(std::move(target)) {}
+    std::string temporary_;  // empty once committed or moved from
+    std::string target_;
+  };
+  absl::StatusOr<StagedFile> Stage(const std::string& relative, const std::string& data);
+
+  // Removes a sweep's directory (see SweepDir) and what it holds; returns
+  // the bytes freed. A directory that does not exist frees 0.
+  absl::StatusOr<int64_t> RemoveSweepDir(const std::string& sweep_dir);
+  // Removes a blob; returns the bytes freed (0 when it was not there).
+  absl::StatusOr<int64_t> RemoveBlob(const std::string& blob_id);
 
   // Reads a file by its path relative to the directory (a snapshot's path).
   // InvalidArgument for an absolute path or one that leads outside the

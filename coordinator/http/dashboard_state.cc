@@ -36,7 +36,7 @@ std::optional<SnapshotRecord> PickSnapshot(const RunRecord& run, const std::vect
 }  // namespace
 
 absl::StatusOr<json> DashboardState(Store& store, const DashboardOptions& options) {
-  absl::StatusOr<std::vector<SweepRecord>> sweeps = store.ListSweeps();
+  absl::StatusOr<std::vector<SweepRecord>> sweeps = store.ListSweeps(/*with_text=*/false);
   if (!sweeps.ok()) return sweeps.status();
   absl::StatusOr<std::vector<RunCount>> counts = store.CountRuns();
   if (!counts.ok()) return counts.status();

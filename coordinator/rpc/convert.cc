@@ -1,6 +1,5 @@
 #include "coordinator/rpc/convert.h"
 
-#include "coordinator/scheduler/early_stop.h"
 
 namespace stylesweep {
 
@@ -22,6 +21,8 @@ void ToProto(const RunRecord& run, v1::RunSummary* out) {
   out->set_total_loss(run.total_loss);
   out->set_final_snapshot(run.final_snapshot);
   out->set_log_tail(run.log_tail);
+  out->set_diverged(run.diverged());
+  out->set_diverged_step(run.diverged() ? run.diverged_step : 0);
 }
 
 void ToProto(const AgentView& view, v1::AgentSummary* out) {
@@ -71,21 +72,20 @@ AgentRecord FromProto(const v1::AgentSummary& agent) {
   return a;
 }
 
-void ToProto(const SweepRecord& sweep, const std::vector<RunRecord>& runs, v1::SweepSummary* out) {
+void ToProto(const SweepRecord& sweep, const SweepTotals& totals, v1::SweepSummary* out) {
   out->set_id(sweep.id);
   out->set_name(sweep.name);
   out->set_method(sweep.method);
   out->set_source(sweep.source);
   out->set_created_ms(sweep.created_ms);
   out->set_spec_json(sweep.spec_json);
-  const ComputeSaved compute = CountSteps(runs);
-  out->set_steps_run(compute.steps_run);
-  out->set_steps_saved(compute.steps_saved);
+  out->set_steps_run(totals.steps_run);
+  out->set_steps_saved(totals.steps_saved);
   out->set_run_cap(sweep.run_cap);
   out->set_paused(sweep.paused);
   out->set_draws(sweep.draws);
   auto& counts = *out->mutable_runs_by_state();
-  for (const RunRecord& run : runs) ++counts[std::string(RunStateName(run.state))];
+  for (const auto& [state, runs] : totals.runs_by_state) counts[std::string(RunStateName(state))] = static_cast<int32_t>(runs);
 }
 
 std::vector<MetricRow> FromProto(const google::protobuf::RepeatedPtrField<v1::StepLoss>& losses) {
@@ -133,6 +133,7 @@ RunRecord FromProto(const v1::RunSummary& run, int64_t sweep_id) {
   r.total_loss = run.total_loss();
   r.final_snapshot = run.final_snapshot();
   r.log_tail = run.log_tail();
+  r.diverged_step = run.diverged() ? run.diverged_step() : -1;
   return r;
 }
 
@@ -151,7 +152,7 @@ SweepRecord FromProto(const v1::SweepSummary& sweep) {
 }
 
 SnapshotRecord FromProto(const v1::SnapshotSummary& snapshot, int64_t run_id) {
-  return SnapshotRecord{run_id, snapshot.attempt(), snapshot.step(), snapshot.path(), snapshot.final()};
+  return SnapshotRecord{run_id, snapshot.attempt(), snapshot.step(), snapshot.path(), snapshot.final(), ""};
 }
 
 }  // namespace stylesweep

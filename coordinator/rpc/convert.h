@@ -17,7 +17,8 @@ void ToProto(const RunRecord& run, v1::RunSummary* out);
 void ToProto(const AgentView& view, v1::AgentSummary* out);
 // The record part (the state travels as a name: AgentSummary.state).
 AgentRecord FromProto(const v1::AgentSummary& agent);
-void ToProto(const SweepRecord& sweep, const std::vector<RunRecord>& runs, v1::SweepSummary* out);
+// The sweep without its runs: their totals (Store::TotalSweeps).
+void ToProto(const SweepRecord& sweep, const SweepTotals& totals, v1::SweepSummary* out);
 std::vector<MetricRow> FromProto(const google::protobuf::RepeatedPtrField<v1::StepLoss>& losses);
 void ToProto(const MetricRow& row, v1::StepLoss* out);
 void ToProto(const SnapshotRecord& snapshot, v1::SnapshotSummary* out);

@@ -1,5 +1,6 @@
 #include "coordinator/rpc/coordinator_service.h"
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "coordinator/rpc/convert.h"
 #include "rpc/transport.h"
@@ -26,30 +27,70 @@ grpc::Status CoordinatorService::SubmitSweep(grpc::ServerContext* context, const
   options.weights_paths.insert(request->weights_paths().begin(), request->weights_paths().end());
   auto result = scheduler_.Submit(request->yaml(), request->source(), files, options);
   if (!result.ok()) return ToGrpcStatus(result.status());
-  ToProto(result->sweep, result->runs, response->mutable_sweep());
+  ToProto(result->sweep, result->totals, response->mutable_sweep());
   for (const RunRecord& run : result->runs) ToProto(run, response->add_runs());
+  response->set_runs_total(result->runs_total);
   return grpc::Status::OK;
 }
+
+namespace {
+
+constexpr int kDefaultPageRuns = 1000;
+constexpr int kMaxPageRuns = 5000;
+
+}  // namespace
 
 grpc::Status CoordinatorService::GetSweep(grpc::ServerContext* context, const v1::GetSweepRequest* request,
                                           v1::GetSweepResponse* response) {
   STYLESWEEP_CHECK_TOKEN(context);
   response->set_artifacts_dir(artifacts_dir_);
   if (request->sweep().empty()) {
-    auto sweeps = store_.ListSweeps();
+    // Every sweep's summary from two queries, whatever their number of runs.
+    auto sweeps = store_.ListSweeps(request->with_spec());
     if (!sweeps.ok()) return ToGrpcStatus(sweeps.status());
+    auto totals = store_.TotalSweeps(0);
+    if (!totals.ok()) return ToGrpcStatus(totals.status());
+    auto total = totals->begin();
     for (const SweepRecord& sweep : *sweeps) {
-      auto runs = store_.ListRuns(sweep.id);
-      if (!runs.ok()) return ToGrpcStatus(runs.status());
-      ToProto(sweep, *runs, response->add_sweeps());
+      while (total != totals->end() && total->sweep_id < sweep.id) ++total;
+      const bool has = total != totals->end() && total->sweep_id == sweep.id;
+      ToProto(sweep, has ? *total : SweepTotals{sweep.id, {}, 0, 0}, response->add_sweeps());
     }
     return grpc::Status::OK;
   }
+  if (request->page_size() < 0 || request->page_size() > kMaxPageRuns) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                        absl::StrCat("page_size must be 0 (", kDefaultPageRuns, ") to ", kMaxPageRuns));
+  }
+  RunPageRequest page;
+  page.limit = request->page_size() == 0 ? kDefaultPageRuns : request->page_size();
+  if (!request->page_token().empty() &&
+      (!absl::SimpleAtoi(request->page_token(), &page.after_index) || page.after_index < 0)) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                        absl::StrCat("page_token '", request->page_token().substr(0, 32),
+                                     "' is not one a previous reply gave"));
+  }
+  for (const std::string& name : request->states()) {
+    std::optional<RunState> state = ParseRunState(name);
+    if (!state.has_value()) {
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, absl::StrCat("unknown run state '", name.substr(0, 32), "'"));
+    }
+    page.states.push_back(*state);
+  }
   auto sweep = store_.FindSweep(request->sweep());
   if (!sweep.ok()) return ToGrpcStatus(sweep.status());
-  auto runs = store_.ListRuns(sweep->id);
+  auto totals = store_.TotalSweeps(sweep->id);
+  if (!totals.ok()) return ToGrpcStatus(totals.status());
+  ToProto(*sweep, totals->front(), response->add_sweeps());
+  if (request->no_runs()) return grpc::Status::OK;
+  const int limit = page.limit;
+  page.limit = limit + 1;  // one more says whether another page follows
+  auto runs = store_.ListRunsPage(sweep->id, page);
   if (!runs.ok()) return ToGrpcStatus(runs.status());
-  ToProto(*sweep, *runs, response->add_sweeps());
+  if (static_cast<int>(runs->size()) > limit) {
+    runs->resize(limit);
+    response->set_next_page_token(absl::StrCat(runs->back().index));
+  }
   for (const RunRecord& run : *runs) ToProto(run, response->add_runs());
   return grpc::Status::OK;
 }
@@ -76,11 +117,25 @@ grpc::Status CoordinatorService::ControlSweep(grpc::ServerContext* context, cons
   }
   auto result = scheduler_.Control(request->sweep(), action);
   if (!result.ok()) return ToGrpcStatus(result.status());
-  auto runs = store_.ListRuns(result->sweep.id);
-  if (!runs.ok()) return ToGrpcStatus(runs.status());
-  ToProto(result->sweep, *runs, response->mutable_sweep());
+  auto totals = store_.TotalSweeps(result->sweep.id);
+  if (!totals.ok()) return ToGrpcStatus(totals.status());
+  ToProto(result->sweep, totals->front(), response->mutable_sweep());
   response->set_runs(result->runs);
   response->set_paused(result->sweep.paused);
+  return grpc::Status::OK;
+}
+
+grpc::Status CoordinatorService::DeleteSweep(grpc::ServerContext* context, const v1::DeleteSweepRequest* request,
+                                             v1::DeleteSweepResponse* response) {
+  STYLESWEEP_CHECK_TOKEN(context);
+  auto deleted = scheduler_.Delete(request->sweep(), request->cancel_first());
+  if (!deleted.ok()) return ToGrpcStatus(deleted.status());
+  response->set_sweep_id(deleted->sweep.id);
+  response->set_name(deleted->sweep.name);
+  response->set_runs(deleted->runs);
+  response->set_metric_rows(deleted->metric_rows);
+  response->set_blobs_removed(deleted->blobs_removed);
+  response->set_bytes_freed(deleted->bytes_freed);
   return grpc::Status::OK;
 }
 
@@ -154,9 +209,12 @@ grpc::Status CoordinatorService::ReportMetrics(grpc::ServerContext* context,
                                                const v1::ReportMetricsRequest* request,
                                                v1::ReportMetricsResponse* response) {
   STYLESWEEP_CHECK_TOKEN(context);
-  auto directive = scheduler_.ReportMetrics(request->run_id(), request->attempt(), FromProto(request->losses()));
-  if (!directive.ok()) return ToGrpcStatus(directive.status());
-  response->set_prune(*directive == RunDirective::kPrune);
+  auto verdict =
+      scheduler_.ReportMetrics(request->agent(), request->run_id(), request->attempt(), FromProto(request->losses()));
+  if (!verdict.ok()) return ToGrpcStatus(verdict.status());
+  response->set_prune(verdict->directive == RunDirective::kPrune);
+  response->set_stop_run(verdict->directive == RunDirective::kStop);
+  for (int step : verdict->refused_steps) response->add_refused_steps(step);
   return grpc::Status::OK;
 }
 
@@ -164,8 +222,8 @@ grpc::Status CoordinatorService::UploadSnapshot(grpc::ServerContext* context,
                                                 const v1::UploadSnapshotRequest* request,
                                                 v1::UploadSnapshotResponse* response) {
   STYLESWEEP_CHECK_TOKEN(context);
-  auto path = scheduler_.UploadSnapshot(request->run_id(), request->attempt(), request->step(), request->final(),
-                                        request->png());
+  auto path = scheduler_.UploadSnapshot(request->agent(), request->run_id(), request->attempt(), request->step(),
+                                        request->final(), request->png());
   if (!path.ok()) return ToGrpcStatus(path.status());
   response->set_path(*path);
   return grpc::Status::OK;
@@ -178,8 +236,12 @@ grpc::Status CoordinatorService::CompleteRun(grpc::ServerContext* context, const
   if (!state.has_value()) {
     return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, absl::StrCat("unknown run state '", request->state(), "'"));
   }
-  RunOutcome outcome{*state, request->error(), request->log_tail(), request->out_of_memory()};
-  return ToGrpcStatus(scheduler_.Complete(request->run_id(), request->attempt(), outcome));
+  if (request->diverged() && request->diverged_step() < 0) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "a diverged run names the step it diverged at (>= 0)");
+  }
+  RunOutcome outcome{*state, request->error(), request->log_tail(), request->out_of_memory(),
+                     request->diverged() ? request->diverged_step() : -1};
+  return ToGrpcStatus(scheduler_.Complete(request->agent(), request->run_id(), request->attempt(), outcome));
 }
 
 grpc::Status CoordinatorService::ReleaseRun(grpc::ServerContext* context, const v1::ReleaseRunRequest* request,
@@ -220,7 +282,7 @@ grpc::Status CoordinatorService::GetRun(grpc::ServerContext* context, const v1::
   auto sweep = store_.GetSweep(run->sweep_id);
   if (!sweep.ok()) return ToGrpcStatus(sweep.status());
   ToProto(*run, response->mutable_run());
-  ToProto(*sweep, {}, response->mutable_sweep());
+  ToProto(*sweep, SweepTotals{sweep->id, {}, 0, 0}, response->mutable_sweep());
   response->set_artifacts_dir(artifacts_dir_);
   if (request->losses() && run->attempt > 0) {  // a run never leased has no losses
     auto metrics = store_.GetMetrics(run->id, 0);

@@ -24,6 +24,8 @@ class CoordinatorService final : public v1::Coordinator::Service {
                         v1::GetSweepResponse* response) override;
   grpc::Status ControlSweep(grpc::ServerContext* context, const v1::ControlSweepRequest* request,
                             v1::ControlSweepResponse* response) override;
+  grpc::Status DeleteSweep(grpc::ServerContext* context, const v1::DeleteSweepRequest* request,
+                           v1::DeleteSweepResponse* response) override;
   grpc::Status RegisterAgent(grpc::ServerContext* context, const v1::RegisterAgentRequest* request,
                              v1::RegisterAgentResponse* response) override;
   grpc::Status LeaseRun(grpc::ServerContext* context, const v1::LeaseRunRequest* request,

@@ -3,7 +3,9 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
+#include <limits>
 #include <optional>
 
 #include "absl/strings/str_cat.h"
@@ -101,10 +103,38 @@ absl::StatusOr<SweepSpec> StoredSpec(const SweepRecord& sweep) {
 
 }  // namespace
 
+struct Scheduler::SweepFacts {
+  std::string dir;  // ArtifactStore::SweepDir
+  std::optional<StoppingRule> stopping;
+  std::shared_ptr<const SweepSpec> spec;  // bayes: the spec proposals resolve points with
+  nlohmann::json images;                  // blob id -> the name the sweep gave it
+};
+
 absl::StatusOr<SubmitResult> Scheduler::Submit(const std::string& yaml, const std::string& source,
                                                const std::map<std::string, std::string>& files,
                                                SubmitOptions submit) {
   const bool dry_run = submit.dry_run;
+  // Sizes first: nothing is parsed, hashed or stored beyond the limits.
+  if (yaml.size() > kMaxSweepYamlBytes) {
+    return absl::InvalidArgumentError(absl::StrCat(source, " is ", yaml.size(), " bytes; a sweep file may be at most ",
+                                                   kMaxSweepYamlBytes, " bytes (1 MiB)"));
+  }
+  size_t image_bytes = 0;
+  for (const auto& [name, bytes] : files) {
+    if (bytes.size() > kMaxImageBytes) {
+      return absl::InvalidArgumentError(absl::StrCat(source, ": image '", name, "' is ", bytes.size(),
+                                                     " bytes; an image may be at most ", kMaxImageBytes,
+                                                     " bytes (32 MiB)"));
+    }
+    image_bytes += bytes.size();
+  }
+  if (image_bytes > kMaxSubmissionImageBytes) {
+    return absl::InvalidArgumentError(absl::StrCat(source, ": its images add up to ", image_bytes,
+                                                   " bytes; a sweep's images may be at most ", kMaxSubmissionImageBytes,
+                                                   " bytes (48 MiB) in all"));
+  }
+  // Shared with other submissions; a deletion waits (see files_mu_).
+  absl::ReaderMutexLock files_lock(&files_mu_);
   auto spec = ParseSweep(yaml, source, SweepLimits{options_.max_runs_per_sweep});
   if (!spec.ok()) return spec.status();
 
@@ -190,11 +220,14 @@ absl::StatusOr<SubmitResult> Scheduler::Submit(const std::string& yaml, const st
   sweep.max_concurrent = spec->max_concurrent;
 
   SubmitResult result;
+  result.runs_total = static_cast<int>(runs.size());
   if (dry_run) {
     result.sweep = SweepRecord{0,          sweep.name,         sweep.method, sweep.source,  sweep.yaml,
                                sweep.spec_json, sweep.max_attempts, now,          content_hash, seed,
                                sweep.draws, sweep.run_cap,      sweep.max_concurrent};
+    if (!runs.empty()) result.totals.runs_by_state[RunState::kQueued] = static_cast<int64_t>(runs.size());
     for (const NewRun& run : runs) {
+      if (static_cast<int>(result.runs.size()) == kSubmitReplyRuns) break;
       RunRecord record;
       record.index = run.index;
       record.params_json = run.params_json;
@@ -209,18 +242,22 @@ absl::StatusOr<SubmitResult> Scheduler::Submit(const std::string& yaml, const st
   if (!sweep_id.ok()) return sweep_id.status();
   auto stored = store_.GetSweep(*sweep_id);
   if (!stored.ok()) return stored.status();
-  auto stored_runs = store_.ListRuns(*sweep_id);
+  auto stored_runs = store_.ListRunsPage(*sweep_id, RunPageRequest{-1, kSubmitReplyRuns, {}});
   if (!stored_runs.ok()) return stored_runs.status();
+  auto totals = store_.TotalSweeps(*sweep_id);
+  if (!totals.ok()) return totals.status();
   spdlog::info("sweep {} '{}' ({}) submitted from {}: {} runs{}", *sweep_id, sweep.name, sweep.method, source,
                runs.size(), sweep.method == "bayes" ? absl::StrCat(", up to ", sweep.run_cap, " proposed") : "");
-  return SubmitResult{std::move(*stored), std::move(*stored_runs)};
+  result.sweep = *std::move(stored);
+  result.totals = totals->front();
+  result.runs = *std::move(stored_runs);
+  return result;
 }
 
 absl::Status Scheduler::ProposeRuns() {
-  auto sweeps = store_.ListSweeps();
+  auto sweeps = store_.ListOpenSearchSweeps();
   if (!sweeps.ok()) return sweeps.status();
   for (const SweepRecord& sweep : *sweeps) {
-    if (sweep.method != "bayes" || sweep.draws >= sweep.run_cap || sweep.paused) continue;
     auto proposed = ProposeRun(sweep);
     if (!proposed.ok()) {
       // One broken sweep must not stop agents from getting other work.
@@ -231,34 +268,39 @@ absl::Status Scheduler::ProposeRuns() {
 }
 
 absl::StatusOr<bool> Scheduler::ProposeRun(const SweepRecord& sweep) {
+  auto totals = store_.TotalSweeps(sweep.id);
+  if (!totals.ok()) return totals.status();
+  const std::map<RunState, int64_t>& counts = totals->front().runs_by_state;
+  auto count = [&](RunState state) { auto it = counts.find(state); return it == counts.end() ? 0 : it->second; };
+  if (count(RunState::kQueued) > 0) return false;  // one is waiting already
+  if (sweep.max_concurrent > 0 && count(RunState::kRunning) >= sweep.max_concurrent) return false;
+
+  auto facts = Facts(sweep.id);
+  if (!facts.ok()) return facts.status();
+  if ((*facts)->spec == nullptr) return absl::InternalError(absl::StrCat("sweep ", sweep.id, " has no search spec"));
+  const SweepSpec& spec = *(*facts)->spec;
   auto runs = store_.ListRuns(sweep.id);
   if (!runs.ok()) return runs.status();
-  int running = 0;
   std::vector<Observation> history;
   for (const RunRecord& run : *runs) {
-    if (run.state == RunState::kQueued) return false;  // one is waiting already
-    if (run.state == RunState::kRunning) ++running;
-  }
-  if (sweep.max_concurrent > 0 && running >= sweep.max_concurrent) return false;
-
-  auto spec = StoredSpec(sweep);
-  if (!spec.ok()) return spec.status();
-  for (const RunRecord& run : *runs) {
     // Pruned runs count with the loss they stopped at: worse than where they
-    // were heading, which is what pruning concluded anyway.
-    if ((run.state != RunState::kSucceeded && run.state != RunState::kPruned) || run.last_step < 0) continue;
+    // were heading, which is what pruning concluded anyway. A run that
+    // diverged is the worst there is, whatever its last finite losses.
+    const bool finished = run.state == RunState::kSucceeded || run.state == RunState::kPruned;
+    if (!run.diverged() && (!finished || run.last_step < 0)) continue;
     const nlohmann::json point = nlohmann::json::parse(run.point_json, nullptr, /*allow_exceptions=*/false);
     if (!point.is_array()) continue;
     Observation o;
     for (const auto& x : point) o.point.push_back(x.is_number() ? x.get<double>() : 0.0);
-    o.value = spec->Objective(run.total_loss, run.style_loss, run.content_loss, run.tv_loss);
+    o.value = run.diverged() ? std::numeric_limits<double>::infinity()
+                             : spec.Objective(run.total_loss, run.style_loss, run.content_loss, run.tv_loss);
     history.push_back(std::move(o));
   }
   // Draw i has its own random stream, so a restarted coordinator proposes
   // draw `draws` next, from the results then stored.
   SweepRandom random(sweep.search_seed, static_cast<uint64_t>(sweep.draws));
-  const std::vector<double> point = SuggestTpe(spec->SearchSpace(), history, random);
-  auto params = spec->Resolve(point);
+  const std::vector<double> point = SuggestTpe(spec.SearchSpace(), history, random);
+  auto params = spec.Resolve(point);
   if (!params.ok()) return params.status();
   auto added = store_.AddRun(sweep.id, sweep.draws, ToNewRun(sweep.draws, *params, nlohmann::json(point).dump()),
                              clock_.NowMillis());
@@ -301,11 +343,9 @@ absl::StatusOr<std::optional<LeaseGrant>> Scheduler::Lease(const std::string& ag
   spdlog::info("run {} (sweep {}, #{}) attempt {} leased to '{}'", run.id, run.sweep_id, run.index,
                (*lease)->attempt, agent);
   LeaseGrant grant{run.id, (*lease)->attempt, run.sweep_id, run.params_json, {}};
-  auto sweep = store_.GetSweep(run.sweep_id);
-  if (!sweep.ok()) return sweep.status();
-  if (const std::optional<StoppingRule> stopping = StoppingRuleOf(*sweep)) {
-    grant.report_steps = Rungs(stopping->rule, PlannedSteps(run.params_json));
-  }
+  auto facts = Facts(run.sweep_id);
+  if (!facts.ok()) return facts.status();
+  if ((*facts)->stopping) grant.report_steps = Rungs((*facts)->stopping->rule, PlannedSteps(run.params_json));
   return std::optional<LeaseGrant>(std::move(grant));
 }
 
@@ -315,44 +355,122 @@ absl::StatusOr<std::string> Scheduler::FetchBlob(const std::string& blob_id) con
 
 absl::StatusOr<RunDirective> Scheduler::Heartbeat(const std::string& agent, const AgentActivity& activity) {
   const int64_t now = clock_.NowMillis();
-  if (absl::Status s = store_.RecordAgentActivity(agent, now, activity); !s.ok()) return s;
   const int64_t run_id = activity.run_id;
   const int attempt = activity.attempt;
-  if (run_id == 0) return RunDirective::kContinue;
+  if (run_id == 0) {
+    if (absl::Status s = store_.RecordAgentActivity(agent, now, activity); !s.ok()) return s;
+    return RunDirective::kContinue;
+  }
+  // Before anything is recorded: someone else's run neither renews its lease
+  // nor shows the caller busy.
+  if (absl::Status s = store_.CheckAttemptOwner(run_id, attempt, agent); !s.ok()) return s;
   absl::Status renewed = store_.RenewLease(run_id, attempt, now + options_.lease_ms);
-  if (absl::IsFailedPrecondition(renewed)) {
+  if (!renewed.ok() && !absl::IsFailedPrecondition(renewed)) return renewed;
+  AgentActivity shown = activity;
+  if (!renewed.ok()) shown = AgentActivity{0, 0, 0, 0, 0, activity.draining};  // it is told to drop the run
+  if (absl::Status s = store_.RecordAgentActivity(agent, now, shown); !s.ok()) return s;
+  if (!renewed.ok()) {
     spdlog::warn("agent '{}' still runs run {} attempt {}, which is no longer its: telling it to stop", agent,
                  run_id, attempt);
     return RunDirective::kStop;
   }
-  if (!renewed.ok()) return renewed;
   auto run = store_.GetRun(run_id);
   if (!run.ok()) return run.status();
   return run->prune_requested ? RunDirective::kPrune : RunDirective::kContinue;
 }
 
-absl::StatusOr<RunDirective> Scheduler::ReportMetrics(int64_t run_id, int attempt,
-                                                      const std::vector<MetricRow>& rows) {
-  if (absl::Status s = store_.AppendMetrics(run_id, attempt, rows); !s.ok()) return s;
+namespace {
+
+// "total loss is NaN": the first term of a row that is not finite, or empty.
+std::string NonFiniteTerm(const MetricRow& row) {
+  const std::pair<const char*, double> terms[] = {
+      {"total", row.total}, {"style", row.style}, {"content", row.content}, {"tv", row.tv}};
+  for (const auto& [name, value] : terms) {
+    if (std::isnan(value)) return absl::StrCat(name, " loss is NaN");
+    if (std::isinf(value)) return absl::StrCat(name, " loss is infinite");
+  }
+  return "";
+}
+
+}  // namespace
+
+absl::StatusOr<MetricsVerdict> Scheduler::ReportMetrics(const std::string& agent, int64_t run_id, int attempt,
+                                                        const std::vector<MetricRow>& rows) {
+  if (absl::Status s = store_.CheckAttemptOwner(run_id, attempt, agent); !s.ok()) return s;
   auto run = store_.GetRun(run_id);
   if (!run.ok()) return run.status();
-  if (run->prune_requested) return RunDirective::kPrune;
-  auto sweep = store_.GetSweep(run->sweep_id);
-  if (!sweep.ok()) return sweep.status();
-  const std::optional<StoppingRule> stopping = StoppingRuleOf(*sweep);
-  if (!stopping) return RunDirective::kContinue;
-  const EarlyTerminate& rule = stopping->rule;
-  const SweepSpec& objective = stopping->objective;
-  const std::vector<int> rungs = Rungs(rule, PlannedSteps(run->params_json));
+  const int planned = PlannedSteps(run->params_json);
 
+  // Rows the run cannot have made are refused one by one; the first row
+  // that is not finite is where the run diverged.
+  MetricsVerdict verdict;
+  std::vector<MetricRow> accepted;
+  accepted.reserve(rows.size());
+  const MetricRow* diverged = nullptr;
+  std::string why;
   for (const MetricRow& row : rows) {
+    if (row.step < 0 || row.step > planned) {
+      verdict.refused_steps.push_back(row.step);
+      continue;
+    }
+    if (std::string term = NonFiniteTerm(row); !term.empty()) {
+      if (diverged == nullptr || row.step < diverged->step) {
+        diverged = &row;
+        why = std::move(term);
+      }
+      continue;
+    }
+    MetricRow clean = row;
+    if (!std::isfinite(clean.step_seconds) || clean.step_seconds < 0) clean.step_seconds = 0;  // a timing, not a loss
+    accepted.push_back(clean);
+  }
+  if (diverged != nullptr) {
+    const int at = diverged->step;
+    auto after = std::stable_partition(accepted.begin(), accepted.end(), [at](const MetricRow& r) { return r.step < at; });
+    for (auto it = after; it != accepted.end(); ++it) verdict.refused_steps.push_back(it->step);
+    accepted.erase(after, accepted.end());
+    for (const MetricRow& row : rows) {
+      if (row.step >= at && row.step <= planned && !NonFiniteTerm(row).empty()) {
+        verdict.refused_steps.push_back(row.step);
+      }
+    }
+  }
+  std::sort(verdict.refused_steps.begin(), verdict.refused_steps.end());
+  if (!verdict.refused_steps.empty()) {
+    spdlog::warn("run {} attempt {}: agent '{}' reported {} rows outside the run's steps 0..{} or after it "
+                 "diverged; refused", run_id, attempt, agent, verdict.refused_steps.size(), planned);
+  }
+  if (absl::Status s = store_.AppendMetrics(run_id, attempt, accepted); !s.ok()) return s;
+
+  if (diverged != nullptr) {
+    RunOutcome outcome{RunState::kFailed, absl::StrCat("diverged at step ", diverged->step, ": ", why), "", false,
+                       diverged->step};
+    if (absl::Status s = Complete(agent, run_id, attempt, outcome); !s.ok()) return s;
+    verdict.directive = RunDirective::kStop;
+    return verdict;
+  }
+
+  if (run->prune_requested) {
+    verdict.directive = RunDirective::kPrune;
+    return verdict;
+  }
+  auto facts = Facts(run->sweep_id);
+  if (!facts.ok()) return facts.status();
+  if (!(*facts)->stopping) return verdict;
+  const EarlyTerminate& rule = (*facts)->stopping->rule;
+  const SweepSpec& objective = (*facts)->stopping->objective;
+  const std::vector<int> rungs = Rungs(rule, planned);
+
+  for (const MetricRow& row : accepted) {
     if (!std::binary_search(rungs.begin(), rungs.end(), row.step)) continue;
     auto at_rung = store_.MetricsAtStep(run->sweep_id, row.step);
     if (!at_rung.ok()) return at_rung.status();
     std::vector<double> others;
     double own = objective.Objective(row.total, row.style, row.content, row.tv);
     for (const RunMetricAtStep& m : *at_rung) {
-      const double v = objective.Objective(m.row.total, m.row.style, m.row.content, m.row.tv);
+      // A run that diverged before the rung is worse than any that got there.
+      const double v = m.diverged ? std::numeric_limits<double>::infinity()
+                                  : objective.Objective(m.row.total, m.row.style, m.row.content, m.row.tv);
       if (m.run_id == run_id) {
         own = v;  // the stored row wins over a retried duplicate
       } else {
@@ -363,13 +481,42 @@ absl::StatusOr<RunDirective> Scheduler::ReportMetrics(int64_t run_id, int attemp
     if (absl::Status s = store_.RequestPrune(run_id, attempt); !s.ok()) return s;
     spdlog::info("run {} attempt {} pruned at step {} ({}: {} among {} runs at that rung)", run_id, attempt, row.step,
                  rule.type, own, others.size() + 1);
-    return RunDirective::kPrune;
+    verdict.directive = RunDirective::kPrune;
+    return verdict;
   }
-  return RunDirective::kContinue;
+  return verdict;
 }
 
-absl::StatusOr<std::string> Scheduler::UploadSnapshot(int64_t run_id, int attempt, int step, bool final,
-                                                      const std::string& png) {
+namespace {
+
+// A PNG's signature and its first chunk, a well-formed IHDR: enough to know
+// the bytes are an image a browser and the report tools will open, checked
+// without decoding it.
+absl::Status CheckPng(const std::string& png) {
+  static constexpr unsigned char kSignature[] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+  auto byte = [&](size_t i) { return static_cast<unsigned char>(png[i]); };
+  auto be32 = [&](size_t i) {
+    return (uint32_t{byte(i)} << 24) | (uint32_t{byte(i + 1)} << 16) | (uint32_t{byte(i + 2)} << 8) | byte(i + 3);
+  };
+  if (png.size() < 33 || !std::equal(std::begin(kSignature), std::end(kSignature), png.begin(),
+                                     [](unsigned char a, char b) { return a == static_cast<unsigned char>(b); })) {
+    return absl::InvalidArgumentError("a snapshot must be a PNG image; these bytes are not one");
+  }
+  const uint32_t width = be32(16), height = be32(20);
+  const unsigned depth = byte(24);
+  if (be32(8) != 13 || png.compare(12, 4, "IHDR") != 0 || width == 0 || height == 0 || width > (1u << 31) ||
+      height > (1u << 31) || (depth != 1 && depth != 2 && depth != 4 && depth != 8 && depth != 16)) {
+    return absl::InvalidArgumentError("a snapshot must be a PNG image; its header (IHDR) is malformed");
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<std::string> Scheduler::UploadSnapshot(const std::string& agent, int64_t run_id, int attempt, int step,
+                                                      bool final, const std::string& png) {
+  absl::ReaderMutexLock files(&files_mu_);
+  if (absl::Status s = store_.CheckAttemptOwner(run_id, attempt, agent); !s.ok()) return s;
   auto run = store_.GetRun(run_id);
   if (!run.ok()) return run.status();
   if (run->attempt != attempt || run->state != RunState::kRunning) {
@@ -377,14 +524,37 @@ absl::StatusOr<std::string> Scheduler::UploadSnapshot(int64_t run_id, int attemp
         absl::StrCat("run ", run_id, " attempt ", attempt, " is no longer held: now attempt ", run->attempt, ", ",
                      std::string(RunStateName(run->state))));
   }
-  auto sweep = store_.GetSweep(run->sweep_id);
-  if (!sweep.ok()) return sweep.status();
-  auto path = artifacts_.PutSnapshot(ArtifactStore::SweepDir(sweep->id, sweep->name), run->index, attempt, step,
-                                     final, png);
-  if (!path.ok()) return path.status();
-  SnapshotRecord record{run_id, attempt, step, *path, final};
-  if (absl::Status s = store_.AddSnapshot(record); !s.ok()) return s;
-  return *path;
+  const int planned = PlannedSteps(run->params_json);
+  if (step < 0 || step > planned) {
+    return absl::InvalidArgumentError(absl::StrCat("run ", run_id, ": a snapshot at step ", step,
+                                                   " is outside the run's steps 0..", planned));
+  }
+  if (png.size() > kMaxSnapshotBytes) {
+    return absl::InvalidArgumentError(absl::StrCat("run ", run_id, ": a snapshot of ", png.size(),
+                                                   " bytes is larger than the limit of ", kMaxSnapshotBytes, " bytes"));
+  }
+  if (absl::Status s = CheckPng(png); !s.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("run ", run_id, " step ", step, ": ", s.message()));
+  }
+  SnapshotRecord record{run_id, attempt, step, "", final, Sha256Hex(png)};
+  auto existing = store_.FindSnapshot(run_id, attempt, step);
+  if (!existing.ok()) return existing.status();
+  if (existing->has_value()) {  // a retry, or the same image marked final now: no new file
+    record.path = (*existing)->path;
+    if (absl::Status s = store_.AddSnapshot(record); !s.ok()) return s;
+    return record.path;
+  }
+  auto facts = Facts(run->sweep_id);
+  if (!facts.ok()) return facts.status();
+  record.path = ArtifactStore::SnapshotPath((*facts)->dir, run->index, attempt, step, final);
+  auto staged = artifacts_.Stage(record.path, png);
+  if (!staged.ok()) return staged.status();
+  // The file takes its name inside the record's transaction; a refusal
+  // leaves neither (the staged file removes itself).
+  if (absl::Status s = store_.AddSnapshot(record, [&] { return staged->Commit(); }); !s.ok()) return s;
+  auto stored = store_.FindSnapshot(run_id, attempt, step);  // a concurrent twin may have landed first
+  if (!stored.ok()) return stored.status();
+  return stored->has_value() ? (*stored)->path : record.path;
 }
 
 absl::StatusOr<SweepControlResult> Scheduler::Control(const std::string& name, SweepAction action) {
@@ -419,6 +589,7 @@ absl::StatusOr<SweepControlResult> Scheduler::Control(const std::string& name, S
 }
 
 absl::Status Scheduler::Release(const std::string& agent, int64_t run_id, int attempt, const std::string& reason) {
+  if (absl::Status s = store_.CheckAttemptOwner(run_id, attempt, agent); !s.ok()) return s;
   const std::string why = absl::StrCat("handed back by agent '", agent, "'", reason.empty() ? "" : ": ", reason);
   absl::Status s = store_.ReleaseRun(run_id, attempt, why, clock_.NowMillis());
   if (s.ok()) spdlog::info("run {} attempt {} {}; queued again", run_id, attempt, why);
@@ -430,11 +601,9 @@ namespace {
 // Agents read input images from their cache, named by content
 // (".../blobs/<sha256 hex>"), so their errors name those files. Users know
 // the images by the names in their sweep: put those back.
-std::string NameImagesInError(std::string error, const std::string& spec_json) {
-  if (error.find("/blobs/") == std::string::npos) return error;
-  const nlohmann::json spec = nlohmann::json::parse(spec_json, nullptr, /*allow_exceptions=*/false);
-  if (!spec.is_object() || !spec.contains("images") || !spec["images"].is_object()) return error;
-  for (const auto& [id, name] : spec["images"].items()) {
+std::string NameImagesInError(std::string error, const nlohmann::json& images) {
+  if (error.find("/blobs/") == std::string::npos || !images.is_object()) return error;
+  for (const auto& [id, name] : images.items()) {
     if (!name.is_string() || id.rfind("sha256:", 0) != 0) continue;
     const std::string needle = "/blobs/" + id.substr(7);
     for (size_t at = error.find(needle); at != std::string::npos; at = error.find(needle)) {
@@ -449,48 +618,46 @@ std::string NameImagesInError(std::string error, const std::string& spec_json) {
 
 }  // namespace
 
-absl::Status Scheduler::Complete(int64_t run_id, int attempt, const RunOutcome& outcome) {
+absl::Status Scheduler::Complete(const std::string& agent, int64_t run_id, int attempt, const RunOutcome& outcome) {
   const RunState state = outcome.state;
   if (state != RunState::kSucceeded && state != RunState::kFailed && state != RunState::kCancelled &&
       state != RunState::kPruned) {
     return absl::InvalidArgumentError(absl::StrCat("an agent may end a run as SUCCEEDED, FAILED, CANCELLED or PRUNED, not ",
                                                    std::string(RunStateName(state))));
   }
+  const bool diverged = outcome.diverged_step >= 0;
+  if (diverged && state != RunState::kFailed) {
+    return absl::InvalidArgumentError(absl::StrCat("run ", run_id, ": a diverged run ends FAILED, not ",
+                                                   std::string(RunStateName(state))));
+  }
+  if (absl::Status s = store_.CheckAttemptOwner(run_id, attempt, agent); !s.ok()) return s;
   auto run = store_.GetRun(run_id);
   if (!run.ok()) return run.status();
-  // Empty for a retried report: the agent's outcome was counted the first time.
-  const std::string holder = run->attempt == attempt && run->state == RunState::kRunning ? run->agent : "";
-  if (state == RunState::kPruned && !holder.empty() && run->final_snapshot.empty()) {
-    // The agent re-sends its latest image as final; when it had none to send
-    // (pruned before its first snapshot), the latest stored one stands in.
-    auto snapshots = store_.ListSnapshots(run_id);
-    if (!snapshots.ok()) return snapshots.status();
-    const SnapshotRecord* latest = nullptr;
-    for (const SnapshotRecord& snap : *snapshots) {
-      if (snap.attempt == attempt && (latest == nullptr || snap.step > latest->step)) latest = &snap;
-    }
-    if (latest != nullptr) {
-      SnapshotRecord final_snap = *latest;
-      final_snap.final = true;
-      if (absl::Status s = store_.AddSnapshot(final_snap); !s.ok()) return s;
-    }
+  const int planned = PlannedSteps(run->params_json);
+  if (diverged && outcome.diverged_step > planned) {
+    return absl::InvalidArgumentError(absl::StrCat("run ", run_id, " cannot diverge at step ", outcome.diverged_step,
+                                                   ": it plans ", planned, " steps"));
   }
+  // False for a retried report of an attempt already over.
+  const bool current = run->attempt == attempt && run->state == RunState::kRunning;
 
   std::string error = outcome.error;
+  if (diverged && error.empty()) error = absl::StrCat("diverged at step ", outcome.diverged_step);
   if (!error.empty()) {
-    auto sweep = store_.GetSweep(run->sweep_id);
-    if (!sweep.ok()) return sweep.status();
-    error = NameImagesInError(std::move(error), sweep->spec_json);
+    auto facts = Facts(run->sweep_id);
+    if (!facts.ok()) return facts.status();
+    error = NameImagesInError(std::move(error), (*facts)->images);
   }
-  if (state == RunState::kFailed && outcome.out_of_memory) {
-    if (holder.empty()) {
+  const bool out_of_memory = state == RunState::kFailed && outcome.out_of_memory && !diverged;
+  if (out_of_memory) {
+    if (!current) {
       // A retried report of a run already given to another agent.
       return store_.RetryElsewhere(run_id, attempt, error, outcome.log_tail, clock_.NowMillis());
     }
     auto avoided = store_.AgentsAvoidedBy(run_id);
     if (!avoided.ok()) return avoided.status();
     std::vector<std::string> tried = *avoided;
-    tried.push_back(holder);
+    tried.push_back(agent);
     auto agents = ListAgents();
     if (!agents.ok()) return agents.status();
     std::vector<std::string> untried;
@@ -499,7 +666,7 @@ absl::Status Scheduler::Complete(int64_t run_id, int attempt, const RunOutcome& 
       if (std::find(tried.begin(), tried.end(), view.agent.name) == tried.end()) untried.push_back(view.agent.name);
     }
     if (!untried.empty()) {
-      const std::string why = absl::StrCat("out of device memory on agent '", holder, "': ", error);
+      const std::string why = absl::StrCat("out of device memory on agent '", agent, "': ", error);
       absl::Status s = store_.RetryElsewhere(run_id, attempt, why, outcome.log_tail, clock_.NowMillis());
       if (s.ok()) {
         spdlog::warn("run {} attempt {} {}; queued again for another agent ({} not tried yet)", run_id, attempt, why,
@@ -511,24 +678,98 @@ absl::Status Scheduler::Complete(int64_t run_id, int attempt, const RunOutcome& 
                          "): ", error);
   }
 
-  absl::Status s = store_.FinishRun(run_id, attempt, state, error, clock_.NowMillis(), outcome.log_tail);
-  if (!s.ok()) return s;
+  AttemptOutcome attempt_outcome;
+  attempt_outcome.agent = agent;
+  attempt_outcome.state = state;
+  attempt_outcome.error = error;
+  attempt_outcome.log_tail = outcome.log_tail;
+  attempt_outcome.diverged_step = outcome.diverged_step;
+  attempt_outcome.last_step = planned;
+  // Cancellations say nothing about the agent's health; running out of
+  // device memory says the run is too big for it, and diverging that the
+  // run's settings are wrong, not that the agent is broken.
+  attempt_outcome.counts_for_agent = state != RunState::kCancelled && !outcome.out_of_memory && !diverged;
+  attempt_outcome.quarantine_after = options_.quarantine_after;
+  auto completed = store_.CompleteAttempt(run_id, attempt, attempt_outcome, clock_.NowMillis());
+  if (!completed.ok()) return completed.status();
+  if (!completed->applied) return absl::OkStatus();  // a retry: logged and counted the first time
   if (state == RunState::kFailed) {
     spdlog::warn("run {} attempt {} FAILED: {}", run_id, attempt, error);
   } else {
     spdlog::info("run {} attempt {} {}", run_id, attempt, std::string(RunStateName(state)));
   }
-  // Cancellations say nothing about the agent's health; running out of device
-  // memory says the run is too big for it, not that the agent is broken.
-  if (holder.empty() || state == RunState::kCancelled || outcome.out_of_memory) return absl::OkStatus();
-  auto agent = store_.RecordAgentOutcome(holder, state == RunState::kFailed, error, options_.quarantine_after);
-  if (!agent.ok()) return agent.status();
-  if (state == RunState::kFailed && !agent->quarantine_reason.empty() &&
-      agent->consecutive_failures == options_.quarantine_after) {
-    spdlog::error("agent '{}' quarantined: {}. It takes no runs until `stylesweep agents --release {}`", holder,
-                  agent->quarantine_reason, holder);
+  const AgentRecord& holder = completed->agent;
+  if (attempt_outcome.counts_for_agent && state == RunState::kFailed && !holder.quarantine_reason.empty() &&
+      holder.consecutive_failures == options_.quarantine_after) {
+    spdlog::error("agent '{}' quarantined: {}. It takes no runs until `stylesweep agents --release {}`", agent,
+                  holder.quarantine_reason, agent);
   }
   return absl::OkStatus();
+}
+
+absl::StatusOr<DeleteResult> Scheduler::Delete(const std::string& name, bool cancel_first) {
+  absl::MutexLock files(&files_mu_);
+  auto sweep = store_.FindSweep(name);
+  if (!sweep.ok()) return sweep.status();
+  if (cancel_first) {
+    auto cancelled = store_.CancelSweep(sweep->id, "sweep cancelled to be deleted", clock_.NowMillis());
+    if (!cancelled.ok()) return cancelled.status();
+  }
+  auto deleted = store_.DeleteSweep(sweep->id);
+  if (!deleted.ok()) return deleted.status();
+  ForgetFacts(sweep->id);
+  DeleteResult result{deleted->sweep, deleted->runs, deleted->metric_rows, 0, 0};
+  // The rows are gone: from here on a failure leaves files no record names,
+  // which the log says, and never the reverse.
+  auto freed = artifacts_.RemoveSweepDir(ArtifactStore::SweepDir(sweep->id, sweep->name));
+  if (freed.ok()) {
+    result.bytes_freed += *freed;
+  } else {
+    spdlog::error("sweep {} deleted, but its artifacts were not all removed: {}", sweep->id,
+                  std::string(freed.status().message()));
+  }
+  for (const std::string& blob : deleted->unshared_blobs) {
+    auto blob_freed = artifacts_.RemoveBlob(blob);
+    if (!blob_freed.ok()) {
+      spdlog::error("sweep {} deleted, but its image {} was not removed: {}", sweep->id, blob,
+                    std::string(blob_freed.status().message()));
+      continue;
+    }
+    result.bytes_freed += *blob_freed;
+    result.blobs_removed += *blob_freed > 0 ? 1 : 0;
+  }
+  spdlog::info("sweep {} '{}' deleted: {} runs, {} loss rows, {} images, {} bytes", sweep->id, sweep->name,
+               result.runs, result.metric_rows, result.blobs_removed, result.bytes_freed);
+  return result;
+}
+
+absl::StatusOr<std::shared_ptr<const Scheduler::SweepFacts>> Scheduler::Facts(int64_t sweep_id) {
+  {
+    absl::MutexLock lock(&facts_mu_);
+    if (auto it = facts_.find(sweep_id); it != facts_.end()) return it->second;
+  }
+  auto sweep = store_.GetSweep(sweep_id);
+  if (!sweep.ok()) return sweep.status();
+  auto facts = std::make_shared<SweepFacts>();
+  facts->dir = ArtifactStore::SweepDir(sweep->id, sweep->name);
+  facts->stopping = StoppingRuleOf(*sweep);
+  const nlohmann::json spec = nlohmann::json::parse(sweep->spec_json, nullptr, /*allow_exceptions=*/false);
+  if (spec.is_object() && spec.contains("images") && spec["images"].is_object()) facts->images = spec["images"];
+  if (sweep->method == "bayes") {
+    auto parsed = StoredSpec(*sweep);
+    if (!parsed.ok()) return parsed.status();
+    facts->spec = std::make_shared<const SweepSpec>(*std::move(parsed));
+  }
+  absl::MutexLock lock(&facts_mu_);
+  // Bounded: far more sweeps than are ever active at once.
+  if (facts_.size() >= 4096) facts_.clear();
+  facts_[sweep_id] = facts;
+  return std::shared_ptr<const SweepFacts>(facts);
+}
+
+void Scheduler::ForgetFacts(int64_t sweep_id) {
+  absl::MutexLock lock(&facts_mu_);
+  facts_.erase(sweep_id);
 }
 
 absl::StatusOr<std::vector<AgentView>> Scheduler::ListAgents() {

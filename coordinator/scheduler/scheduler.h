@@ -3,11 +3,13 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "common/clock.h"
 #include "common/sweep_spec.h"
 #include "coordinator/artifacts/artifact_store.h"
@@ -30,6 +32,9 @@ struct RunOutcome {
   std::string error;
   std::string log_tail;        // FAILED: the agent's last log lines
   bool out_of_memory = false;  // FAILED on the device's memory: try another agent
+  // FAILED because a loss became NaN or infinite at this step: the run's
+  // fault, not the agent's (no retry elsewhere, no failure counted).
+  int diverged_step = -1;
 };
 
 // An agent as `stylesweep agents` shows it.
@@ -64,7 +69,33 @@ struct SweepControlResult {
 
 struct SubmitResult {
   SweepRecord sweep;              // id 0 for a dry run
-  std::vector<RunRecord> runs;
+  SweepTotals totals;
+  std::vector<RunRecord> runs;    // the first kSubmitReplyRuns of the expansion
+  int runs_total = 0;             // the whole expansion
+};
+
+// Limits on what clients send (see the protocol's header).
+inline constexpr size_t kMaxSweepYamlBytes = 1 << 20;
+inline constexpr size_t kMaxImageBytes = 32 << 20;
+inline constexpr size_t kMaxSubmissionImageBytes = 48 << 20;
+inline constexpr size_t kMaxSnapshotBytes = 32 << 20;
+
+// A reply never carries more runs than this; the rest are paged (GetSweep).
+inline constexpr int kSubmitReplyRuns = 1000;
+
+// What ReportMetrics made of a batch of losses.
+struct MetricsVerdict {
+  RunDirective directive = RunDirective::kContinue;  // kStop: the run diverged and has ended
+  std::vector<int> refused_steps;  // rows outside 0..steps, or after the step that diverged
+};
+
+// What DeleteSweep removed.
+struct DeleteResult {
+  SweepRecord sweep;
+  int runs = 0;
+  int64_t metric_rows = 0;
+  int blobs_removed = 0;
+  int64_t bytes_freed = 0;
 };
 
 struct LeaseGrant {
@@ -78,7 +109,8 @@ struct LeaseGrant {
 // The coordinator's logic, free of gRPC: turns submissions into runs, hands
 // runs to agents under leases, and records what agents report. Every method
 // validates its input and returns a Status a user can act on. Thread-safe
-// (the store serialises writes; the scheduler keeps no mutable state).
+// (the store serialises writes; the scheduler's only state is a cache of
+// parsed sweep text).
 class Scheduler {
  public:
   Scheduler(Store& store, ArtifactStore& artifacts, const Clock& clock, SchedulerOptions options = {});
@@ -112,6 +144,10 @@ class Scheduler {
 
   absl::StatusOr<std::string> FetchBlob(const std::string& blob_id) const;
 
+  // Every call below that names a run's attempt is refused PermissionDenied,
+  // changing nothing, unless that attempt was leased to `agent`; when it was
+  // but is no longer current, FailedPrecondition (or kStop).
+
   // Renews the lease. kStop when the run is no longer that agent's; kPrune
   // when early termination has decided it should end.
   // Also records what the agent reports doing (`activity`).
@@ -122,22 +158,34 @@ class Scheduler {
 
   // Stores the losses, then applies the sweep's early termination at each
   // rung the rows reach (see early_stop.h). kPrune when the run should end
-  // (decided now or before); else kContinue.
-  absl::StatusOr<RunDirective> ReportMetrics(int64_t run_id, int attempt, const std::vector<MetricRow>& rows);
+  // (decided now or before); else kContinue. Rows whose step lies outside
+  // 0..steps are refused one by one (the others are stored). A row with a
+  // loss that is NaN or infinite ends the run as diverged at its step
+  // (FAILED, see Complete), refusing the rows after it: kStop.
+  absl::StatusOr<MetricsVerdict> ReportMetrics(const std::string& agent, int64_t run_id, int attempt,
+                                               const std::vector<MetricRow>& rows);
 
-  // Stores the PNG and records it; returns its path relative to the artifacts.
-  absl::StatusOr<std::string> UploadSnapshot(int64_t run_id, int attempt, int step, bool final,
-                                             const std::string& png);
+  // Stores the PNG and records it; returns its path relative to the
+  // artifacts. InvalidArgument, writing nothing, for bytes that are not a
+  // PNG or larger than kMaxSnapshotBytes, or a step outside 0..steps. The
+  // same bytes again return the stored path; other bytes for a stored step
+  // are AlreadyExists (see Store::AddSnapshot).
+  absl::StatusOr<std::string> UploadSnapshot(const std::string& agent, int64_t run_id, int attempt, int step,
+                                             bool final, const std::string& png);
 
-  // Ends the attempt as SUCCEEDED, FAILED, CANCELLED or PRUNED. A PRUNED run
-  // keeps its losses; without a final snapshot, its latest snapshot becomes
-  // the final one. A FAILED one counts against its agent (see
-  // quarantine_after), unless it ran out of device memory: then the run is
+  // Ends the attempt as SUCCEEDED (which needs the losses of the run's last
+  // step), FAILED, CANCELLED or PRUNED (which needs early termination's
+  // verdict), in one transaction (Store::CompleteAttempt): retries count
+  // once. A PRUNED or diverged run keeps its losses; without a final
+  // snapshot, its latest snapshot becomes the final one. A FAILED one counts
+  // against its agent (see quarantine_after), unless it diverged (the run's
+  // fault: it fails for good) or ran out of device memory: then the run is
   // queued again for an agent that has not tried it, and fails for good only
   // when no live agent is left to try.
-  absl::Status Complete(int64_t run_id, int attempt, const RunOutcome& outcome);
-  absl::Status Complete(int64_t run_id, int attempt, RunState state, const std::string& error) {
-    return Complete(run_id, attempt, RunOutcome{state, error, "", false});
+  absl::Status Complete(const std::string& agent, int64_t run_id, int attempt, const RunOutcome& outcome);
+  absl::Status Complete(const std::string& agent, int64_t run_id, int attempt, RunState state,
+                        const std::string& error) {
+    return Complete(agent, run_id, attempt, RunOutcome{state, error, "", false});
   }
   // Cancels, pauses, resumes a sweep (by id or name), or queues its FAILED
   // and LOST runs again. Idempotent: repeating an action changes nothing.
@@ -145,6 +193,11 @@ class Scheduler {
 
   // The agent stops before the run ends: queue it again now (Store::ReleaseRun).
   absl::Status Release(const std::string& agent, int64_t run_id, int attempt, const std::string& reason);
+
+  // Removes a sweep: its rows (Store::DeleteSweep), its artifacts directory
+  // and the image blobs no other sweep uses. FailedPrecondition while runs
+  // are QUEUED or RUNNING, unless `cancel_first`, which cancels them first.
+  absl::StatusOr<DeleteResult> Delete(const std::string& sweep, bool cancel_first);
 
   // Every agent that registered, with its state now, by name.
   absl::StatusOr<std::vector<AgentView>> ListAgents();
@@ -159,14 +212,28 @@ class Scheduler {
   absl::Status ExpireLeases();
 
  private:
-  Store& store_;
+  // What the scheduler reads often from a sweep's text, which never changes
+  // once stored: parsed once per sweep and kept, so leases and reports cost
+  // the same however large the sweep's YAML is or however many are stored.
+  struct SweepFacts;
+
   // Proposes (and stores) the next run of each bayes sweep that may have one.
   absl::Status ProposeRuns();
   absl::StatusOr<bool> ProposeRun(const SweepRecord& sweep);
+  absl::StatusOr<std::shared_ptr<const SweepFacts>> Facts(int64_t sweep_id);
+  void ForgetFacts(int64_t sweep_id);
 
+  Store& store_;
   ArtifactStore& artifacts_;
   const Clock& clock_;
   SchedulerOptions options_;
+
+  absl::Mutex facts_mu_;
+  std::map<int64_t, std::shared_ptr<const SweepFacts>> facts_ ABSL_GUARDED_BY(facts_mu_);
+  // Held shared by whatever writes files of a sweep (submissions, snapshot
+  // uploads) and exclusively by Delete, so that no write lands in what a
+  // deletion is removing, nor a new sweep on a blob being removed.
+  absl::Mutex files_mu_;
 };
 
 }  // namespace stylesweep

@@ -33,6 +33,10 @@ absl::StatusOr<RunState> StateColumn(const Statement& row, int column, const std
 constexpr char kSweepColumns[] =
     "id, name, method, source, yaml, spec_json, max_attempts, created_ms, content_hash, search_seed, draws, "
     "run_cap, max_concurrent, paused";
+// The same columns with the sweep's text (yaml, spec_json) left empty.
+constexpr char kSweepColumnsWithoutText[] =
+    "id, name, method, source, '', '', max_attempts, created_ms, content_hash, search_seed, draws, "
+    "run_cap, max_concurrent, paused";
 
 SweepRecord SweepFromRow(const Statement& row) {
   SweepRecord sweep;
@@ -56,7 +60,7 @@ SweepRecord SweepFromRow(const Statement& row) {
 constexpr char kRunColumns[] =
     "id, sweep_id, idx, params_json, params_hash, state, attempt, agent, created_ms, started_ms, finished_ms, "
     "lease_expires_ms, error, last_step, content_loss, style_loss, tv_loss, total_loss, final_snapshot, point_json, "
-    "prune_requested, log_tail";
+    "prune_requested, log_tail, diverged_step";
 
 absl::StatusOr<RunRecord> RunFromRow(const Statement& row) {
   RunRecord run;
@@ -84,6 +88,7 @@ absl::StatusOr<RunRecord> RunFromRow(const Statement& row) {
   run.point_json = row.ColumnText(19);
   run.prune_requested = row.ColumnInt(20) != 0;
   run.log_tail = row.ColumnText(21);
+  run.diverged_step = row.ColumnInt(22);
   return run;
 }
 
@@ -130,6 +135,18 @@ AgentRecord AgentFromRow(const Statement& row) {
   agent.runs_finished = row.ColumnInt(17);
   agent.quarantine_reason = row.ColumnText(18);
   return agent;
+}
+
+// A snapshot row selected as run_id, attempt, step, path, is_final, sha256.
+SnapshotRecord SnapshotFromRow(const Statement& row) {
+  SnapshotRecord snapshot;
+  snapshot.run_id = row.ColumnInt64(0);
+  snapshot.attempt = row.ColumnInt(1);
+  snapshot.step = row.ColumnInt(2);
+  snapshot.path = row.ColumnText(3);
+  snapshot.final = row.ColumnInt(4) != 0;
+  snapshot.sha256 = row.ColumnText(5);
+  return snapshot;
 }
 
 // Steps `stmt` to the end, turning each row into a T with `from_row` (which
@@ -422,9 +439,11 @@ absl::StatusOr<std::vector<RunMetricAtStep>> SqliteStore::MetricsAtStep(int64_t 
   absl::MutexLock lock(&mu_);
   if (absl::Status s = ReadSweep(sweep_id).status(); !s.ok()) return s;
   absl::StatusOr<Statement> stmt = db_.Prepare(
-      "SELECT r.id, m.step, m.content, m.style, m.tv, m.total, m.step_seconds FROM runs r "
+      "SELECT r.id, m.step, m.content, m.style, m.tv, m.total, m.step_seconds, 0 FROM runs r "
       "JOIN metrics m ON m.run_id = r.id AND m.attempt = r.attempt AND m.step = ?2 "
-      "WHERE r.sweep_id = ?1 ORDER BY r.id",
+      "WHERE r.sweep_id = ?1 UNION ALL "
+      "SELECT r.id, ?2, 0, 0, 0, 0, 0, 1 FROM runs r WHERE r.sweep_id = ?1 AND r.diverged_step BETWEEN 0 AND ?2 "
+      "ORDER BY 1",
       absl::StrCat("read step ", step, " of sweep ", sweep_id));
   if (!stmt.ok()) return stmt.status();
   stmt->Bind(1, sweep_id);
@@ -433,6 +452,7 @@ absl::StatusOr<std::vector<RunMetricAtStep>> SqliteStore::MetricsAtStep(int64_t 
     RunMetricAtStep m;
     m.run_id = row.ColumnInt64(0);
     m.row = ReadMetricRow(row, 1);
+    m.diverged = row.ColumnInt(7) != 0;
     return m;
   });
 }
@@ -476,12 +496,120 @@ absl::StatusOr<SweepRecord> SqliteStore::FindSweep(const std::string& id_or_name
   return std::move(sweeps->front());
 }
 
-absl::StatusOr<std::vector<SweepRecord>> SqliteStore::ListSweeps() {
+absl::StatusOr<std::vector<SweepRecord>> SqliteStore::ListSweeps(bool with_text) {
   absl::MutexLock lock(&mu_);
-  absl::StatusOr<Statement> stmt =
-      db_.Prepare(absl::StrCat("SELECT ", kSweepColumns, " FROM sweeps ORDER BY id"), "list sweeps");
+  absl::StatusOr<Statement> stmt = db_.Prepare(
+      absl::StrCat("SELECT ", with_text ? kSweepColumns : kSweepColumnsWithoutText, " FROM sweeps ORDER BY id"),
+      "list sweeps");
   if (!stmt.ok()) return stmt.status();
   return CollectRows<SweepRecord>(*stmt, SweepFromRow);
+}
+
+absl::StatusOr<std::vector<SweepRecord>> SqliteStore::ListOpenSearchSweeps() {
+  absl::MutexLock lock(&mu_);
+  // The partial index sweeps_open_search holds exactly the candidates.
+  absl::StatusOr<Statement> stmt = db_.Prepare(
+      absl::StrCat("SELECT ", kSweepColumnsWithoutText,
+                   " FROM sweeps WHERE method = 'bayes' AND draws < run_cap AND paused = 0 ORDER BY id"),
+      "list the search sweeps that may propose runs");
+  if (!stmt.ok()) return stmt.status();
+  return CollectRows<SweepRecord>(*stmt, SweepFromRow);
+}
+
+absl::StatusOr<std::vector<SweepTotals>> SqliteStore::TotalSweeps(int64_t sweep_id) {
+  absl::MutexLock lock(&mu_);
+  if (sweep_id > 0) {
+    if (absl::Status s = ReadSweep(sweep_id).status(); !s.ok()) return s;
+  }
+  // One pass over the runs (of one sweep through its (sweep_id, idx) key).
+  absl::StatusOr<Statement> stmt = db_.Prepare(
+      absl::StrCat("SELECT sweep_id, state, count(*), sum(max(last_step, 0)), "
+                   "sum(CASE WHEN state = 'PRUNED' THEN max(0, coalesce(json_extract(params_json, '$.steps'), 0) - "
+                   "max(last_step, 0)) ELSE 0 END) FROM runs ",
+                   sweep_id > 0 ? "WHERE sweep_id = ?1 " : "", "GROUP BY sweep_id, state ORDER BY sweep_id"),
+      "add up the runs of sweeps");
+  if (!stmt.ok()) return stmt.status();
+  if (sweep_id > 0) stmt->Bind(1, sweep_id);
+  std::vector<SweepTotals> totals;
+  while (true) {
+    absl::StatusOr<bool> row = stmt->Step();
+    if (!row.ok()) return row.status();
+    if (!*row) break;
+    const int64_t id = stmt->ColumnInt64(0);
+    absl::StatusOr<RunState> state = StateColumn(*stmt, 1, absl::StrCat("a run of sweep ", id));
+    if (!state.ok()) return state.status();
+    if (totals.empty() || totals.back().sweep_id != id) totals.push_back(SweepTotals{id, {}, 0, 0});
+    SweepTotals& t = totals.back();
+    t.runs_by_state[*state] = stmt->ColumnInt64(2);
+    t.steps_run += stmt->ColumnInt64(3);
+    t.steps_saved += stmt->ColumnInt64(4);
+  }
+  if (sweep_id > 0 && totals.empty()) totals.push_back(SweepTotals{sweep_id, {}, 0, 0});
+  return totals;
+}
+
+absl::StatusOr<DeletedSweep> SqliteStore::DeleteSweep(int64_t sweep_id) {
+  absl::MutexLock lock(&mu_);
+  const std::string purpose = absl::StrCat("delete sweep ", sweep_id);
+  absl::StatusOr<Transaction> txn = BeginWrite(purpose);
+  if (!txn.ok()) return txn.status();
+  absl::StatusOr<SweepRecord> sweep = ReadSweep(sweep_id);
+  if (!sweep.ok()) return sweep.status();
+  absl::StatusOr<int64_t> active = QueryInt(
+      db_, absl::StrCat("SELECT count(*) FROM runs WHERE sweep_id = ", sweep_id, " AND state IN ('QUEUED', 'RUNNING')"),
+      purpose);
+  if (!active.ok()) return active.status();
+  if (*active > 0) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "sweep ", sweep_id, " '", sweep->name, "' still has ", *active,
+        " queued or running runs; cancel it first (stylesweep cancel, or delete --cancel)"));
+  }
+  DeletedSweep deleted;
+  deleted.sweep = *sweep;
+  deleted.sweep.yaml.clear();
+  deleted.sweep.spec_json.clear();
+
+  absl::StatusOr<Statement> paths = db_.Prepare(
+      "SELECT s.path FROM snapshots s JOIN runs r ON r.id = s.run_id WHERE r.sweep_id = ?1 ORDER BY s.path",
+      absl::StrCat(purpose, ": list snapshots"));
+  if (!paths.ok()) return paths.status();
+  paths->Bind(1, sweep_id);
+  absl::StatusOr<std::vector<std::string>> snapshot_paths =
+      CollectRows<std::string>(*paths, [](const Statement& row) { return row.ColumnText(0); });
+  if (!snapshot_paths.ok()) return snapshot_paths.status();
+  deleted.snapshot_paths = *std::move(snapshot_paths);
+
+  // Image blobs are named in each sweep's spec ("images": {blob id: name}).
+  absl::StatusOr<Statement> blobs = db_.Prepare(
+      "SELECT DISTINCT mine.key FROM sweeps s, json_each(s.spec_json, '$.images') mine WHERE s.id = ?1 AND "
+      "json_valid(s.spec_json) AND NOT EXISTS (SELECT 1 FROM sweeps o, json_each(o.spec_json, '$.images') theirs "
+      "WHERE o.id <> ?1 AND json_valid(o.spec_json) AND theirs.key = mine.key) ORDER BY mine.key",
+      absl::StrCat(purpose, ": find unshared images"));
+  if (!blobs.ok()) return blobs.status();
+  blobs->Bind(1, sweep_id);
+  absl::StatusOr<std::vector<std::string>> unshared =
+      CollectRows<std::string>(*blobs, [](const Statement& row) { return row.ColumnText(0); });
+  if (!unshared.ok()) return unshared.status();
+  deleted.unshared_blobs = *std::move(unshared);
+
+  static constexpr const char* kDeletes[] = {
+      "DELETE FROM metrics WHERE run_id IN (SELECT id FROM runs WHERE sweep_id = ?1)",
+      "DELETE FROM snapshots WHERE run_id IN (SELECT id FROM runs WHERE sweep_id = ?1)",
+      "DELETE FROM run_avoids_agent WHERE run_id IN (SELECT id FROM runs WHERE sweep_id = ?1)",
+      "DELETE FROM attempts WHERE run_id IN (SELECT id FROM runs WHERE sweep_id = ?1)",
+      "DELETE FROM runs WHERE sweep_id = ?1",
+      "DELETE FROM sweeps WHERE id = ?1",
+  };
+  for (size_t i = 0; i < std::size(kDeletes); ++i) {
+    absl::StatusOr<Statement> del = db_.Prepare(kDeletes[i], purpose);
+    if (!del.ok()) return del.status();
+    del->Bind(1, sweep_id);
+    if (absl::Status s = del->Run(); !s.ok()) return s;
+    if (i == 0) deleted.metric_rows = db_.Changes();
+    if (i == 4) deleted.runs = db_.Changes();
+  }
+  if (absl::Status s = txn->Commit(); !s.ok()) return s;
+  return deleted;
 }
 
 absl::StatusOr<RunRecord> SqliteStore::GetRun(int64_t run_id) {
@@ -497,6 +625,25 @@ absl::StatusOr<std::vector<RunRecord>> SqliteStore::ListRuns(int64_t sweep_id) {
                   absl::StrCat("list runs of sweep ", sweep_id));
   if (!stmt.ok()) return stmt.status();
   stmt->Bind(1, sweep_id);
+  return CollectRows<RunRecord>(*stmt, RunFromRow);
+}
+
+absl::StatusOr<std::vector<RunRecord>> SqliteStore::ListRunsPage(int64_t sweep_id, const RunPageRequest& page) {
+  absl::MutexLock lock(&mu_);
+  if (absl::Status s = ReadSweep(sweep_id).status(); !s.ok()) return s;
+  std::string states;
+  for (RunState state : page.states) {
+    absl::StrAppend(&states, states.empty() ? "" : ", ", "'", StateName(state), "'");
+  }
+  // A seek on the (sweep_id, idx) key: the cost is the page's, wherever it is.
+  absl::StatusOr<Statement> stmt = db_.Prepare(
+      absl::StrCat("SELECT ", kRunColumns, " FROM runs WHERE sweep_id = ?1 AND idx > ?2",
+                   states.empty() ? "" : absl::StrCat(" AND state IN (", states, ")"), " ORDER BY idx LIMIT ?3"),
+      absl::StrCat("list a page of the runs of sweep ", sweep_id));
+  if (!stmt.ok()) return stmt.status();
+  stmt->Bind(1, sweep_id);
+  stmt->Bind(2, page.after_index);
+  stmt->Bind(3, std::max(page.limit, 0));
   return CollectRows<RunRecord>(*stmt, RunFromRow);
 }
 
@@ -560,19 +707,11 @@ absl::StatusOr<std::vector<SnapshotRecord>> SqliteStore::ListSnapshots(int64_t r
   absl::MutexLock lock(&mu_);
   if (absl::Status s = ReadRun(run_id).status(); !s.ok()) return s;
   absl::StatusOr<Statement> stmt = db_.Prepare(
-      "SELECT run_id, attempt, step, path, is_final FROM snapshots WHERE run_id = ?1 ORDER BY attempt, step",
+      "SELECT run_id, attempt, step, path, is_final, sha256 FROM snapshots WHERE run_id = ?1 ORDER BY attempt, step",
       absl::StrCat("list snapshots of run ", run_id));
   if (!stmt.ok()) return stmt.status();
   stmt->Bind(1, run_id);
-  return CollectRows<SnapshotRecord>(*stmt, [](const Statement& row) {
-    SnapshotRecord snapshot;
-    snapshot.run_id = row.ColumnInt64(0);
-    snapshot.attempt = row.ColumnInt(1);
-    snapshot.step = row.ColumnInt(2);
-    snapshot.path = row.ColumnText(3);
-    snapshot.final = row.ColumnInt(4) != 0;
-    return snapshot;
-  });
+  return CollectRows<SnapshotRecord>(*stmt, SnapshotFromRow);
 }
 
 absl::StatusOr<std::optional<Lease>> SqliteStore::ClaimNextRun(const std::string& agent, int64_t now_ms,
@@ -582,25 +721,49 @@ absl::StatusOr<std::optional<Lease>> SqliteStore::ClaimNextRun(const std::string
   absl::StatusOr<Transaction> txn = BeginWrite(purpose);
   if (!txn.ok()) return txn.status();
 
-  // The first entry of the runs_by_state index.
-  absl::StatusOr<Statement> oldest = db_.Prepare(
-      "SELECT r.id FROM runs r JOIN sweeps s ON s.id = r.sweep_id WHERE r.state = 'QUEUED' AND s.paused = 0 AND "
-      "(s.max_concurrent = 0 OR (SELECT count(*) FROM runs b WHERE b.sweep_id = r.sweep_id AND "
-      "b.state = 'RUNNING') < s.max_concurrent) AND NOT EXISTS (SELECT 1 FROM run_avoids_agent v WHERE "
-      "v.run_id = r.id AND v.agent = ?1) ORDER BY r.sweep_id, r.idx LIMIT 1",
+  // Walks the sweeps that have queued runs, oldest first, one seek in the
+  // runs_by_state index each, so a paused sweep's many queued runs (or a
+  // long history) cost nothing: only sweeps with work waiting are visited.
+  absl::StatusOr<Statement> next_sweep = db_.Prepare(
+      "SELECT min(sweep_id) FROM runs WHERE state = 'QUEUED' AND sweep_id > ?1", absl::StrCat(purpose, ": next sweep"));
+  if (!next_sweep.ok()) return next_sweep.status();
+  absl::StatusOr<Statement> eligible = db_.Prepare(
+      "SELECT s.paused = 0 AND (s.max_concurrent = 0 OR (SELECT count(*) FROM runs b WHERE b.sweep_id = s.id AND "
+      "b.state = 'RUNNING') < s.max_concurrent) FROM sweeps s WHERE s.id = ?1",
+      absl::StrCat(purpose, ": check sweep"));
+  if (!eligible.ok()) return eligible.status();
+  absl::StatusOr<Statement> first_run = db_.Prepare(
+      "SELECT r.id FROM runs r WHERE r.state = 'QUEUED' AND r.sweep_id = ?1 AND NOT EXISTS (SELECT 1 FROM "
+      "run_avoids_agent v WHERE v.run_id = r.id AND v.agent = ?2) ORDER BY r.idx LIMIT 1",
       absl::StrCat(purpose, ": find"));
-  if (!oldest.ok()) return oldest.status();
-  oldest->Bind(1, agent);
-  absl::StatusOr<std::vector<int64_t>> ids =
-      CollectRows<int64_t>(*oldest, [](const Statement& row) { return row.ColumnInt64(0); });
-  if (!ids.ok()) return ids.status();
-  if (ids->empty()) return std::optional<Lease>();
-  const int64_t run_id = ids->front();
+  if (!first_run.ok()) return first_run.status();
+  int64_t run_id = 0;
+  for (int64_t after = 0; run_id == 0;) {
+    next_sweep->Reset();
+    next_sweep->Bind(1, after);
+    absl::StatusOr<bool> row = next_sweep->Step();
+    if (!row.ok()) return row.status();
+    if (!*row || next_sweep->ColumnText(0).empty()) return std::optional<Lease>();  // min() of nothing: NULL
+    const int64_t sweep_id = next_sweep->ColumnInt64(0);
+    after = sweep_id;
+    eligible->Reset();
+    eligible->Bind(1, sweep_id);
+    absl::StatusOr<bool> found = eligible->Step();
+    if (!found.ok()) return found.status();
+    if (!*found || eligible->ColumnInt(0) == 0) continue;
+    first_run->Reset();
+    first_run->Bind(1, sweep_id);
+    first_run->Bind(2, agent);
+    absl::StatusOr<bool> run = first_run->Step();
+    if (!run.ok()) return run.status();
+    if (*run) run_id = first_run->ColumnInt64(0);
+  }
 
   absl::StatusOr<Statement> lease = db_.Prepare(
       "UPDATE runs SET state = 'RUNNING', attempt = attempt + 1, agent = ?2, started_ms = ?3, "
       "lease_expires_ms = ?4, finished_ms = 0, error = '', last_step = -1, content_loss = 0, style_loss = 0, "
-      "tv_loss = 0, total_loss = 0, final_snapshot = '', prune_requested = 0, log_tail = '' WHERE id = ?1",
+      "tv_loss = 0, total_loss = 0, final_snapshot = '', prune_requested = 0, log_tail = '', diverged_step = -1 "
+      "WHERE id = ?1",
       absl::StrCat(purpose, ": lease run ", run_id));
   if (!lease.ok()) return lease.status();
   lease->Bind(1, run_id);
@@ -622,6 +785,20 @@ absl::StatusOr<std::optional<Lease>> SqliteStore::ClaimNextRun(const std::string
   if (absl::Status s = txn->Commit(); !s.ok()) return s;
   const int attempt = run->attempt;
   return std::optional<Lease>(Lease{*std::move(run), attempt});
+}
+
+absl::Status SqliteStore::CheckAttemptOwner(int64_t run_id, int attempt, const std::string& agent) {
+  absl::MutexLock lock(&mu_);
+  absl::StatusOr<Statement> stmt = db_.Prepare("SELECT agent FROM attempts WHERE run_id = ?1 AND attempt = ?2",
+                                               absl::StrCat("check who holds run ", run_id, " attempt ", attempt));
+  if (!stmt.ok()) return stmt.status();
+  stmt->Bind(1, run_id);
+  stmt->Bind(2, attempt);
+  absl::StatusOr<bool> row = stmt->Step();
+  if (!row.ok()) return row.status();
+  if (*row && stmt->ColumnText(0) == agent) return absl::OkStatus();
+  return absl::PermissionDeniedError(absl::StrCat("agent '", agent, "' does not hold run ", run_id, " attempt ",
+                                                  attempt, ": only the agent it was leased to may report on it"));
 }
 
 absl::Status SqliteStore::RenewLease(int64_t run_id, int attempt, int64_t lease_expires_ms) {
@@ -705,33 +882,83 @@ absl::Status SqliteStore::AppendMetrics(int64_t run_id, int attempt, const std::
   return txn->Commit();
 }
 
-absl::Status SqliteStore::AddSnapshot(const SnapshotRecord& snapshot) {
+absl::StatusOr<std::optional<SnapshotRecord>> SqliteStore::ReadSnapshot(int64_t run_id, int attempt, int step) {
+  absl::StatusOr<Statement> stmt = db_.Prepare(
+      "SELECT run_id, attempt, step, path, is_final, sha256 FROM snapshots WHERE run_id = ?1 AND attempt = ?2 AND "
+      "step = ?3",
+      absl::StrCat("read the snapshot of run ", run_id, " attempt ", attempt, " step ", step));
+  if (!stmt.ok()) return stmt.status();
+  stmt->Bind(1, run_id);
+  stmt->Bind(2, attempt);
+  stmt->Bind(3, step);
+  absl::StatusOr<std::vector<SnapshotRecord>> found = CollectRows<SnapshotRecord>(*stmt, SnapshotFromRow);
+  if (!found.ok()) return found.status();
+  if (found->empty()) return std::optional<SnapshotRecord>();
+  return std::optional<SnapshotRecord>(std::move(found->front()));
+}
+
+absl::StatusOr<std::optional<SnapshotRecord>> SqliteStore::FindSnapshot(int64_t run_id, int attempt, int step) {
+  absl::MutexLock lock(&mu_);
+  return ReadSnapshot(run_id, attempt, step);
+}
+
+absl::Status SqliteStore::AddSnapshot(const SnapshotRecord& snapshot,
+                                      const std::function<absl::Status()>& before_commit) {
   absl::MutexLock lock(&mu_);
   const std::string purpose =
       absl::StrCat("add snapshot of run ", snapshot.run_id, " attempt ", snapshot.attempt, " step ", snapshot.step);
   absl::StatusOr<Transaction> txn = BeginWrite(purpose);
   if (!txn.ok()) return txn.status();
-  if (absl::Status s = CheckHeld(snapshot.run_id, snapshot.attempt); !s.ok()) return s;
-
-  absl::StatusOr<Statement> insert = db_.Prepare(
-      "INSERT INTO snapshots (run_id, attempt, step, path, is_final) VALUES (?1, ?2, ?3, ?4, ?5) "
-      "ON CONFLICT (run_id, attempt, step) DO NOTHING",
+  absl::StatusOr<RunRecord> run = ReadRun(snapshot.run_id);
+  if (!run.ok()) return run.status();
+  if (run->attempt != snapshot.attempt || run->state != RunState::kRunning) {
+    return NotHeldError(snapshot.run_id, snapshot.attempt, *run);
+  }
+  absl::StatusOr<std::optional<SnapshotRecord>> existing =
+      ReadSnapshot(snapshot.run_id, snapshot.attempt, snapshot.step);
+  if (!existing.ok()) return existing.status();
+  SnapshotRecord record = snapshot;
+  if (existing->has_value()) {
+    const SnapshotRecord& stored = **existing;
+    if (stored.sha256 != snapshot.sha256) {
+      return absl::AlreadyExistsError(absl::StrCat(
+          "run ", snapshot.run_id, " attempt ", snapshot.attempt, " already has a different snapshot at step ",
+          snapshot.step, " (", stored.path, "); a stored snapshot is never replaced"));
+    }
+    if (!snapshot.final || stored.final) return txn->Commit();  // a retried upload
+    record = stored;  // the same image, now also the final one
+    record.final = true;
+  }
+  if (record.final && !run->final_snapshot.empty() && run->final_snapshot != record.path) {
+    return absl::AlreadyExistsError(absl::StrCat("run ", snapshot.run_id, " attempt ", snapshot.attempt,
+                                                 " already has its final snapshot (", run->final_snapshot, ")"));
+  }
+  absl::StatusOr<Statement> write = db_.Prepare(
+      existing->has_value()
+          ? "UPDATE snapshots SET is_final = 1 WHERE run_id = ?1 AND attempt = ?2 AND step = ?3"
+          : "INSERT INTO snapshots (run_id, attempt, step, path, is_final, sha256) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
       purpose);
-  if (!insert.ok()) return insert.status();
-  insert->Bind(1, snapshot.run_id);
-  insert->Bind(2, snapshot.attempt);
-  insert->Bind(3, snapshot.step);
-  insert->Bind(4, snapshot.path);
-  insert->Bind(5, snapshot.final ? 1 : 0);
-  if (absl::Status s = insert->Run(); !s.ok()) return s;
+  if (!write.ok()) return write.status();
+  write->Bind(1, record.run_id);
+  write->Bind(2, record.attempt);
+  write->Bind(3, record.step);
+  if (!existing->has_value()) {
+    write->Bind(4, record.path);
+    write->Bind(5, record.final ? 1 : 0);
+    write->Bind(6, record.sha256);
+  }
+  if (absl::Status s = write->Run(); !s.ok()) return s;
 
-  if (snapshot.final) {
+  if (record.final) {
     absl::StatusOr<Statement> mark =
         db_.Prepare("UPDATE runs SET final_snapshot = ?2 WHERE id = ?1", absl::StrCat(purpose, ": set final snapshot"));
     if (!mark.ok()) return mark.status();
-    mark->Bind(1, snapshot.run_id);
-    mark->Bind(2, snapshot.path);
+    mark->Bind(1, record.run_id);
+    mark->Bind(2, record.path);
     if (absl::Status s = mark->Run(); !s.ok()) return s;
+  }
+  if (!existing->has_value() && before_commit) {
+    if (absl::Status s = before_commit(); !s.ok()) return s;  // rolls the record back
   }
   return txn->Commit();
 }
@@ -755,16 +982,114 @@ absl::Status SqliteStore::FinishRun(int64_t run_id, int attempt, RunState state,
                                                       StateName(run->state), ", not ", StateName(state)));
   }
   if (run->attempt != attempt || run->state != RunState::kRunning) return NotHeldError(run_id, attempt, *run);
+  if (absl::Status s = EndRun(*run, state, error, log_tail, -1, now_ms, purpose); !s.ok()) return s;
+  return txn->Commit();
+}
 
+absl::StatusOr<CompletedAttempt> SqliteStore::CompleteAttempt(int64_t run_id, int attempt,
+                                                              const AttemptOutcome& outcome, int64_t now_ms) {
+  const RunState state = outcome.state;
+  if (!IsTerminal(state) || state == RunState::kLost) {
+    return absl::InvalidArgumentError(absl::StrCat("an agent may end a run as SUCCEEDED, FAILED, CANCELLED or "
+                                                   "PRUNED, not ", StateName(state)));
+  }
+  if (outcome.diverged_step >= 0 && state != RunState::kFailed) {
+    return absl::InvalidArgumentError(absl::StrCat("run ", run_id, ": a diverged run ends FAILED, not ",
+                                                   StateName(state)));
+  }
+  absl::MutexLock lock(&mu_);
+  const std::string purpose =
+      absl::StrCat("complete run ", run_id, " attempt ", attempt, " as ", StateName(state), " for '", outcome.agent, "'");
+  absl::StatusOr<Transaction> txn = BeginWrite(purpose);
+  if (!txn.ok()) return txn.status();
+
+  absl::StatusOr<Statement> owner =
+      db_.Prepare("SELECT agent FROM attempts WHERE run_id = ?1 AND attempt = ?2", absl::StrCat(purpose, ": holder"));
+  if (!owner.ok()) return owner.status();
+  owner->Bind(1, run_id);
+  owner->Bind(2, attempt);
+  absl::StatusOr<bool> has_owner = owner->Step();
+  if (!has_owner.ok()) return has_owner.status();
+  if (!*has_owner || owner->ColumnText(0) != outcome.agent) {
+    return absl::PermissionDeniedError(absl::StrCat("agent '", outcome.agent, "' does not hold run ", run_id,
+                                                    " attempt ", attempt, ": only the agent it was leased to may "
+                                                    "end it"));
+  }
+  absl::StatusOr<RunRecord> run = ReadRun(run_id);
+  if (!run.ok()) return run.status();
+  if (run->attempt == attempt && run->state == state && run->diverged_step == outcome.diverged_step) {
+    return CompletedAttempt{};  // a retried report: it counted the first time
+  }
+  if (run->attempt == attempt && IsTerminal(run->state)) {
+    return absl::FailedPreconditionError(absl::StrCat("run ", run_id, " attempt ", attempt, " already ended ",
+                                                      StateName(run->state), run->diverged() ? " (diverged)" : "",
+                                                      "; this report says ", StateName(state)));
+  }
+  if (run->attempt != attempt || run->state != RunState::kRunning) return NotHeldError(run_id, attempt, *run);
+  if (state == RunState::kSucceeded && run->last_step < outcome.last_step) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "run ", run_id, " attempt ", attempt, " cannot be SUCCEEDED: its losses reach step ", run->last_step,
+        " of ", outcome.last_step, " (report the last step's losses first)"));
+  }
+  if (state == RunState::kPruned && !run->prune_requested) {
+    return absl::FailedPreconditionError(absl::StrCat("run ", run_id, " attempt ", attempt,
+                                                      " cannot be PRUNED: early termination did not ask it to stop"));
+  }
+  if ((state == RunState::kPruned || outcome.diverged_step >= 0) && run->final_snapshot.empty()) {
+    // The agent sends its latest (finite) image as final; when it had none
+    // to send, the latest stored one stands in.
+    absl::StatusOr<Statement> latest = db_.Prepare(
+        "UPDATE snapshots SET is_final = 1 WHERE run_id = ?1 AND attempt = ?2 AND step = (SELECT max(step) FROM "
+        "snapshots WHERE run_id = ?1 AND attempt = ?2) RETURNING path",
+        absl::StrCat(purpose, ": final snapshot"));
+    if (!latest.ok()) return latest.status();
+    latest->Bind(1, run_id);
+    latest->Bind(2, attempt);
+    absl::StatusOr<std::vector<std::string>> path =
+        CollectRows<std::string>(*latest, [](const Statement& row) { return row.ColumnText(0); });
+    if (!path.ok()) return path.status();
+    if (!path->empty()) {
+      absl::StatusOr<Statement> mark = db_.Prepare("UPDATE runs SET final_snapshot = ?2 WHERE id = ?1", purpose);
+      if (!mark.ok()) return mark.status();
+      mark->Bind(1, run_id);
+      mark->Bind(2, path->front());
+      if (absl::Status s = mark->Run(); !s.ok()) return s;
+    }
+  }
+  if (absl::Status s = EndRun(*run, state, outcome.error, outcome.log_tail, outcome.diverged_step, now_ms, purpose);
+      !s.ok()) {
+    return s;
+  }
+  CompletedAttempt completed;
+  completed.applied = true;
+  if (outcome.counts_for_agent) {
+    absl::StatusOr<AgentRecord> agent =
+        CountOutcome(outcome.agent, state == RunState::kFailed, outcome.error, outcome.quarantine_after, purpose);
+    if (!agent.ok()) return agent.status();
+    completed.agent = *std::move(agent);
+  } else {
+    absl::StatusOr<AgentRecord> agent = ReadAgent(outcome.agent);
+    if (!agent.ok()) return agent.status();
+    completed.agent = *std::move(agent);
+  }
+  if (absl::Status s = txn->Commit(); !s.ok()) return s;
+  return completed;
+}
+
+absl::Status SqliteStore::EndRun(const RunRecord& run, RunState state, const std::string& error,
+                                 const std::string& log_tail, int diverged_step, int64_t now_ms,
+                                 const std::string& purpose) {
   absl::StatusOr<Statement> finish_run = db_.Prepare(
-      "UPDATE runs SET state = ?2, finished_ms = ?3, error = ?4, lease_expires_ms = 0, log_tail = ?5 WHERE id = ?1",
+      "UPDATE runs SET state = ?2, finished_ms = ?3, error = ?4, lease_expires_ms = 0, log_tail = ?5, "
+      "diverged_step = ?6 WHERE id = ?1",
       purpose);
   if (!finish_run.ok()) return finish_run.status();
-  finish_run->Bind(1, run_id);
+  finish_run->Bind(1, run.id);
   finish_run->Bind(2, RunStateName(state));
   finish_run->Bind(3, now_ms);
   finish_run->Bind(4, error);
   finish_run->Bind(5, log_tail);
+  finish_run->Bind(6, diverged_step);
   if (absl::Status s = finish_run->Run(); !s.ok()) return s;
 
   absl::StatusOr<Statement> finish_attempt =
@@ -772,14 +1097,13 @@ absl::Status SqliteStore::FinishRun(int64_t run_id, int attempt, RunState state,
                   "WHERE run_id = ?1 AND attempt = ?2",
                   absl::StrCat(purpose, ": end attempt"));
   if (!finish_attempt.ok()) return finish_attempt.status();
-  finish_attempt->Bind(1, run_id);
-  finish_attempt->Bind(2, attempt);
+  finish_attempt->Bind(1, run.id);
+  finish_attempt->Bind(2, run.attempt);
   finish_attempt->Bind(3, RunStateName(state));
   finish_attempt->Bind(4, now_ms);
   finish_attempt->Bind(5, error);
   finish_attempt->Bind(6, log_tail);
-  if (absl::Status s = finish_attempt->Run(); !s.ok()) return s;
-  return txn->Commit();
+  return finish_attempt->Run();
 }
 
 absl::Status SqliteStore::ReleaseRun(int64_t run_id, int attempt, const std::string& reason, int64_t now_ms) {
@@ -1064,6 +1388,14 @@ absl::StatusOr<AgentRecord> SqliteStore::RecordAgentOutcome(const std::string& n
   const std::string purpose = absl::StrCat("count a run ended by agent '", name, "'");
   absl::StatusOr<Transaction> txn = BeginWrite(purpose);
   if (!txn.ok()) return txn.status();
+  absl::StatusOr<AgentRecord> agent = CountOutcome(name, failed, error, quarantine_after, purpose);
+  if (!agent.ok()) return agent.status();
+  if (absl::Status s = txn->Commit(); !s.ok()) return s;
+  return agent;
+}
+
+absl::StatusOr<AgentRecord> SqliteStore::CountOutcome(const std::string& name, bool failed, const std::string& error,
+                                                      int quarantine_after, const std::string& purpose) {
   absl::StatusOr<AgentRecord> agent = ReadAgent(name);
   if (!agent.ok()) return agent.status();
   agent->runs_finished += 1;
@@ -1080,7 +1412,7 @@ absl::StatusOr<AgentRecord> SqliteStore::RecordAgentOutcome(const std::string& n
   absl::StatusOr<Statement> update = db_.Prepare(
       "UPDATE agents SET runs_finished = ?2, failures = ?3, consecutive_failures = ?4, quarantine_reason = ?5 "
       "WHERE name = ?1",
-      purpose);
+      absl::StrCat(purpose, ": count the outcome"));
   if (!update.ok()) return update.status();
   update->Bind(1, name);
   update->Bind(2, static_cast<int64_t>(agent->runs_finished));
@@ -1088,7 +1420,6 @@ absl::StatusOr<AgentRecord> SqliteStore::RecordAgentOutcome(const std::string& n
   update->Bind(4, static_cast<int64_t>(agent->consecutive_failures));
   update->Bind(5, agent->quarantine_reason);
   if (absl::Status s = update->Run(); !s.ok()) return s;
-  if (absl::Status s = txn->Commit(); !s.ok()) return s;
   return agent;
 }
 

@@ -46,9 +46,13 @@ class SqliteStore final : public Store {
   absl::StatusOr<std::optional<SweepRecord>> FindSweepByContentHash(const std::string& content_hash) override;
   absl::StatusOr<SweepRecord> GetSweep(int64_t sweep_id) override;
   absl::StatusOr<SweepRecord> FindSweep(const std::string& id_or_name) override;
-  absl::StatusOr<std::vector<SweepRecord>> ListSweeps() override;
+  absl::StatusOr<std::vector<SweepRecord>> ListSweeps(bool with_text = true) override;
+  absl::StatusOr<std::vector<SweepRecord>> ListOpenSearchSweeps() override;
+  absl::StatusOr<std::vector<SweepTotals>> TotalSweeps(int64_t sweep_id) override;
+  absl::StatusOr<DeletedSweep> DeleteSweep(int64_t sweep_id) override;
   absl::StatusOr<RunRecord> GetRun(int64_t run_id) override;
   absl::StatusOr<std::vector<RunRecord>> ListRuns(int64_t sweep_id) override;
+  absl::StatusOr<std::vector<RunRecord>> ListRunsPage(int64_t sweep_id, const RunPageRequest& page) override;
   absl::StatusOr<std::vector<RunCount>> CountRuns() override;
   absl::StatusOr<std::vector<AttemptRecord>> ListAttempts(int64_t run_id) override;
   absl::StatusOr<std::vector<MetricRow>> GetMetrics(int64_t run_id, int attempt) override;
@@ -57,6 +61,7 @@ class SqliteStore final : public Store {
   absl::Status RequestPrune(int64_t run_id, int attempt) override;
   absl::StatusOr<std::optional<Lease>> ClaimNextRun(const std::string& agent, int64_t now_ms,
                                                     int64_t lease_expires_ms) override;
+  absl::Status CheckAttemptOwner(int64_t run_id, int attempt, const std::string& agent) override;
   absl::Status RenewLease(int64_t run_id, int attempt, int64_t lease_expires_ms) override;
   absl::StatusOr<int> ExtendRunningLeases(int64_t lease_expires_ms) override;
   absl::Status ReleaseRun(int64_t run_id, int attempt, const std::string& reason, int64_t now_ms) override;
@@ -64,7 +69,11 @@ class SqliteStore final : public Store {
   absl::StatusOr<int> CancelSweep(int64_t sweep_id, const std::string& reason, int64_t now_ms) override;
   absl::StatusOr<int> RequeueRuns(int64_t sweep_id, const std::vector<RunState>& states) override;
   absl::Status AppendMetrics(int64_t run_id, int attempt, const std::vector<MetricRow>& rows) override;
-  absl::Status AddSnapshot(const SnapshotRecord& snapshot) override;
+  absl::Status AddSnapshot(const SnapshotRecord& snapshot,
+                           const std::function<absl::Status()>& before_commit = nullptr) override;
+  absl::StatusOr<std::optional<SnapshotRecord>> FindSnapshot(int64_t run_id, int attempt, int step) override;
+  absl::StatusOr<CompletedAttempt> CompleteAttempt(int64_t run_id, int attempt, const AttemptOutcome& outcome,
+                                                   int64_t now_ms) override;
   absl::Status FinishRun(int64_t run_id, int attempt, RunState state, const std::string& error,
                          int64_t now_ms, const std::string& log_tail = "") override;
   absl::Status RetryElsewhere(int64_t run_id, int attempt, const std::string& error, const std::string& log_tail,
@@ -89,6 +98,16 @@ class SqliteStore final : public Store {
   absl::StatusOr<SweepRecord> ReadSweep(int64_t sweep_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<RunRecord> ReadRun(int64_t run_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<AgentRecord> ReadAgent(const std::string& name) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<std::optional<SnapshotRecord>> ReadSnapshot(int64_t run_id, int attempt, int step)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The run's current attempt ends as `state`, the run with it (FinishRun and
+  // CompleteAttempt, inside their transaction).
+  absl::Status EndRun(const RunRecord& run, RunState state, const std::string& error, const std::string& log_tail,
+                      int diverged_step, int64_t now_ms, const std::string& purpose) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Adds a run its agent ended to the agent's counters (RecordAgentOutcome).
+  absl::StatusOr<AgentRecord> CountOutcome(const std::string& name, bool failed, const std::string& error,
+                                           int quarantine_after, const std::string& purpose)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // ReleaseRun (`ended` CANCELLED) and RetryElsewhere (FAILED; the agent is
   // avoided from then on): ends the run's RUNNING attempt as `ended` and
   // queues the run again, in one transaction; a repeated call is a no-op.

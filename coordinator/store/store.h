@@ -14,6 +14,8 @@
 // harmless.
 
 #include <cstdint>
+#include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -86,6 +88,10 @@ struct RunRecord {
   std::string point_json;      // see NewRun
   std::string log_tail;        // FAILED: the last lines of the agent's log
   bool prune_requested = false;  // early termination asked the current attempt to stop
+  // FAILED because a loss became NaN or infinite at this step (the run's own
+  // fault: it is the worst of its sweep); -1: it did not diverge.
+  int diverged_step = -1;
+  bool diverged() const { return diverged_step >= 0; }
 };
 
 
@@ -110,6 +116,9 @@ struct MetricRow {
 struct RunMetricAtStep {
   int64_t run_id = 0;
   MetricRow row;
+  // The run diverged before reaching the step: it has no row there and
+  // counts as worse than any run that has.
+  bool diverged = false;
 };
 
 struct SnapshotRecord {
@@ -118,6 +127,7 @@ struct SnapshotRecord {
   int step = 0;
   std::string path;  // relative to the artifacts directory
   bool final = false;
+  std::string sha256;  // hex digest of the PNG's bytes; empty for records older than the digest
 };
 
 struct AgentRecord {
@@ -174,6 +184,53 @@ struct Lease {
   int attempt = 0;
 };
 
+// How an agent says its attempt ended (Store::CompleteAttempt).
+struct AttemptOutcome {
+  std::string agent;  // the caller: it must hold (run, attempt)
+  RunState state = RunState::kSucceeded;  // SUCCEEDED, FAILED, CANCELLED or PRUNED
+  std::string error;
+  std::string log_tail;  // FAILED: the agent's last log lines
+  // FAILED because a loss was not finite at this step; -1: not diverged.
+  int diverged_step = -1;
+  // SUCCEEDED needs the current attempt's losses at this step (the run's
+  // planned steps).
+  int last_step = 0;
+  // Whether the outcome says something about the agent's health, so that
+  // its counters change (not for cancellations, running out of device
+  // memory, or divergence, which is the run's fault).
+  bool counts_for_agent = true;
+  int quarantine_after = 0;  // see RecordAgentOutcome
+};
+
+struct CompletedAttempt {
+  bool applied = false;  // false: a repeat of a call already applied (nothing changed)
+  AgentRecord agent;     // the holder, after its counters changed
+};
+
+// A page of a sweep's runs in expansion order (Store::ListRunsPage).
+struct RunPageRequest {
+  int after_index = -1;  // runs with a greater index
+  int limit = 1000;
+  std::vector<RunState> states;  // empty: every state
+};
+
+// What a sweep's runs add up to, from one aggregate query.
+struct SweepTotals {
+  int64_t sweep_id = 0;
+  std::map<RunState, int64_t> runs_by_state;
+  int64_t steps_run = 0;    // steps the runs' current attempts ran
+  int64_t steps_saved = 0;  // planned steps PRUNED runs did not run
+};
+
+// What DeleteSweep removed from the database.
+struct DeletedSweep {
+  SweepRecord sweep;  // as it was (without yaml and spec_json)
+  int runs = 0;
+  int64_t metric_rows = 0;
+  std::vector<std::string> snapshot_paths;  // relative to the artifacts directory
+  std::vector<std::string> unshared_blobs;  // image blob ids no other sweep names
+};
+
 class Store {
  public:
   virtual ~Store() = default;
@@ -198,11 +255,24 @@ class Store {
   // By decimal id, or else by name (the most recent sweep of that name).
   // NotFound names what was looked for.
   virtual absl::StatusOr<SweepRecord> FindSweep(const std::string& id_or_name) = 0;
-  virtual absl::StatusOr<std::vector<SweepRecord>> ListSweeps() = 0;
+  // Every sweep by id. Without `with_text` the records leave out yaml and
+  // spec_json (listings stay small however large the sweeps are).
+  virtual absl::StatusOr<std::vector<SweepRecord>> ListSweeps(bool with_text = true) = 0;
+  // Bayes sweeps that may still propose runs (not paused, draws below
+  // run_cap), without their text: their number, not history's, is the cost.
+  virtual absl::StatusOr<std::vector<SweepRecord>> ListOpenSearchSweeps() = 0;
+  // The totals of one sweep (`sweep_id` > 0) or of every sweep (0), by id.
+  virtual absl::StatusOr<std::vector<SweepTotals>> TotalSweeps(int64_t sweep_id) = 0;
+  // Removes a sweep with its runs, attempts, losses and snapshot records in
+  // one transaction. FailedPrecondition while any run is QUEUED or RUNNING.
+  // Files are the caller's to remove (see DeletedSweep).
+  virtual absl::StatusOr<DeletedSweep> DeleteSweep(int64_t sweep_id) = 0;
 
   virtual absl::StatusOr<RunRecord> GetRun(int64_t run_id) = 0;
   // Runs of a sweep in expansion order.
   virtual absl::StatusOr<std::vector<RunRecord>> ListRuns(int64_t sweep_id) = 0;
+  // One page of them (see RunPageRequest); cost bounded by the page.
+  virtual absl::StatusOr<std::vector<RunRecord>> ListRunsPage(int64_t sweep_id, const RunPageRequest& page) = 0;
   // The runs of every sweep counted by state, by sweep id then state; a
   // state without runs is left out. For dashboards and metrics: one
   // aggregate query, cheap however many runs there are.
@@ -213,7 +283,8 @@ class Store {
   virtual absl::StatusOr<std::vector<SnapshotRecord>> ListSnapshots(int64_t run_id) = 0;
 
   // The losses at `step` of every run of the sweep whose current attempt
-  // reported that step, by run id.
+  // reported that step, and the runs that diverged at or before it
+  // (`diverged`, no losses), by run id.
   virtual absl::StatusOr<std::vector<RunMetricAtStep>> MetricsAtStep(int64_t sweep_id, int step) = 0;
 
   // Atomically moves the oldest QUEUED run (lowest sweep id, then index) to
@@ -223,6 +294,11 @@ class Store {
   // max_concurrent RUNNING runs are skipped. nullopt when nothing is queued.
   virtual absl::StatusOr<std::optional<Lease>> ClaimNextRun(const std::string& agent, int64_t now_ms,
                                                             int64_t lease_expires_ms) = 0;
+
+  // OK when attempt `attempt` of the run was leased to `agent`, whatever it
+  // is now; PermissionDenied when it was another agent's or never existed.
+  // Who holds an attempt never changes, so the answer holds after the call.
+  virtual absl::Status CheckAttemptOwner(int64_t run_id, int attempt, const std::string& agent) = 0;
 
   // Extends the lease. FailedPrecondition if (run, attempt) is no longer the
   // run's current RUNNING attempt: the caller must stop that run.
@@ -244,14 +320,37 @@ class Store {
 
   // Records a snapshot file (idempotent on run, attempt, step). A final one
   // becomes the run's final_snapshot. FailedPrecondition as above.
-  virtual absl::Status AddSnapshot(const SnapshotRecord& snapshot) = 0;
+  //
+  // When a record for that step exists: with the same sha256 the call is a
+  // no-op, except that final marks that record final; with another sha256 it
+  // is AlreadyExists. A final at a new step while the attempt already has a
+  // final snapshot at another step is AlreadyExists too. Otherwise the new
+  // record is inserted and `before_commit` (when given) runs inside the
+  // transaction: the caller puts the file in place there, and a failure
+  // rolls the record back, so records and files agree.
+  virtual absl::Status AddSnapshot(const SnapshotRecord& snapshot,
+                                   const std::function<absl::Status()>& before_commit = nullptr) = 0;
+  // The record of one step's snapshot, or nullopt.
+  virtual absl::StatusOr<std::optional<SnapshotRecord>> FindSnapshot(int64_t run_id, int attempt, int step) = 0;
 
   // Ends the attempt and the run with `state` (SUCCEEDED, FAILED, CANCELLED or
   // PRUNED), keeping `log_tail` (the agent's last log lines, for a failure)
-  // with both. Repeating the same call is OK; FailedPrecondition if the
+  // with both. It trusts its caller (the coordinator itself, tools that build
+  // databases); what agents report goes through CompleteAttempt. Repeating the same call is OK; FailedPrecondition if the
   // attempt is stale or the run already ended differently.
   virtual absl::Status FinishRun(int64_t run_id, int attempt, RunState state, const std::string& error,
                                  int64_t now_ms, const std::string& log_tail = "") = 0;
+
+  // An agent's report that its attempt ended, checked and applied in one
+  // transaction: PermissionDenied unless outcome.agent holds the attempt;
+  // FailedPrecondition when it is no longer current, when SUCCEEDED comes
+  // without the losses of outcome.last_step, or PRUNED without a prune
+  // request. A PRUNED or diverged attempt without a final snapshot gets its
+  // latest one as final. The attempt's end, the run's and (when
+  // counts_for_agent) the agent's counters change together; a repeat of the
+  // same outcome is OK and changes nothing (applied false).
+  virtual absl::StatusOr<CompletedAttempt> CompleteAttempt(int64_t run_id, int attempt,
+                                                           const AttemptOutcome& outcome, int64_t now_ms) = 0;
 
   // The attempt failed on its agent's device memory: it ends FAILED (with
   // `error` and `log_tail`), the run is QUEUED again at once without counting

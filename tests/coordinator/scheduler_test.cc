@@ -3,10 +3,13 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "common/files.h"
+#include "common/run_params.h"
 #include "coordinator/scheduler/early_stop.h"
 #include "nlohmann/json.hpp"
 #include "tests/testing/fake_clock.h"
@@ -25,6 +28,16 @@ parameters:
   steps: {value: 3}
   image_size: {value: 32}
 )";
+
+// The bytes of a PNG as far as the coordinator checks them (signature and
+// IHDR), followed by `tag`, which makes different images different.
+std::string Png(const std::string& tag) {
+  std::string png("\x89PNG\r\n\x1a\n", 8);
+  png += std::string("\0\0\0\x0dIHDR", 8);
+  png += std::string("\0\0\0\x20\0\0\0\x20\x08\x02\0\0\0", 13);  // 32 x 32, 8-bit RGB
+  png += std::string("\0\0\0\0", 4);                                    // the CRC (not checked)
+  return png + tag;
+}
 
 class SchedulerTest : public ::testing::Test {
  protected:
@@ -55,7 +68,27 @@ class SchedulerTest : public ::testing::Test {
   void LeaseAndFail(const std::string& agent, const std::string& error) {
     auto lease = scheduler_->Lease(agent);
     ASSERT_TRUE(lease.ok() && lease->has_value()) << agent;
-    ASSERT_TRUE(scheduler_->Complete((*lease)->run_id, (*lease)->attempt, RunState::kFailed, error).ok());
+    ASSERT_TRUE(scheduler_->Complete(agent, (*lease)->run_id, (*lease)->attempt, RunState::kFailed, error).ok());
+  }
+
+  // Reports the losses of the run's last step and ends it SUCCEEDED.
+  void Succeed(const std::string& agent, const LeaseGrant& grant) {
+    const int last = PlannedSteps(grant.params_json);
+    ASSERT_TRUE(scheduler_->ReportMetrics(agent, grant.run_id, grant.attempt, {{last, 1, 1, 1, 3, 0}}).ok());
+    ASSERT_TRUE(scheduler_->Complete(agent, grant.run_id, grant.attempt, RunState::kSucceeded, "").ok());
+  }
+
+  // Every file under the artifacts directory except the input images.
+  std::vector<std::string> SnapshotFiles() const {
+    std::vector<std::string> files;
+    std::error_code ec;
+    for (auto it = std::filesystem::recursive_directory_iterator(dir_, ec);
+         !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
+      const std::string relative = std::filesystem::relative(it->path(), dir_).string();
+      if (it->is_regular_file() && relative.rfind("blobs/", 0) != 0) files.push_back(relative);
+    }
+    std::sort(files.begin(), files.end());
+    return files;
   }
 
   std::filesystem::path dir_;
@@ -122,20 +155,27 @@ TEST_F(SchedulerTest, RecordsLossesSnapshotsAndSuccess) {
   ASSERT_TRUE(lease.ok() && lease->has_value());
   const LeaseGrant grant = **lease;
   std::vector<MetricRow> rows = {{0, 1, 2, 3, 6, 0.1}, {1, 1, 1, 1, 3, 0.1}};
-  ASSERT_TRUE(scheduler_->ReportMetrics(grant.run_id, grant.attempt, rows).ok());
-  ASSERT_TRUE(scheduler_->ReportMetrics(grant.run_id, grant.attempt, rows).ok());  // a retried RPC
-  auto path = scheduler_->UploadSnapshot(grant.run_id, grant.attempt, 3, /*final=*/true, "png-bytes");
+  ASSERT_TRUE(scheduler_->ReportMetrics("a1", grant.run_id, grant.attempt, rows).ok());
+  ASSERT_TRUE(scheduler_->ReportMetrics("a1", grant.run_id, grant.attempt, rows).ok());  // a retried RPC
+  auto path = scheduler_->UploadSnapshot("a1", grant.run_id, grant.attempt, 3, /*final=*/true, Png("final"));
   ASSERT_TRUE(path.ok()) << path.status();
-  EXPECT_EQ(*ReadFileToString((dir_ / *path).string()), "png-bytes");
-  ASSERT_TRUE(scheduler_->Complete(grant.run_id, grant.attempt, RunState::kSucceeded, "").ok());
+  EXPECT_EQ(*ReadFileToString((dir_ / *path).string()), Png("final"));
+  // Two of three steps are not a success.
+  absl::Status early = scheduler_->Complete("a1", grant.run_id, grant.attempt, RunState::kSucceeded, "");
+  EXPECT_TRUE(absl::IsFailedPrecondition(early)) << early;
+  EXPECT_THAT(std::string(early.message()), HasSubstr("reach step 1 of 3"));
+  EXPECT_EQ(store_->GetRun(grant.run_id)->state, RunState::kRunning);
+  ASSERT_TRUE(scheduler_->ReportMetrics("a1", grant.run_id, grant.attempt, {{3, 1, 1, 1, 2.5, 0.1}}).ok());
+  ASSERT_TRUE(scheduler_->Complete("a1", grant.run_id, grant.attempt, RunState::kSucceeded, "").ok());
 
   auto run = store_->GetRun(grant.run_id);
   ASSERT_TRUE(run.ok());
   EXPECT_EQ(run->state, RunState::kSucceeded);
-  EXPECT_EQ(run->last_step, 1);
-  EXPECT_DOUBLE_EQ(run->total_loss, 3);
+  EXPECT_EQ(run->last_step, 3);
+  EXPECT_DOUBLE_EQ(run->total_loss, 2.5);
   EXPECT_EQ(run->final_snapshot, *path);
-  EXPECT_EQ(store_->GetMetrics(grant.run_id, 0)->size(), 2u);
+  EXPECT_EQ(store_->GetMetrics(grant.run_id, 0)->size(), 3u);
+  EXPECT_EQ((*scheduler_->ListAgents())[0].agent.runs_finished, 1);
 }
 
 TEST_F(SchedulerTest, ExpiredLeaseRequeuesAndRefusesTheOldHolder) {
@@ -162,10 +202,12 @@ TEST_F(SchedulerTest, ExpiredLeaseRequeuesAndRefusesTheOldHolder) {
   auto late = scheduler_->Heartbeat("a1", old.run_id, old.attempt);
   ASSERT_TRUE(late.ok());
   EXPECT_EQ(*late, RunDirective::kStop);
+  EXPECT_TRUE(absl::IsFailedPrecondition(
+      scheduler_->ReportMetrics("a1", old.run_id, old.attempt, {{0, 1, 1, 1, 3, 0}}).status()));
+  EXPECT_TRUE(absl::IsFailedPrecondition(
+      scheduler_->UploadSnapshot("a1", old.run_id, old.attempt, 1, true, Png("late")).status()));
   EXPECT_TRUE(
-      absl::IsFailedPrecondition(scheduler_->ReportMetrics(old.run_id, old.attempt, {{0, 1, 1, 1, 3, 0}}).status()));
-  EXPECT_TRUE(absl::IsFailedPrecondition(scheduler_->UploadSnapshot(old.run_id, old.attempt, 1, true, "x").status()));
-  EXPECT_TRUE(absl::IsFailedPrecondition(scheduler_->Complete(old.run_id, old.attempt, RunState::kSucceeded, "")));
+      absl::IsFailedPrecondition(scheduler_->Complete("a1", old.run_id, old.attempt, RunState::kSucceeded, "")));
   EXPECT_EQ(store_->GetRun(old.run_id)->state, RunState::kRunning);
   EXPECT_EQ(store_->GetRun(old.run_id)->agent, "a2");
 }
@@ -174,9 +216,9 @@ TEST_F(SchedulerTest, AgentsMayNotEndRunsAsQueuedOrLost) {
   ASSERT_TRUE(scheduler_->Submit("content: cat.png\nstyle: starry.png\n", "one.yaml", files_, false).ok());
   auto lease = scheduler_->Lease("a1");
   ASSERT_TRUE(lease.ok() && lease->has_value());
-  EXPECT_TRUE(absl::IsInvalidArgument(scheduler_->Complete((*lease)->run_id, 1, RunState::kQueued, "")));
-  EXPECT_TRUE(absl::IsInvalidArgument(scheduler_->Complete((*lease)->run_id, 1, RunState::kLost, "")));
-  ASSERT_TRUE(scheduler_->Complete((*lease)->run_id, 1, RunState::kFailed, "cannot decode image").ok());
+  EXPECT_TRUE(absl::IsInvalidArgument(scheduler_->Complete("a1", (*lease)->run_id, 1, RunState::kQueued, "")));
+  EXPECT_TRUE(absl::IsInvalidArgument(scheduler_->Complete("a1", (*lease)->run_id, 1, RunState::kLost, "")));
+  ASSERT_TRUE(scheduler_->Complete("a1", (*lease)->run_id, 1, RunState::kFailed, "cannot decode image").ok());
   auto run = store_->GetRun((*lease)->run_id);
   EXPECT_EQ(run->state, RunState::kFailed);
   EXPECT_EQ(run->error, "cannot decode image");
@@ -263,8 +305,7 @@ TEST_F(SchedulerTest, BayesCreatesRunsLazilyWithinMaxConcurrentAndRunCap) {
   EXPECT_FALSE(l3->has_value());
   EXPECT_EQ(store_->ListRuns(submitted->sweep.id)->size(), 2u);
 
-  ASSERT_TRUE(scheduler_->ReportMetrics((*l1)->run_id, 1, {{9, 1, 1, 1, 3, 0}}).ok());
-  ASSERT_TRUE(scheduler_->Complete((*l1)->run_id, 1, RunState::kSucceeded, "").ok());
+  Succeed("a1", **l1);
   auto l4 = scheduler_->Lease("a1");
   ASSERT_TRUE(l4.ok() && l4->has_value());
   auto l5 = scheduler_->Lease("a1");  // run_cap: 3
@@ -282,20 +323,22 @@ TEST_F(SchedulerTest, HyperbandAsksAWorseRunToStopAndItEndsPrunedWithItsLatestIm
   const LeaseGrant good = **scheduler_->Lease("a1");
   const LeaseGrant bad = **scheduler_->Lease("a2");
 
-  auto first = scheduler_->ReportMetrics(good.run_id, 1, {{0, 1, 1, 1, 9, 0}, {3, 1, 1, 1, 2, 0}});
+  // PRUNED needs early termination's verdict.
+  EXPECT_TRUE(absl::IsFailedPrecondition(scheduler_->Complete("a2", bad.run_id, 1, RunState::kPruned, "")));
+  auto first = scheduler_->ReportMetrics("a1", good.run_id, 1, {{0, 1, 1, 1, 9, 0}, {3, 1, 1, 1, 2, 0}});
   ASSERT_TRUE(first.ok()) << first.status();
-  EXPECT_EQ(*first, RunDirective::kContinue);  // alone at the rung
-  ASSERT_TRUE(scheduler_->UploadSnapshot(bad.run_id, 1, 2, false, "png-at-2").ok());
-  auto second = scheduler_->ReportMetrics(bad.run_id, 1, {{0, 1, 1, 1, 9, 0}, {3, 1, 1, 1, 5, 0}});
+  EXPECT_EQ(first->directive, RunDirective::kContinue);  // alone at the rung
+  ASSERT_TRUE(scheduler_->UploadSnapshot("a2", bad.run_id, 1, 2, false, Png("at 2")).ok());
+  auto second = scheduler_->ReportMetrics("a2", bad.run_id, 1, {{0, 1, 1, 1, 9, 0}, {3, 1, 1, 1, 5, 0}});
   ASSERT_TRUE(second.ok());
-  EXPECT_EQ(*second, RunDirective::kPrune);  // worse than the only other run at step 3
+  EXPECT_EQ(second->directive, RunDirective::kPrune);  // worse than the only other run at step 3
   clock_.Advance(500);
   auto beat = scheduler_->Heartbeat("a2", bad.run_id, 1);
   ASSERT_TRUE(beat.ok());
   EXPECT_EQ(*beat, RunDirective::kPrune);  // told again until it stops
   EXPECT_EQ(*scheduler_->Heartbeat("a1", good.run_id, 1), RunDirective::kContinue);
 
-  ASSERT_TRUE(scheduler_->Complete(bad.run_id, 1, RunState::kPruned, "").ok());
+  ASSERT_TRUE(scheduler_->Complete("a2", bad.run_id, 1, RunState::kPruned, "").ok());
   auto pruned = store_->GetRun(bad.run_id);
   EXPECT_EQ(pruned->state, RunState::kPruned);
   EXPECT_EQ(pruned->last_step, 3);
@@ -403,7 +446,7 @@ TEST_F(SchedulerTest, ASuccessBreaksTheRunOfFailures) {
   LeaseAndFail("a1", "boom");
   auto lease = scheduler_->Lease("a1");
   ASSERT_TRUE(lease.ok() && lease->has_value());
-  ASSERT_TRUE(scheduler_->Complete((*lease)->run_id, 1, RunState::kSucceeded, "").ok());
+  Succeed("a1", **lease);
   LeaseAndFail("a1", "boom");
   LeaseAndFail("a1", "boom");
   auto still = scheduler_->QuarantineOf("a1");
@@ -424,7 +467,7 @@ TEST_F(SchedulerTest, ARunOutOfDeviceMemoryTriesEveryOtherLiveAgentBeforeFailing
   ASSERT_TRUE(first.ok() && first->has_value());
   const int64_t run_id = (*first)->run_id;
   RunOutcome oom{RunState::kFailed, "out of memory on cuda:0 at 2048 px", "a1's log\n", true};
-  ASSERT_TRUE(scheduler_->Complete(run_id, 1, oom).ok());
+  ASSERT_TRUE(scheduler_->Complete("a1", run_id, 1, oom).ok());
   EXPECT_EQ(store_->GetRun(run_id)->state, RunState::kQueued);
   // Not a1 again; a2 gets it.
   auto same = scheduler_->Lease("a1");
@@ -435,7 +478,7 @@ TEST_F(SchedulerTest, ARunOutOfDeviceMemoryTriesEveryOtherLiveAgentBeforeFailing
   EXPECT_EQ((*second)->run_id, run_id);
   EXPECT_EQ((*second)->attempt, 2);
   oom.log_tail = "a2's log\n";
-  ASSERT_TRUE(scheduler_->Complete(run_id, 2, oom).ok());
+  ASSERT_TRUE(scheduler_->Complete("a2", run_id, 2, oom).ok());
 
   // Every live agent tried: it fails for good, saying so.
   auto run = store_->GetRun(run_id);
@@ -470,6 +513,263 @@ TEST_F(SchedulerTest, HeartbeatsShowWhatAnAgentIsDoing) {
   EXPECT_DOUBLE_EQ(busy.agent.steps_per_second, 12.5);
   ASSERT_TRUE(scheduler_->Heartbeat("a1", AgentActivity{(*lease)->run_id, 1, 43, 300, 12.5, true}).ok());
   EXPECT_EQ((*scheduler_->ListAgents())[0].state, AgentState::kDraining);
+}
+
+// Only the agent an attempt was leased to may act on it. Another registered
+// agent, or a name that never registered, is refused every call and changes
+// nothing: no rows, files, lease renewal, failure count or busy agent.
+TEST_F(SchedulerTest, NobodyButTheHolderTouchesARun) {
+  ASSERT_TRUE(scheduler_->Submit(kSweep, "tiny.yaml", files_, false).ok());
+  const LeaseGrant grant = **scheduler_->Lease("a1");
+  const RunRecord before = *store_->GetRun(grant.run_id);
+  clock_.Advance(500);
+  for (const std::string intruder : {"a2", "ghost"}) {
+    SCOPED_TRACE(intruder);
+    EXPECT_TRUE(absl::IsPermissionDenied(
+        scheduler_->Heartbeat(intruder, AgentActivity{grant.run_id, grant.attempt, 1, 3, 1, false}).status()));
+    EXPECT_TRUE(absl::IsPermissionDenied(
+        scheduler_->ReportMetrics(intruder, grant.run_id, grant.attempt, {{0, 1, 1, 1, 3, 0}}).status()));
+    EXPECT_TRUE(absl::IsPermissionDenied(
+        scheduler_->UploadSnapshot(intruder, grant.run_id, grant.attempt, 1, true, Png("fake")).status()));
+    EXPECT_TRUE(absl::IsPermissionDenied(
+        scheduler_->Complete(intruder, grant.run_id, grant.attempt, RunState::kFailed, "sabotage")));
+    EXPECT_TRUE(absl::IsPermissionDenied(scheduler_->Release(intruder, grant.run_id, grant.attempt, "mine now")));
+    // An attempt that does not exist is nobody's either.
+    EXPECT_TRUE(absl::IsPermissionDenied(scheduler_->Complete(intruder, grant.run_id, 7, RunState::kFailed, "x")));
+  }
+  const RunRecord after = *store_->GetRun(grant.run_id);
+  EXPECT_EQ(after.state, RunState::kRunning);
+  EXPECT_EQ(after.agent, "a1");
+  EXPECT_EQ(after.lease_expires_ms, before.lease_expires_ms);
+  EXPECT_EQ(after.last_step, -1);
+  EXPECT_TRUE(store_->GetMetrics(grant.run_id, 0)->empty());
+  EXPECT_TRUE(store_->ListSnapshots(grant.run_id)->empty());
+  EXPECT_TRUE(SnapshotFiles().empty());
+  const AgentRecord a2 = *store_->GetAgent("a2");
+  EXPECT_EQ(a2.run_id, 0);
+  EXPECT_EQ(a2.failures, 0);
+  EXPECT_EQ(a2.runs_finished, 0);
+  EXPECT_EQ(store_->GetAgent("a1")->failures, 0);
+  EXPECT_TRUE(absl::IsNotFound(store_->GetAgent("ghost").status()));
+}
+
+TEST_F(SchedulerTest, RowsOutsideTheRunsStepsAreRefusedOneByOne) {
+  ASSERT_TRUE(scheduler_->Submit(kSweep, "tiny.yaml", files_, false).ok());  // 3 steps
+  const LeaseGrant grant = **scheduler_->Lease("a1");
+  auto verdict = scheduler_->ReportMetrics(
+      "a1", grant.run_id, grant.attempt,
+      {{-1, 1, 1, 1, 3, 0}, {0, 1, 1, 1, 3, 0}, {2, 1, 1, 1, 2, 0}, {4, 1, 1, 1, 1, 0}, {2147483647, 1, 1, 1, 0, 0}});
+  ASSERT_TRUE(verdict.ok()) << verdict.status();
+  EXPECT_EQ(verdict->directive, RunDirective::kContinue);
+  EXPECT_EQ(verdict->refused_steps, (std::vector<int>{-1, 4, 2147483647}));
+  auto rows = store_->GetMetrics(grant.run_id, 0);
+  ASSERT_EQ(rows->size(), 2u);
+  EXPECT_EQ((*rows)[1].step, 2);
+  EXPECT_EQ(store_->GetRun(grant.run_id)->last_step, 2);  // not the step it never ran
+  auto snapshot = scheduler_->UploadSnapshot("a1", grant.run_id, grant.attempt, 4, false, Png("4"));
+  EXPECT_TRUE(absl::IsInvalidArgument(snapshot.status())) << snapshot.status();
+  EXPECT_TRUE(SnapshotFiles().empty());
+}
+
+// The first NaN or infinite loss ends the run for good: its finite rows and
+// latest image stay, it is the run's fault (no retry, no failure counted),
+// and the rows after it are refused.
+TEST_F(SchedulerTest, ANonFiniteLossEndsTheRunAsDivergedKeepingWhatCameBefore) {
+  ASSERT_TRUE(scheduler_->Submit(kSweep, "tiny.yaml", files_, false).ok());
+  const LeaseGrant grant = **scheduler_->Lease("a1");
+  auto image = scheduler_->UploadSnapshot("a1", grant.run_id, grant.attempt, 1, false, Png("step 1"));
+  ASSERT_TRUE(image.ok()) << image.status();
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  auto verdict = scheduler_->ReportMetrics(
+      "a1", grant.run_id, grant.attempt,
+      {{0, 1, 1, 1, 3, 0}, {1, 1, 1, 1, 2, 0}, {3, 1, 1, 1, 1, 0}, {2, 1, nan, 1, nan, nan}});
+  ASSERT_TRUE(verdict.ok()) << verdict.status();
+  EXPECT_EQ(verdict->directive, RunDirective::kStop);
+  EXPECT_EQ(verdict->refused_steps, (std::vector<int>{2, 3}));
+
+  const RunRecord run = *store_->GetRun(grant.run_id);
+  EXPECT_EQ(run.state, RunState::kFailed);
+  EXPECT_EQ(run.diverged_step, 2);
+  EXPECT_EQ(run.error, "diverged at step 2: total loss is NaN");
+  EXPECT_EQ(run.last_step, 1);
+  EXPECT_EQ(run.final_snapshot, *image);
+  EXPECT_EQ(store_->GetMetrics(grant.run_id, 0)->size(), 2u);
+  EXPECT_EQ(store_->GetAgent("a1")->failures, 0);
+  EXPECT_EQ(store_->GetAgent("a1")->consecutive_failures, 0);
+  // Not queued again: the next lease is the other run, then nothing.
+  auto next = scheduler_->Lease("a2");
+  ASSERT_TRUE(next.ok() && next->has_value());
+  EXPECT_NE((*next)->run_id, grant.run_id);
+  EXPECT_FALSE(scheduler_->Lease("a2")->has_value());
+  // The agent's own report of the same divergence is a retry, not a conflict.
+  RunOutcome diverged{RunState::kFailed, "diverged at step 2: total loss is NaN", "", false, 2};
+  EXPECT_TRUE(scheduler_->Complete("a1", grant.run_id, grant.attempt, diverged).ok());
+}
+
+TEST_F(SchedulerTest, AnAgentsReportOfDivergenceEndsTheRunWithoutCountingAgainstIt) {
+  ASSERT_TRUE(scheduler_->Submit(kSweep, "tiny.yaml", files_, false).ok());
+  const LeaseGrant grant = **scheduler_->Lease("a1");
+  ASSERT_TRUE(scheduler_->ReportMetrics("a1", grant.run_id, grant.attempt, {{0, 1, 1, 1, 3, 0}}).ok());
+  ASSERT_TRUE(scheduler_->UploadSnapshot("a1", grant.run_id, grant.attempt, 0, true, Png("last finite")).ok());
+  RunOutcome diverged{RunState::kFailed, "diverged at step 1: style loss is infinite", "", false, 1};
+  EXPECT_TRUE(absl::IsInvalidArgument(scheduler_->Complete(
+      "a1", grant.run_id, grant.attempt, RunOutcome{RunState::kSucceeded, "", "", false, 1})));
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(scheduler_->Complete("a1", grant.run_id, grant.attempt, diverged).ok());
+  const RunRecord run = *store_->GetRun(grant.run_id);
+  EXPECT_EQ(run.state, RunState::kFailed);
+  EXPECT_EQ(run.diverged_step, 1);
+  EXPECT_THAT(run.final_snapshot, HasSubstr("final.png"));
+  const AgentRecord a1 = *store_->GetAgent("a1");
+  EXPECT_EQ(a1.failures, 0);
+  EXPECT_EQ(a1.runs_finished, 0);
+}
+
+TEST_F(SchedulerTest, SnapshotsArePngsAndAStoredOneIsNeverReplaced) {
+  ASSERT_TRUE(scheduler_->Submit(kSweep, "tiny.yaml", files_, false).ok());
+  const LeaseGrant grant = **scheduler_->Lease("a1");
+  auto not_png = scheduler_->UploadSnapshot("a1", grant.run_id, grant.attempt, 1, false, "GIF89a not a png at all");
+  EXPECT_TRUE(absl::IsInvalidArgument(not_png.status())) << not_png.status();
+  std::string bad_header = Png("x");
+  bad_header[19] = bad_header[18] = bad_header[17] = bad_header[16] = 0;  // width 0
+  EXPECT_TRUE(absl::IsInvalidArgument(
+      scheduler_->UploadSnapshot("a1", grant.run_id, grant.attempt, 1, false, bad_header).status()));
+  EXPECT_TRUE(SnapshotFiles().empty());
+
+  auto first = scheduler_->UploadSnapshot("a1", grant.run_id, grant.attempt, 1, false, Png("one"));
+  ASSERT_TRUE(first.ok()) << first.status();
+  auto again = scheduler_->UploadSnapshot("a1", grant.run_id, grant.attempt, 1, false, Png("one"));
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(*again, *first);
+  auto other = scheduler_->UploadSnapshot("a1", grant.run_id, grant.attempt, 1, false, Png("two"));
+  EXPECT_TRUE(absl::IsAlreadyExists(other.status())) << other.status();
+  EXPECT_EQ(*ReadFileToString((dir_ / *first).string()), Png("one"));
+  // The same image sent again as final marks the stored one final.
+  auto final = scheduler_->UploadSnapshot("a1", grant.run_id, grant.attempt, 1, true, Png("one"));
+  ASSERT_TRUE(final.ok()) << final.status();
+  EXPECT_EQ(*final, *first);
+  auto snapshots = store_->ListSnapshots(grant.run_id);
+  ASSERT_EQ(snapshots->size(), 1u);
+  EXPECT_TRUE((*snapshots)[0].final);
+  EXPECT_EQ(store_->GetRun(grant.run_id)->final_snapshot, *first);
+  // Another final at another step would disagree with it.
+  EXPECT_TRUE(absl::IsAlreadyExists(
+      scheduler_->UploadSnapshot("a1", grant.run_id, grant.attempt, 2, true, Png("three")).status()));
+  EXPECT_EQ(SnapshotFiles(), std::vector<std::string>{*first});
+}
+
+// Concurrent retries of one completion count once: the check of the holder,
+// the run's end and the agent's counters are one transaction.
+TEST_F(SchedulerTest, ConcurrentDuplicateCompletionsCountOnce) {
+  scheduler_ = std::make_unique<Scheduler>(*store_, *artifacts_, clock_, SchedulerOptions{10000, 1000, kMaxGridSize, 0});
+  constexpr char kTwenty[] = "content: cat.png\nstyle: starry.png\nparameters:\n  seed: {values: [1, 2, 3, 4, 5, 6, "
+                             "7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20]}\n";
+  ASSERT_TRUE(scheduler_->Submit(kTwenty, "twenty.yaml", files_, false).ok());
+  for (int i = 0; i < 20; ++i) {
+    const LeaseGrant grant = **scheduler_->Lease("a1");
+    std::vector<std::thread> retries;
+    for (int t = 0; t < 8; ++t) {
+      retries.emplace_back([&] {
+        EXPECT_TRUE(scheduler_->Complete("a1", grant.run_id, grant.attempt, RunState::kFailed, "boom").ok());
+      });
+    }
+    for (std::thread& t : retries) t.join();
+  }
+  const AgentRecord a1 = *store_->GetAgent("a1");
+  EXPECT_EQ(a1.failures, 20);
+  EXPECT_EQ(a1.runs_finished, 20);
+  EXPECT_EQ(a1.consecutive_failures, 20);
+}
+
+TEST_F(SchedulerTest, DeletingASweepRemovesItsRowsFilesAndUnsharedImages) {
+  auto kept = scheduler_->Submit(kSweep, "tiny.yaml", files_, false);
+  ASSERT_TRUE(kept.ok());
+  auto files = files_;
+  files["starry.png"] = "only the deleted sweep uses these bytes";
+  auto doomed = scheduler_->Submit(kSweep, "tiny.yaml", files, false);
+  ASSERT_TRUE(doomed.ok()) << doomed.status();
+  const LeaseGrant first = **scheduler_->Lease("a1");
+  ASSERT_EQ(first.sweep_id, kept->sweep.id);
+  const LeaseGrant grant = **scheduler_->Lease("a2");
+  ASSERT_EQ(grant.sweep_id, kept->sweep.id);
+  ASSERT_TRUE(scheduler_->Lease("a1")->has_value());  // the doomed sweep's first run
+  ASSERT_TRUE(scheduler_->ReportMetrics("a1", (*store_->ListRuns(doomed->sweep.id))[0].id, 1,
+                                        {{0, 1, 1, 1, 3, 0}}).ok());
+  ASSERT_TRUE(scheduler_->UploadSnapshot("a1", (*store_->ListRuns(doomed->sweep.id))[0].id, 1, 1, false,
+                                         Png("doomed")).ok());
+
+  auto refused = scheduler_->Delete(absl::StrCat(doomed->sweep.id), /*cancel_first=*/false);
+  EXPECT_TRUE(absl::IsFailedPrecondition(refused.status())) << refused.status();
+  EXPECT_THAT(std::string(refused.status().message()), HasSubstr("cancel"));
+  ASSERT_TRUE(store_->GetSweep(doomed->sweep.id).ok());
+
+  auto deleted = scheduler_->Delete(absl::StrCat(doomed->sweep.id), /*cancel_first=*/true);
+  ASSERT_TRUE(deleted.ok()) << deleted.status();
+  EXPECT_EQ(deleted->runs, 2);
+  EXPECT_EQ(deleted->metric_rows, 1);
+  EXPECT_EQ(deleted->blobs_removed, 1);
+  EXPECT_GT(deleted->bytes_freed, 0);
+  EXPECT_TRUE(absl::IsNotFound(store_->GetSweep(doomed->sweep.id).status()));
+  EXPECT_FALSE(std::filesystem::exists(dir_ / ArtifactStore::SweepDir(doomed->sweep.id, "tiny")));
+  // The image both sweeps use stays; the kept sweep is untouched.
+  const auto images = nlohmann::json::parse(kept->sweep.spec_json)["images"];
+  for (const auto& [id, name] : images.items()) EXPECT_TRUE(scheduler_->FetchBlob(id).ok()) << name;
+  EXPECT_EQ(store_->ListRuns(kept->sweep.id)->size(), 2u);
+  EXPECT_EQ(store_->GetRun(grant.run_id)->state, RunState::kRunning);
+  EXPECT_TRUE(absl::IsNotFound(scheduler_->Delete(absl::StrCat(doomed->sweep.id), true).status()));
+}
+
+TEST_F(SchedulerTest, SubmissionsBeyondTheLimitsAreRefusedBeforeAnythingIsStored) {
+  const std::string big_yaml = std::string(kSweep) + "# " + std::string(kMaxSweepYamlBytes, 'x') + "\n";
+  auto yaml = scheduler_->Submit(big_yaml, "big.yaml", files_, false);
+  EXPECT_TRUE(absl::IsInvalidArgument(yaml.status()));
+  EXPECT_THAT(std::string(yaml.status().message()), AllOf(HasSubstr("big.yaml"), HasSubstr("1 MiB")));
+  auto files = files_;
+  files["cat.png"] = std::string(kMaxImageBytes + 1, 'c');
+  auto image = scheduler_->Submit(kSweep, "tiny.yaml", files, false);
+  EXPECT_TRUE(absl::IsInvalidArgument(image.status()));
+  EXPECT_THAT(std::string(image.status().message()), AllOf(HasSubstr("cat.png"), HasSubstr("32 MiB")));
+  EXPECT_TRUE(store_->ListSweeps()->empty());
+  EXPECT_FALSE(std::filesystem::exists(dir_ / "blobs"));
+}
+
+TEST_F(SchedulerTest, ASubmissionsReplyCarriesOnePageOfItsRuns) {
+  std::string seeds;
+  for (int i = 0; i < 1500; ++i) seeds += absl::StrCat(i == 0 ? "" : ", ", i);
+  const std::string yaml = absl::StrCat("content: cat.png\nstyle: starry.png\nparameters:\n  seed: {values: [", seeds,
+                                        "]}\n");
+  for (bool dry_run : {true, false}) {
+    auto result = scheduler_->Submit(yaml, "many.yaml", files_, dry_run);
+    ASSERT_TRUE(result.ok()) << result.status();
+    EXPECT_EQ(result->runs.size(), static_cast<size_t>(kSubmitReplyRuns));
+    EXPECT_EQ(result->runs_total, 1500);
+    EXPECT_EQ(result->totals.runs_by_state.at(RunState::kQueued), 1500);
+  }
+}
+
+// A diverged run is the worst result a search has seen, not a missing one:
+// at a rung, runs that diverged before it count below every run there.
+TEST_F(SchedulerTest, EarlyTerminationRanksRunsThatDivergedBeforeTheRungLast) {
+  constexpr char kFour[] = "content: cat.png\nstyle: starry.png\nsteps: 9\n"
+                           "early_terminate: {type: hyperband, min_iter: 3, eta: 3}\n"
+                           "parameters:\n  seed: {values: [1, 2, 3, 4]}\n";
+  ASSERT_TRUE(scheduler_->Submit(kFour, "four.yaml", files_, false).ok());
+  ASSERT_TRUE(scheduler_->RegisterAgent(Agent("a3")).ok());
+  ASSERT_TRUE(scheduler_->RegisterAgent(Agent("a4")).ok());
+  const LeaseGrant best = **scheduler_->Lease("a1");
+  const LeaseGrant second = **scheduler_->Lease("a2");
+  const LeaseGrant blew_up = **scheduler_->Lease("a3");
+  const LeaseGrant also = **scheduler_->Lease("a4");
+  const double inf = std::numeric_limits<double>::infinity();
+  ASSERT_EQ(scheduler_->ReportMetrics("a3", blew_up.run_id, 1, {{0, 1, 1, 1, 9, 0}, {1, inf, 1, 1, inf, 0}})->directive,
+            RunDirective::kStop);
+  ASSERT_EQ(scheduler_->ReportMetrics("a4", also.run_id, 1, {{2, 1, 1, 1, inf, 0}})->directive, RunDirective::kStop);
+  ASSERT_EQ(scheduler_->ReportMetrics("a1", best.run_id, 1, {{3, 1, 1, 1, 10, 0}})->directive,
+            RunDirective::kContinue);
+  // Four runs at the rung keep the best ceil(4 / 3) = 2: the second best
+  // goes on. Counting only the two that got there would keep one, and prune it.
+  auto at_rung = scheduler_->ReportMetrics("a2", second.run_id, 1, {{3, 1, 1, 1, 50, 0}});
+  ASSERT_TRUE(at_rung.ok());
+  EXPECT_EQ(at_rung->directive, RunDirective::kContinue);
 }
 
 }  // namespace

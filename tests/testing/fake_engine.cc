@@ -24,7 +24,13 @@ double FakeEngine::SyntheticTotal(const RunParams& params, int step) {
   return SyntheticFloor(params) + 5.0 / std::sqrt(1.0 + step);
 }
 
-std::string FakeEngine::FakePng(int step) { return absl::StrCat(kPngSignature, "step=", step); }
+std::string FakeEngine::FakePng(int step) {
+  // A PNG's signature and IHDR (1 x 1, 8-bit RGB; the CRC is not checked by
+  // anything that reads these), then the step, so each step's image differs.
+  static const std::string kHeader = std::string(kPngSignature) + std::string("\0\0\0\x0dIHDR", 8) +
+                                     std::string("\0\0\0\x01\0\0\0\x01\x08\x02\0\0\0\0\0\0\0", 17);
+  return absl::StrCat(kHeader, "step=", step);
+}
 
 absl::Status FakeEngine::Run(const RunParams& params, const EngineCallbacks& callbacks) {
   ++runs_;

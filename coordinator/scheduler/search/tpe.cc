@@ -89,7 +89,8 @@ std::vector<double> SuggestTpe(const std::vector<SearchDimension>& space, const 
                                SweepRandom& random, const TpeOptions& options) {
   std::vector<const Observation*> usable;
   for (const Observation& o : history) {
-    if (o.point.size() == space.size() && std::isfinite(o.value)) usable.push_back(&o);
+    // +infinity is a diverged run: the worst result, and worth learning from.
+    if (o.point.size() == space.size() && !std::isnan(o.value) && o.value > -HUGE_VAL) usable.push_back(&o);
   }
   std::vector<double> point;
   point.reserve(space.size());

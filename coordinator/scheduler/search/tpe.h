@@ -17,7 +17,8 @@
 namespace stylesweep {
 
 // A finished run as the suggester sees it: where it was, and how it did
-// (lower is better; SweepSpec::Objective negates maximised metrics).
+// (lower is better; SweepSpec::Objective negates maximised metrics; a run
+// that diverged is +infinity, worse than any other).
 struct Observation {
   std::vector<double> point;
   double value = 0;
