@@ -3,6 +3,7 @@
 #include <stdlib.h>
 
 #include <filesystem>
+#include <atomic>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -11,6 +12,7 @@
 
 namespace stylesweep::testing {
 
+using ::testing::_;
 using ::testing::AllOf;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
@@ -950,6 +952,202 @@ TEST_P(StoreContractTest, PruneRequestsAndMetricsAtAStep) {
   ASSERT_THAT(store_->FinishRun(again->run.id, again->attempt, RunState::kPruned, "", 1100), IsOk());
   ASSERT_OK_AND_ASSIGN(RunRecord pruned, store_->GetRun(again->run.id));
   EXPECT_EQ(pruned.state, RunState::kPruned);
+}
+
+TEST_P(StoreContractTest, OnlyAnAttemptsOwnerPassesTheOwnerCheck) {
+  ASSERT_THAT(store_->CreateSweep(MakeSweep("s"), MakeRuns(1)), IsOk());
+  ASSERT_OK_AND_ASSIGN(std::optional<Lease> lease, store_->ClaimNextRun("agent-a", 0, 100));
+  ASSERT_TRUE(lease.has_value());
+  EXPECT_THAT(store_->CheckAttemptOwner(lease->run.id, 1, "agent-a"), IsOk());
+  EXPECT_THAT(store_->CheckAttemptOwner(lease->run.id, 1, "agent-b"),
+              StatusIs(absl::StatusCode::kPermissionDenied, HasSubstr("agent-b")));
+  EXPECT_THAT(store_->CheckAttemptOwner(lease->run.id, 2, "agent-a"),
+              StatusIs(absl::StatusCode::kPermissionDenied, HasSubstr("attempt 2")));
+  EXPECT_THAT(store_->CheckAttemptOwner(999, 1, "agent-a"), StatusIs(absl::StatusCode::kPermissionDenied, _));
+}
+
+// CompleteAttempt checks the holder, ends the run and counts the outcome in
+// one transaction: repeats (concurrent ones too) change nothing more.
+TEST_P(StoreContractTest, CompleteAttemptChecksEndsAndCountsOnce) {
+  AgentRecord agent;
+  agent.name = "agent-a";
+  ASSERT_THAT(store_->UpsertAgent(agent), IsOk());
+  agent.name = "agent-b";
+  ASSERT_THAT(store_->UpsertAgent(agent), IsOk());
+  ASSERT_THAT(store_->CreateSweep(MakeSweep("s"), MakeRuns(3)), IsOk());
+  ASSERT_OK_AND_ASSIGN(std::optional<Lease> lease, store_->ClaimNextRun("agent-a", 0, 100));
+  const int64_t run = lease->run.id;
+  AttemptOutcome outcome;
+  outcome.agent = "agent-b";
+  outcome.state = RunState::kFailed;
+  outcome.error = "boom";
+  EXPECT_THAT(store_->CompleteAttempt(run, 1, outcome, 50).status(),
+              StatusIs(absl::StatusCode::kPermissionDenied, _));
+  outcome.agent = "agent-a";
+  outcome.state = RunState::kSucceeded;
+  outcome.last_step = 10;
+  ASSERT_THAT(store_->AppendMetrics(run, 1, {Metric(0, 1), Metric(9, 1)}), IsOk());
+  EXPECT_THAT(store_->CompleteAttempt(run, 1, outcome, 50).status(),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("step 9 of 10")));
+  outcome.state = RunState::kPruned;
+  EXPECT_THAT(store_->CompleteAttempt(run, 1, outcome, 50).status(),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("did not ask")));
+  ASSERT_OK_AND_ASSIGN(RunRecord running, store_->GetRun(run));
+  EXPECT_EQ(running.state, RunState::kRunning);
+
+  outcome.state = RunState::kFailed;
+  outcome.quarantine_after = 0;
+  std::vector<std::thread> retries;
+  std::atomic<int> applied{0};
+  for (int i = 0; i < 8; ++i) {
+    retries.emplace_back([&] {
+      absl::StatusOr<CompletedAttempt> done = store_->CompleteAttempt(run, 1, outcome, 60);
+      EXPECT_THAT(done.status(), IsOk());
+      if (done.ok() && done->applied) ++applied;
+    });
+  }
+  for (std::thread& t : retries) t.join();
+  EXPECT_EQ(applied.load(), 1);
+  ASSERT_OK_AND_ASSIGN(AgentRecord a, store_->GetAgent("agent-a"));
+  EXPECT_EQ(a.failures, 1);
+  EXPECT_EQ(a.runs_finished, 1);
+  ASSERT_OK_AND_ASSIGN(AgentRecord b, store_->GetAgent("agent-b"));
+  EXPECT_EQ(b.failures, 0);
+  ASSERT_OK_AND_ASSIGN(std::vector<AttemptRecord> attempts, store_->ListAttempts(run));
+  ASSERT_EQ(attempts.size(), 1u);
+  EXPECT_EQ(attempts[0].state, RunState::kFailed);
+
+  // A diverged run: FAILED with its step, its latest snapshot as final, and
+  // (counts_for_agent false) no change to the agent's counters.
+  ASSERT_OK_AND_ASSIGN(std::optional<Lease> second, store_->ClaimNextRun("agent-a", 70, 170));
+  ASSERT_THAT(store_->AddSnapshot(SnapshotRecord{second->run.id, 1, 4, "s/run1/4.png", false, "aa"}), IsOk());
+  ASSERT_THAT(store_->AddSnapshot(SnapshotRecord{second->run.id, 1, 2, "s/run1/2.png", false, "bb"}), IsOk());
+  AttemptOutcome diverged;
+  diverged.agent = "agent-a";
+  diverged.state = RunState::kFailed;
+  diverged.error = "diverged at step 5: total loss is NaN";
+  diverged.diverged_step = 5;
+  diverged.counts_for_agent = false;
+  ASSERT_OK_AND_ASSIGN(CompletedAttempt done, store_->CompleteAttempt(second->run.id, 1, diverged, 80));
+  EXPECT_TRUE(done.applied);
+  ASSERT_OK_AND_ASSIGN(RunRecord ended, store_->GetRun(second->run.id));
+  EXPECT_EQ(ended.state, RunState::kFailed);
+  EXPECT_EQ(ended.diverged_step, 5);
+  EXPECT_EQ(ended.final_snapshot, "s/run1/4.png");
+  ASSERT_OK_AND_ASSIGN(a, store_->GetAgent("agent-a"));
+  EXPECT_EQ(a.failures, 1);
+  EXPECT_EQ(a.runs_finished, 1);
+}
+
+// Records and files never disagree: a stored step's bytes are never
+// replaced, and a final at a stored step marks that record final.
+TEST_P(StoreContractTest, ASnapshotsRecordIsNeverReplaced) {
+  ASSERT_THAT(store_->CreateSweep(MakeSweep("s"), MakeRuns(1)), IsOk());
+  ASSERT_OK_AND_ASSIGN(std::optional<Lease> lease, store_->ClaimNextRun("agent-a", 0, 100));
+  const int64_t run = lease->run.id;
+  int committed = 0;
+  auto commit = [&] {
+    ++committed;
+    return absl::OkStatus();
+  };
+  ASSERT_THAT(store_->AddSnapshot(SnapshotRecord{run, 1, 3, "s/3.png", false, "aa"}, commit), IsOk());
+  EXPECT_EQ(committed, 1);
+  ASSERT_THAT(store_->AddSnapshot(SnapshotRecord{run, 1, 3, "s/3.png", false, "aa"}, commit), IsOk());
+  EXPECT_EQ(committed, 1);  // a retry writes no file
+  EXPECT_THAT(store_->AddSnapshot(SnapshotRecord{run, 1, 3, "s/3-other.png", false, "bb"}, commit),
+              StatusIs(absl::StatusCode::kAlreadyExists, HasSubstr("step 3")));
+  ASSERT_THAT(store_->AddSnapshot(SnapshotRecord{run, 1, 3, "s/final.png", true, "aa"}, commit), IsOk());
+  EXPECT_EQ(committed, 1);
+  ASSERT_OK_AND_ASSIGN(RunRecord after, store_->GetRun(run));
+  EXPECT_EQ(after.final_snapshot, "s/3.png");
+  // A failing file write rolls its record back.
+  EXPECT_THAT(store_->AddSnapshot(SnapshotRecord{run, 1, 5, "s/5.png", false, "cc"},
+                                  [] { return absl::InternalError("disk full"); }),
+              StatusIs(absl::StatusCode::kInternal, _));
+  ASSERT_OK_AND_ASSIGN(std::optional<SnapshotRecord> missing, store_->FindSnapshot(run, 1, 5));
+  EXPECT_FALSE(missing.has_value());
+  ASSERT_OK_AND_ASSIGN(std::vector<SnapshotRecord> snapshots, store_->ListSnapshots(run));
+  ASSERT_EQ(snapshots.size(), 1u);
+  EXPECT_TRUE(snapshots[0].final);
+  EXPECT_EQ(snapshots[0].sha256, "aa");
+}
+
+TEST_P(StoreContractTest, RunsPageInExpansionOrderAndSweepsAddUp) {
+  ASSERT_OK_AND_ASSIGN(int64_t id, store_->CreateSweep(MakeSweep("s"), MakeRuns(7)));
+  ASSERT_OK_AND_ASSIGN(int64_t other, store_->CreateSweep(MakeSweep("t"), MakeRuns(2)));
+  ASSERT_OK_AND_ASSIGN(std::optional<Lease> lease, store_->ClaimNextRun("agent-a", 0, 100));
+  ASSERT_THAT(store_->AppendMetrics(lease->run.id, 1, {Metric(0, 1), Metric(4, 1)}), IsOk());
+  std::vector<int> seen;
+  for (int after = -1;;) {
+    ASSERT_OK_AND_ASSIGN(std::vector<RunRecord> page, store_->ListRunsPage(id, RunPageRequest{after, 3, {}}));
+    if (page.empty()) break;
+    for (const RunRecord& run : page) seen.push_back(run.index);
+    after = page.back().index;
+  }
+  EXPECT_THAT(seen, ElementsAre(0, 1, 2, 3, 4, 5, 6));
+  ASSERT_OK_AND_ASSIGN(std::vector<RunRecord> running,
+                       store_->ListRunsPage(id, RunPageRequest{-1, 10, {RunState::kRunning}}));
+  ASSERT_THAT(running, SizeIs(1));
+  EXPECT_EQ(running[0].id, lease->run.id);
+
+  ASSERT_OK_AND_ASSIGN(std::vector<SweepTotals> all, store_->TotalSweeps(0));
+  ASSERT_EQ(all.size(), 2u);
+  EXPECT_EQ(all[0].sweep_id, id);
+  EXPECT_EQ(all[0].runs_by_state.at(RunState::kQueued), 6);
+  EXPECT_EQ(all[0].runs_by_state.at(RunState::kRunning), 1);
+  EXPECT_EQ(all[0].steps_run, 4);
+  EXPECT_EQ(all[1].sweep_id, other);
+  ASSERT_OK_AND_ASSIGN(std::vector<SweepTotals> one, store_->TotalSweeps(other));
+  ASSERT_EQ(one.size(), 1u);
+  EXPECT_EQ(one[0].runs_by_state.at(RunState::kQueued), 2);
+  ASSERT_OK_AND_ASSIGN(std::vector<SweepRecord> listed, store_->ListSweeps(/*with_text=*/false));
+  ASSERT_EQ(listed.size(), 2u);
+  EXPECT_EQ(listed[0].name, "s");
+  EXPECT_EQ(listed[0].yaml, "");
+  EXPECT_EQ(listed[0].spec_json, "");
+}
+
+// A paused sweep's queued runs are skipped without being walked: the next
+// sweep's run is claimed, and max_concurrent still holds.
+TEST_P(StoreContractTest, ClaimSkipsPausedSweepsToTheNextOneWithWork) {
+  ASSERT_OK_AND_ASSIGN(int64_t paused, store_->CreateSweep(MakeSweep("paused"), MakeRuns(50)));
+  ASSERT_THAT(store_->SetSweepPaused(paused, true), IsOk());
+  NewSweep limited = MakeSweep("limited");
+  limited.max_concurrent = 1;
+  ASSERT_OK_AND_ASSIGN(int64_t capped, store_->CreateSweep(limited, MakeRuns(3)));
+  ASSERT_OK_AND_ASSIGN(int64_t open, store_->CreateSweep(MakeSweep("open"), MakeRuns(1)));
+  ASSERT_OK_AND_ASSIGN(std::optional<Lease> first, store_->ClaimNextRun("agent-a", 0, 100));
+  EXPECT_EQ(first->run.sweep_id, capped);
+  ASSERT_OK_AND_ASSIGN(std::optional<Lease> second, store_->ClaimNextRun("agent-a", 0, 100));
+  EXPECT_EQ(second->run.sweep_id, open);
+  ASSERT_OK_AND_ASSIGN(std::optional<Lease> none, store_->ClaimNextRun("agent-a", 0, 100));
+  EXPECT_FALSE(none.has_value());
+}
+
+TEST_P(StoreContractTest, DeletingASweepRemovesEveryRowItOwns) {
+  NewSweep doomed = MakeSweep("doomed");
+  doomed.spec_json = R"({"images": {"sha256:aa": "cat.png", "sha256:bb": "mine.png"}})";
+  NewSweep kept = MakeSweep("kept");
+  kept.spec_json = R"({"images": {"sha256:aa": "cat.png"}})";
+  ASSERT_OK_AND_ASSIGN(int64_t id, store_->CreateSweep(doomed, MakeRuns(2)));
+  ASSERT_OK_AND_ASSIGN(int64_t kept_id, store_->CreateSweep(kept, MakeRuns(1)));
+  ASSERT_OK_AND_ASSIGN(std::optional<Lease> lease, store_->ClaimNextRun("agent-a", 0, 100));
+  ASSERT_THAT(store_->AppendMetrics(lease->run.id, 1, {Metric(0, 1), Metric(1, 1)}), IsOk());
+  ASSERT_THAT(store_->AddSnapshot(SnapshotRecord{lease->run.id, 1, 1, "1-doomed/run-0/a.png", false, "aa"}), IsOk());
+  EXPECT_THAT(store_->DeleteSweep(id).status(), StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("cancel")));
+  ASSERT_THAT(store_->CancelSweep(id, "bye", 10), IsOk());
+  ASSERT_OK_AND_ASSIGN(DeletedSweep deleted, store_->DeleteSweep(id));
+  EXPECT_EQ(deleted.sweep.name, "doomed");
+  EXPECT_EQ(deleted.runs, 2);
+  EXPECT_EQ(deleted.metric_rows, 2);
+  EXPECT_THAT(deleted.snapshot_paths, ElementsAre("1-doomed/run-0/a.png"));
+  EXPECT_THAT(deleted.unshared_blobs, ElementsAre("sha256:bb"));
+  EXPECT_THAT(store_->GetSweep(id).status(), StatusIs(absl::StatusCode::kNotFound, _));
+  EXPECT_THAT(store_->GetRun(lease->run.id).status(), StatusIs(absl::StatusCode::kNotFound, _));
+  ASSERT_OK_AND_ASSIGN(std::vector<RunCount> counts, store_->CountRuns());
+  ASSERT_EQ(counts.size(), 1u);
+  EXPECT_EQ(counts[0].sweep_id, kept_id);
+  EXPECT_THAT(store_->DeleteSweep(id).status(), StatusIs(absl::StatusCode::kNotFound, _));
 }
 
 }  // namespace stylesweep::testing
