@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <limits>
 
 #include "coordinator/scheduler/early_stop.h"
 #include "coordinator/scheduler/search/tpe.h"
@@ -124,6 +125,25 @@ TEST(EarlyStopTest, ComputeSavedCountsThePrunedRunsRemainingSteps) {
   const ComputeSaved c = CountSteps({done, pruned, queued});
   EXPECT_EQ(c.steps_run, 110);
   EXPECT_EQ(c.steps_saved, 90);
+}
+
+// A run that diverged (+infinity) is the worst observation, and TPE learns
+// from it: where runs blew up, it proposes no more.
+TEST(TpeTest, LearnsToAvoidWhereRunsDiverged) {
+  const std::vector<SearchDimension> space = {{0, {}}};
+  std::vector<Observation> history;
+  // Equal finite results all over the range, and, above 0.5, as many runs
+  // that diverged: a search that ignored them would see no difference.
+  for (int i = 0; i < 40; ++i) {
+    history.push_back(Observation{{((i * 17) % 40 + 0.5) / 40}, 1.0});
+    history.push_back(Observation{{0.5 + (i + 0.5) / 80}, std::numeric_limits<double>::infinity()});
+  }
+  int above = 0;
+  for (uint64_t draw = 0; draw < 50; ++draw) {
+    SweepRandom random(7, draw);
+    if (SuggestTpe(space, history, random)[0] >= 0.5) ++above;
+  }
+  EXPECT_LE(above, 10) << "proposals in the region where runs diverged";  // ignoring them: about 30
 }
 
 }  // namespace
