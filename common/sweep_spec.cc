@@ -965,12 +965,24 @@ double SweepSpec::Objective(double total, double style, double content, double t
   return goal == "maximize" ? -value : value;
 }
 
+absl::Status CheckSweepYamlSize(const std::string& source, uint64_t bytes) {
+  if (bytes <= kMaxSweepYamlBytes) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrCat(source, " is ", bytes, " bytes; a sweep file may be at most ",
+                                                 DescribeByteLimit(kMaxSweepYamlBytes)));
+}
+
 absl::StatusOr<SweepSpec> ParseSweep(const std::string& yaml_text, const std::string& source,
                                      const SweepLimits& limits) {
+  // yaml-cpp builds the whole document in memory, several times the text's size.
+  if (absl::Status s = CheckSweepYamlSize(source, yaml_text.size()); !s.ok()) return s;
   return Parser(source, limits).Parse(yaml_text);
 }
 
 absl::StatusOr<SweepSpec> LoadSweepFile(const std::string& path) {
+  std::error_code ec;
+  if (const uintmax_t size = std::filesystem::file_size(path, ec); !ec) {
+    if (absl::Status s = CheckSweepYamlSize(path, size); !s.ok()) return s;
+  }
   std::ifstream in(path, std::ios::binary);
   if (!in) return absl::NotFoundError(absl::StrCat("cannot read sweep file '", path, "'"));
   std::stringstream text;

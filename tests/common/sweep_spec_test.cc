@@ -374,6 +374,43 @@ INSTANTIATE_TEST_SUITE_P(
                  "      weight: {value: 2}\n",
                  "parameters.style.parameters.weight: is set twice"}));
 
+std::string Padded(size_t bytes) {
+  std::string text = "content: a.png\nstyle: b.png\n# ";
+  text.append(bytes - text.size() - 1, 'x');
+  text += "\n";
+  return text;
+}
+
+TEST(SweepSpecTest, AcceptsASweepFileOfExactlyTheLimit) {
+  const std::string text = Padded(kMaxSweepYamlBytes);
+  ASSERT_EQ(text.size(), 1048576u);
+  auto spec = ParseSweep(text, "big.yaml");
+  EXPECT_TRUE(spec.ok()) << spec.status();
+}
+
+TEST(SweepSpecTest, RefusesALargerSweepFileBeforeParsingIt) {
+  auto spec = ParseSweep(Padded(kMaxSweepYamlBytes + 1), "big.yaml");
+  ASSERT_FALSE(spec.ok());
+  EXPECT_TRUE(absl::IsInvalidArgument(spec.status()));
+  EXPECT_EQ(spec.status().message(), "big.yaml is 1048577 bytes; a sweep file may be at most 1 MiB (1048576 bytes)");
+  // Not valid YAML either: the size is all that was looked at.
+  auto broken = ParseSweep(std::string(60 * kMiB, '['), "sweep.yaml");
+  ASSERT_FALSE(broken.ok());
+  EXPECT_EQ(broken.status().message(),
+            "sweep.yaml is 62914560 bytes; a sweep file may be at most 1 MiB (1048576 bytes)");
+}
+
+TEST(SweepSpecTest, LoadRefusesALargeFileFromItsSize) {
+  const std::filesystem::path path = std::filesystem::temp_directory_path() / "stylesweep_large_sweep.yaml";
+  std::ofstream(path) << "content: a.png\nstyle: b.png\n";
+  std::filesystem::resize_file(path, 60 * kMiB);  // sparse: nothing written
+  auto spec = LoadSweepFile(path.string());
+  std::filesystem::remove(path);
+  ASSERT_FALSE(spec.ok());
+  EXPECT_THAT(std::string(spec.status().message()),
+              HasSubstr(path.string() + " is 62914560 bytes; a sweep file may be at most 1 MiB (1048576 bytes)"));
+}
+
 }  // namespace
 }  // namespace stylesweep
 
