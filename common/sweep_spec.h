@@ -21,8 +21,9 @@
 // learning_rate). Each run parameter may be set once, wherever it sits.
 //
 // Parsing validates everything it can without touching the disk and reports
-// the first problem as "FILE:LINE:COL: KEY.PATH: what is wrong". Thread-safe
-// (no shared state).
+// the first problem as "FILE:LINE:COL: KEY.PATH: what is wrong". Every real
+// value, distribution bound and q must be one float32 (the engine's
+// precision) holds; see CheckFloat32. Thread-safe (no shared state).
 
 #include <cstdint>
 #include <functional>
