@@ -3,7 +3,9 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <cfloat>
 #include <filesystem>
+#include <functional>
 #include <fstream>
 #include <limits>
 #include <set>
@@ -544,6 +546,28 @@ TEST(SweepSchemaTest, DocumentsEveryRunParameter) {
   for (const auto& [name, unused] : documented.items()) {
     EXPECT_TRUE(known.count(name)) << name << " is documented but not a run parameter";
   }
+}
+
+// Every real the schema describes is bounded by float32's range, as the
+// parser checks it, so editors flag 1e300 too.
+TEST(SweepSchemaTest, BoundsEveryRealByFloat32) {
+  std::ifstream in(std::filesystem::path(STYLESWEEP_SOURCE_DIR) / "schemas" / "sweep.schema.json");
+  ASSERT_TRUE(in) << "schemas/sweep.schema.json is missing";
+  const nlohmann::json schema = nlohmann::json::parse(in);
+  int reals = 0;
+  std::function<void(const nlohmann::json&, const std::string&)> visit = [&](const nlohmann::json& node,
+                                                                             const std::string& where) {
+    if (node.is_object() && node.contains("type") && node["type"] == "number") {
+      ++reals;
+      EXPECT_TRUE(node.contains("maximum") && node["maximum"].get<double>() <= FLT_MAX)
+          << where << " has no maximum within float32's range";
+    }
+    if (node.is_structured()) {
+      for (const auto& [key, child] : node.items()) visit(child, where + "/" + key);
+    }
+  };
+  visit(schema, "");
+  EXPECT_GE(reals, 10);
 }
 
 }  // namespace
