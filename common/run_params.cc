@@ -3,6 +3,10 @@
 #include "common/hash.h"
 
 #include <algorithm>
+#include <cfloat>
+#include <cmath>
+#include <limits>
+#include <type_traits>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -20,6 +24,42 @@ absl::Status CanonicaliseLayers(std::vector<std::string>& layers, const char* ke
       return absl::InvalidArgumentError(absl::StrCat(key, ": ", canonical.status().message()));
     }
     layer = *canonical;
+  }
+  return absl::OkStatus();
+}
+
+// Reads the integer at `key` into `field` when it is set, refusing a value
+// outside the field's type instead of letting the conversion wrap it.
+template <typename Int>
+absl::Status GetInteger(const nlohmann::json& value, const char* key, Int& field) {
+  constexpr Int kLowest = std::numeric_limits<Int>::lowest();
+  constexpr Int kHighest = std::numeric_limits<Int>::max();
+  auto out_of_range = [&] {
+    return absl::InvalidArgumentError(
+        absl::StrCat(key, " must be an integer from ", kLowest, " to ", kHighest, ", got ", value.dump()));
+  };
+  if (value.is_number_unsigned()) {
+    const uint64_t n = value.get<uint64_t>();
+    if (n > static_cast<uint64_t>(kHighest)) return out_of_range();
+    field = static_cast<Int>(n);
+  } else if (value.is_number_integer()) {
+    const int64_t n = value.get<int64_t>();
+    if (n < 0 ? (std::is_unsigned_v<Int> || n < static_cast<int64_t>(kLowest))
+              : static_cast<uint64_t>(n) > static_cast<uint64_t>(kHighest)) {
+      return out_of_range();
+    }
+    field = static_cast<Int>(n);
+  } else if (value.is_number_float()) {
+    // A whole number written as a real (5.0) is that integer.
+    const double d = value.get<double>();
+    if (d != std::floor(d)) return absl::InvalidArgumentError(absl::StrCat(key, " must be an integer, got ", d));
+    // 2^digits is one past the highest value, and exact as a double.
+    if (!(d >= static_cast<double>(kLowest) && d < std::ldexp(1.0, std::numeric_limits<Int>::digits))) {
+      return out_of_range();
+    }
+    field = static_cast<Int>(d);
+  } else {
+    return absl::InvalidArgumentError(absl::StrCat(key, " must be an integer, got ", value.dump()));
   }
   return absl::OkStatus();
 }
@@ -64,9 +104,48 @@ nlohmann::json RunParams::ToJson() const {
   };
 }
 
+bool RepresentableAsFloat32(double value) {
+  const double magnitude = std::fabs(value);
+  return std::isfinite(value) && magnitude <= FLT_MAX && (magnitude == 0 || magnitude >= FLT_TRUE_MIN);
+}
+
+absl::Status CheckFloat32(absl::string_view key, double value) {
+  if (RepresentableAsFloat32(value)) return absl::OkStatus();
+  if (!std::isfinite(value)) {
+    return absl::InvalidArgumentError(absl::StrCat(key, " must be a finite number, got ", value));
+  }
+  if (std::fabs(value) > FLT_MAX) {
+    return absl::InvalidArgumentError(absl::StrCat(key, " must be at most ", FLT_MAX,
+                                                   " in magnitude (the float32 range), got ", value));
+  }
+  return absl::InvalidArgumentError(absl::StrCat(key, " must be 0 or at least ", FLT_TRUE_MIN,
+                                                 " in magnitude (float32 would round it to 0), got ", value));
+}
+
 absl::StatusOr<RunParams> RunParams::FromJson(const nlohmann::json& j, bool check_relations) {
   if (!j.is_object()) return absl::InvalidArgumentError("run parameters must be a JSON object");
   RunParams p;
+  auto get_integer = [&j](const char* key, auto& field) -> absl::Status {
+    auto it = j.find(key);
+    if (it == j.end() || it->is_null()) return absl::OkStatus();
+    return GetInteger(*it, key, field);
+  };
+  auto get_integers = [&j](const char* key, std::vector<int>& field) -> absl::Status {
+    auto it = j.find(key);
+    if (it == j.end() || it->is_null()) return absl::OkStatus();
+    if (!it->is_array()) return absl::InvalidArgumentError(absl::StrCat(key, " must be a list of integers"));
+    field.assign(it->size(), 0);
+    for (size_t i = 0; i < it->size(); ++i) {
+      if (absl::Status s = GetInteger((*it)[i], key, field[i]); !s.ok()) return s;
+    }
+    return absl::OkStatus();
+  };
+  for (absl::Status s : {get_integer("steps", p.steps), get_integer("image_size", p.image_size),
+                         get_integer("snapshot_every", p.snapshot_every), get_integer("seed", p.seed),
+                         get_integers("multires_sizes", p.multires_sizes),
+                         get_integers("multires_steps", p.multires_steps)}) {
+    if (!s.ok()) return s;
+  }
   try {
     auto get = [&j](const char* key, auto& field) {
       if (auto it = j.find(key); it != j.end() && !it->is_null()) it->get_to(field);
@@ -84,10 +163,6 @@ absl::StatusOr<RunParams> RunParams::FromJson(const nlohmann::json& j, bool chec
     get("content_weight", p.content_weight);
     get("tv_weight", p.tv_weight);
     get("learning_rate", p.learning_rate);
-    get("steps", p.steps);
-    get("image_size", p.image_size);
-    get("snapshot_every", p.snapshot_every);
-    get("seed", p.seed);
     get("preprocess", p.preprocess);
     get("weights", p.weights);
     get("optimizer", p.optimizer);
@@ -110,8 +185,6 @@ absl::StatusOr<RunParams> RunParams::FromJson(const nlohmann::json& j, bool chec
     get("pooling", p.pooling);
     get("style_layer_weights", p.style_layer_weights);
     get("precision", p.precision);
-    get("multires_sizes", p.multires_sizes);
-    get("multires_steps", p.multires_steps);
   } catch (const nlohmann::json::exception& e) {
     return absl::InvalidArgumentError(absl::StrCat("bad run parameters: ", e.what()));
   }
@@ -125,7 +198,7 @@ absl::Status RunParams::Validate() {
   if (!multires_sizes.empty()) {
     image_size = multires_sizes.back();
     steps = 0;
-    for (int n : multires_steps) steps += n;
+    for (int n : multires_steps) steps += n;  // ValidateFields bounds the sum
   }
   return absl::OkStatus();
 }
@@ -148,6 +221,18 @@ absl::Status RunParams::ValidateRelations() const {
 }
 
 absl::Status RunParams::ValidateFields() {
+  // Before the range checks, so that NaN and infinities are called what they are.
+  for (auto [key, value] : {std::pair{"style_weight", style_weight}, std::pair{"content_weight", content_weight},
+                            std::pair{"tv_weight", tv_weight}, std::pair{"learning_rate", learning_rate},
+                            std::pair{"style_scale", style_scale}}) {
+    if (absl::Status s = CheckFloat32(key, value); !s.ok()) return s;
+  }
+  for (auto [key, list] : {std::pair{"style_blend_weights", &style_blend_weights},
+                           std::pair{"style_layer_weights", &style_layer_weights}}) {
+    for (double w : *list) {
+      if (absl::Status s = CheckFloat32(key, w); !s.ok()) return s;
+    }
+  }
   if (content.empty()) return absl::InvalidArgumentError("content: an image is required");
   if (style.empty()) return absl::InvalidArgumentError("style: an image is required");
   for (const std::string& s : style) {
@@ -202,8 +287,14 @@ absl::Status RunParams::ValidateFields() {
           absl::StrCat("multires_sizes must be from 16 to ", kMaxImageSize, " pixels, got ", size));
     }
   }
+  int64_t multires_total = 0;
   for (int n : multires_steps) {
     if (n <= 0) return absl::InvalidArgumentError(absl::StrCat("multires_steps must be positive, got ", n));
+    multires_total += n;
+  }
+  if (multires_total > std::numeric_limits<int>::max()) {
+    return absl::InvalidArgumentError(absl::StrCat("multires_steps add up to ", multires_total,
+                                                   " steps, more than ", std::numeric_limits<int>::max()));
   }
   return absl::OkStatus();
 }

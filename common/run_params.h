@@ -6,12 +6,20 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "nlohmann/json.hpp"
 
 namespace stylesweep {
 
 // Larger images do not fit even a big GPU's memory for VGG19's activations.
 inline constexpr int kMaxImageSize = 16384;
+
+// The engine computes in float32, so every real parameter must survive the
+// conversion: finite, at most FLT_MAX in magnitude, and 0 or at least
+// FLT_TRUE_MIN in magnitude (a smaller one would silently become 0).
+bool RepresentableAsFloat32(double value);
+// OK, or "KEY must ..., got VALUE" saying which of those rules `value` breaks.
+absl::Status CheckFloat32(absl::string_view key, double value);
 
 // The fully resolved parameters of one run: what the engine needs to produce
 // one image. Defaults are the TensorFlow tutorial's (see README, "Algorithm").
@@ -71,12 +79,15 @@ struct RunParams {
   nlohmann::json ToJson() const;
 
   // Parses and validates (layer names, ranges). Missing keys take defaults.
+  // An integer outside its field's type (steps: 4294967297, seed: -1) is
+  // refused, never wrapped.
   // Without `check_relations`, rules between parameters (one blend weight per
   // style image) are left out: the sweep language checks each value alone
   // first, and whole runs once the grid is expanded.
   static absl::StatusOr<RunParams> FromJson(const nlohmann::json& j, bool check_relations = true);
 
-  // Checks ranges, layer names and the rules between parameters;
+  // Checks ranges (every real representable in float32, see CheckFloat32),
+  // layer names and the rules between parameters;
   // canonicalises layer names in place, and with multires set overrides
   // image_size and steps by the last size and the sum of the stages' steps.
   absl::Status Validate();

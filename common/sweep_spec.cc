@@ -3,9 +3,14 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cfloat>
 #include <cmath>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <limits>
+#include <optional>
 #include <set>
 #include <sstream>
 
@@ -87,6 +92,25 @@ std::string Suggest(const std::string& word, const std::vector<std::string>& kno
 // A node that tests false, for keys not (yet) seen: a default-constructed
 // YAML::Node is a defined null and tests true.
 YAML::Node Absent() { return YAML::Node(YAML::NodeType::Undefined); }
+
+// A number too large or too small for a double (1e400, 1e-400): yaml-cpp
+// refuses the first as not a number and silently reads the second as 0.
+bool BeyondDouble(const YAML::Node& node) {
+  if (!node.IsScalar() || node.Tag() == "!" || node.Scalar().empty()) return false;
+  const std::string& text = node.Scalar();
+  char* end = nullptr;
+  errno = 0;
+  std::strtod(text.c_str(), &end);
+  return errno == ERANGE && end == text.c_str() + text.size();
+}
+
+// Digits with an optional sign: an integer, whether or not it fits.
+bool IntegerText(const YAML::Node& node) {
+  if (!node.IsScalar()) return false;
+  const std::string& text = node.Scalar();
+  const size_t first = !text.empty() && (text[0] == '-' || text[0] == '+') ? 1 : 0;
+  return text.size() > first && text.find_first_not_of("0123456789", first) == std::string::npos;
+}
 
 class Parser {
  public:
@@ -264,14 +288,10 @@ class Parser {
   // Converts one value of a run parameter to JSON, checking its type.
   absl::StatusOr<nlohmann::json> Convert(const ParamDef& def, const YAML::Node& node, const std::string& path) const {
     auto wrong = [&] { return Error(node, path, absl::StrCat("expected ", KindName(def.kind), ", got ", Describe(node))); };
-    auto number = [&](const YAML::Node& n, nlohmann::json& out) {
-      if (!n.IsScalar() || n.Tag() == "!") return false;
-      try {
-        out = n.as<double>();
-        return true;
-      } catch (const YAML::Exception&) {
-        return false;
-      }
+    auto integer = [&](const YAML::Node& n, const std::string& npath, long long& out) -> absl::Status {
+      if (AsInt(n, out)) return absl::OkStatus();
+      if (IntegerText(n)) return Error(n, npath, absl::StrCat(def.name, " must be an integer in range, got ", n.Scalar()));
+      return wrong();
     };
     switch (def.kind) {
       case ParamKind::kString:
@@ -295,31 +315,33 @@ class Parser {
         return list;
       }
       case ParamKind::kNumber: {
-        nlohmann::json value;
-        if (!number(node, value)) return wrong();
-        return value;
+        auto value = ReadReal(node, path, def.name);
+        if (!value.ok()) return value.status();
+        if (!value->has_value()) return wrong();
+        return nlohmann::json(**value);
       }
       case ParamKind::kNumberList: {
         nlohmann::json list = nlohmann::json::array();
         if (!node.IsSequence()) return wrong();
-        for (const auto& item : node) {
-          nlohmann::json value;
-          if (!number(item, value)) return wrong();
-          list.push_back(value);
+        for (size_t i = 0; i < node.size(); ++i) {
+          auto value = ReadReal(node[i], absl::StrCat(path, "[", i, "]"), def.name);
+          if (!value.ok()) return value.status();
+          if (!value->has_value()) return wrong();
+          list.push_back(**value);
         }
         return list;
       }
       case ParamKind::kInt: {
         long long n = 0;
-        if (!AsInt(node, n)) return wrong();
+        if (absl::Status s = integer(node, path, n); !s.ok()) return s;
         return nlohmann::json(n);
       }
       case ParamKind::kIntList: {
         nlohmann::json list = nlohmann::json::array();
         if (!node.IsSequence()) return wrong();
-        for (const auto& item : node) {
+        for (size_t i = 0; i < node.size(); ++i) {
           long long n = 0;
-          if (!AsInt(item, n)) return wrong();
+          if (absl::Status s = integer(node[i], absl::StrCat(path, "[", i, "]"), n); !s.ok()) return s;
           list.push_back(n);
         }
         return list;
@@ -408,8 +430,9 @@ class Parser {
         }
         et.type = value.Scalar();
       } else if (key == "min_iter") {
-        if (!AsInt(value, n) || n < 1) {
-          return Error(value, path, absl::StrCat("expected a positive number of steps, got ", Describe(value)));
+        if (!AsInt(value, n) || n < 1 || n > std::numeric_limits<int>::max()) {
+          return Error(value, path, absl::StrCat("expected a positive number of steps up to ",
+                                                 std::numeric_limits<int>::max(), ", got ", Describe(value)));
         }
         et.min_iter = static_cast<int>(n);
       } else if (key == "eta") {
@@ -487,6 +510,21 @@ class Parser {
     } catch (const YAML::Exception&) {
       return false;
     }
+  }
+
+  // A real value the engine can use: nullopt when `n` is not a number (the
+  // caller says what it expected), an error naming `key` when it is one that
+  // float32 cannot hold (.inf, .nan, 1e300, 1e-50).
+  absl::StatusOr<std::optional<double>> ReadReal(const YAML::Node& n, const std::string& path,
+                                                 absl::string_view key) const {
+    if (BeyondDouble(n)) {
+      return Error(n, path, absl::StrCat(key, " must be 0 or a magnitude from ", FLT_TRUE_MIN, " to ", FLT_MAX,
+                                         " (the float32 range), got ", n.Scalar()));
+    }
+    double value = 0;
+    if (!AsNumber(n, value)) return std::optional<double>();
+    if (absl::Status s = CheckFloat32(key, value); !s.ok()) return Error(n, path, std::string(s.message()));
+    return std::optional<double>(value);
   }
 
   absl::Status AddParameter(SweepSpec& spec, std::set<std::string>& seen, const ParamDef& def,
@@ -591,10 +629,22 @@ class Parser {
         const std::string bpath = absl::StrCat(path, ".", which);
         long long i = 0;
         const bool int_needed = is_int || distribution == "int_uniform";
-        if (int_needed ? !AsInt(n, i) : !AsNumber(n, out)) {
+        bool read = false;
+        if (int_needed) {
+          read = AsInt(n, i);
+          out = static_cast<double>(i);
+          if (!read && IntegerText(n)) {
+            return Error(n, bpath, absl::StrCat(def.name, " must be an integer in range, got ", n.Scalar()));
+          }
+        } else {
+          auto real = ReadReal(n, bpath, def.name);
+          if (!real.ok()) return real.status();
+          read = real->has_value();
+          if (read) out = **real;
+        }
+        if (!read) {
           return Error(n, bpath, absl::StrCat("expected ", int_needed ? "an integer" : "a number", ", got ", Describe(n)));
         }
-        if (int_needed) out = static_cast<double>(i);
         nlohmann::json v = is_int ? nlohmann::json(i) : nlohmann::json(out);
         return CheckValue(def, n, bpath, v);
       };
@@ -611,9 +661,19 @@ class Parser {
         if (distribution != "q_uniform") {
           return Error(q_node, absl::StrCat(path, ".q"), "q goes with distribution: q_uniform");
         }
-        if (!AsNumber(q_node, param.q) || param.q <= 0 || (is_int && param.q != std::floor(param.q))) {
-          return Error(q_node, absl::StrCat(path, ".q"),
+        const std::string qpath = absl::StrCat(path, ".q");
+        auto q = ReadReal(q_node, qpath, "q");
+        if (!q.ok()) return q.status();
+        if (!q->has_value() || **q <= 0 || (is_int && **q != std::floor(**q))) {
+          return Error(q_node, qpath,
                        absl::StrCat("expected a positive ", is_int ? "integer" : "number", ", got ", Describe(q_node)));
+        }
+        param.q = **q;
+        // Draws round to a multiple of q inside [min, max]: there must be one.
+        if (std::ceil(param.min / param.q) * param.q > param.max) {
+          return Error(q_node, qpath,
+                       absl::StrCat("no multiple of q (", q_node.Scalar(), ") lies between min (", min_node.Scalar(),
+                                    ") and max (", max_node.Scalar(), ")"));
         }
       }
       if (distribution == "uniform") param.distribution = Distribution::kUniform;
@@ -653,7 +713,7 @@ class Parser {
       double sum = 0;
       for (size_t i = 0; i < probabilities_node.size(); ++i) {
         double pr = 0;
-        if (!AsNumber(probabilities_node[i], pr) || pr < 0 || pr > 1) {
+        if (!AsNumber(probabilities_node[i], pr) || !(pr >= 0 && pr <= 1)) {
           return Error(probabilities_node[i], absl::StrCat(ppath, "[", i, "]"),
                        absl::StrCat("expected a probability from 0 to 1, got ", Describe(probabilities_node[i])));
         }
@@ -921,6 +981,9 @@ absl::StatusOr<RunParams> SweepSpec::Resolve(const std::vector<double>& point) c
       case Distribution::kValues:
         break;
     }
+    // Bounds float32 holds give draws it holds, except a nonzero draw too
+    // small for it; then min <= 0 <= max, and 0 is the value float32 gives.
+    if (std::fabs(v) < FLT_TRUE_MIN) v = 0;
     if (is_int) {
       j[p.name] = static_cast<long long>(std::llround(v));
     } else {
@@ -965,12 +1028,24 @@ double SweepSpec::Objective(double total, double style, double content, double t
   return goal == "maximize" ? -value : value;
 }
 
+absl::Status CheckSweepYamlSize(const std::string& source, uint64_t bytes) {
+  if (bytes <= kMaxSweepYamlBytes) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrCat(source, " is ", bytes, " bytes; a sweep file may be at most ",
+                                                 DescribeByteLimit(kMaxSweepYamlBytes)));
+}
+
 absl::StatusOr<SweepSpec> ParseSweep(const std::string& yaml_text, const std::string& source,
                                      const SweepLimits& limits) {
+  // yaml-cpp builds the whole document in memory, several times the text's size.
+  if (absl::Status s = CheckSweepYamlSize(source, yaml_text.size()); !s.ok()) return s;
   return Parser(source, limits).Parse(yaml_text);
 }
 
 absl::StatusOr<SweepSpec> LoadSweepFile(const std::string& path) {
+  std::error_code ec;
+  if (const uintmax_t size = std::filesystem::file_size(path, ec); !ec) {
+    if (absl::Status s = CheckSweepYamlSize(path, size); !s.ok()) return s;
+  }
   std::ifstream in(path, std::ios::binary);
   if (!in) return absl::NotFoundError(absl::StrCat("cannot read sweep file '", path, "'"));
   std::stringstream text;

@@ -21,8 +21,9 @@
 // learning_rate). Each run parameter may be set once, wherever it sits.
 //
 // Parsing validates everything it can without touching the disk and reports
-// the first problem as "FILE:LINE:COL: KEY.PATH: what is wrong". Thread-safe
-// (no shared state).
+// the first problem as "FILE:LINE:COL: KEY.PATH: what is wrong". Every real
+// value, distribution bound and q must be one float32 (the engine's
+// precision) holds; see CheckFloat32. Thread-safe (no shared state).
 
 #include <cstdint>
 #include <functional>
@@ -31,6 +32,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "common/limits.h"
 #include "common/run_params.h"
 #include "nlohmann/json.hpp"
 
@@ -161,11 +163,17 @@ struct SweepSpec {
   nlohmann::json ToJson() const;
 };
 
-// Parses sweep YAML text. `source` names the file in error messages.
+// OK when a sweep file of `bytes` bytes is within kMaxSweepYamlBytes, else
+// an error naming `source` and the limit.
+absl::Status CheckSweepYamlSize(const std::string& source, uint64_t bytes);
+
+// Parses sweep YAML text. `source` names the file in error messages. Text
+// over kMaxSweepYamlBytes is refused before the YAML parser sees it.
 absl::StatusOr<SweepSpec> ParseSweep(const std::string& yaml_text, const std::string& source,
                                      const SweepLimits& limits = {});
 
-// Reads and parses a sweep file, then rewrites relative image and weights
+// Reads and parses a sweep file (refusing one over kMaxSweepYamlBytes
+// before reading it), then rewrites relative image and weights
 // paths to be relative to the file's directory (absolute on return).
 absl::StatusOr<SweepSpec> LoadSweepFile(const std::string& path);
 

@@ -5,11 +5,17 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/files.h"
+#include "common/limits.h"
 #include "common/sweep_spec.h"
 
 namespace stylesweep {
 
 absl::StatusOr<Submission> PrepareSubmission(const std::string& path, const WeightsCheck& check_weights) {
+  std::error_code ec;
+  // Sizes are checked before reading, so a wrong path to a huge file fails at once.
+  if (const uintmax_t size = std::filesystem::file_size(path, ec); !ec) {
+    if (absl::Status s = CheckSweepYamlSize(path, size); !s.ok()) return s;
+  }
   auto text = ReadFileToString(path);
   if (!text.ok()) return absl::Status(text.status().code(), absl::StrCat("sweep file: ", text.status().message()));
   auto spec = ParseSweep(*text, path);
@@ -37,11 +43,31 @@ absl::StatusOr<Submission> PrepareSubmission(const std::string& path, const Weig
     }
     submission.weights[weights.ref] = resolved;
   }
+  uint64_t image_bytes = 0;  // all images so far
   for (const SweepSpec::FileRef& image : spec->ImageRefs()) {
     const std::filesystem::path p(image.ref);
     const std::string resolved = (p.is_absolute() ? p : base / p).lexically_normal().string();
-    auto bytes = ReadFileToString(resolved);
     const std::string where = image.line > 0 ? absl::StrCat(path, ":", image.line) : path;
+    const std::string what = absl::StrCat(where, ": ", image.key, ": image '", image.ref, "' (", resolved, ")");
+    // The size on disk first (a file that cannot be examined gets the read's
+    // error below), then the bytes read, in case the file grew in between.
+    auto too_large = [&](uint64_t size) -> absl::Status {
+      if (size > kMaxImageBytes) {
+        return absl::InvalidArgumentError(absl::StrCat(what, " is ", size, " bytes; an image may be at most ",
+                                                       DescribeByteLimit(kMaxImageBytes)));
+      }
+      if (image_bytes + size > kMaxSubmissionImageBytes) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(what, " brings the sweep's images to ", image_bytes + size,
+                         " bytes; the images of one sweep may be at most ",
+                         DescribeByteLimit(kMaxSubmissionImageBytes), " together"));
+      }
+      return absl::OkStatus();
+    };
+    if (const uintmax_t size = std::filesystem::file_size(resolved, ec); !ec) {
+      if (absl::Status s = too_large(size); !s.ok()) return s;
+    }
+    auto bytes = ReadFileToString(resolved);
     if (!bytes.ok()) {
       return absl::Status(bytes.status().code(),
                           absl::StrCat(where, ": ", image.key, ": image '", image.ref, "' (", resolved,
@@ -51,6 +77,8 @@ absl::StatusOr<Submission> PrepareSubmission(const std::string& path, const Weig
       return absl::InvalidArgumentError(
           absl::StrCat(where, ": ", image.key, ": image '", image.ref, "' (", resolved, ") is empty"));
     }
+    if (absl::Status s = too_large(bytes->size()); !s.ok()) return s;
+    image_bytes += bytes->size();
     submission.files[image.ref] = std::move(*bytes);
   }
   return submission;

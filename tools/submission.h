@@ -28,8 +28,9 @@ using WeightsCheck = std::function<absl::Status(const std::string& path)>;
 // Reads and validates `path`, every image it names and every weights file
 // (relative paths are relative to the file; weights are checked with
 // `check_weights` when given, else only for being a readable, non-empty
-// file). Errors name the file, the key and line, and the path that could not
-// be used.
+// file). The sweep file and its images are refused when over the limits in
+// common/limits.h, from their sizes on disk before they are read. Errors name
+// the file, the key and line, and the path that could not be used.
 absl::StatusOr<Submission> PrepareSubmission(const std::string& path, const WeightsCheck& check_weights = nullptr);
 
 }  // namespace stylesweep

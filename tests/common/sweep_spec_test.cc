@@ -3,8 +3,11 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <cfloat>
 #include <filesystem>
+#include <functional>
 #include <fstream>
+#include <limits>
 #include <set>
 
 namespace stylesweep {
@@ -374,6 +377,153 @@ INSTANTIATE_TEST_SUITE_P(
                  "      weight: {value: 2}\n",
                  "parameters.style.parameters.weight: is set twice"}));
 
+// The engine computes in float32: a real it cannot hold is refused where it
+// is written, never rounded to infinity or to 0 on the way.
+INSTANTIATE_TEST_SUITE_P(
+    Float32, MalformedSweepTest,
+    ::testing::Values(
+        BadSweep{"content: a.png\nstyle: b.png\nstyle_weight: 1e300\n",
+                 "bad.yaml:3:15: style_weight: style_weight must be at most 3.40282e+38 in magnitude (the float32 "
+                 "range), got 1e+300"},
+        BadSweep{"content: a.png\nstyle: b.png\ncontent_weight: .inf\n",
+                 "bad.yaml:3:17: content_weight: content_weight must be a finite number, got inf"},
+        BadSweep{"content: a.png\nstyle: b.png\ntv_weight: .nan\n",
+                 "bad.yaml:3:12: tv_weight: tv_weight must be a finite number, got nan"},
+        BadSweep{"content: a.png\nstyle: b.png\nlearning_rate: 1e-50\n",
+                 "bad.yaml:3:16: learning_rate: learning_rate must be 0 or at least 1.4013e-45 in magnitude (float32 "
+                 "would round it to 0), got 1e-50"},
+        // Beyond even a double: yaml-cpp refuses the first and reads the second as 0.
+        BadSweep{"content: a.png\nstyle: b.png\nlearning_rate: 1e400\n",
+                 "bad.yaml:3:16: learning_rate: learning_rate must be 0 or a magnitude from 1.4013e-45 to "
+                 "3.40282e+38 (the float32 range), got 1e400"},
+        BadSweep{"content: a.png\nstyle: b.png\nstyle_weight: 1e-400\n",
+                 "bad.yaml:3:15: style_weight: style_weight must be 0 or a magnitude from"},
+        BadSweep{"content: a.png\nstyle: b.png\nstyle_scale: 3.5e38\n",
+                 "bad.yaml:3:14: style_scale: style_scale must be at most"},
+        BadSweep{"content: a.png\nstyle: b.png\nparameters:\n  style_weight: {values: [1, -.inf]}\n",
+                 "bad.yaml:4:30: parameters.style_weight.values[1]: style_weight must be a finite number, got -inf"},
+        BadSweep{"content: a.png\nstyle: [b.png, c.png]\nparameters:\n  style_blend_weights: {value: [1, 1e39]}\n",
+                 "bad.yaml:4:36: parameters.style_blend_weights.value[1]: style_blend_weights must be at most"},
+        BadSweep{"content: a.png\nstyle: b.png\nstyle_layers: [conv1_1]\nstyle_layer_weights: [1e-46]\n",
+                 "bad.yaml:4:23: style_layer_weights[0]: style_layer_weights must be 0 or at least"},
+        // Distributions: bounds float32 holds give draws it holds.
+        BadSweep{"method: random\nrun_cap: 5\ncontent: a.png\nstyle: b.png\nparameters:\n  style_weight: {min: 0, max: 1e39}\n",
+                 "bad.yaml:6:31: parameters.style_weight.max: style_weight must be at most"},
+        BadSweep{"method: random\nrun_cap: 5\ncontent: a.png\nstyle: b.png\nparameters:\n  style_weight: {min: .nan, max: 1}\n",
+                 "bad.yaml:6:23: parameters.style_weight.min: style_weight must be a finite number, got nan"},
+        BadSweep{"method: random\nrun_cap: 5\ncontent: a.png\nstyle: b.png\nparameters:\n  learning_rate: {min: 1e-50, max: 1, distribution: log_uniform_values}\n",
+                 "bad.yaml:6:24: parameters.learning_rate.min: learning_rate must be 0 or at least"},
+        BadSweep{"method: random\nrun_cap: 5\ncontent: a.png\nstyle: b.png\nparameters:\n  tv_weight: {min: 0, max: 1, q: .inf, distribution: q_uniform}\n",
+                 "bad.yaml:6:34: parameters.tv_weight.q: q must be a finite number, got inf"},
+        BadSweep{"method: random\nrun_cap: 5\ncontent: a.png\nstyle: b.png\nparameters:\n  steps: {min: 5, max: 7, q: 10, distribution: q_uniform}\n",
+                 "bad.yaml:6:30: parameters.steps.q: no multiple of q (10) lies between min (5) and max (7)"},
+        BadSweep{"method: random\nrun_cap: 5\ncontent: a.png\nstyle: b.png\nparameters:\n  tv_weight: {values: [1, 2], probabilities: [.nan, 1]}\n",
+                 "bad.yaml:6:47: parameters.tv_weight.probabilities[0]: expected a probability from 0 to 1, got '.nan'"},
+        // Integers outside their field's type are refused, not wrapped.
+        BadSweep{"content: a.png\nstyle: b.png\nsteps: 4294967297\n",
+                 "bad.yaml:3:8: steps: steps must be an integer from -2147483648 to 2147483647, got 4294967297"},
+        BadSweep{"content: a.png\nstyle: b.png\nseed: -1\n",
+                 "bad.yaml:3:7: seed: seed must be an integer from 0 to 18446744073709551615, got -1"},
+        BadSweep{"content: a.png\nstyle: b.png\nseed: 99999999999999999999\n",
+                 "bad.yaml:3:7: seed: seed must be an integer in range, got 99999999999999999999"},
+        BadSweep{"content: a.png\nstyle: b.png\nsnapshot_every: 2147483648\n",
+                 "bad.yaml:3:17: snapshot_every: snapshot_every must be an integer from"},
+        BadSweep{"content: a.png\nstyle: b.png\nparameters:\n  image_size: {values: [512, 4294967808]}\n",
+                 "bad.yaml:4:30: parameters.image_size.values[1]: image_size must be an integer from"},
+        BadSweep{"content: a.png\nstyle: b.png\nmultires_sizes: [64, 4294967312]\nmultires_steps: [1, 1]\n",
+                 "bad.yaml:3:17: multires_sizes: multires_sizes must be an integer from"},
+        BadSweep{"content: a.png\nstyle: b.png\nmultires_sizes: [64, 128]\nmultires_steps: [2000000000, 2000000000]\n",
+                 "multires_steps add up to 4000000000 steps, more than 2147483647"},
+        BadSweep{"method: random\nrun_cap: 5\ncontent: a.png\nstyle: b.png\nparameters:\n  steps: {min: 1, max: 4294967297}\n",
+                 "bad.yaml:6:24: parameters.steps.max: steps must be an integer from"},
+        BadSweep{"method: random\nrun_cap: 5\ncontent: a.png\nstyle: b.png\nparameters:\n  seed: {min: -1, max: 10}\n", "bad.yaml:6:15: parameters.seed.min: seed must be an integer from 0"},
+        BadSweep{"content: a.png\nstyle: b.png\nearly_terminate: {type: hyperband, min_iter: 4294967297}\n",
+                 "bad.yaml:3:46: early_terminate.min_iter: expected a positive number of steps up to 2147483647"}));
+
+// The largest representable values and the smallest nonzero ones are kept.
+TEST(SweepSpecTest, Float32ExtremesAreAccepted) {
+  auto spec = ParseSweep("content: a.png\nstyle: b.png\nstyle_weight: 3.4028234663852886e38\n"
+                         "content_weight: 1.401298464324817e-45\ntv_weight: 0\nseed: 9223372036854775807\n"
+                         "steps: 2147483647\n",
+                         "edge.yaml");
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  auto runs = spec->Expand();
+  ASSERT_TRUE(runs.ok()) << runs.status();
+  EXPECT_EQ((*runs)[0].style_weight, 3.4028234663852886e38);
+  EXPECT_EQ((*runs)[0].content_weight, 1.401298464324817e-45);
+  EXPECT_EQ((*runs)[0].seed, 9223372036854775807u);
+  EXPECT_EQ((*runs)[0].steps, 2147483647);
+}
+
+// Run parameters arrive as JSON too (stored runs, the wire): the same rules hold.
+TEST(RunParamsTest, FromJsonRefusesWhatWouldWrapOrOverflow) {
+  const nlohmann::json base = {{"content", "a"}, {"style", "b"}};
+  auto with = [&](const char* key, nlohmann::json value) {
+    nlohmann::json j = base;
+    j[key] = std::move(value);
+    auto run = RunParams::FromJson(j);
+    return run.ok() ? std::string("accepted") : std::string(run.status().message());
+  };
+  EXPECT_THAT(with("steps", 4294967297LL), HasSubstr("steps must be an integer from"));
+  EXPECT_THAT(with("seed", -1), HasSubstr("seed must be an integer from 0"));
+  EXPECT_THAT(with("steps", 2.5), HasSubstr("steps must be an integer, got 2.5"));
+  EXPECT_THAT(with("steps", "ten"), HasSubstr("steps must be an integer"));
+  EXPECT_THAT(with("seed", 1.8446744073709552e19), HasSubstr("seed must be an integer from 0"));
+  EXPECT_THAT(with("style_weight", std::numeric_limits<double>::infinity()),
+              HasSubstr("style_weight must be a finite number"));
+  EXPECT_THAT(with("learning_rate", 1e300), HasSubstr("learning_rate must be at most"));
+  EXPECT_EQ(with("steps", 7.0), "accepted");
+  EXPECT_EQ(with("seed", 18446744073709551615ULL), "accepted");
+}
+
+TEST(SweepSpecTest, RepresentableAsFloat32) {
+  EXPECT_TRUE(RepresentableAsFloat32(0));
+  EXPECT_TRUE(RepresentableAsFloat32(-0.0));
+  EXPECT_TRUE(RepresentableAsFloat32(3.4028234663852886e38));
+  EXPECT_TRUE(RepresentableAsFloat32(-1.401298464324817e-45));
+  EXPECT_FALSE(RepresentableAsFloat32(3.4028236e38));
+  EXPECT_FALSE(RepresentableAsFloat32(1.4e-45));
+  EXPECT_FALSE(RepresentableAsFloat32(std::numeric_limits<double>::quiet_NaN()));
+  EXPECT_FALSE(RepresentableAsFloat32(-std::numeric_limits<double>::infinity()));
+}
+
+std::string Padded(size_t bytes) {
+  std::string text = "content: a.png\nstyle: b.png\n# ";
+  text.append(bytes - text.size() - 1, 'x');
+  text += "\n";
+  return text;
+}
+
+TEST(SweepSpecTest, AcceptsASweepFileOfExactlyTheLimit) {
+  const std::string text = Padded(kMaxSweepYamlBytes);
+  ASSERT_EQ(text.size(), 1048576u);
+  auto spec = ParseSweep(text, "big.yaml");
+  EXPECT_TRUE(spec.ok()) << spec.status();
+}
+
+TEST(SweepSpecTest, RefusesALargerSweepFileBeforeParsingIt) {
+  auto spec = ParseSweep(Padded(kMaxSweepYamlBytes + 1), "big.yaml");
+  ASSERT_FALSE(spec.ok());
+  EXPECT_TRUE(absl::IsInvalidArgument(spec.status()));
+  EXPECT_EQ(spec.status().message(), "big.yaml is 1048577 bytes; a sweep file may be at most 1 MiB (1048576 bytes)");
+  // Not valid YAML either: the size is all that was looked at.
+  auto broken = ParseSweep(std::string(60 * kMiB, '['), "sweep.yaml");
+  ASSERT_FALSE(broken.ok());
+  EXPECT_EQ(broken.status().message(),
+            "sweep.yaml is 62914560 bytes; a sweep file may be at most 1 MiB (1048576 bytes)");
+}
+
+TEST(SweepSpecTest, LoadRefusesALargeFileFromItsSize) {
+  const std::filesystem::path path = std::filesystem::temp_directory_path() / "stylesweep_large_sweep.yaml";
+  std::ofstream(path) << "content: a.png\nstyle: b.png\n";
+  std::filesystem::resize_file(path, 60 * kMiB);  // sparse: nothing written
+  auto spec = LoadSweepFile(path.string());
+  std::filesystem::remove(path);
+  ASSERT_FALSE(spec.ok());
+  EXPECT_THAT(std::string(spec.status().message()),
+              HasSubstr(path.string() + " is 62914560 bytes; a sweep file may be at most 1 MiB (1048576 bytes)"));
+}
+
 }  // namespace
 }  // namespace stylesweep
 
@@ -396,6 +546,28 @@ TEST(SweepSchemaTest, DocumentsEveryRunParameter) {
   for (const auto& [name, unused] : documented.items()) {
     EXPECT_TRUE(known.count(name)) << name << " is documented but not a run parameter";
   }
+}
+
+// Every real the schema describes is bounded by float32's range, as the
+// parser checks it, so editors flag 1e300 too.
+TEST(SweepSchemaTest, BoundsEveryRealByFloat32) {
+  std::ifstream in(std::filesystem::path(STYLESWEEP_SOURCE_DIR) / "schemas" / "sweep.schema.json");
+  ASSERT_TRUE(in) << "schemas/sweep.schema.json is missing";
+  const nlohmann::json schema = nlohmann::json::parse(in);
+  int reals = 0;
+  std::function<void(const nlohmann::json&, const std::string&)> visit = [&](const nlohmann::json& node,
+                                                                             const std::string& where) {
+    if (node.is_object() && node.contains("type") && node["type"] == "number") {
+      ++reals;
+      EXPECT_TRUE(node.contains("maximum") && node["maximum"].get<double>() <= FLT_MAX)
+          << where << " has no maximum within float32's range";
+    }
+    if (node.is_structured()) {
+      for (const auto& [key, child] : node.items()) visit(child, where + "/" + key);
+    }
+  };
+  visit(schema, "");
+  EXPECT_GE(reals, 10);
 }
 
 }  // namespace

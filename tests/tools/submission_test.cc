@@ -6,6 +6,8 @@
 #include <filesystem>
 #include <fstream>
 
+#include "common/limits.h"
+
 namespace stylesweep {
 namespace {
 
@@ -87,6 +89,41 @@ TEST_F(SubmissionTest, MissingImageNamesThePath) {
   ASSERT_FALSE(submission.ok());
   EXPECT_THAT(std::string(submission.status().message()),
               AllOf(HasSubstr(Path("sweep.yaml") + ":3"), HasSubstr("style.png")));
+}
+
+// Sizes come from the file system before anything is read: the images here
+// are sparse files, so only their sizes are large.
+TEST_F(SubmissionTest, RefusesAnImageOverTheLimitFromItsSize) {
+  std::filesystem::resize_file(dir_ / "style.png", kMaxImageBytes + 1);
+  auto submission = PrepareSubmission(Sweep(""));
+  ASSERT_FALSE(submission.ok());
+  EXPECT_EQ(submission.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(submission.status().message()),
+              AllOf(HasSubstr(Path("sweep.yaml") + ":3: style: image 'style.png' (" + Path("style.png") + ")"),
+                    HasSubstr("is 33554433 bytes; an image may be at most 32 MiB (33554432 bytes)")));
+
+  std::filesystem::resize_file(dir_ / "style.png", kMaxImageBytes);
+  EXPECT_TRUE(PrepareSubmission(Sweep("")).ok());
+}
+
+TEST_F(SubmissionTest, RefusesImagesTogetherOverTheLimit) {
+  std::filesystem::resize_file(dir_ / "content.png", 30 * kMiB);
+  std::filesystem::resize_file(dir_ / "style.png", 18 * kMiB + 1);
+  auto submission = PrepareSubmission(Sweep(""));
+  ASSERT_FALSE(submission.ok());
+  EXPECT_THAT(std::string(submission.status().message()),
+              AllOf(HasSubstr(Path("sweep.yaml") + ":3: style: image 'style.png'"),
+                    HasSubstr("brings the sweep's images to 50331649 bytes; the images of one sweep may be at most "
+                              "48 MiB (50331648 bytes) together")));
+}
+
+TEST_F(SubmissionTest, RefusesASweepFileOverTheLimitBeforeReadingIt) {
+  const std::string path = Sweep("");
+  std::filesystem::resize_file(path, 60 * kMiB);
+  auto submission = PrepareSubmission(path);
+  ASSERT_FALSE(submission.ok());
+  EXPECT_EQ(submission.status().message(),
+            path + " is 62914560 bytes; a sweep file may be at most 1 MiB (1048576 bytes)");
 }
 
 }  // namespace

@@ -1,0 +1,12 @@
+#include "common/limits.h"
+
+#include "absl/strings/str_cat.h"
+
+namespace stylesweep {
+
+std::string DescribeByteLimit(uint64_t bytes) {
+  if (bytes >= kMiB && bytes % kMiB == 0) return absl::StrCat(bytes / kMiB, " MiB (", bytes, " bytes)");
+  return absl::StrCat(bytes, " bytes");
+}
+
+}  // namespace stylesweep
