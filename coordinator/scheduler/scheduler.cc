@@ -115,23 +115,20 @@ absl::StatusOr<SubmitResult> Scheduler::Submit(const std::string& yaml, const st
                                                SubmitOptions submit) {
   const bool dry_run = submit.dry_run;
   // Sizes first: nothing is parsed, hashed or stored beyond the limits.
-  if (yaml.size() > kMaxSweepYamlBytes) {
-    return absl::InvalidArgumentError(absl::StrCat(source, " is ", yaml.size(), " bytes; a sweep file may be at most ",
-                                                   kMaxSweepYamlBytes, " bytes (1 MiB)"));
-  }
-  size_t image_bytes = 0;
+  if (absl::Status s = CheckSweepYamlSize(source, yaml.size()); !s.ok()) return s;
+  uint64_t image_bytes = 0;
   for (const auto& [name, bytes] : files) {
     if (bytes.size() > kMaxImageBytes) {
       return absl::InvalidArgumentError(absl::StrCat(source, ": image '", name, "' is ", bytes.size(),
-                                                     " bytes; an image may be at most ", kMaxImageBytes,
-                                                     " bytes (32 MiB)"));
+                                                     " bytes; an image may be at most ",
+                                                     DescribeByteLimit(kMaxImageBytes)));
     }
     image_bytes += bytes.size();
   }
   if (image_bytes > kMaxSubmissionImageBytes) {
     return absl::InvalidArgumentError(absl::StrCat(source, ": its images add up to ", image_bytes,
-                                                   " bytes; a sweep's images may be at most ", kMaxSubmissionImageBytes,
-                                                   " bytes (48 MiB) in all"));
+                                                   " bytes; a sweep's images may be at most ",
+                                                   DescribeByteLimit(kMaxSubmissionImageBytes), " in all"));
   }
   // Shared with other submissions; a deletion waits (see files_mu_).
   absl::ReaderMutexLock files_lock(&files_mu_);
@@ -531,7 +528,8 @@ absl::StatusOr<std::string> Scheduler::UploadSnapshot(const std::string& agent, 
   }
   if (png.size() > kMaxSnapshotBytes) {
     return absl::InvalidArgumentError(absl::StrCat("run ", run_id, ": a snapshot of ", png.size(),
-                                                   " bytes is larger than the limit of ", kMaxSnapshotBytes, " bytes"));
+                                                   " bytes is larger than the limit of ",
+                                                   DescribeByteLimit(kMaxSnapshotBytes)));
   }
   if (absl::Status s = CheckPng(png); !s.ok()) {
     return absl::InvalidArgumentError(absl::StrCat("run ", run_id, " step ", step, ": ", s.message()));

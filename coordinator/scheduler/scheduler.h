@@ -11,6 +11,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "common/clock.h"
+#include "common/limits.h"
 #include "common/sweep_spec.h"
 #include "coordinator/artifacts/artifact_store.h"
 #include "coordinator/store/store.h"
@@ -73,12 +74,6 @@ struct SubmitResult {
   std::vector<RunRecord> runs;    // the first kSubmitReplyRuns of the expansion
   int runs_total = 0;             // the whole expansion
 };
-
-// Limits on what clients send (see the protocol's header).
-inline constexpr size_t kMaxSweepYamlBytes = 1 << 20;
-inline constexpr size_t kMaxImageBytes = 32 << 20;
-inline constexpr size_t kMaxSubmissionImageBytes = 48 << 20;
-inline constexpr size_t kMaxSnapshotBytes = 32 << 20;
 
 // A reply never carries more runs than this; the rest are paged (GetSweep).
 inline constexpr int kSubmitReplyRuns = 1000;
