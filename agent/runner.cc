@@ -6,6 +6,7 @@
 #include <deque>
 #include <functional>
 #include <filesystem>
+#include <optional>
 #include <random>
 #include <thread>
 #include <vector>
@@ -408,7 +409,9 @@ absl::StatusOr<bool> Runner::RunOne() {
   auto deliver_results = [&](const RunEnd& end) -> absl::Status {
     const RunState state = end.state;
     const std::string what = absl::StrCat("the results of run ", run.run_id);
-    if (state == RunState::kFailed) snapshots.Clear();  // what failed to land is not retried
+    // What failed to land is not retried; a diverged run's images are its
+    // result, though.
+    if (state == RunState::kFailed && !end.diverged) snapshots.Clear();
     bool stopped = false;
     absl::Status s = Deliver(what, [&] {
       absl::StatusOr<RunVerdict> verdict = metrics.Flush(client_, agent, run.run_id, run.attempt);
@@ -416,7 +419,17 @@ absl::StatusOr<bool> Runner::RunOne() {
       return verdict.status();
     });
     if (s.ok() && stopped) s = absl::FailedPreconditionError("the coordinator ended the run");
-    if (s.ok()) s = Deliver(what, [&] { return snapshots.Flush(client_, agent, run.run_id, run.attempt); });
+    if (s.ok()) {
+      s = Deliver(what, [&] { return snapshots.Flush(client_, agent, run.run_id, run.attempt); });
+      if (!s.ok() && end.diverged && !Transient(s) && !NotOurs(s)) {
+        // The divergence itself must be recorded, or another agent would
+        // repeat the run only to diverge again.
+        spdlog::warn("run {}: its last finite image could not be stored ({}); reporting the divergence without it",
+                     run.run_id, std::string(s.message()));
+        snapshots.Clear();
+        s = absl::OkStatus();
+      }
+    }
     if (s.ok()) s = Deliver(what, [&] { return client_.Complete(agent, run.run_id, run.attempt, end); });
     if (absl::IsPermissionDenied(s)) {
       spdlog::error("the coordinator says run {} attempt {} is not held by agent '{}' ({}); its results are dropped",
@@ -467,7 +480,14 @@ absl::StatusOr<bool> Runner::RunOne() {
   // A prune verdict on this last report comes too late to save anything:
   // the run ends as it is.
   const RunState state = result.ok() ? RunState::kSucceeded : RunState::kFailed;
-  RunEnd end{state, std::string(result.message()), "", IsOutOfMemory(result)};
+  const std::optional<int> diverged_at = DivergedStep(result);
+  RunEnd end{state, std::string(result.message()), "", IsOutOfMemory(result), diverged_at.has_value(),
+             diverged_at.value_or(0)};
+  // A diverged run's result is its last finite image, which the engine
+  // handed over last.
+  if (diverged_at.has_value() && last_png_step >= 0 && last_png_step < *diverged_at) {
+    snapshots.Add(last_png_step, /*final=*/true, last_png);
+  }
   if (!result.ok()) {
     spdlog::error("run {} failed: {}", run.run_id, end.error);
     if (options_.log_tail) end.log_tail = options_.log_tail();

@@ -494,6 +494,58 @@ bool Contains(const std::vector<int>& steps, int step) {
   return std::find(steps.begin(), steps.end(), step) != steps.end();
 }
 
+TEST_F(RunnerOutcomeTest, ADivergedRunSendsItsFiniteRowsAndLastImageThenFailsAsDiverged) {
+  ScriptedCoordinator coordinator(Params(/*steps=*/6, /*snapshot_every=*/0));
+  testing::FakeEngine engine;
+  engine.DivergeAt(3);
+  RunTheRun(coordinator, engine);
+
+  // The engine hands over the image of step 2 as it diverges (sent as any
+  // snapshot is); then the rows before the divergence, the same image as
+  // the final one, and the end, in that order, so that the coordinator
+  // keeps them all.
+  EXPECT_THAT(coordinator.Transcript(),
+              ElementsAre("snapshot 2", "metrics 0,1,2", "snapshot 2 final", "complete FAILED"));
+  const std::vector<ScriptedCoordinator::Call> calls = coordinator.calls();
+  EXPECT_EQ(calls[0].png, testing::FakeEngine::FakePng(2));
+  EXPECT_EQ(calls[2].png, testing::FakeEngine::FakePng(2));
+  const RunEnd& end = calls[3].end;
+  EXPECT_EQ(end.error, "diverged at step 3: total loss is NaN");
+  EXPECT_TRUE(end.diverged);
+  EXPECT_EQ(end.diverged_step, 3);
+  EXPECT_FALSE(end.out_of_memory);
+  EXPECT_EQ(end.log_tail, "[error] the last lines\n");
+}
+
+TEST_F(RunnerOutcomeTest, ADivergedRunMarksItsLastScheduledSnapshotFinal) {
+  ScriptedCoordinator coordinator(Params(/*steps=*/10, /*snapshot_every=*/2));
+  testing::FakeEngine engine;
+  engine.DivergeAt(5);
+  RunTheRun(coordinator, engine, /*report_every_steps=*/2);
+
+  // Step 4's snapshot went up as the run went; it is sent again as final
+  // (the same bytes: the coordinator marks the stored one final).
+  EXPECT_THAT(coordinator.Transcript(), ElementsAre("metrics 0", "metrics 1,2", "snapshot 2", "metrics 3,4",
+                                                    "snapshot 4", "snapshot 4 final", "complete FAILED"));
+  const std::vector<ScriptedCoordinator::Call> calls = coordinator.calls();
+  EXPECT_EQ(calls[5].png, testing::FakeEngine::FakePng(4));
+  EXPECT_TRUE(calls[6].end.diverged);
+  EXPECT_EQ(calls[6].end.diverged_step, 5);
+}
+
+TEST_F(RunnerOutcomeTest, ARunDivergedAtItsFirstStepHasNoImage) {
+  ScriptedCoordinator coordinator(Params(/*steps=*/4, /*snapshot_every=*/1));
+  testing::FakeEngine engine;
+  engine.DivergeAt(0);
+  RunTheRun(coordinator, engine);
+
+  EXPECT_THAT(coordinator.Transcript(), ElementsAre("complete FAILED"));
+  const RunEnd end = coordinator.calls()[0].end;
+  EXPECT_TRUE(end.diverged);
+  EXPECT_EQ(end.diverged_step, 0);
+  EXPECT_EQ(end.error, "diverged at step 0: total loss is NaN");
+}
+
 TEST_F(RunnerOutcomeTest, RefusedRowsAreDroppedAndNeverSentAgain) {
   ScriptedCoordinator coordinator(Params(/*steps=*/5, /*snapshot_every=*/0));
   coordinator.on_metrics = [](const ScriptedCoordinator::Call& call) -> absl::StatusOr<MetricsReply> {
