@@ -6,12 +6,14 @@
 #include <deque>
 #include <functional>
 #include <filesystem>
+#include <optional>
 #include <random>
 #include <thread>
 #include <vector>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "common/files.h"
 #include "common/hash.h"
 
@@ -28,8 +30,10 @@ class MetricsBuffer {
     pending_.push_back(m);
   }
 
-  // Sends what is pending; on failure keeps it for the next flush. Returns
-  // what the coordinator said about the run (kContinue when nothing was sent).
+  // Sends what is pending; on failure keeps it for the next flush. Rows the
+  // coordinator refuses are dropped (the first refusal is logged). Returns
+  // what the coordinator said about the run (kContinue when nothing was
+  // sent).
   absl::StatusOr<RunVerdict> Flush(CoordinatorClient& client, const std::string& agent, int64_t run_id,
                                    int attempt) {
     std::lock_guard<std::mutex> flush_lock(flush_mu_);
@@ -39,18 +43,26 @@ class MetricsBuffer {
       batch.swap(pending_);
     }
     if (batch.empty()) return RunVerdict::kContinue;
-    absl::StatusOr<RunVerdict> verdict = client.ReportMetrics(agent, run_id, attempt, batch);
-    if (!verdict.ok()) {
+    absl::StatusOr<MetricsReply> reply = client.ReportMetrics(agent, run_id, attempt, batch);
+    if (!reply.ok()) {
       std::lock_guard<std::mutex> lock(mu_);
       pending_.insert(pending_.begin(), batch.begin(), batch.end());
+      return reply.status();
     }
-    return verdict;
+    if (!reply->refused_steps.empty() && !warned_refused_) {
+      warned_refused_ = true;
+      spdlog::warn("the coordinator refused the losses of run {} at step(s) {}; dropped, as sending them again "
+                   "cannot help",
+                   run_id, absl::StrJoin(reply->refused_steps, ", "));
+    }
+    return reply->verdict;
   }
 
  private:
   std::mutex flush_mu_;  // one flush at a time keeps rows in step order
   std::mutex mu_;
   std::vector<StepMetrics> pending_;
+  bool warned_refused_ = false;  // guarded by flush_mu_
 };
 
 // Snapshots in step order, held while the coordinator cannot take them.
@@ -72,7 +84,10 @@ class SnapshotQueue {
   }
 
   // Sends what is pending, oldest first; stops at the first failure, which
-  // keeps that snapshot and the later ones for the next flush.
+  // keeps that snapshot and the later ones for the next flush. A snapshot
+  // the coordinator refuses as such (not a PNG, a step outside the run,
+  // other bytes already stored at its step) is logged and dropped: sending
+  // it again would be refused again.
   absl::Status Flush(CoordinatorClient& client, const std::string& agent, int64_t run_id, int attempt) {
     std::lock_guard<std::mutex> flush_lock(flush_mu_);
     for (;;) {
@@ -83,7 +98,9 @@ class SnapshotQueue {
         next = pending_.front();
       }
       if (absl::Status s = client.UploadSnapshot(agent, run_id, attempt, next.step, next.final, next.png); !s.ok()) {
-        return s;
+        if (!absl::IsInvalidArgument(s) && !absl::IsAlreadyExists(s)) return s;
+        spdlog::warn("the coordinator refused the {}image of run {} at step {}: {}; dropped", next.final ? "final " : "",
+                     run_id, next.step, std::string(s.message()));
       }
       std::lock_guard<std::mutex> lock(mu_);
       pending_.pop_front();
@@ -104,6 +121,11 @@ class SnapshotQueue {
 // The coordinator is away (restarting, or the network is down): what it
 // could not take is kept and sent again.
 bool Transient(const absl::Status& s) { return absl::IsUnavailable(s) || absl::IsDeadlineExceeded(s); }
+
+// The coordinator says the run is not this agent's to act on: its attempt
+// ended (FAILED_PRECONDITION) or never was ours (PERMISSION_DENIED). The run
+// stops, and nothing about it is sent again.
+bool NotOurs(const absl::Status& s) { return absl::IsFailedPrecondition(s) || absl::IsPermissionDenied(s); }
 
 }  // namespace
 
@@ -238,9 +260,18 @@ absl::StatusOr<bool> Runner::RunOne() {
   // queues, and the heartbeat thread, which keeps knocking, sends the queue
   // once it answers again.
   std::atomic<bool> away{false};
+  // What a failed call about the run says about it.
+  auto note_status = [&](const absl::Status& s) {
+    if (Transient(s)) away = true;
+    if (!NotOurs(s)) return;
+    if (absl::IsPermissionDenied(s) && !revoked.load()) {
+      spdlog::error("the coordinator says run {} attempt {} is not held by agent '{}' ({}); stopping it", run.run_id,
+                    run.attempt, agent, std::string(s.message()));
+    }
+    revoked = true;
+  };
   auto note = [&](const absl::StatusOr<RunVerdict>& verdict) {
-    if (Transient(verdict.status())) away = true;
-    if (absl::IsFailedPrecondition(verdict.status())) revoked = true;
+    note_status(verdict.status());
     if (!verdict.ok()) return;
     if (*verdict == RunVerdict::kStop) revoked = true;
     if (*verdict == RunVerdict::kPrune) pruned = true;
@@ -270,14 +301,15 @@ absl::StatusOr<bool> Runner::RunOne() {
           spdlog::warn("coordinator unreachable ({}): run {} goes on, its results held until it is back",
                        std::string(verdict.status().message()), run.run_id);
         }
+      } else if (NotOurs(verdict.status())) {
+        note(verdict);
       } else {
         spdlog::warn("heartbeat failed: {}", std::string(verdict.status().message()));
       }
-      if (!away) note(metrics.Flush(client_, agent, run.run_id, run.attempt));
-      if (!away && !snapshots.empty()) {
+      if (!away && !revoked) note(metrics.Flush(client_, agent, run.run_id, run.attempt));
+      if (!away && !revoked && !snapshots.empty()) {
         absl::Status sent = snapshots.Flush(client_, agent, run.run_id, run.attempt);
-        if (Transient(sent)) away = true;
-        if (absl::IsFailedPrecondition(sent)) revoked = true;
+        note_status(sent);
         if (!sent.ok() && !Transient(sent) && !revoked) {
           std::lock_guard<std::mutex> error_lock(error_mu);
           if (snapshot_error.ok()) snapshot_error = sent;
@@ -330,7 +362,8 @@ absl::StatusOr<bool> Runner::RunOne() {
       }
       metrics.Add(m);
       const bool decision_step = std::binary_search(decision_steps.begin(), decision_steps.end(), m.step);
-      if (!away && (decision_step || (options_.report_every_steps > 0 && m.step % options_.report_every_steps == 0))) {
+      if (!away && !revoked &&
+          (decision_step || (options_.report_every_steps > 0 && m.step % options_.report_every_steps == 0))) {
         note(metrics.Flush(client_, agent, run.run_id, run.attempt));
       }
     };
@@ -348,10 +381,9 @@ absl::StatusOr<bool> Runner::RunOne() {
         last_png_step = step;
       }
       snapshots.Add(step, step == params.steps, png);
-      if (away) return absl::OkStatus();
+      if (away || revoked) return absl::OkStatus();
       absl::Status s = snapshots.Flush(client_, agent, run.run_id, run.attempt);
-      if (Transient(s)) away = true;
-      if (absl::IsFailedPrecondition(s)) revoked = true;
+      note_status(s);
       // Held for later while the coordinator is away; the run goes on.
       return Transient(s) ? absl::OkStatus() : s;
     };
@@ -367,7 +399,8 @@ absl::StatusOr<bool> Runner::RunOne() {
   }
 
   if (revoked) {
-    spdlog::warn("run {} attempt {} was taken away by the coordinator; dropped", run.run_id, run.attempt);
+    spdlog::warn("run {} attempt {} was stopped by the coordinator (it is no longer this agent's); dropped",
+                 run.run_id, run.attempt);
     return true;
   }
   // The run's losses, images and outcome, in that order, each retried while
@@ -376,12 +409,35 @@ absl::StatusOr<bool> Runner::RunOne() {
   auto deliver_results = [&](const RunEnd& end) -> absl::Status {
     const RunState state = end.state;
     const std::string what = absl::StrCat("the results of run ", run.run_id);
-    if (state == RunState::kFailed) snapshots.Clear();  // what failed to land is not retried
-    absl::Status s = Deliver(what, [&] { return metrics.Flush(client_, agent, run.run_id, run.attempt).status(); });
-    if (s.ok()) s = Deliver(what, [&] { return snapshots.Flush(client_, agent, run.run_id, run.attempt); });
+    // What failed to land is not retried; a diverged run's images are its
+    // result, though.
+    if (state == RunState::kFailed && !end.diverged) snapshots.Clear();
+    bool stopped = false;
+    absl::Status s = Deliver(what, [&] {
+      absl::StatusOr<RunVerdict> verdict = metrics.Flush(client_, agent, run.run_id, run.attempt);
+      if (verdict.ok() && *verdict == RunVerdict::kStop) stopped = true;
+      return verdict.status();
+    });
+    if (s.ok() && stopped) s = absl::FailedPreconditionError("the coordinator ended the run");
+    if (s.ok()) {
+      s = Deliver(what, [&] { return snapshots.Flush(client_, agent, run.run_id, run.attempt); });
+      if (!s.ok() && end.diverged && !Transient(s) && !NotOurs(s)) {
+        // The divergence itself must be recorded, or another agent would
+        // repeat the run only to diverge again.
+        spdlog::warn("run {}: its last finite image could not be stored ({}); reporting the divergence without it",
+                     run.run_id, std::string(s.message()));
+        snapshots.Clear();
+        s = absl::OkStatus();
+      }
+    }
     if (s.ok()) s = Deliver(what, [&] { return client_.Complete(agent, run.run_id, run.attempt, end); });
+    if (absl::IsPermissionDenied(s)) {
+      spdlog::error("the coordinator says run {} attempt {} is not held by agent '{}' ({}); its results are dropped",
+                    run.run_id, run.attempt, agent, std::string(s.message()));
+      return absl::AbortedError("dropped");
+    }
     if (absl::IsFailedPrecondition(s)) {
-      spdlog::warn("run {} attempt {} was taken away by the coordinator before its results arrived; dropped",
+      spdlog::warn("run {} attempt {} was stopped by the coordinator before its results arrived; dropped",
                    run.run_id, run.attempt);
       return absl::AbortedError("dropped");
     }
@@ -424,7 +480,14 @@ absl::StatusOr<bool> Runner::RunOne() {
   // A prune verdict on this last report comes too late to save anything:
   // the run ends as it is.
   const RunState state = result.ok() ? RunState::kSucceeded : RunState::kFailed;
-  RunEnd end{state, std::string(result.message()), "", IsOutOfMemory(result)};
+  const std::optional<int> diverged_at = DivergedStep(result);
+  RunEnd end{state, std::string(result.message()), "", IsOutOfMemory(result), diverged_at.has_value(),
+             diverged_at.value_or(0)};
+  // A diverged run's result is its last finite image, which the engine
+  // handed over last.
+  if (diverged_at.has_value() && last_png_step >= 0 && last_png_step < *diverged_at) {
+    snapshots.Add(last_png_step, /*final=*/true, last_png);
+  }
   if (!result.ok()) {
     spdlog::error("run {} failed: {}", run.run_id, end.error);
     if (options_.log_tail) end.log_tail = options_.log_tail();

@@ -63,6 +63,10 @@ struct RunEnd {
   std::string error;
   std::string log_tail;        // FAILED: the agent's last log lines
   bool out_of_memory = false;  // FAILED on device memory: another agent should try
+  // FAILED because a loss became NaN or infinite at diverged_step: the run's
+  // own fault; it ends for good, keeping its finite rows and final image.
+  bool diverged = false;
+  int diverged_step = 0;
 };
 
 // What the coordinator says about a run an agent holds.
@@ -72,9 +76,27 @@ enum class RunVerdict {
   kPrune,  // early termination: stop, send the latest image as final, complete as PRUNED
 };
 
+// The coordinator's answer to a batch of losses.
+struct MetricsReply {
+  // kStop when the coordinator ended the run (a row's loss was not finite:
+  // it is FAILED as diverged), else kContinue or kPrune.
+  RunVerdict verdict = RunVerdict::kContinue;
+  // Rows the coordinator refused (their step lies outside 0..steps); the
+  // others were stored. Sending them again cannot help.
+  std::vector<int> refused_steps;
+};
+
 // What an agent asks of the coordinator, in domain types. Implementations
 // are thread-safe: the runner heartbeats from one thread while another
 // reports.
+//
+// The calls about a run (Heartbeat, ReportMetrics, UploadSnapshot, Complete,
+// Release) fail with FAILED_PRECONDITION when the attempt was this agent's
+// but is no longer current, and PERMISSION_DENIED when it never was: either
+// way the agent must stop the run, and repeating the call cannot help.
+// UploadSnapshot fails with INVALID_ARGUMENT for bytes that are not a PNG or
+// a step outside 0..steps, and ALREADY_EXISTS for other bytes at a step
+// already stored.
 class CoordinatorClient {
  public:
   virtual ~CoordinatorClient() = default;
@@ -82,9 +104,8 @@ class CoordinatorClient {
   virtual absl::StatusOr<LeaseReply> Lease(const std::string& agent) = 0;
   virtual absl::StatusOr<std::string> FetchBlob(const std::string& blob_id) = 0;
   virtual absl::StatusOr<RunVerdict> Heartbeat(const std::string& agent, const RunProgress& progress) = 0;
-  // kContinue or kPrune.
-  virtual absl::StatusOr<RunVerdict> ReportMetrics(const std::string& agent, int64_t run_id, int attempt,
-                                                   const std::vector<StepMetrics>& rows) = 0;
+  virtual absl::StatusOr<MetricsReply> ReportMetrics(const std::string& agent, int64_t run_id, int attempt,
+                                                     const std::vector<StepMetrics>& rows) = 0;
   virtual absl::Status UploadSnapshot(const std::string& agent, int64_t run_id, int attempt, int step, bool final,
                                       const std::string& png) = 0;
   virtual absl::Status Complete(const std::string& agent, int64_t run_id, int attempt, const RunEnd& end) = 0;

@@ -91,8 +91,8 @@ class GrpcCoordinatorClient final : public CoordinatorClient {
     return response.prune() ? RunVerdict::kPrune : RunVerdict::kContinue;
   }
 
-  absl::StatusOr<RunVerdict> ReportMetrics(const std::string& agent, int64_t run_id, int attempt,
-                                           const std::vector<StepMetrics>& rows) override {
+  absl::StatusOr<MetricsReply> ReportMetrics(const std::string& agent, int64_t run_id, int attempt,
+                                             const std::vector<StepMetrics>& rows) override {
     v1::ReportMetricsRequest request;
     request.set_agent(agent);
     request.set_run_id(run_id);
@@ -110,7 +110,12 @@ class GrpcCoordinatorClient final : public CoordinatorClient {
     if (absl::Status s = Call("ReportMetrics", &v1::Coordinator::Stub::ReportMetrics, request, &response); !s.ok()) {
       return s;
     }
-    return response.prune() ? RunVerdict::kPrune : RunVerdict::kContinue;
+    MetricsReply reply;
+    reply.verdict = response.stop_run() ? RunVerdict::kStop
+                    : response.prune()  ? RunVerdict::kPrune
+                                        : RunVerdict::kContinue;
+    reply.refused_steps.assign(response.refused_steps().begin(), response.refused_steps().end());
+    return reply;
   }
 
   absl::Status UploadSnapshot(const std::string& agent, int64_t run_id, int attempt, int step, bool final,
@@ -135,6 +140,8 @@ class GrpcCoordinatorClient final : public CoordinatorClient {
     request.set_error(end.error);
     request.set_log_tail(end.log_tail);
     request.set_out_of_memory(end.out_of_memory);
+    request.set_diverged(end.diverged);
+    request.set_diverged_step(end.diverged_step);
     v1::CompleteRunResponse response;
     return Call("CompleteRun", &v1::Coordinator::Stub::CompleteRun, request, &response);
   }

@@ -7,12 +7,15 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/status/status.h"
-#include "absl/strings/cord.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/cord.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
 #include "common/run_params.h"
 
 namespace stylesweep {
@@ -33,8 +36,11 @@ struct EngineCallbacks {
   // After every step, and once for step 0 before any update.
   std::function<void(const StepMetrics&)> on_step;
   // With a PNG encoding of the image after `step` updates: every
-  // params.snapshot_every steps and always for the final step. A non-OK
-  // return aborts the run with that status (e.g. the disk is full).
+  // params.snapshot_every steps and always for the final step. When the run
+  // diverges at step N > 0 (see Engine::Run), once more with the image after
+  // N - 1 updates (step 0: the initial image), unless that step's scheduled
+  // snapshot was the last call. A non-OK return aborts the run with that
+  // status (e.g. the disk is full).
   std::function<absl::Status(int step, const std::string& png)> on_snapshot;
   // Polled between steps; true stops the run, which returns Cancelled.
   std::function<bool()> should_stop;
@@ -64,8 +70,14 @@ class Engine {
   // `params.weights`, when set, names a weights file on this machine that
   // replaces the engine's own for the run (loaded once, then kept for the
   // runs that follow). Returns OK when all steps ran,
-  // Cancelled when should_stop asked to stop, and InvalidArgument/NotFound/
-  // Internal with a message naming the file or option when it cannot run.
+  // Cancelled when should_stop asked to stop, DivergedError (below) when a
+  // loss became NaN or infinite, and InvalidArgument/NotFound/Internal with a
+  // message naming the file or option when it cannot run.
+  //
+  // Divergence: at the first step N whose loss (the total or any term) is
+  // not finite the run ends at once. on_step has been called for steps
+  // 0 .. N-1 only, and the last on_snapshot call carries the image after
+  // N - 1 updates, the last one with finite losses (none when N is 0).
   virtual absl::Status Run(const RunParams& params, const EngineCallbacks& callbacks) = 0;
 
   // A short description for logs and agent registration ("cpu, 2 threads").
@@ -83,6 +95,25 @@ inline absl::Status OutOfMemoryError(const std::string& message) {
 }
 inline bool IsOutOfMemory(const absl::Status& status) {
   return absl::IsResourceExhausted(status) && status.GetPayload(kOutOfMemoryPayload).has_value();
+}
+
+// A run whose loss became NaN or infinite at `step`: its parameters (a
+// weight large enough to overflow float32, say) are at fault, so another
+// agent would fare no better. OutOfRange, with the step as a payload; the
+// message reads "diverged at step N: <what>", e.g. "total loss is NaN".
+inline constexpr char kDivergedPayload[] = "type.stylesweep.dev/diverged-step";
+inline absl::Status DivergedError(int step, const std::string& what) {
+  absl::Status status = absl::OutOfRangeError(absl::StrCat("diverged at step ", step, ": ", what));
+  status.SetPayload(kDivergedPayload, absl::Cord(absl::StrCat(step)));
+  return status;
+}
+// The step at which the run diverged, when `status` is a DivergedError.
+inline std::optional<int> DivergedStep(const absl::Status& status) {
+  if (!absl::IsOutOfRange(status)) return std::nullopt;
+  const auto payload = status.GetPayload(kDivergedPayload);
+  int step = 0;
+  if (!payload.has_value() || !absl::SimpleAtoi(std::string(*payload), &step)) return std::nullopt;
+  return step;
 }
 
 // Creates the LibTorch engine. Fails with a message that names the weights

@@ -265,6 +265,20 @@ absl::StatusOr<std::string> EncodeTensorPng(const torch::Tensor& x) {
   return EncodePng(image);
 }
 
+// The first loss of `m` that is not finite, named as a user reads it
+// ("style loss is inf"); empty when all are finite. The terms come before
+// the total, which is their sum, so that the term at fault is named; a total
+// that overflows while every term is finite is named as the total.
+std::string NonFiniteLoss(const StepMetrics& m) {
+  const std::pair<const char*, double> losses[] = {
+      {"content", m.content}, {"style", m.style}, {"tv", m.tv}, {"total", m.total}};
+  for (const auto& [name, value] : losses) {
+    if (std::isfinite(value)) continue;
+    return absl::StrCat(name, " loss is ", std::isnan(value) ? "NaN" : value > 0 ? "inf" : "-inf");
+  }
+  return "";
+}
+
 double SecondsSince(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
@@ -384,7 +398,8 @@ absl::Status RunStyleTransfer(Vgg19Features& net, const RunParams& params, const
   for (const std::string& layer : params.content_layers) features.taps.push_back(LayerFeatureIndex(layer));
 
   torch::Tensor x;
-  int offset = 0;  // steps of the stages before this one
+  int offset = 0;               // steps of the stages before this one
+  int last_snapshot_step = -1;  // the step of the latest on_snapshot call
   for (size_t stage = 0; stage < stages.size(); ++stage) {
     const auto [size, stage_steps] = stages[stage];
     // The previous stage's buffers have the wrong sizes for this one.
@@ -445,6 +460,11 @@ absl::Status RunStyleTransfer(Vgg19Features& net, const RunParams& params, const
     styles.clear();
     x.set_requires_grad(true);
     Optimiser optimiser(params, x);
+    // The image before the latest update: when that update makes a loss
+    // non-finite, this is the last image with finite losses, the run's
+    // result. The copy per step costs ~0.05 ms at 512 px, against ~2 s for
+    // the step itself on two CPU cores.
+    torch::Tensor previous = torch::empty_like(x.detach());
 
     // Row t holds the losses of the image after t updates: the forward pass
     // that precedes update t + 1, and after the stage's last update one more
@@ -464,7 +484,23 @@ absl::Status RunStyleTransfer(Vgg19Features& net, const RunParams& params, const
       const double forward_seconds = SecondsSince(forward_start);
       no_grad.reset();
 
-      if (report && callbacks.on_step) callbacks.on_step(ToMetrics(step, losses, update_seconds));
+      if (report) {
+        const StepMetrics metrics = ToMetrics(step, losses, update_seconds);
+        if (const std::string non_finite = NonFiniteLoss(metrics); !non_finite.empty()) {
+          // Row `step` is not reported; the image before the update that led
+          // to it is the result. (Only stage 0 reports its first row, so a
+          // step > 0 here always follows an update.)
+          const int last_finite = step - 1;
+          if (last_finite >= 0 && last_finite != last_snapshot_step && callbacks.on_snapshot) {
+            absl::StatusOr<std::string> png =
+                EncodeTensorPng(params.preserve_colors ? PreserveColors(previous, *content) : previous);
+            if (!png.ok()) return png.status();
+            if (absl::Status s = callbacks.on_snapshot(last_finite, *png); !s.ok()) return s;
+          }
+          return DivergedError(step, non_finite);
+        }
+        if (callbacks.on_step) callbacks.on_step(metrics);
+      }
       const bool last = last_stage && stage_end;
       const bool snapshot =
           step > 0 && report && (last || (params.snapshot_every > 0 && step % params.snapshot_every == 0));
@@ -472,6 +508,7 @@ absl::Status RunStyleTransfer(Vgg19Features& net, const RunParams& params, const
         absl::StatusOr<std::string> png = EncodeTensorPng(params.preserve_colors ? PreserveColors(x, *content) : x);
         if (!png.ok()) return png.status();
         if (absl::Status s = callbacks.on_snapshot(step, *png); !s.ok()) return s;
+        last_snapshot_step = step;
       }
       if (stage_end) break;
       if (callbacks.should_stop && callbacks.should_stop()) {
@@ -484,6 +521,10 @@ absl::Status RunStyleTransfer(Vgg19Features& net, const RunParams& params, const
       }
 
       const auto update_start = std::chrono::steady_clock::now();
+      {
+        torch::NoGradGuard no_grad;
+        previous.copy_(x);
+      }
       optimiser.Step(losses, loss);
       update_seconds = (optimiser.needs_gradient() ? forward_seconds : 0) + SecondsSince(update_start);
     }

@@ -1,5 +1,7 @@
-// The agent's work loop against a real coordinator served in-process over
-// loopback gRPC, with a fake engine: the whole protocol, no torch, fast.
+// The agent's work loop with a fake engine: against a real coordinator
+// served in-process over loopback gRPC (the whole protocol, no torch, fast),
+// and against a scripted in-memory coordinator for the answers a healthy
+// coordinator rarely gives (refusals, a run that is not the agent's).
 
 #include "agent/runner.h"
 
@@ -7,8 +9,16 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <set>
+#include <vector>
 
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "common/files.h"
+#include "common/hash.h"
 #include "coordinator/server.h"
 #include "grpcpp/grpcpp.h"
 #include "nlohmann/json.hpp"
@@ -18,6 +28,7 @@
 namespace stylesweep {
 namespace {
 
+using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 
 class RunnerTest : public ::testing::Test {
@@ -318,5 +329,301 @@ TEST_F(RunnerTest, BayesProposesRunsAsAgentsAskUpToRunCap) {
   EXPECT_EQ(server_->store().GetSweep(sweep)->draws, 12);
 }
 
+
+// A coordinator in memory that hands out one run, serves its images, records
+// every call about the run in order, and answers as the test scripts it.
+// Heartbeats are an hour apart, so every call comes from the engine's
+// thread or the end of the run, in an order the test can assert.
+class ScriptedCoordinator final : public CoordinatorClient {
+ public:
+  // One call about the run, as the coordinator saw it.
+  struct Call {
+    std::string method;       // ReportMetrics, UploadSnapshot, Complete, Release, Heartbeat
+    std::vector<int> steps;   // ReportMetrics: the rows' steps
+    int step = -1;            // UploadSnapshot
+    bool final = false;       // UploadSnapshot
+    std::string png;          // UploadSnapshot
+    RunEnd end;               // Complete
+  };
+
+  explicit ScriptedCoordinator(RunParams params) {
+    params.ForEachImage([this](std::string& ref) {
+      const std::string bytes = testing::FakeEngine::FakePng(0) + ref;
+      ref = "sha256:" + Sha256Hex(bytes);
+      blobs_[ref] = bytes;
+    });
+    lease_.run_id = 7;
+    lease_.attempt = 1;
+    lease_.sweep_id = 1;
+    lease_.params = std::move(params);
+  }
+
+  // Scripts: each answers one call, given the calls about the run so far
+  // (this one included, last). Unset: OK, carry on.
+  std::function<absl::StatusOr<MetricsReply>(const Call&)> on_metrics;
+  std::function<absl::Status(const Call&)> on_snapshot;
+  std::function<absl::Status(const Call&)> on_complete;
+
+  absl::StatusOr<AgentSettings> Register(const AgentIdentity&) override { return AgentSettings{3600 * 1000, 30000}; }
+
+  absl::StatusOr<LeaseReply> Lease(const std::string&) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (leased_) return LeaseReply{std::nullopt, ""};
+    leased_ = true;
+    return LeaseReply{lease_, ""};
+  }
+
+  absl::StatusOr<std::string> FetchBlob(const std::string& blob_id) override {
+    auto it = blobs_.find(blob_id);
+    if (it == blobs_.end()) return absl::NotFoundError(blob_id);
+    return it->second;
+  }
+
+  absl::StatusOr<RunVerdict> Heartbeat(const std::string&, const RunProgress&) override {
+    Record(Call{"Heartbeat"});
+    return RunVerdict::kContinue;
+  }
+
+  absl::StatusOr<MetricsReply> ReportMetrics(const std::string&, int64_t run_id, int attempt,
+                                             const std::vector<StepMetrics>& rows) override {
+    Call call{"ReportMetrics"};
+    for (const StepMetrics& m : rows) call.steps.push_back(m.step);
+    Record(call);
+    return on_metrics ? on_metrics(call) : MetricsReply{};
+  }
+
+  absl::Status UploadSnapshot(const std::string&, int64_t, int, int step, bool final,
+                              const std::string& png) override {
+    Call call{"UploadSnapshot"};
+    call.step = step;
+    call.final = final;
+    call.png = png;
+    Record(call);
+    return on_snapshot ? on_snapshot(call) : absl::OkStatus();
+  }
+
+  absl::Status Complete(const std::string&, int64_t, int, const RunEnd& end) override {
+    Call call{"Complete"};
+    call.end = end;
+    Record(call);
+    return on_complete ? on_complete(call) : absl::OkStatus();
+  }
+
+  absl::Status Release(const std::string&, int64_t, int, const std::string&) override {
+    Record(Call{"Release"});
+    return absl::OkStatus();
+  }
+
+  std::vector<Call> calls() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return calls_;
+  }
+
+  // The calls in order, one word each: "metrics 0,1", "snapshot 2",
+  // "snapshot 2 final", "complete FAILED", "release".
+  std::vector<std::string> Transcript() {
+    std::vector<std::string> lines;
+    for (const Call& call : calls()) {
+      if (call.method == "ReportMetrics") lines.push_back("metrics " + absl::StrJoin(call.steps, ","));
+      if (call.method == "UploadSnapshot") {
+        lines.push_back(absl::StrCat("snapshot ", call.step, call.final ? " final" : ""));
+      }
+      if (call.method == "Complete") lines.push_back("complete " + std::string(RunStateName(call.end.state)));
+      if (call.method == "Release") lines.push_back("release");
+    }
+    return lines;
+  }
+
+  // Every row's step in the order sent (a step sent twice appears twice).
+  std::vector<int> StepsSent() {
+    std::vector<int> steps;
+    for (const Call& call : calls()) steps.insert(steps.end(), call.steps.begin(), call.steps.end());
+    return steps;
+  }
+
+ private:
+  void Record(const Call& call) {
+    std::lock_guard<std::mutex> lock(mu_);
+    calls_.push_back(call);
+  }
+
+  std::map<std::string, std::string> blobs_;
+  std::mutex mu_;
+  RunLease lease_;
+  bool leased_ = false;
+  std::vector<Call> calls_;
+};
+
+class RunnerOutcomeTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() /
+           ("runner_outcome_test_" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
+    std::filesystem::remove_all(dir_);
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+
+  static RunParams Params(int steps, int snapshot_every) {
+    RunParams params;
+    params.content = "c.png";
+    params.style = {"s.png"};
+    params.steps = steps;
+    params.snapshot_every = snapshot_every;
+    return params;
+  }
+
+  // Leases and runs the scripted coordinator's one run.
+  void RunTheRun(ScriptedCoordinator& coordinator, Engine& engine, int report_every_steps = 0) {
+    RunnerOptions options;
+    options.identity = {"a1", "localhost", "cpu", "fake", "", 0, 1};
+    options.cache_dir = (dir_ / "cache").string();
+    options.report_every_steps = report_every_steps;
+    options.log_tail = [] { return std::string("[error] the last lines\n"); };
+    Runner runner(coordinator, engine, options);
+    ASSERT_TRUE(runner.Register().ok());
+    absl::StatusOr<bool> ran = runner.RunOne();
+    // The run's fate is not the agent's error: Serve goes on to the next.
+    ASSERT_TRUE(ran.ok()) << ran.status();
+    EXPECT_TRUE(*ran);
+  }
+
+  std::filesystem::path dir_;
+};
+
+bool Contains(const std::vector<int>& steps, int step) {
+  return std::find(steps.begin(), steps.end(), step) != steps.end();
+}
+
+TEST_F(RunnerOutcomeTest, ADivergedRunSendsItsFiniteRowsAndLastImageThenFailsAsDiverged) {
+  ScriptedCoordinator coordinator(Params(/*steps=*/6, /*snapshot_every=*/0));
+  testing::FakeEngine engine;
+  engine.DivergeAt(3);
+  RunTheRun(coordinator, engine);
+
+  // The engine hands over the image of step 2 as it diverges (sent as any
+  // snapshot is); then the rows before the divergence, the same image as
+  // the final one, and the end, in that order, so that the coordinator
+  // keeps them all.
+  EXPECT_THAT(coordinator.Transcript(),
+              ElementsAre("snapshot 2", "metrics 0,1,2", "snapshot 2 final", "complete FAILED"));
+  const std::vector<ScriptedCoordinator::Call> calls = coordinator.calls();
+  EXPECT_EQ(calls[0].png, testing::FakeEngine::FakePng(2));
+  EXPECT_EQ(calls[2].png, testing::FakeEngine::FakePng(2));
+  const RunEnd& end = calls[3].end;
+  EXPECT_EQ(end.error, "diverged at step 3: total loss is NaN");
+  EXPECT_TRUE(end.diverged);
+  EXPECT_EQ(end.diverged_step, 3);
+  EXPECT_FALSE(end.out_of_memory);
+  EXPECT_EQ(end.log_tail, "[error] the last lines\n");
+}
+
+TEST_F(RunnerOutcomeTest, ADivergedRunMarksItsLastScheduledSnapshotFinal) {
+  ScriptedCoordinator coordinator(Params(/*steps=*/10, /*snapshot_every=*/2));
+  testing::FakeEngine engine;
+  engine.DivergeAt(5);
+  RunTheRun(coordinator, engine, /*report_every_steps=*/2);
+
+  // Step 4's snapshot went up as the run went; it is sent again as final
+  // (the same bytes: the coordinator marks the stored one final).
+  EXPECT_THAT(coordinator.Transcript(), ElementsAre("metrics 0", "metrics 1,2", "snapshot 2", "metrics 3,4",
+                                                    "snapshot 4", "snapshot 4 final", "complete FAILED"));
+  const std::vector<ScriptedCoordinator::Call> calls = coordinator.calls();
+  EXPECT_EQ(calls[5].png, testing::FakeEngine::FakePng(4));
+  EXPECT_TRUE(calls[6].end.diverged);
+  EXPECT_EQ(calls[6].end.diverged_step, 5);
+}
+
+TEST_F(RunnerOutcomeTest, ARunDivergedAtItsFirstStepHasNoImage) {
+  ScriptedCoordinator coordinator(Params(/*steps=*/4, /*snapshot_every=*/1));
+  testing::FakeEngine engine;
+  engine.DivergeAt(0);
+  RunTheRun(coordinator, engine);
+
+  EXPECT_THAT(coordinator.Transcript(), ElementsAre("complete FAILED"));
+  const RunEnd end = coordinator.calls()[0].end;
+  EXPECT_TRUE(end.diverged);
+  EXPECT_EQ(end.diverged_step, 0);
+  EXPECT_EQ(end.error, "diverged at step 0: total loss is NaN");
+}
+
+TEST_F(RunnerOutcomeTest, RefusedRowsAreDroppedAndNeverSentAgain) {
+  ScriptedCoordinator coordinator(Params(/*steps=*/5, /*snapshot_every=*/0));
+  coordinator.on_metrics = [](const ScriptedCoordinator::Call& call) -> absl::StatusOr<MetricsReply> {
+    MetricsReply reply;
+    for (int step : call.steps) {
+      if (step == 2 || step == 3) reply.refused_steps.push_back(step);
+    }
+    return reply;
+  };
+  testing::FakeEngine engine;
+  RunTheRun(coordinator, engine, /*report_every_steps=*/2);
+
+  EXPECT_THAT(coordinator.StepsSent(), ElementsAre(0, 1, 2, 3, 4, 5));
+  EXPECT_EQ(coordinator.Transcript().back(), "complete SUCCEEDED");
+}
+
+TEST_F(RunnerOutcomeTest, StopRunInAMetricsReplyStopsTheRunAndReportsNothingMore) {
+  ScriptedCoordinator coordinator(Params(/*steps=*/50, /*snapshot_every=*/1));
+  coordinator.on_metrics = [](const ScriptedCoordinator::Call& call) -> absl::StatusOr<MetricsReply> {
+    MetricsReply reply;
+    if (Contains(call.steps, 2)) reply.verdict = RunVerdict::kStop;
+    return reply;
+  };
+  testing::FakeEngine engine;
+  RunTheRun(coordinator, engine, /*report_every_steps=*/1);
+
+  // Nothing after the reply that said stop: no more rows, images, end or
+  // hand-back.
+  EXPECT_THAT(coordinator.Transcript(),
+              ElementsAre("metrics 0", "metrics 1", "snapshot 1", "metrics 2"));
+}
+
+TEST_F(RunnerOutcomeTest, PermissionDeniedOnMetricsStopsTheRunWithoutRetrying) {
+  ScriptedCoordinator coordinator(Params(/*steps=*/50, /*snapshot_every=*/0));
+  coordinator.on_metrics = [](const ScriptedCoordinator::Call& call) -> absl::StatusOr<MetricsReply> {
+    if (Contains(call.steps, 3)) return absl::PermissionDeniedError("run 7 attempt 1 is not held by agent 'a1'");
+    return MetricsReply{};
+  };
+  testing::FakeEngine engine;
+  RunTheRun(coordinator, engine, /*report_every_steps=*/1);
+
+  EXPECT_THAT(coordinator.Transcript(), ElementsAre("metrics 0", "metrics 1", "metrics 2", "metrics 3"));
+}
+
+TEST_F(RunnerOutcomeTest, PermissionDeniedOnASnapshotStopsTheRunWithoutRetrying) {
+  ScriptedCoordinator coordinator(Params(/*steps=*/50, /*snapshot_every=*/2));
+  coordinator.on_snapshot = [](const ScriptedCoordinator::Call&) {
+    return absl::PermissionDeniedError("run 7 attempt 1 is not held by agent 'a1'");
+  };
+  testing::FakeEngine engine;
+  RunTheRun(coordinator, engine);
+
+  EXPECT_THAT(coordinator.Transcript(), ElementsAre("snapshot 2"));
+}
+
+TEST_F(RunnerOutcomeTest, PermissionDeniedOnCompleteIsNotRetried) {
+  ScriptedCoordinator coordinator(Params(/*steps=*/3, /*snapshot_every=*/0));
+  coordinator.on_complete = [](const ScriptedCoordinator::Call&) {
+    return absl::PermissionDeniedError("run 7 attempt 1 is not held by agent 'a1'");
+  };
+  testing::FakeEngine engine;
+  RunTheRun(coordinator, engine);
+
+  EXPECT_THAT(coordinator.Transcript(), ElementsAre("snapshot 3 final", "metrics 0,1,2,3", "complete SUCCEEDED"));
+}
+
+TEST_F(RunnerOutcomeTest, ASnapshotTheCoordinatorRefusesIsDroppedAndTheRunGoesOn) {
+  ScriptedCoordinator coordinator(Params(/*steps=*/6, /*snapshot_every=*/2));
+  coordinator.on_snapshot = [](const ScriptedCoordinator::Call& call) {
+    if (call.step == 2) return absl::AlreadyExistsError("other bytes are stored for step 2");
+    if (call.step == 4) return absl::InvalidArgumentError("not a PNG");
+    return absl::OkStatus();
+  };
+  testing::FakeEngine engine;
+  RunTheRun(coordinator, engine);
+
+  EXPECT_THAT(coordinator.Transcript(),
+              ElementsAre("snapshot 2", "snapshot 4", "snapshot 6 final", "metrics 0,1,2,3,4,5,6", "complete SUCCEEDED"));
+}
 }  // namespace
 }  // namespace stylesweep

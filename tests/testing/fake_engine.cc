@@ -46,10 +46,19 @@ absl::Status FakeEngine::Run(const RunParams& params, const EngineCallbacks& cal
     }
   });
   if (!readable.ok()) return readable;
+  const bool diverges = diverge_step_ >= 0 && diverge_step_ <= params.steps &&
+                        params.style_weight >= diverge_min_style_weight_;
+  int last_snapshot = -1;
   for (int step = 0; step <= params.steps; ++step) {
     if (step > 0 && callbacks.should_stop && callbacks.should_stop()) {
       if (callbacks.on_stopped && step > 1) callbacks.on_stopped(step - 1, FakePng(step - 1));
       return absl::CancelledError("stopped");
+    }
+    if (diverges && step == diverge_step_) {
+      if (step > 0 && step - 1 != last_snapshot && callbacks.on_snapshot) {
+        if (absl::Status s = callbacks.on_snapshot(step - 1, FakePng(step - 1)); !s.ok()) return s;
+      }
+      return DivergedError(step, "total loss is NaN");
     }
     StepMetrics m;
     m.step = step;
@@ -67,6 +76,7 @@ absl::Status FakeEngine::Run(const RunParams& params, const EngineCallbacks& cal
     const bool snapshot = step == params.steps || (step > 0 && params.snapshot_every > 0 && step % params.snapshot_every == 0);
     if (snapshot && callbacks.on_snapshot) {
       if (absl::Status s = callbacks.on_snapshot(step, FakePng(step)); !s.ok()) return s;
+      last_snapshot = step;
     }
   }
   return absl::OkStatus();

@@ -12,7 +12,8 @@ namespace stylesweep::testing {
 // Reads both images (so a missing one fails like the real engine), then
 // reports a decreasing loss per step and a fake PNG for each snapshot.
 // Fails with InvalidArgument when the content file does not start with the
-// PNG signature. Thread-compatible.
+// PNG signature. With DivergeAt, runs diverge as the real engine's do.
+// Thread-compatible.
 class FakeEngine final : public Engine {
  public:
   // With `synthetic_objective`, losses follow SyntheticTotal instead.
@@ -31,12 +32,23 @@ class FakeEngine final : public Engine {
 
   int runs() const { return runs_; }
 
+  // Runs whose style_weight is at least `min_style_weight` diverge at
+  // `step` (when it is within their steps) as engine.h describes: rows
+  // 0 .. step-1, the image of step-1 as the last snapshot (unless it was
+  // just taken), then DivergedError(step, "total loss is NaN").
+  void DivergeAt(int step, double min_style_weight = 0) {
+    diverge_step_ = step;
+    diverge_min_style_weight_ = min_style_weight;
+  }
+
   // A snapshot's bytes: the PNG signature followed by "step=<n>".
   static std::string FakePng(int step);
 
  private:
   std::atomic<int> runs_{0};
   const bool synthetic_objective_;
+  int diverge_step_ = -1;  // -1: never
+  double diverge_min_style_weight_ = 0;
 };
 
 }  // namespace stylesweep::testing

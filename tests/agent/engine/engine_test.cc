@@ -644,6 +644,72 @@ TEST_F(EngineTest, ShouldStopCancelsBetweenSteps) {
   EXPECT_TRUE(recorded.snapshots.empty());
 }
 
+// A real divergence, found by trying weights on this network: L-BFGS with
+// content_weight 1e34 at 32 px. Its first iteration keeps the image (the
+// line search finds no step the huge content term allows) and its second
+// makes it NaN, so step 2's content loss is NaN. Adam does not diverge on
+// large weights: once a gradient's square overflows float32 its step is 0,
+// and the image stops where its losses are still finite.
+TEST_F(EngineTest, ADivergingRunEndsWithItsLastFiniteImage) {
+  Engine* engine = RandomEngine();
+  ASSERT_NE(engine, nullptr);
+  RunParams params = SmallRun(6);
+  params.optimizer = "lbfgs";
+  params.style_weight = 1e4;
+  params.content_weight = 1e34;
+  Recorded diverged;
+  Record(diverged);
+  const absl::Status status = engine->Run(params, diverged.callbacks);
+  ASSERT_EQ(DivergedStep(status), 2) << status;
+  EXPECT_EQ(status.code(), absl::StatusCode::kOutOfRange);
+  EXPECT_EQ(status.message(), "diverged at step 2: content loss is NaN");
+  // Only the finite rows.
+  ASSERT_EQ(diverged.rows.size(), 2u);
+  for (int step = 0; step < 2; ++step) {
+    const StepMetrics& m = diverged.rows[step];
+    EXPECT_EQ(m.step, step);
+    for (double value : {m.content, m.style, m.tv, m.total}) EXPECT_TRUE(std::isfinite(value)) << step;
+  }
+  // The image of step 1, as a run of one step ends with it, handed over as
+  // the last snapshot.
+  ASSERT_EQ(diverged.snapshots.size(), 1u);
+  ASSERT_EQ(diverged.snapshots.count(1), 1u);
+  absl::StatusOr<Image> image = DecodeImage(diverged.snapshots[1], "snapshot");
+  ASSERT_TRUE(image.ok()) << image.status();
+  EXPECT_EQ(image->width, 32);
+  EXPECT_EQ(image->height, 24);
+  RunParams one_step = params;
+  one_step.steps = 1;
+  Recorded finite;
+  Record(finite);
+  ASSERT_TRUE(engine->Run(one_step, finite.callbacks).ok());
+  ASSERT_EQ(finite.snapshots.count(1), 1u);
+  EXPECT_TRUE(diverged.snapshots[1] == finite.snapshots[1]) << "the last snapshot is not step 1's image";
+
+  // When step 1's snapshot was due anyway, it is not taken twice (Record
+  // checks) and is still the last.
+  params.snapshot_every = 1;
+  Recorded scheduled;
+  Record(scheduled);
+  EXPECT_EQ(DivergedStep(engine->Run(params, scheduled.callbacks)), 2);
+  ASSERT_EQ(scheduled.snapshots.size(), 1u);
+  EXPECT_TRUE(scheduled.snapshots[1] == finite.snapshots[1]) << "the last snapshot is not step 1's image";
+}
+
+TEST_F(EngineTest, ALossThatOverflowsAtTheStartDivergesAtStepZeroWithoutAnImage) {
+  Engine* engine = RandomEngine();
+  ASSERT_NE(engine, nullptr);
+  RunParams params = SmallRun(3);
+  params.style_weight = 1e36;  // each layer's term is ~1 on this network: their float32 sum overflows
+  Recorded recorded;
+  Record(recorded);
+  const absl::Status status = engine->Run(params, recorded.callbacks);
+  EXPECT_EQ(DivergedStep(status), 0) << status;
+  EXPECT_EQ(status.message(), "diverged at step 0: style loss is inf");
+  EXPECT_TRUE(recorded.rows.empty());
+  EXPECT_TRUE(recorded.snapshots.empty());
+}
+
 TEST_F(EngineTest, FailingSnapshotAbortsTheRun) {
   Engine* engine = RandomEngine();
   ASSERT_NE(engine, nullptr);
