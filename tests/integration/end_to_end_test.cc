@@ -6,9 +6,11 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 
+#include "absl/strings/str_cat.h"
 #include "common/files.h"
 #include "coordinator/store/store.h"
 #include "tests/testing/subprocess.h"
@@ -224,6 +226,98 @@ TEST_F(EndToEndTest, RefusesToListenBeyondLoopbackWithoutProtection) {
                        &output),
             0);
   EXPECT_THAT(output, HasSubstr("refusing to listen on 0.0.0.0:0 without TLS and a token"));
+}
+
+// A sweep where one run diverges: L-BFGS with a content weight of 1e34 makes
+// the loss NaN at its second step on this network at 32 px (Adam's steps are
+// bounded by the learning rate and the image is clamped, so it does not blow
+// up). The run ends FAILED as diverged, keeping its finite rows and its last
+// finite image; the other run finishes; the agent is not blamed.
+TEST_F(EndToEndTest, ARunThatDivergesKeepsItsFiniteLossesAndLastImage) {
+  const std::string address = StartCoordinator();
+  ASSERT_FALSE(address.empty());
+  const fs::path sweep = dir_ / "diverge.yaml";
+  {
+    std::ofstream out(sweep);
+    out << "name: diverge\n"
+        << "content: " << (images_ / "cat.png").string() << "\n"
+        << "style: " << (images_ / "starry_night.jpg").string() << "\n"
+        << "optimizer: lbfgs\nimage_size: 32\nsteps: 6\nstyle_weight: 1.0e4\n"
+        << "parameters:\n  content_weight: {values: [1.0, 1.0e34]}\n";
+  }
+  std::string output;
+  ASSERT_EQ(RunCommand({bin_ + "/stylesweep", "submit", sweep.string(), "--coordinator", address}, &output), 0)
+      << output;
+  Subprocess agent({bin_ + "/stylesweep-agent", "--coordinator", address, "--threads", "1", "--name", "e2e-agent",
+                    "--cache-dir", (dir_ / "cache").string()},
+                   (dir_ / "agent.log").string());
+  const std::string db = (dir_ / "sweeps.db").string();
+  auto read = [&]() -> std::vector<RunRecord> {
+    SqliteStoreOptions options;
+    options.read_only = true;
+    auto store = OpenSqliteStore(db, options);
+    if (!store.ok()) return {};
+    auto runs = (*store)->ListRuns(1);
+    return runs.ok() ? *runs : std::vector<RunRecord>{};
+  };
+  auto finished = [&] {
+    const std::vector<RunRecord> runs = read();
+    return runs.size() == 2 && IsTerminal(runs[0].state) && IsTerminal(runs[1].state);
+  };
+  ASSERT_TRUE(WaitUntil(finished, 240000)) << "agent log:\n" << agent.Log() << "\ncoordinator log:\n"
+                                           << coordinator_->Log();
+
+  SqliteStoreOptions read_only;
+  read_only.read_only = true;
+  auto store = OpenSqliteStore(db, read_only);
+  ASSERT_TRUE(store.ok());
+  const std::vector<RunRecord> runs = *(*store)->ListRuns(1);
+  const RunRecord& fine = runs[0];
+  const RunRecord& diverged = runs[1];
+  EXPECT_EQ(fine.state, RunState::kSucceeded) << fine.error;
+  EXPECT_EQ(fine.last_step, 6);
+  ASSERT_EQ(diverged.state, RunState::kFailed) << agent.Log();
+  ASSERT_GT(diverged.diverged_step, 0) << diverged.error;
+  EXPECT_THAT(diverged.error, HasSubstr(absl::StrCat("diverged at step ", diverged.diverged_step, ": ")));
+  EXPECT_THAT(diverged.error, HasSubstr(" loss is "));
+  EXPECT_EQ(diverged.attempt, 1) << "a diverged run is not tried again";
+  // Every row before the divergence, all finite, and none after.
+  auto metrics = (*store)->GetMetrics(diverged.id, 0);
+  ASSERT_TRUE(metrics.ok());
+  ASSERT_EQ(static_cast<int>(metrics->size()), diverged.diverged_step);
+  for (const MetricRow& row : *metrics) {
+    EXPECT_LT(row.step, diverged.diverged_step);
+    EXPECT_TRUE(std::isfinite(row.total) && std::isfinite(row.content) && std::isfinite(row.style)) << row.step;
+  }
+  EXPECT_EQ(diverged.last_step, diverged.diverged_step - 1);
+  // Its final image is the last finite one, a PNG on disk that its record names.
+  ASSERT_FALSE(diverged.final_snapshot.empty());
+  auto snapshots = (*store)->ListSnapshots(diverged.id);
+  ASSERT_TRUE(snapshots.ok());
+  bool found = false;
+  for (const SnapshotRecord& snapshot : *snapshots) {
+    EXPECT_LT(snapshot.step, diverged.diverged_step);
+    auto png = ReadFileToString((dir_ / "artifacts" / snapshot.path).string());
+    ASSERT_TRUE(png.ok()) << png.status();
+    EXPECT_EQ(png->substr(0, 8), "\x89PNG\r\n\x1a\n");
+    if (snapshot.final) {
+      found = true;
+      EXPECT_EQ(snapshot.path, diverged.final_snapshot);
+      EXPECT_EQ(snapshot.step, diverged.diverged_step - 1);
+    }
+  }
+  EXPECT_TRUE(found);
+  // The run's fault, not the agent's.
+  auto agents = (*store)->ListAgents();
+  ASSERT_TRUE(agents.ok());
+  ASSERT_EQ(agents->size(), 1u);
+  EXPECT_EQ((*agents)[0].failures, 0);
+  EXPECT_EQ((*agents)[0].quarantine_reason, "");
+
+  agent.Signal(SIGTERM);
+  EXPECT_EQ(agent.Wait(), 0) << agent.Log();
+  coordinator_->Signal(SIGTERM);
+  EXPECT_EQ(coordinator_->Wait(), 0) << coordinator_->Log();
 }
 
 }  // namespace
