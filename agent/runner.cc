@@ -471,6 +471,9 @@ absl::StatusOr<bool> Runner::RunOne() {
     (void)metrics.Flush(client_, agent, run.run_id, run.attempt);
     if (absl::Status s = client_.Release(agent, run.run_id, run.attempt, reason); s.ok()) {
       spdlog::warn("run {} attempt {} handed back ({}); it will run again elsewhere", run.run_id, run.attempt, reason);
+    } else if (absl::IsPermissionDenied(s) || absl::IsFailedPrecondition(s)) {
+      spdlog::warn("run {} attempt {} interrupted ({}); it is no longer this agent's, nothing to hand back ({})",
+                   run.run_id, run.attempt, reason, std::string(s.message()));
     } else {
       spdlog::warn("run {} attempt {} interrupted ({}); the coordinator will re-queue it when its lease runs out ({})",
                    run.run_id, run.attempt, reason, std::string(s.message()));
