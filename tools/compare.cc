@@ -25,9 +25,16 @@ std::string ImagePath(const CompareSide& side) {
   return root.empty() ? side.run.final_snapshot : (std::filesystem::path(root) / side.run.final_snapshot).string();
 }
 
-// b / a, or nullopt when either run has no losses or a is 0.
+// Whether the two runs' losses say which is better: both have some, and
+// neither diverged (a diverged run's last finite losses say nothing of
+// where it ended).
+bool Comparable(const RunRow& a, const RunRow& b) {
+  return a.has_losses() && b.has_losses() && !a.diverged() && !b.diverged();
+}
+
+// b / a, or nullopt when the runs are not comparable or a is 0.
 std::optional<double> Ratio(const RunRow& a, const RunRow& b, double RunRecord::*loss) {
-  if (!a.has_losses() || !b.has_losses() || a.run.*loss == 0) return std::nullopt;
+  if (!Comparable(a, b) || a.run.*loss == 0) return std::nullopt;
   return b.run.*loss / a.run.*loss;
 }
 
@@ -76,7 +83,7 @@ std::vector<ComparisonLine> ComparisonLines(const Comparison& comparison, const 
     };
     lines.push_back({key, text(a), text(b), "", true});
   }
-  lines.push_back({"state", std::string(RunStateName(a.run.state)), std::string(RunStateName(b.run.state)), ""});
+  lines.push_back({"state", StateCell(a), StateCell(b), ""});
   lines.push_back({"attempt", absl::StrCat(a.run.attempt), absl::StrCat(b.run.attempt), ""});
   lines.push_back({"agent", a.run.agent.empty() ? "-" : a.run.agent, b.run.agent.empty() ? "-" : b.run.agent, ""});
   auto step = [](const RunRow& row) { return row.has_losses() ? absl::StrCat(row.run.last_step) : std::string("-"); };
@@ -106,7 +113,7 @@ absl::StatusOr<std::string> RenderComparison(const Comparison& comparison, const
       runs.push_back(std::move(run));
     }
     nlohmann::json ratio = nullptr;
-    if (a.has_losses() && b.has_losses()) {
+    if (Comparable(a, b)) {
       ratio = nlohmann::json::object();
       for (const auto& loss : kLosses) {
         const auto r = Ratio(a, b, loss.member);
@@ -139,6 +146,12 @@ absl::StatusOr<std::string> RenderComparison(const Comparison& comparison, const
                         params > differing ? params - differing : 0, " are the same (--all shows every one)\n");
   }
   out += "ratio: the second run's loss over the first's\n";
+  for (const CompareSide* side : {&comparison.a, &comparison.b}) {
+    if (side->run.diverged()) {
+      out += absl::StrCat("#", side->run.index, " diverged at step ", side->run.diverged_step,
+                          ": its losses and image are its last finite ones\n");
+    }
+  }
   return out;
 }
 

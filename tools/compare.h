@@ -32,7 +32,8 @@ struct CompareOptions {
 };
 
 // One line of the comparison: a parameter or a result, each run's value as
-// text, and for losses the ratio of the second run's to the first's.
+// text, and for losses the ratio of the second run's to the first's ("-"
+// when either run diverged: its last finite losses rank nothing).
 struct ComparisonLine {
   std::string field;
   std::string a, b;
@@ -55,7 +56,8 @@ std::string RunTitle(const CompareSide& side);
 // format. JSON (stable, see docs/report-formats.md):
 //   {"format_version", "runs": [run, run], "differing_params": [names],
 //    "loss_ratio": {"total", "style", "content", "tv"} | null}
-// where each run is a report run object plus "sweep": {"id", "name"}.
+// where each run is a report run object plus "sweep": {"id", "name"};
+// loss_ratio is null unless both runs have losses and neither diverged.
 absl::StatusOr<std::string> RenderComparison(const Comparison& comparison, const CompareOptions& options);
 
 }  // namespace stylesweep

@@ -65,13 +65,26 @@ std::string RunLabel(const RunRow& row, const std::vector<std::string>& varying)
   return absl::StrJoin(parts, "; ");
 }
 
+// The run's state, and for a diverged run a badge saying where it diverged.
+std::string StateBadges(const RunRow& row) {
+  const std::string state(RunStateName(row.run.state));
+  return absl::StrCat("<span class=\"state ", state, "\">", state, "</span>",
+                      row.diverged() ? absl::StrCat(" <span class=\"badge diverged\">diverged at step ",
+                                                    row.run.diverged_step, "</span>")
+                                     : "");
+}
+
 std::string Card(const HtmlReportData& data, const RunRow& row, const std::vector<std::string>& varying, bool best) {
-  std::string loss = row.has_losses() ? absl::StrCat("loss ", Number(row.run.total_loss)) : "no losses";
-  std::string state(RunStateName(row.run.state));
-  return absl::StrCat("<figure class=\"card", best ? " best" : "", "\" data-run=\"", row.run.index, "\">",
-                      Img(data.read_artifact, row.run.final_snapshot, absl::StrCat("run ", row.run.index), "thumb"),
+  // A diverged run's losses and image are its last finite ones.
+  std::string loss = row.has_losses() ? absl::StrCat(row.diverged() ? "last finite loss " : "loss ",
+                                                     Number(row.run.total_loss))
+                                      : "no losses";
+  return absl::StrCat("<figure class=\"card", best ? " best" : "", row.diverged() ? " diverged" : "",
+                      "\" data-run=\"", row.run.index, "\">",
+                      Img(data.read_artifact, row.run.final_snapshot,
+                          absl::StrCat("run ", row.run.index, row.diverged() ? ", its last finite image" : ""), "thumb"),
                       "<figcaption><b>#", row.run.index, "</b> ", Escape(RunLabel(row, varying)), "<br>",
-                      Escape(loss), " <span class=\"state ", state, "\">", state, "</span>",
+                      Escape(loss), " ", StateBadges(row),
                       row.run.error.empty() ? "" : absl::StrCat("<br><small>", Escape(row.run.error), "</small>"),
                       "</figcaption></figure>");
 }
@@ -143,6 +156,8 @@ table.runs { border-collapse: collapse; font-size: 12px; }
 table.runs td, table.runs th { border-bottom: 1px solid #ddd; padding: 3px 8px; text-align: left; }
 .state { font-size: 11px; padding: 0 4px; border-radius: 3px; background: #eee; }
 .state.SUCCEEDED { background: #d4f4d4; } .state.FAILED, .state.LOST { background: #f8d0d0; }
+.badge.diverged { font-size: 11px; padding: 0 4px; border-radius: 3px; background: #7a0010; color: #fff; }
+.card.diverged .thumb { opacity: .6; }
 .chart { width: 100%; max-width: 760px; } .grid { stroke: #e5e5e5; } .axis { font-size: 11px; fill: #666; }
 .curve { fill: none; stroke: #1f77b4; stroke-opacity: .45; stroke-width: 1.2; }
 .curve.best { stroke: #d62728; stroke-opacity: 1; stroke-width: 2.5; }
@@ -170,9 +185,11 @@ std::string RenderHtmlReport(const HtmlReportData& data) {
       }
     }
   }
+  // Never a diverged run, whatever its last finite loss.
   const RunRow* best = nullptr;
   for (const RunRow& row : rows) {
-    if (row.run.state == RunState::kSucceeded && (best == nullptr || row.run.total_loss < best->run.total_loss)) {
+    if (row.run.state == RunState::kSucceeded && !row.diverged() &&
+        (best == nullptr || row.run.total_loss < best->run.total_loss)) {
       best = &row;
     }
   }
@@ -188,7 +205,7 @@ std::string RenderHtmlReport(const HtmlReportData& data) {
                                   "</style></head><body>");
   absl::StrAppend(&html, "<h1>", Escape(view.sweep.name), "</h1><p class=\"meta\">sweep ", view.sweep.id, " · ",
                   Escape(view.sweep.method), " · ", Escape(view.sweep.source), " · ",
-                  Escape(CountsLine(counts)),
+                  Escape(SweepCountsLine(view)),
                   rows.size() < static_cast<size_t>(total_runs) ? absl::StrCat(" · showing ", rows.size()) : "",
                   "</p>");
 
@@ -271,7 +288,7 @@ std::string RenderHtmlReport(const HtmlReportData& data) {
   // Snapshots over steps for the three best runs.
   std::vector<const RunRow*> ranked;
   for (const RunRow& row : rows) {
-    if (row.run.state == RunState::kSucceeded) ranked.push_back(&row);
+    if (row.run.state == RunState::kSucceeded && !row.diverged()) ranked.push_back(&row);
   }
   std::sort(ranked.begin(), ranked.end(),
             [](const RunRow* a, const RunRow* b) { return a->run.total_loss < b->run.total_loss; });
@@ -297,8 +314,7 @@ std::string RenderHtmlReport(const HtmlReportData& data) {
   for (const RunRow& row : rows) {
     absl::StrAppend(&html, "<tr><td>#", row.run.index, "</td>");
     for (const auto& key : varying) absl::StrAppend(&html, "<td>", Escape(Text(key, row.params[key])), "</td>");
-    const std::string state(RunStateName(row.run.state));
-    absl::StrAppend(&html, "<td><span class=\"state ", state, "\">", state, "</span></td>");
+    absl::StrAppend(&html, "<td>", StateBadges(row), "</td>");
     if (row.has_losses()) {
       absl::StrAppend(&html, "<td>", row.run.last_step, "</td><td>", Number(row.run.total_loss), "</td><td>",
                       Number(row.run.style_loss), "</td><td>", Number(row.run.content_loss), "</td><td>",
@@ -324,7 +340,11 @@ std::string RenderHtmlComparison(const Comparison& comparison, const CompareOpti
   for (const CompareSide* side : sides) {
     absl::StrAppend(&html, "<figure class=\"card\" data-run=\"", side->run.index, "\">",
                     Img(side->read_artifact, side->run.final_snapshot, RunTitle(*side), "thumb"), "<figcaption>",
-                    Escape(RunTitle(*side)), "</figcaption></figure>");
+                    Escape(RunTitle(*side)),
+                    side->run.diverged() ? absl::StrCat(" <span class=\"badge diverged\">diverged at step ",
+                                                        side->run.diverged_step, "</span>; its last finite image")
+                                         : "",
+                    "</figcaption></figure>");
   }
   html += "</div><h2>Parameters and results</h2><table class=\"runs\"><tr><th></th>";
   for (const CompareSide* side : sides) absl::StrAppend(&html, "<th>#", side->run.index, "</th>");
@@ -335,11 +355,17 @@ std::string RenderHtmlComparison(const Comparison& comparison, const CompareOpti
                     "</td></tr>");
   }
   html += "</table>";
-  const bool a_better = comparison.a.run.last_step >= 0 &&
-                        (comparison.b.run.last_step < 0 || comparison.a.run.total_loss <= comparison.b.run.total_loss);
+  // The lower of the runs with losses that did not diverge; none when
+  // neither has such losses.
+  auto ranks = [](const RunRecord& run) { return run.last_step >= 0 && !run.diverged(); };
+  const RunRecord& a = comparison.a.run;
+  const RunRecord& b = comparison.b.run;
+  const bool a_better = ranks(a) && (!ranks(b) || a.total_loss <= b.total_loss);
+  const bool b_better = ranks(b) && !a_better;
   std::vector<Curve> curves = {{&comparison.a.metrics, RunTitle(comparison.a), a_better},
-                               {&comparison.b.metrics, RunTitle(comparison.b), !a_better}};
-  absl::StrAppend(&html, "<h2>Loss curves</h2><p class=\"meta\">total loss per step, log scale; the lower in red</p>",
+                               {&comparison.b.metrics, RunTitle(comparison.b), b_better}};
+  absl::StrAppend(&html, "<h2>Loss curves</h2><p class=\"meta\">total loss per step, log scale; the lower in red",
+                  a.diverged() || b.diverged() ? " (a diverged run is never the lower)" : "", "</p>",
                   LossChart(curves), "</body></html>\n");
   return html;
 }

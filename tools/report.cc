@@ -160,6 +160,8 @@ nlohmann::json RunToJson(const RunRow& row, const std::string& artifacts) {
           {"params", row.params},
           {"step", row.has_losses() ? nlohmann::json(row.run.last_step) : nlohmann::json()},
           {"loss", loss},
+          {"diverged", row.diverged()},
+          {"diverged_step", row.diverged() ? nlohmann::json(row.run.diverged_step) : nlohmann::json()},
           {"duration_s", duration ? nlohmann::json(*duration) : nlohmann::json()},
           {"image", image},
           {"error", row.run.error}};
@@ -176,13 +178,19 @@ namespace {
 
 std::vector<std::vector<std::string>> GroupTable(const std::vector<RunGroup>& groups, const std::string& field,
                                                  const std::string& metric) {
+  // Diverged runs are left out of the statistics; a column counts them
+  // when there are any.
+  const bool any_diverged =
+      std::any_of(groups.begin(), groups.end(), [](const RunGroup& g) { return g.diverged > 0; });
   std::vector<std::vector<std::string>> table = {
       {field, "runs", absl::StrCat("best ", metric), "mean", "stddev", "best run"}};
+  if (any_diverged) table[0].push_back("diverged");
   for (const RunGroup& g : groups) {
     const bool has = g.with_metric > 0;
     table.push_back({FormatParameter(field, g.value), absl::StrCat(g.runs), has ? FormatNumber(g.best) : "-",
                      has ? FormatNumber(g.mean) : "-", has && g.with_metric > 1 ? FormatNumber(g.stddev) : "-",
                      has ? absl::StrCat("#", g.best_run_index) : "-"});
+    if (any_diverged) table.back().push_back(absl::StrCat(g.diverged));
   }
   return table;
 }
@@ -195,17 +203,29 @@ std::map<std::string, int> CountByState(const std::vector<RunRecord>& runs) {
   return counts;
 }
 
-std::string CountsLine(const std::map<std::string, int>& counts) {
+int CountDiverged(const std::vector<RunRecord>& runs) {
+  return static_cast<int>(std::count_if(runs.begin(), runs.end(), [](const RunRecord& r) { return r.diverged(); }));
+}
+
+std::string CountsLine(const std::map<std::string, int>& counts, int diverged) {
   int total = 0;
   for (const auto& [state, n] : counts) total += n;
   std::vector<std::string> parts;
   for (RunState s : {RunState::kSucceeded, RunState::kRunning, RunState::kQueued, RunState::kFailed, RunState::kLost,
                      RunState::kCancelled, RunState::kPruned}) {
     auto it = counts.find(std::string(RunStateName(s)));
-    if (it != counts.end()) parts.push_back(absl::StrCat(it->second, " ", it->first));
+    if (it == counts.end()) continue;
+    parts.push_back(absl::StrCat(it->second, " ", it->first,
+                                 s == RunState::kFailed && diverged > 0 ? absl::StrCat(" (", diverged, " diverged)")
+                                                                        : ""));
   }
   return absl::StrCat(total, total == 1 ? " run" : " runs",
                       parts.empty() ? "" : absl::StrCat(": ", absl::StrJoin(parts, ", ")));
+}
+
+std::string SweepCountsLine(const SweepView& view) {
+  return view.counts.empty() ? CountsLine(CountByState(view.runs), CountDiverged(view.runs))
+                             : CountsLine(view.counts, view.diverged);
 }
 
 namespace {
@@ -276,6 +296,7 @@ absl::StatusOr<std::string> RenderReport(const SweepView& view, const ReportOpti
                             {"source", view.sweep.source},
                             {"artifacts_dir", context.artifacts},
                             {"counts", CountByState(view.runs)},
+                            {"diverged", CountDiverged(view.runs)},
                             {"steps_run", compute.steps_run},
                             {"steps_saved", compute.steps_saved}}},
                           {"runs", runs}};
@@ -286,6 +307,7 @@ absl::StatusOr<std::string> RenderReport(const SweepView& view, const ReportOpti
         g.push_back({{"value", group.value},
                      {"runs", group.runs},
                      {"with_metric", group.with_metric},
+                     {"diverged", group.diverged},
                      {"best", has ? nlohmann::json(group.best) : nlohmann::json()},
                      {"mean", has ? nlohmann::json(group.mean) : nlohmann::json()},
                      {"stddev", has ? nlohmann::json(group.stddev) : nlohmann::json()},
@@ -305,7 +327,8 @@ absl::StatusOr<std::string> RenderReport(const SweepView& view, const ReportOpti
     }
     std::vector<std::string> header = {"index", "state", "attempt", "agent"};
     header.insert(header.end(), params.begin(), params.end());
-    for (const char* h : {"step", "loss_total", "loss_style", "loss_content", "loss_tv", "duration_s", "image", "error"}) {
+    for (const char* h : {"step", "loss_total", "loss_style", "loss_content", "loss_tv", "duration_s", "image", "error",
+                          "diverged_step"}) {
       header.push_back(h);
     }
     std::string out = absl::StrJoin(header, ",") + "\n";
@@ -324,6 +347,7 @@ absl::StatusOr<std::string> RenderReport(const SweepView& view, const ReportOpti
       cells.push_back(number(j["duration_s"]));
       cells.push_back(j["image"].is_null() ? "" : j["image"].get<std::string>());
       cells.push_back(row.run.error);
+      cells.push_back(number(j["diverged_step"]));
       for (std::string& cell : cells) cell = CsvField(cell);
       out += absl::StrJoin(cells, ",") + "\n";
     }
@@ -337,7 +361,8 @@ absl::StatusOr<std::string> RenderReport(const SweepView& view, const ReportOpti
   const bool markdown = options.format == "markdown";
 
   std::string out = absl::StrCat(markdown ? "## " : "", "sweep ", view.sweep.id, " '", view.sweep.name, "' (",
-                                 view.sweep.method, ", ", view.sweep.source, "): ", CountsLine(CountByState(view.runs)),
+                                 view.sweep.method, ", ", view.sweep.source, "): ",
+                                 CountsLine(CountByState(view.runs), CountDiverged(view.runs)),
                                  "\n");
   if (!shared.empty() && !rows.empty()) {
     std::vector<std::string> settings;
@@ -374,7 +399,7 @@ absl::StatusOr<std::string> RenderReport(const SweepView& view, const ReportOpti
   for (const RunRow& row : rows) {
     std::vector<std::string> cells = {absl::StrCat("#", row.run.index)};
     for (const auto& key : varying) cells.push_back(row.params.contains(key) ? FormatParameter(key, row.params[key]) : "-");
-    cells.push_back(std::string(RunStateName(row.run.state)));
+    cells.push_back(StateCell(row));
     const bool has_losses = row.has_losses();
     cells.push_back(has_losses ? absl::StrCat(row.run.last_step) : "-");
     for (double v : {row.run.total_loss, row.run.style_loss, row.run.content_loss, row.run.tv_loss}) {
@@ -386,6 +411,11 @@ absl::StatusOr<std::string> RenderReport(const SweepView& view, const ReportOpti
     table.push_back(std::move(cells));
   }
   return out + (markdown ? RenderMarkdownTable(table) : RenderColumns(table));
+}
+
+std::string StateCell(const RunRow& row) {
+  std::string state(RunStateName(row.run.state));
+  return row.diverged() ? absl::StrCat(state, ", diverged at step ", row.run.diverged_step) : state;
 }
 
 std::string RenderRunTable(const SweepView& view) {

@@ -29,12 +29,18 @@ struct SweepView {
   SweepRecord sweep;
   std::vector<RunRecord> runs;            // may be empty in listings
   std::map<std::string, int> counts;      // runs by state name
+  int diverged = 0;                       // of the FAILED runs, those that diverged (0 in listings)
 };
 
 std::map<std::string, int> CountByState(const std::vector<RunRecord>& runs);
+// Runs whose loss became NaN or infinite (RunRecord::diverged).
+int CountDiverged(const std::vector<RunRecord>& runs);
 
-// "4 runs: 3 SUCCEEDED, 1 RUNNING".
-std::string CountsLine(const std::map<std::string, int>& counts);
+// "4 runs: 3 SUCCEEDED, 1 RUNNING"; with diverged runs
+// "4 runs: 2 SUCCEEDED, 2 FAILED (1 diverged)".
+std::string CountsLine(const std::map<std::string, int>& counts, int diverged = 0);
+// The line of a sweep's counts: the view's, or else those of its runs.
+std::string SweepCountsLine(const SweepView& view);
 
 // The report of one sweep: a header, the settings shared by every run, then
 // one row per run with the parameters that differ between runs, the state,
@@ -55,14 +61,20 @@ struct ReportOptions {
 //
 // JSON (stable, for scripts):
 //   {"sweep": {"id", "name", "method", "source", "artifacts_dir", "counts": {STATE: n},
-//              "steps_run", "steps_saved"},
+//              "diverged", "steps_run", "steps_saved"},
 //    "runs": [{"id", "index", "state", "attempt", "agent", "params": {...},
 //              "step", "loss": {"total", "style", "content", "tv"} | null,
+//              "diverged", "diverged_step" | null,
 //              "duration_s" | null, "image" | null, "error"}]}
-//   With --group-by: "groups": [{"value", "runs", "with_metric", "best", "mean", "stddev", "best_run"}].
+//   With --group-by: "groups": [{"value", "runs", "with_metric", "diverged", "best", "mean", "stddev",
+//   "best_run"}].
+// A diverged run's step, loss and image are its last finite ones.
 // CSV: a header row, then one row per run: index, state, attempt, agent, each
 // parameter (lists joined by ';'), step, loss_total, loss_style,
-// loss_content, loss_tv, duration_s, image, error.
+// loss_content, loss_tv, duration_s, image, error, diverged_step (empty
+// unless the run diverged).
+//
+// Table and Markdown mark a diverged run's state "FAILED, diverged at step N".
 absl::StatusOr<std::string> RenderReport(const SweepView& view, const ReportOptions& options);
 
 // The runs --where, --sort and --top select, in report order.
@@ -82,6 +94,8 @@ std::string FormatNumber(double v);
 // A parameter's value for a cell: images by file name, lists joined by ','.
 std::string FormatParameter(const std::string& key, const nlohmann::json& value);
 std::string FormatDuration(const RunRow& row);
+// A run's state for a cell: "FAILED, diverged at step 3" when it diverged.
+std::string StateCell(const RunRow& row);
 std::string RenderColumns(const std::vector<std::vector<std::string>>& rows);
 std::string RenderMarkdownTable(const std::vector<std::vector<std::string>>& rows);
 

@@ -20,6 +20,7 @@ nlohmann::json RunRow::Field(const std::string& name) const {
   if (name == "agent") return run.agent;
   if (name == "run") return run.index;
   if (name == "attempt") return run.attempt;
+  if (name == "diverged") return run.diverged();
   if (name == "step") return has_losses() ? nlohmann::json(run.last_step) : nlohmann::json();
   if (name == "duration") {
     auto d = duration_s();
@@ -65,8 +66,8 @@ std::vector<RunRow> MakeRunRows(const std::vector<RunRecord>& runs, const nlohma
 }
 
 std::vector<std::string> FieldNames(const std::vector<RunRow>& rows) {
-  std::vector<std::string> names = {"state",     "agent",      "run",          "attempt",  "step",
-                                    "duration",  "loss/total", "loss/style",   "loss/content", "loss/tv"};
+  std::vector<std::string> names = {"state",      "agent",      "run",          "attempt", "step",     "duration",
+                                    "loss/total", "loss/style", "loss/content", "loss/tv", "diverged"};
   std::set<std::string> seen(names.begin(), names.end());
   for (const RunRow& row : rows) {
     for (const auto& [key, value] : row.params.items()) {
@@ -82,7 +83,7 @@ absl::Status UnknownField(const std::string& what, const std::string& name, cons
   std::string message = absl::StrCat(what, ": unknown field '", name, "'");
   if (auto close = ClosestMatch(name, fields); !close.empty()) absl::StrAppend(&message, " (did you mean '", close, "'?)");
   absl::StrAppend(&message, "; fields are state, agent, run, attempt, step, duration, loss/total, loss/style, "
-                            "loss/content, loss/tv and the sweep's parameters");
+                            "loss/content, loss/tv, diverged and the sweep's parameters");
   return absl::InvalidArgumentError(message);
 }
 
@@ -316,10 +317,20 @@ absl::StatusOr<SortKey> ParseSortKey(const std::string& text, const std::vector<
   return key;
 }
 
+bool IsLossField(const std::string& name) { return name.rfind("loss/", 0) == 0; }
+
 void SortRows(std::vector<RunRow>& rows, const SortKey& key) {
-  std::stable_sort(rows.begin(), rows.end(), [&key](const RunRow& a, const RunRow& b) {
+  const bool by_loss = IsLossField(key.field);
+  // 0: a value to order by; 1: a diverged run's loss (the worst); 2: none.
+  auto rank = [by_loss](const RunRow& row, const nlohmann::json& value) {
+    if (value.is_null()) return 2;
+    return by_loss && row.diverged() ? 1 : 0;
+  };
+  std::stable_sort(rows.begin(), rows.end(), [&key, &rank](const RunRow& a, const RunRow& b) {
     const nlohmann::json x = a.Field(key.field), y = b.Field(key.field);
-    if (x.is_null() || y.is_null()) return !x.is_null() && y.is_null();
+    const int rank_a = rank(a, x), rank_b = rank(b, y);
+    if (rank_a != rank_b) return rank_a < rank_b;
+    if (rank_a != 0) return false;  // diverged runs, and runs without a value, keep their order
     auto c = Compare(x, y);
     if (!c) return x.is_number();  // numbers before words
     return key.descending ? *c > 0 : *c < 0;
@@ -328,6 +339,7 @@ void SortRows(std::vector<RunRow>& rows, const SortKey& key) {
 
 std::vector<RunGroup> GroupRows(const std::vector<RunRow>& rows, const std::string& field, const std::string& metric,
                                 bool maximize) {
+  const bool by_loss = IsLossField(metric);
   std::vector<RunGroup> groups;
   std::vector<std::vector<double>> samples;
   for (const RunRow& row : rows) {
@@ -340,6 +352,10 @@ std::vector<RunGroup> GroupRows(const std::vector<RunRow>& rows, const std::stri
     }
     RunGroup& group = *it;
     ++group.runs;
+    if (by_loss && row.diverged()) {
+      ++group.diverged;
+      continue;
+    }
     const nlohmann::json m = row.Field(metric);
     if (!m.is_number()) continue;
     const double v = m.get<double>();

@@ -5,8 +5,13 @@
 //
 // Fields a query may name: `state`, `agent`, `run` (the run's index),
 // `attempt`, `step`, `duration` (seconds), `loss/total`, `loss/style`,
-// `loss/content`, `loss/tv`, and every run parameter by its key
-// (`style_weight`, `style_layers`, ...). Thread-compatible.
+// `loss/content`, `loss/tv`, `diverged` (true or false), and every run
+// parameter by its key (`style_weight`, `style_layers`, ...).
+//
+// A diverged run (its loss became NaN or infinite; it ended FAILED) is the
+// worst result of its sweep: its losses are the last finite ones, shown as
+// they are, but no ranking by a loss puts it ahead of a run that did not
+// diverge. Thread-compatible.
 
 #include <functional>
 #include <memory>
@@ -26,6 +31,7 @@ struct RunRow {
   RunRecord run;
   nlohmann::json params;  // object
   bool has_losses() const { return run.last_step >= 0; }
+  bool diverged() const { return run.diverged(); }
   // Wall time of the current attempt in seconds; nullopt while unfinished.
   std::optional<double> duration_s() const;
   // A field's value: a number, a string, an array, or null when it has none
@@ -65,15 +71,22 @@ struct SortKey {
 // "loss/total" (ascending) or "-loss/total" (descending). Checks the field.
 absl::StatusOr<SortKey> ParseSortKey(const std::string& text, const std::vector<std::string>& fields);
 
-// Stable sort; rows without a value for the field go last either way.
+// Whether the field is one of the losses (loss/total, ...).
+bool IsLossField(const std::string& name);
+
+// Stable sort; rows without a value for the field go last either way. By a
+// loss, diverged runs come after every run with a value, whatever the
+// direction (and before the runs without one).
 void SortRows(std::vector<RunRow>& rows, const SortKey& key);
 
 // One group of --group-by: the runs sharing a value of the field, with
-// statistics of the metric over the runs that have it.
+// statistics of the metric over the runs that have it. When the metric is a
+// loss, diverged runs count apart: never the best, outside the mean.
 struct RunGroup {
   nlohmann::json value;
   int runs = 0;
   int with_metric = 0;
+  int diverged = 0;
   double best = 0, mean = 0, stddev = 0;
   int64_t best_run_index = -1;
 };

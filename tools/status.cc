@@ -44,7 +44,7 @@ SweepProgress MeasureProgress(const SweepView& view, int64_t now_ms) {
         earliest_start = std::min(earliest_start, std::max(run.started_ms, window_start));
       }
     }
-    if (run.state == RunState::kSucceeded && run.last_step >= 0 &&
+    if (run.state == RunState::kSucceeded && !run.diverged() && run.last_step >= 0 &&
         (!progress.best || run.total_loss < progress.best->total_loss)) {
       progress.best = run;
     }
@@ -107,7 +107,7 @@ std::string RenderSweepStatus(const SweepView& view, int64_t now_ms) {
   const SweepProgress progress = MeasureProgress(view, now_ms);
   std::string out = absl::StrCat("sweep ", view.sweep.id, " '", view.sweep.name, "' (", view.sweep.method, ", ",
                                  view.sweep.source, ")", view.sweep.paused ? " paused" : "", "\n");
-  absl::StrAppend(&out, "runs:      ", CountsLine(view.counts.empty() ? CountByState(view.runs) : view.counts), "\n");
+  absl::StrAppend(&out, "runs:      ", SweepCountsLine(view), "\n");
   char percent[16] = "-";
   if (progress.steps_planned > 0) {
     std::snprintf(percent, sizeof percent, "%.1f%%", 100.0 * progress.steps_done / progress.steps_planned);

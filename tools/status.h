@@ -29,7 +29,9 @@ struct SweepProgress {
   // Seconds until steps_planned at that rate; nullopt when nothing is left
   // to do or nothing ran recently.
   std::optional<double> eta_seconds;
-  std::optional<RunRecord> best;  // the SUCCEEDED run with the lowest total loss
+  // The SUCCEEDED run with the lowest total loss; never a diverged run,
+  // whatever its last finite losses.
+  std::optional<RunRecord> best;
 };
 
 SweepProgress MeasureProgress(const SweepView& view, int64_t now_ms);
@@ -37,8 +39,9 @@ SweepProgress MeasureProgress(const SweepView& view, int64_t now_ms);
 // "48s", "12m05s", "3h04m".
 std::string FormatSeconds(double seconds);
 
-// Counts by state, progress, rate and ETA, and the best run so far with the
-// parameters that vary in the sweep.
+// Counts by state (how many of the FAILED runs diverged), progress, rate and
+// ETA, the best run so far with the parameters that vary in the sweep, and
+// the failed runs' errors.
 std::string RenderSweepStatus(const SweepView& view, int64_t now_ms);
 
 }  // namespace stylesweep

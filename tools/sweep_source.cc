@@ -36,6 +36,7 @@ class DatabaseSource final : public SweepSource {
     if (!runs.ok()) return runs.status();
     SweepView view{std::move(*record), std::move(*runs), {}};
     view.counts = CountByState(view.runs);
+    view.diverged = CountDiverged(view.runs);
     return view;
   }
 
@@ -98,6 +99,7 @@ class CoordinatorSource final : public SweepSource {
     view.sweep = FromProto(response->sweeps(0));
     for (const v1::RunSummary& run : response->runs()) view.runs.push_back(FromProto(run, view.sweep.id));
     view.counts = CountByState(view.runs);
+    view.diverged = CountDiverged(view.runs);
     return view;
   }
 

@@ -67,9 +67,9 @@ TEST_F(CompareTest, UnknownOrMalformedRunsAreClearErrors) {
   EXPECT_TRUE(absl::IsNotFound(missing.status())) << missing.status();
   EXPECT_THAT(missing.status().message(), HasSubstr("no run with id 99"));
 
-  auto out_of_range = LoadComparison(*source_, "fixture#0", "fixture#6");
+  auto out_of_range = LoadComparison(*source_, "fixture#0", "fixture#8");
   EXPECT_TRUE(absl::IsNotFound(out_of_range.status()));
-  EXPECT_THAT(out_of_range.status().message(), HasSubstr("sweep 1 'fixture' has no run #6 (its runs are #0 to #5)"));
+  EXPECT_THAT(out_of_range.status().message(), HasSubstr("sweep 1 'fixture' has no run #8 (its runs are #0 to #7)"));
 
   auto no_sweep = LoadComparison(*source_, "nope#1", "1");
   EXPECT_TRUE(absl::IsNotFound(no_sweep.status()));
@@ -89,7 +89,7 @@ TEST_F(CompareTest, UnknownOrMalformedRunsAreClearErrors) {
 }
 
 TEST_F(CompareTest, ARunWithoutLossesHasNoRatio) {
-  auto comparison = LoadComparison(*source_, "fixture#0", "fixture#5");  // #5 is queued
+  auto comparison = LoadComparison(*source_, "fixture#0", "fixture#6");  // #6 is queued
   ASSERT_TRUE(comparison.ok()) << comparison.status();
   CompareOptions options;
   options.format = "json";
@@ -99,6 +99,39 @@ TEST_F(CompareTest, ARunWithoutLossesHasNoRatio) {
   EXPECT_TRUE(json["loss_ratio"].is_null());
   EXPECT_TRUE(json["runs"][1]["loss"].is_null());
   EXPECT_EQ(json["runs"][1]["state"], "QUEUED");
+}
+
+TEST_F(CompareTest, ADivergedRunHasNoRatioAndIsNeverTheLower) {
+  // #5's last finite total loss (500/3) is below #2's (300), but it diverged.
+  auto comparison = LoadComparison(*source_, "fixture#2", "fixture#5");
+  ASSERT_TRUE(comparison.ok()) << comparison.status();
+  auto text = RenderComparison(*comparison, {});
+  ASSERT_TRUE(text.ok());
+  EXPECT_THAT(*text, ::testing::ContainsRegex("state +SUCCEEDED +FAILED, diverged at step 3"));
+  EXPECT_THAT(*text, ::testing::ContainsRegex("loss/total +300 +166.7 +-\n"));
+  EXPECT_THAT(*text, HasSubstr("#5 diverged at step 3: its losses and image are its last finite ones"));
+
+  CompareOptions options;
+  options.format = "json";
+  const nlohmann::json json = nlohmann::json::parse(*RenderComparison(*comparison, options));
+  EXPECT_TRUE(json["loss_ratio"].is_null());
+  EXPECT_EQ(json["runs"][1]["diverged"], true);
+  EXPECT_EQ(json["runs"][1]["diverged_step"], 3);
+  EXPECT_EQ(json["runs"][1]["step"], 2);
+  EXPECT_THAT(json["runs"][1]["image"].get<std::string>(), HasSubstr("run-5/attempt-1/step-000002.png"));
+
+  // In the HTML page the run that did not diverge is the one in red, in
+  // either order.
+  options.format = "html";
+  for (const auto& [first, second] : {std::pair{"fixture#2", "fixture#5"}, std::pair{"fixture#5", "fixture#2"}}) {
+    auto pair = LoadComparison(*source_, first, second);
+    ASSERT_TRUE(pair.ok()) << pair.status();
+    auto html = RenderComparison(*pair, options);
+    ASSERT_TRUE(html.ok());
+    EXPECT_THAT(*html, ::testing::ContainsRegex("<polyline class=\"curve best\"[^>]*><title>run 3 "));
+    EXPECT_THAT(*html, ::testing::ContainsRegex("<polyline class=\"curve\"[^>]*><title>run 6 "));
+    EXPECT_THAT(*html, HasSubstr("<span class=\"badge diverged\">diverged at step 3</span>"));
+  }
 }
 
 }  // namespace

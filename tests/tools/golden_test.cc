@@ -101,6 +101,13 @@ TEST_F(GoldenTest, SortTopAndWhere) {
   options.where = "state != QUEUED and learning_rate = 0.05";
   options.format = "csv";
   ExpectGolden("report-where.csv", Report(options));
+  // Sorted by a loss either way, the diverged run (#5, whose last finite loss
+  // is the lowest) comes last.
+  options = {};
+  options.where = "diverged = true or state = SUCCEEDED";
+  options.sort = "-loss/total";
+  options.format = "markdown";
+  ExpectGolden("report-diverged.md", Report(options));
 }
 
 TEST_F(GoldenTest, GroupBy) {

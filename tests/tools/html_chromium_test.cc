@@ -58,6 +58,12 @@ window.addEventListener('load', () => {
     best_title: best.length ? best[0].textContent : null,
     table_rows: document.querySelectorAll('table.runs tr').length - 1,
     snapshot_runs: document.querySelectorAll('.steps').length,
+    diverged_badges: [...document.querySelectorAll('.badge.diverged')].map(b => b.textContent),
+    diverged_card: (() => { const c = document.querySelector('figure.card.diverged');
+                            if (!c) return null;
+                            const img = c.querySelector('img');
+                            return {run: c.dataset.run, outline: getComputedStyle(c).outlineStyle,
+                                    image: !!img && img.naturalWidth > 0}; })(),
   };
   const pre = document.createElement('pre');
   pre.id = 'checker';
@@ -107,27 +113,32 @@ TEST(HtmlChromiumTest, TheReportShowsEveryImageTheGridTheCurvesAndTheTable) {
   ASSERT_TRUE(seen.is_object()) << output.substr(start, end - start);
   SCOPED_TRACE(seen.dump());
 
-  // Content and style, four final images (#3 failed and #5 is queued), and
-  // steps 2 and 4 of the three best runs: all decoded, 16 px wide.
-  EXPECT_EQ(seen["images"], 12);
-  EXPECT_EQ(seen["decoded"], 12);
+  // Content and style, five final images (#3 failed, #6 and #7 are queued;
+  // #5's is its last finite one), and steps 2 and 4 of the three best runs:
+  // all decoded, 16 px wide.
+  EXPECT_EQ(seen["images"], 13);
+  EXPECT_EQ(seen["decoded"], 13);
   EXPECT_EQ(seen["widths"], nlohmann::json::array({16}));
-  // Six runs on a grid of style_weight (3 rows) x learning_rate (2 columns),
-  // one card per cell; the best (#2) outlined.
-  EXPECT_EQ(seen["cards"], 6);
-  EXPECT_EQ(seen["grid_rows"], 3);
+  // Eight runs on a grid of style_weight (4 rows) x learning_rate (2
+  // columns), one card per cell; the best (#2) outlined, never #5, whose
+  // last finite loss is lower but which diverged.
+  EXPECT_EQ(seen["cards"], 8);
+  EXPECT_EQ(seen["grid_rows"], 4);
   EXPECT_EQ(seen["grid_columns"], 2);
-  EXPECT_EQ(seen["cells_with_a_card"], 6);
+  EXPECT_EQ(seen["cells_with_a_card"], 8);
   EXPECT_EQ(seen["best_card"], "2");
   EXPECT_EQ(seen["best_card_outline"], "solid");
+  EXPECT_EQ(seen["diverged_card"], (nlohmann::json{{"run", "5"}, {"outline", "none"}, {"image", true}}));
+  // On its card and in the table.
+  EXPECT_EQ(seen["diverged_badges"], nlohmann::json::array({"diverged at step 3", "diverged at step 3"}));
   // One curve per run that reported losses, the best one in red on top.
-  EXPECT_EQ(seen["curves"], 5);
+  EXPECT_EQ(seen["curves"], 6);
   EXPECT_EQ(seen["best_curves"], 1);
   EXPECT_EQ(seen["best_stroke"], "rgb(214, 39, 40)");
   EXPECT_NE(seen["other_stroke"], seen["best_stroke"]);
   EXPECT_THAT(seen["best_title"].get<std::string>(), ::testing::StartsWith("#2 "));
   EXPECT_EQ(seen["snapshot_runs"], 3);
-  EXPECT_EQ(seen["table_rows"], 6);
+  EXPECT_EQ(seen["table_rows"], 8);
 }
 
 }  // namespace

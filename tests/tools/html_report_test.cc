@@ -79,5 +79,26 @@ TEST(HtmlReportTest, LossCurvesAreInlineSvgWithOneLinePerRun) {
   EXPECT_THAT(html, HasSubstr("step 1</figcaption>"));  // snapshots over steps
 }
 
+TEST(HtmlReportTest, ADivergedRunIsBadgedAndNeverTheBest) {
+  HtmlReportData data = Data();
+  // #3, the lowest loss, diverged at step 2: its loss and image are its
+  // last finite ones.
+  RunRecord& run = data.view.runs[3];
+  run.state = RunState::kFailed;
+  run.diverged_step = 2;
+  run.error = "diverged at step 2: total loss is NaN";
+  const std::string html = RenderHtmlReport(data);
+  EXPECT_THAT(html, HasSubstr("<figure class=\"card best\" data-run=\"2\">"));
+  EXPECT_THAT(html, HasSubstr("<figure class=\"card diverged\" data-run=\"3\">"));
+  EXPECT_THAT(html, Not(HasSubstr("card best diverged")));
+  EXPECT_THAT(html, HasSubstr("last finite loss 97 <span class=\"state FAILED\">FAILED</span> "
+                              "<span class=\"badge diverged\">diverged at step 2</span>"));
+  EXPECT_THAT(html, HasSubstr("alt=\"run 3, its last finite image\""));
+  EXPECT_THAT(html, HasSubstr("best run #2 in red"));
+  EXPECT_THAT(html, HasSubstr("4 runs: 3 SUCCEEDED, 1 FAILED (1 diverged)"));
+  // Not among the best runs' snapshots either.
+  EXPECT_THAT(html, Not(HasSubstr("<h3>#3 ")));
+}
+
 }  // namespace
 }  // namespace stylesweep

@@ -43,8 +43,9 @@ struct FixtureRun {
   RunState state;
   const char* agent;
   double scale;     // total loss at step s is 1000 * scale / (1 + s)
-  int last_step;    // the last step reported
+  int last_step;    // the last step reported (with a finite loss)
   const char* error;
+  int diverged_step = -1;
 };
 
 }  // namespace
@@ -74,9 +75,9 @@ absl::Status WriteFixtureDatabase(const std::string& db_path, const std::string&
                                    {"artifacts_dir", artifacts_dir}}
                         .dump();
   sweep.created_ms = kFixtureStartMs;
-  sweep.draws = 6;
+  sweep.draws = 8;
   std::vector<NewRun> runs;
-  for (double style_weight : {0.01, 0.1, 1.0}) {
+  for (double style_weight : {0.01, 0.1, 1.0, 10.0}) {
     for (double learning_rate : {0.02, 0.05}) {
       RunParams params;
       params.content = content_id;
@@ -101,7 +102,16 @@ absl::Status WriteFixtureDatabase(const std::string& db_path, const std::string&
       {RunState::kSucceeded, "gpu-0", 1.5, 4, ""},
       {RunState::kFailed, "gpu-1", 6.0, 2, "CUDA out of memory: tried to allocate 2.00 GiB on cuda:1"},
       {RunState::kPruned, "gpu-0", 5.0, 2, ""},
+      {RunState::kFailed, "gpu-1", 0.5, 2, "diverged at step 3: total loss is NaN", 3},
   };
+  // Agents end their attempts through CompleteAttempt, which checks who
+  // holds the attempt.
+  for (const char* agent : {"gpu-0", "gpu-1"}) {
+    AgentRecord record;
+    record.name = agent;
+    record.registered_ms = record.last_seen_ms = kFixtureStartMs;
+    if (absl::Status s = (*store)->UpsertAgent(record); !s.ok()) return s;
+  }
   int index = 0;
   for (const FixtureRun& run : plan) {
     const int64_t start = kFixtureStartMs + 1000 * (index + 1);
@@ -117,20 +127,34 @@ absl::Status WriteFixtureDatabase(const std::string& db_path, const std::string&
     if (absl::Status s = (*store)->AppendMetrics(run_id, 1, rows); !s.ok()) return s;
     const std::string dir = absl::StrCat("1-fixture/run-", index, "/attempt-1/");
     const unsigned char shade = static_cast<unsigned char>(40 * index);
-    if (run.state != RunState::kFailed) {
+    const bool diverged = run.diverged_step >= 0;
+    if (run.state != RunState::kFailed || diverged) {
+      // A pruned run's final image is its step-2 one; a diverged run's is
+      // its last finite one, which CompleteAttempt marks final.
       const bool pruned = run.state == RunState::kPruned;
       const std::string step2 = dir + (pruned ? "final.png" : "step-000002.png");
       if (absl::Status s = write(step2, Png(shade, 100, 255 - shade)); !s.ok()) return s;
       if (absl::Status s = (*store)->AddSnapshot({run_id, 1, 2, step2, pruned}); !s.ok()) return s;
-      if (!pruned) {
+      if (pruned) {
+        if (absl::Status s = (*store)->RequestPrune(run_id, 1); !s.ok()) return s;
+      } else if (!diverged) {
         if (absl::Status s = write(dir + "final.png", Png(shade, 200, 255 - shade)); !s.ok()) return s;
         if (absl::Status s = (*store)->AddSnapshot({run_id, 1, 4, dir + "final.png", true}); !s.ok()) return s;
-      } else if (absl::Status s = (*store)->RequestPrune(run_id, 1); !s.ok()) {
-        return s;
       }
     }
     const int64_t end = start + 2500 + 500 * index;
-    if (absl::Status s = (*store)->FinishRun(run_id, 1, run.state, run.error, end); !s.ok()) return s;
+    if (diverged) {
+      AttemptOutcome outcome;
+      outcome.agent = run.agent;
+      outcome.state = RunState::kFailed;
+      outcome.error = run.error;
+      outcome.diverged_step = run.diverged_step;
+      outcome.counts_for_agent = false;
+      auto completed = (*store)->CompleteAttempt(run_id, 1, outcome, end);
+      if (!completed.ok()) return completed.status();
+    } else if (absl::Status s = (*store)->FinishRun(run_id, 1, run.state, run.error, end); !s.ok()) {
+      return s;
+    }
     ++index;
   }
   return absl::OkStatus();

@@ -70,14 +70,15 @@ TEST_F(ReportSourceTest, HtmlReportFromTheCoordinatorIsTheSameAsFromTheDatabase)
   ASSERT_TRUE(remote.ok()) << remote.status();
   const std::string html = RenderHtmlReport(*remote);
   EXPECT_EQ(html, RenderHtmlReport(*local));
-  // Inputs (2), finals of the runs that have one (4), the best three runs'
-  // snapshots (2 each): every image is inlined.
+  // Inputs (2), finals of the runs that have one (5, the diverged run's its
+  // last finite one), the best three runs' snapshots (2 each): every image
+  // is inlined.
   size_t images = 0;
   for (size_t p = html.find("src=\"data:image/png;base64,"); p != std::string::npos;
        p = html.find("src=\"data:image/png;base64,", p + 1)) {
     ++images;
   }
-  EXPECT_EQ(images, 12u);
+  EXPECT_EQ(images, 13u);
 }
 
 TEST_F(ReportSourceTest, HtmlReportOfASelectionReadsOnlyThoseRuns) {
@@ -87,9 +88,14 @@ TEST_F(ReportSourceTest, HtmlReportOfASelectionReadsOnlyThoseRuns) {
   options.top = 2;
   auto data = LoadHtmlReportData(*source, "fixture", options);
   ASSERT_TRUE(data.ok()) << data.status();
-  EXPECT_EQ(data->view.runs.size(), 2u);
+  ASSERT_EQ(data->view.runs.size(), 2u);
   EXPECT_EQ(data->metrics.size(), 2u);
-  EXPECT_THAT(RenderHtmlReport(*data), HasSubstr("6 runs: 3 SUCCEEDED, 1 QUEUED, 1 FAILED, 1 PRUNED · showing 2"));
+  // #5's last finite loss is the lowest, but it diverged: the best two are
+  // #2 and #1.
+  EXPECT_EQ(data->view.runs[0].index, 2);
+  EXPECT_EQ(data->view.runs[1].index, 1);
+  EXPECT_THAT(RenderHtmlReport(*data),
+              HasSubstr("8 runs: 3 SUCCEEDED, 2 QUEUED, 2 FAILED (1 diverged), 1 PRUNED · showing 2"));
 }
 
 TEST_F(ReportSourceTest, CompareFromTheCoordinatorIsTheSameAsFromTheDatabase) {

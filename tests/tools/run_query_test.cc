@@ -123,6 +123,76 @@ TEST(RunQueryTest, GroupBySummarisesTheMetric) {
   EXPECT_DOUBLE_EQ(groups[1].best, 80);
 }
 
+// Rows() and a fifth run that diverged at step 40 after a last finite total
+// loss of 1, lower than any other run's.
+std::vector<RunRow> RowsWithADivergedRun() {
+  std::vector<RunRow> rows = Rows();
+  RunRow diverged = rows[0];
+  diverged.run.id = 5;
+  diverged.run.index = 4;
+  diverged.run.state = RunState::kFailed;
+  diverged.run.last_step = 39;
+  diverged.run.total_loss = 1;
+  diverged.run.diverged_step = 40;
+  diverged.run.error = "diverged at step 40: total loss is NaN";
+  rows.push_back(diverged);
+  return rows;
+}
+
+std::vector<int> Order(const std::vector<RunRow>& rows) {
+  std::vector<int> out;
+  for (const RunRow& row : rows) out.push_back(row.run.index);
+  return out;
+}
+
+TEST(RunQueryTest, SortByALossPutsDivergedRunsAfterEveryRunWithALossInBothDirections) {
+  auto rows = RowsWithADivergedRun();
+  const auto fields = FieldNames(rows);
+  auto key = ParseSortKey("loss/total", fields);
+  ASSERT_TRUE(key.ok());
+  SortRows(rows, *key);
+  // #4's last finite loss (1) is the lowest, yet it comes after every run
+  // with a loss; #3 has none.
+  EXPECT_THAT(Order(rows), ElementsAre(2, 1, 0, 4, 3));
+  key = ParseSortKey("-loss/total", fields);
+  ASSERT_TRUE(key.ok());
+  SortRows(rows, *key);
+  EXPECT_THAT(Order(rows), ElementsAre(0, 1, 2, 4, 3));
+  // Other fields order a diverged run like any other.
+  key = ParseSortKey("-run", fields);
+  ASSERT_TRUE(key.ok());
+  SortRows(rows, *key);
+  EXPECT_THAT(Order(rows), ElementsAre(4, 3, 2, 1, 0));
+}
+
+TEST(RunQueryTest, WhereSelectsDivergedRuns) {
+  auto rows = RowsWithADivergedRun();
+  const auto fields = FieldNames(rows);
+  auto f = RunFilter::Parse("diverged = true", fields);
+  ASSERT_TRUE(f.ok()) << f.status();
+  EXPECT_THAT(Indexes(rows, *f), ElementsAre(4));
+  f = RunFilter::Parse("state = FAILED and not diverged = true", fields);
+  ASSERT_TRUE(f.ok()) << f.status();
+  EXPECT_THAT(Indexes(rows, *f), ElementsAre(3));
+  EXPECT_EQ(rows[4].Field("diverged"), true);
+  EXPECT_EQ(rows[4].Field("loss/total"), 1.0);  // the last finite loss, as shown
+}
+
+TEST(RunQueryTest, GroupByNeverPicksADivergedRunAsBest) {
+  auto groups = GroupRows(RowsWithADivergedRun(), "style_layers", "loss/total");
+  ASSERT_EQ(groups.size(), 2u);
+  EXPECT_EQ(groups[0].runs, 3);
+  EXPECT_EQ(groups[0].with_metric, 2);
+  EXPECT_EQ(groups[0].diverged, 1);
+  EXPECT_DOUBLE_EQ(groups[0].best, 90);
+  EXPECT_EQ(groups[0].best_run_index, 1);
+  EXPECT_DOUBLE_EQ(groups[0].mean, 95);  // without the diverged run's 1
+  EXPECT_EQ(groups[1].diverged, 0);
+  // By a field that is not a loss, a diverged run counts like any other.
+  auto by_run = GroupRows(RowsWithADivergedRun(), "style_layers", "run", /*maximize=*/true);
+  EXPECT_EQ(by_run[0].best_run_index, 4);
+}
+
 TEST(RunQueryTest, ReportFormatsAreStable) {
   SweepView view;
   view.sweep.id = 3;
@@ -140,9 +210,9 @@ TEST(RunQueryTest, ReportFormatsAreStable) {
   ASSERT_TRUE(text.ok()) << text.status();
   EXPECT_EQ(*text,
             "index,state,attempt,agent,content,style_layers,style_weight,step,loss_total,loss_style,loss_content,"
-            "loss_tv,duration_s,image,error\n"
+            "loss_tv,duration_s,image,error,diverged_step\n"
             "0,SUCCEEDED,0,gpu-0,images/cat.png,block1_conv1,0.01,100,100.0,0.0,0.0,0.0,0.5,"
-            "/art/3-s/run-0/attempt-1/final.png,\n");
+            "/art/3-s/run-0/attempt-1/final.png,,\n");
 
   ReportOptions json;
   json.format = "json";
