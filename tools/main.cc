@@ -110,6 +110,10 @@ int Submit(const ConnectionFlags& connection, const std::string& file, bool dry_
   SweepView view;
   view.sweep = FromProto(response.sweep());
   for (const v1::RunSummary& run : response.runs()) view.runs.push_back(FromProto(run, view.sweep.id));
+  // The reply lists at most the first 1,000 runs; runs_total counts them all.
+  const long long runs_total = response.runs_total();
+  const std::string listed =
+      runs_total > response.runs_size() ? absl::StrCat("; the first ", response.runs_size(), " are listed") : "";
   const std::string& method = response.sweep().method();
   if (dry_run) {
     if (method == "bayes") {
@@ -119,11 +123,12 @@ int Submit(const ConnectionFlags& connection, const std::string& file, bool dry_
       return 0;
     }
     if (method == "random") {
-      std::printf("dry run: %s would create %zu runs, the first run_cap draws of its seeded generator "
-                  "(nothing stored)\n\n",
-                  file.c_str(), view.runs.size());
+      std::printf("dry run: %s would create %lld runs, the first run_cap draws of its seeded generator "
+                  "(nothing stored%s)\n\n",
+                  file.c_str(), runs_total, listed.c_str());
     } else {
-      std::printf("dry run: %s would create %zu runs (nothing stored)\n\n", file.c_str(), view.runs.size());
+      std::printf("dry run: %s would create %lld runs (nothing stored%s)\n\n", file.c_str(), runs_total,
+                  listed.c_str());
     }
     std::printf("%s", RenderRunTable(view).c_str());
     return 0;
@@ -132,8 +137,8 @@ int Submit(const ConnectionFlags& connection, const std::string& file, bool dry_
     std::printf("submitted sweep %lld '%s': bayes, up to %d runs, proposed as agents ask for work\n",
                 static_cast<long long>(view.sweep.id), view.sweep.name.c_str(), response.sweep().run_cap());
   } else {
-    std::printf("submitted sweep %lld '%s': %zu runs queued\n", static_cast<long long>(view.sweep.id),
-                view.sweep.name.c_str(), view.runs.size());
+    std::printf("submitted sweep %lld '%s': %lld runs queued\n", static_cast<long long>(view.sweep.id),
+                view.sweep.name.c_str(), runs_total);
   }
   std::printf("follow it with: stylesweep status %lld --coordinator %s\n", static_cast<long long>(view.sweep.id),
               connection.coordinator.c_str());

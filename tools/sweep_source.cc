@@ -1,6 +1,7 @@
 #include "tools/sweep_source.h"
 
 #include <filesystem>
+#include <map>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -17,14 +18,25 @@ class DatabaseSource final : public SweepSource {
  public:
   explicit DatabaseSource(std::unique_ptr<Store> store) : store_(std::move(store)) {}
 
+  // Two queries however many sweeps and runs there are: the records
+  // without their text, and every sweep's counts from one aggregate.
   absl::StatusOr<std::vector<SweepView>> ListSweeps() override {
-    auto sweeps = store_->ListSweeps();
+    auto sweeps = store_->ListSweeps(/*with_text=*/false);
     if (!sweeps.ok()) return sweeps.status();
+    auto totals = store_->TotalSweeps(0);
+    if (!totals.ok()) return totals.status();
+    std::map<int64_t, const SweepTotals*> by_id;
+    for (const SweepTotals& t : *totals) by_id[t.sweep_id] = &t;
     std::vector<SweepView> views;
+    views.reserve(sweeps->size());
     for (SweepRecord& sweep : *sweeps) {
-      auto runs = store_->ListRuns(sweep.id);
-      if (!runs.ok()) return runs.status();
-      views.push_back(SweepView{std::move(sweep), {}, CountByState(*runs)});
+      SweepView view{std::move(sweep), {}, {}};
+      if (auto it = by_id.find(view.sweep.id); it != by_id.end()) {
+        for (const auto& [state, n] : it->second->runs_by_state) {
+          if (n > 0) view.counts[std::string(RunStateName(state))] = static_cast<int>(n);
+        }
+      }
+      views.push_back(std::move(view));
     }
     return views;
   }
@@ -76,6 +88,9 @@ class DatabaseSource final : public SweepSource {
 
 class CoordinatorSource final : public SweepSource {
  public:
+  // The most runs GetSweep returns in one reply.
+  static constexpr int kRunsPerPage = 5000;
+
   CoordinatorSource(SourceOptions options, std::shared_ptr<v1::Coordinator::Stub> stub)
       : options_(std::move(options)), stub_(std::move(stub)) {}
 
@@ -91,13 +106,26 @@ class CoordinatorSource final : public SweepSource {
     return views;
   }
 
+  // Every page of the sweep's runs, the largest the coordinator gives.
   absl::StatusOr<SweepView> GetSweep(const std::string& id_or_name) override {
-    auto response = GetSweepResponse(id_or_name);
-    if (!response.ok()) return response.status();
-    if (response->sweeps_size() != 1) return absl::NotFoundError(absl::StrCat("no sweep '", id_or_name, "'"));
     SweepView view;
-    view.sweep = FromProto(response->sweeps(0));
-    for (const v1::RunSummary& run : response->runs()) view.runs.push_back(FromProto(run, view.sweep.id));
+    std::string page_token;
+    do {
+      auto response = GetSweepResponse(id_or_name, page_token);
+      if (!response.ok()) return response.status();
+      if (response->sweeps_size() != 1) return absl::NotFoundError(absl::StrCat("no sweep '", id_or_name, "'"));
+      if (page_token.empty()) {
+        view.sweep = FromProto(response->sweeps(0));
+      } else if (response->sweeps(0).id() != view.sweep.id) {
+        // The name now means another sweep (deleted, and submitted again).
+        return absl::AbortedError(absl::StrCat("sweep '", id_or_name, "' changed while it was read; try again"));
+      }
+      for (const v1::RunSummary& run : response->runs()) view.runs.push_back(FromProto(run, view.sweep.id));
+      if (!response->next_page_token().empty() && response->next_page_token() == page_token) {
+        return absl::InternalError("the coordinator returned the same page twice");
+      }
+      page_token = response->next_page_token();
+    } while (!page_token.empty());
     view.counts = CountByState(view.runs);
     view.diverged = CountDiverged(view.runs);
     return view;
@@ -156,11 +184,16 @@ class CoordinatorSource final : public SweepSource {
   }
   absl::Status Check(const grpc::Status& status) const { return Check(options_, status); }
 
-  absl::StatusOr<v1::GetSweepResponse> GetSweepResponse(const std::string& sweep) {
+  // Every sweep (`sweep` empty, summaries only), or one page of one sweep.
+  absl::StatusOr<v1::GetSweepResponse> GetSweepResponse(const std::string& sweep, const std::string& page_token = "") {
     grpc::ClientContext context;
     PrepareContext(context, options_.security, options_.timeout_ms);
     v1::GetSweepRequest request;
     request.set_sweep(sweep);
+    if (!sweep.empty()) {
+      request.set_page_size(kRunsPerPage);
+      request.set_page_token(page_token);
+    }
     v1::GetSweepResponse response;
     if (absl::Status s = Check(stub_->GetSweep(&context, request, &response)); !s.ok()) return s;
     return response;

@@ -38,9 +38,11 @@ class SweepSource {
  public:
   virtual ~SweepSource() = default;
 
-  // Every sweep with its run counts (runs left empty).
+  // Every sweep with its run counts by state (runs left empty, no yaml or
+  // spec_json, diverged 0): cheap however many sweeps and runs are stored.
   virtual absl::StatusOr<std::vector<SweepView>> ListSweeps() = 0;
-  // One sweep (by id or name) with its runs.
+  // One sweep (by id or name) with all its runs, read a page at a time from
+  // a coordinator.
   virtual absl::StatusOr<SweepView> GetSweep(const std::string& id_or_name) = 0;
   virtual absl::StatusOr<RunDetails> GetRun(int64_t run_id, bool with_metrics, bool with_snapshots) = 0;
   // Reads the sweep's files: snapshots by their relative path, input images

@@ -9,7 +9,9 @@
 
 #include <filesystem>
 
+#include "absl/strings/str_cat.h"
 #include "common/files.h"
+#include "coordinator/store/store.h"
 #include "coordinator/server.h"
 #include "stylesweep/v1/coordinator.grpc.pb.h"
 #include "tests/tools/report_fixture.h"
@@ -96,6 +98,45 @@ TEST_F(ReportSourceTest, HtmlReportOfASelectionReadsOnlyThoseRuns) {
   EXPECT_EQ(data->view.runs[1].index, 1);
   EXPECT_THAT(RenderHtmlReport(*data),
               HasSubstr("8 runs: 3 SUCCEEDED, 2 QUEUED, 2 FAILED (1 diverged), 1 PRUNED · showing 2"));
+}
+
+TEST_F(ReportSourceTest, ASweepLargerThanAPageIsReadWholeFromTheCoordinator) {
+  // 12,001 runs: three pages of at most 5,000.
+  constexpr int kRuns = 12001;
+  {
+    auto store = OpenSqliteStore((dir_ / "f.db").string());
+    ASSERT_TRUE(store.ok()) << store.status();
+    NewSweep sweep;
+    sweep.name = "large";
+    sweep.yaml = "name: large\n";
+    sweep.spec_json = "{}";
+    std::vector<NewRun> runs;
+    for (int i = 0; i < kRuns; ++i) runs.push_back(NewRun{i, "{}", absl::StrCat("h", i), ""});
+    ASSERT_TRUE((*store)->CreateSweep(sweep, runs).ok());
+  }
+  for (bool from_coordinator : {true, false}) {
+    auto source = Open(from_coordinator);
+    auto view = source->GetSweep("large");
+    ASSERT_TRUE(view.ok()) << view.status();
+    ASSERT_EQ(view->runs.size(), static_cast<size_t>(kRuns)) << from_coordinator;
+    for (int i = 0; i < kRuns; ++i) ASSERT_EQ(view->runs[i].index, i);
+    EXPECT_EQ(view->counts.at("QUEUED"), kRuns);
+    // And a run named by its index on the last page.
+    auto id = ResolveRunId(*source, "large#12000");
+    ASSERT_TRUE(id.ok()) << id.status();
+    EXPECT_EQ(*id, view->runs.back().id);
+
+    // The listing counts every sweep's runs without reading them.
+    auto list = source->ListSweeps();
+    ASSERT_TRUE(list.ok()) << list.status();
+    ASSERT_EQ(list->size(), 2u);
+    EXPECT_EQ((*list)[0].counts, (std::map<std::string, int>{{"SUCCEEDED", 3}, {"QUEUED", 2}, {"FAILED", 2},
+                                                             {"PRUNED", 1}}));
+    EXPECT_EQ((*list)[1].sweep.name, "large");
+    EXPECT_EQ((*list)[1].counts, (std::map<std::string, int>{{"QUEUED", kRuns}}));
+    EXPECT_TRUE((*list)[1].runs.empty());
+    EXPECT_TRUE((*list)[1].sweep.spec_json.empty()) << "listings leave the sweeps' text out";
+  }
 }
 
 TEST_F(ReportSourceTest, CompareFromTheCoordinatorIsTheSameAsFromTheDatabase) {
