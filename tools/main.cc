@@ -25,6 +25,7 @@
 #include "tools/report.h"
 #include "tools/status.h"
 #include "tools/submission.h"
+#include "tools/sweep_control.h"
 #include "tools/sweep_source.h"
 
 namespace stylesweep {
@@ -180,6 +181,16 @@ int Control(const ConnectionFlags& connection, const std::string& sweep, v1::Con
                   response.runs() == 1 ? "" : "s");
       break;
   }
+  return 0;
+}
+
+// Through the coordinator, like Control: it removes the sweep's files too.
+int Delete(const ConnectionFlags& connection, const std::string& sweep, bool cancel_first) {
+  auto connected = connection.Connect();
+  if (!connected.ok()) return Fail(connected.status(), 2);
+  auto deleted = DeleteSweep(*connected->stub, connected->security, sweep, cancel_first);
+  if (!deleted.ok()) return FailCall(ToGrpcStatus(deleted.status()), connection);
+  std::printf("%s\n", DescribeDeletion(*deleted).c_str());
   return 0;
 }
 
@@ -443,6 +454,7 @@ int main(int argc, char** argv) {
                "  stylesweep watch my-sweep\n"
                "  stylesweep report layers-vs-weight --db stylesweep.db\n"
                "  stylesweep compare layers-vs-weight#0 layers-vs-weight#3 --db stylesweep.db\n"
+               "  stylesweep delete layers-vs-weight --cancel\n"
                "  stylesweep stylize --content cat.png --style starry.jpg --out cat-starry.png --size 256"};
   app.require_subcommand(1);
   ConnectionFlags connection;
@@ -484,6 +496,12 @@ int main(int argc, char** argv) {
   auto* retry = add_control("retry", "Queue a sweep's FAILED and LOST runs again (each gets one more attempt).\n"
                                      "Example: stylesweep retry my-sweep --failed");
   retry->add_flag("--failed", retry_failed, "queue the FAILED and LOST runs again")->required();
+  bool delete_cancel = false;
+  auto* delete_command = add_control("delete", "Remove a sweep for good: its runs, losses, snapshots, artifacts directory and "
+                                       "the images no other sweep uses. Refused while runs are queued or running, "
+                                       "unless --cancel.\n"
+                                       "Example: stylesweep delete my-sweep --cancel");
+  delete_command->add_flag("--cancel", delete_cancel, "cancel the sweep's queued and running runs first");
 
   ReportOptions report_options;
   std::string report_out;
@@ -599,6 +617,7 @@ int main(int argc, char** argv) {
   if (pause->parsed()) return Control(connection, control_sweep, v1::ControlSweepRequest::PAUSE);
   if (resume->parsed()) return Control(connection, control_sweep, v1::ControlSweepRequest::RESUME);
   if (retry->parsed()) return Control(connection, control_sweep, v1::ControlSweepRequest::RETRY_FAILED);
+  if (delete_command->parsed()) return Delete(connection, control_sweep, delete_cancel);
   if (report->parsed()) return Report(connection, db, sweep, report_options, report_out);
   if (compare->parsed()) return Compare(connection, db, compare_first, compare_second, compare_options, compare_out);
   if (agents->parsed()) return Agents(connection, release_agent, agents_json);
