@@ -520,11 +520,11 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   report->add_option("--sort", report_options.sort,
                      "order by a field: loss/total, loss/style, loss/content, loss/tv, duration, step, state, or any "
-                     "parameter; prefix '-' for descending");
+                     "parameter; prefix '-' for descending. By a loss, diverged runs come last either way");
   report->add_option("--top", report_options.top, "keep the first N runs (after --where and --sort)");
   report->add_option("--where", report_options.where,
                      "keep runs matching e.g. \"style_weight >= 0.1 and state = SUCCEEDED\" (= != < <= > >=, and, or, "
-                     "not, parentheses)");
+                     "not, parentheses); \"diverged = true\" keeps the runs whose loss became NaN or infinite");
   report->add_option("--group-by", report_options.group_by,
                      "one row per value of a parameter: runs, best, mean and spread of --metric");
   report->add_option("--metric", report_options.metric, "what --group-by summarises")->capture_default_str();
