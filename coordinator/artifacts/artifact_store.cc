@@ -125,6 +125,9 @@ absl::StatusOr<int64_t> ArtifactStore::RemoveBlob(const std::string& blob_id) {
   std::error_code ec;
   std::filesystem::remove(*path, ec);
   if (ec) return absl::InternalError(absl::StrCat("cannot remove ", *path, ": ", ec.message()));
+  // Its fan-out folder (blobs/<first two hex digits>) goes too once empty;
+  // remove() leaves a folder that still holds another blob.
+  std::filesystem::remove(std::filesystem::path(*path).parent_path(), ec);
   return bytes;
 }
 

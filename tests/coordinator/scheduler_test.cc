@@ -707,6 +707,9 @@ TEST_F(SchedulerTest, DeletingASweepRemovesItsRowsFilesAndUnsharedImages) {
   EXPECT_EQ(deleted->runs, 2);
   EXPECT_EQ(deleted->metric_rows, 1);
   EXPECT_EQ(deleted->blobs_removed, 1);
+  for (const auto& folder : std::filesystem::directory_iterator(dir_ / "blobs")) {
+    EXPECT_FALSE(std::filesystem::is_empty(folder.path())) << folder.path() << " is left empty";
+  }
   EXPECT_GT(deleted->bytes_freed, 0);
   EXPECT_TRUE(absl::IsNotFound(store_->GetSweep(doomed->sweep.id).status()));
   EXPECT_FALSE(std::filesystem::exists(dir_ / ArtifactStore::SweepDir(doomed->sweep.id, "tiny")));
