@@ -183,6 +183,12 @@ class DatabaseView {
   sqlite3* db_ = nullptr;
 };
 
+// A sweep's count of runs in `state` (-1: the state is not listed).
+int RunsIn(const google::protobuf::Map<std::string, int32_t>& runs_by_state, const std::string& state) {
+  auto it = runs_by_state.find(state);
+  return it == runs_by_state.end() ? -1 : it->second;
+}
+
 std::string Describe(const grpc::Status& status) {
   return absl::StrCat("code ", status.error_code(), ": ", status.error_message());
 }
@@ -1137,8 +1143,8 @@ TEST_F(ProtocolAbuseTest, AHundredThousandRunGridIsStoredWholeAndRepliedInPages)
     ASSERT_TRUE(Call(&v1::Coordinator::Stub::GetSweep, request, &response).ok());
     EXPECT_EQ(response.runs_size(), 0);
     ASSERT_EQ(response.sweeps_size(), 1);
-    EXPECT_EQ(response.sweeps(0).runs_by_state().at("QUEUED"), kRuns - 3);
-    EXPECT_EQ(response.sweeps(0).runs_by_state().at("RUNNING"), 3);
+    EXPECT_EQ(RunsIn(response.sweeps(0).runs_by_state(), "QUEUED"), kRuns - 3);
+    EXPECT_EQ(RunsIn(response.sweeps(0).runs_by_state(), "RUNNING"), 3);
   }
   {
     // Every sweep: summaries only, the spec only when asked for.
@@ -1148,7 +1154,7 @@ TEST_F(ProtocolAbuseTest, AHundredThousandRunGridIsStoredWholeAndRepliedInPages)
     ASSERT_EQ(response.sweeps_size(), 1);
     EXPECT_EQ(response.runs_size(), 0);
     EXPECT_EQ(response.sweeps(0).spec_json(), "");
-    EXPECT_EQ(response.sweeps(0).runs_by_state().at("QUEUED"), kRuns - 3);
+    EXPECT_EQ(RunsIn(response.sweeps(0).runs_by_state(), "QUEUED"), kRuns - 3);
     request.set_with_spec(true);
     ASSERT_TRUE(Call(&v1::Coordinator::Stub::GetSweep, request, &response).ok());
     ASSERT_EQ(response.sweeps_size(), 1);
