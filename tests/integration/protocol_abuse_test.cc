@@ -1119,6 +1119,66 @@ TEST_F(ProtocolAbuseTest, ConcurrentRetriedFailuresCountOnce) {
   EXPECT_EQ(db.Int("SELECT count(*) FROM runs WHERE state = 'FAILED' AND attempt = 1"), kRuns);
 }
 
+// Uploads of one step at once: of different images exactly one lands (the
+// rest are ALREADY_EXISTS) and the file is that one; of the same image
+// (retries) every one is OK and one record and file remain.
+TEST_F(ProtocolAbuseTest, ConcurrentUploadsOfOneStepKeepOneImage) {
+  ASSERT_NO_FATAL_FAILURE(StartCoordinator());
+  constexpr int kSteps = 3;
+  constexpr int kUploads = 8;
+  SubmitGrid("race", 1, kSteps);
+  const Held held = Lease(kHolder);
+  std::vector<std::string> pngs;
+  for (int i = 0; i < kUploads; ++i) pngs.push_back(Png(3, 3, static_cast<uint8_t>(10 + i)));
+
+  // Uploads png(i) at `step` from kUploads threads at once.
+  auto race = [&](int step, bool final, const std::function<const std::string&(int)>& png) {
+    std::atomic<bool> go{false};
+    std::vector<grpc::Status> statuses(kUploads);
+    std::vector<v1::UploadSnapshotResponse> responses(kUploads);
+    std::vector<std::thread> threads;
+    for (int i = 0; i < kUploads; ++i) {
+      threads.emplace_back([&, i] {
+        while (!go.load()) std::this_thread::yield();
+        statuses[i] = Upload(kHolder, held.run_id, held.attempt, step, final, png(i), &responses[i]);
+      });
+    }
+    go.store(true);
+    for (std::thread& t : threads) t.join();
+    return std::make_pair(statuses, responses);
+  };
+
+  auto [statuses, responses] = race(1, false, [&](int i) -> const std::string& { return pngs[i]; });
+  int winner = -1;
+  for (int i = 0; i < kUploads; ++i) {
+    if (statuses[i].ok()) {
+      EXPECT_EQ(winner, -1) << "uploads " << winner << " and " << i << " both landed";
+      winner = i;
+    } else {
+      EXPECT_EQ(statuses[i].error_code(), grpc::StatusCode::ALREADY_EXISTS) << Describe(statuses[i]);
+    }
+  }
+  ASSERT_NE(winner, -1);
+  EXPECT_EQ(*ReadFileToString((artifacts_ / responses[winner].path()).string()), pngs[winner]);
+  ExpectDatabaseSound("after racing different images");
+
+  for (const bool final : {false, true}) {
+    SCOPED_TRACE(final ? "final" : "not final");
+    const int step = final ? kSteps : 2;
+    auto [same_statuses, same_responses] = race(step, final, [&](int) -> const std::string& { return pngs[0]; });
+    for (int i = 0; i < kUploads; ++i) {
+      EXPECT_TRUE(same_statuses[i].ok()) << Describe(same_statuses[i]);
+      EXPECT_EQ(same_responses[i].path(), same_responses[0].path());
+    }
+    EXPECT_EQ(*ReadFileToString((artifacts_ / same_responses[0].path()).string()), pngs[0]);
+  }
+  DatabaseView db(db_path_);
+  EXPECT_THAT(db.Rows(absl::StrCat("SELECT step, is_final FROM snapshots WHERE run_id = ", held.run_id,
+                                   " ORDER BY step")),
+              ElementsAre(ElementsAre("1", "0"), ElementsAre("2", "0"), ElementsAre(absl::StrCat(kSteps), "1")));
+  EXPECT_NE(db.Text(absl::StrCat("SELECT final_snapshot FROM runs WHERE id = ", held.run_id)), "");
+}
+
 // ----------------------------------------------------------------- limits
 
 // A grid of 100,000 runs (the documented limit) is stored whole, but no
