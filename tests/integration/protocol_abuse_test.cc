@@ -1119,6 +1119,40 @@ TEST_F(ProtocolAbuseTest, ConcurrentRetriedFailuresCountOnce) {
   EXPECT_EQ(db.Int("SELECT count(*) FROM runs WHERE state = 'FAILED' AND attempt = 1"), kRuns);
 }
 
+// A heartbeat whose speed is not a finite number (an agent's first estimate
+// can be 0/0) is either taken with the speed cleaned up, or refused as
+// INVALID_ARGUMENT changing nothing; never a storage error, never half
+// applied.
+TEST_F(ProtocolAbuseTest, AHeartbeatWithANonFiniteSpeedIsNotHalfApplied) {
+  ASSERT_NO_FATAL_FAILURE(StartCoordinator());
+  SubmitGrid("speed", 1, 3);
+  const Held held = Lease(kHolder);
+  for (const double speed : {std::numeric_limits<double>::quiet_NaN(), std::numeric_limits<double>::infinity()}) {
+    SCOPED_TRACE(absl::StrCat("steps_per_second ", speed));
+    LetTheClockTick();
+    const std::vector<std::string> before = Fingerprint();
+    v1::HeartbeatRequest request;
+    request.set_agent(kHolder);
+    request.set_run_id(held.run_id);
+    request.set_attempt(held.attempt);
+    request.set_step(1);
+    request.set_steps(3);
+    request.set_steps_per_second(speed);
+    v1::HeartbeatResponse response;
+    grpc::Status status = Call(&v1::Coordinator::Stub::Heartbeat, request, &response);
+    EXPECT_THAT(status.error_message(), ::testing::Not(HasSubstr("constraint")));
+    if (status.ok()) {
+      EXPECT_FALSE(response.stop_run());
+      DatabaseView db(db_path_);
+      const std::string stored = db.Text("SELECT steps_per_second FROM agents WHERE name = 'holder'");
+      EXPECT_TRUE(std::isfinite(std::atof(stored.c_str()))) << stored;
+    } else {
+      EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << Describe(status);
+      EXPECT_EQ(Changes(before, Fingerprint()), "");
+    }
+  }
+}
+
 // Uploads of one step at once: of different images exactly one lands (the
 // rest are ALREADY_EXISTS) and the file is that one; of the same image
 // (retries) every one is OK and one record and file remain.
