@@ -1,5 +1,7 @@
 #include "coordinator/rpc/coordinator_service.h"
 
+#include <cmath>
+
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "coordinator/rpc/convert.h"
@@ -196,7 +198,10 @@ grpc::Status CoordinatorService::Heartbeat(grpc::ServerContext* context, const v
   activity.attempt = request->attempt();
   activity.step = request->step();
   activity.steps = request->steps();
-  activity.steps_per_second = request->steps_per_second();
+  // A speed estimate, not a loss: one that is not a finite number (0/0 at
+  // the first step) counts as none rather than failing the heartbeat.
+  const double speed = request->steps_per_second();
+  activity.steps_per_second = std::isfinite(speed) && speed > 0 ? speed : 0;
   activity.draining = request->draining();
   auto directive = scheduler_.Heartbeat(request->agent(), activity);
   if (!directive.ok()) return ToGrpcStatus(directive.status());
