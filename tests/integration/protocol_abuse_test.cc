@@ -19,6 +19,7 @@
 #include <climits>
 #include <cmath>
 #include <filesystem>
+#include <fstream>
 #include <functional>
 #include <limits>
 #include <map>
@@ -37,6 +38,7 @@
 #include "coordinator/server.h"
 #include "rpc/transport.h"
 #include "stylesweep/v1/coordinator.grpc.pb.h"
+#include "tests/testing/subprocess.h"
 
 namespace stylesweep {
 namespace {
@@ -1348,6 +1350,28 @@ TEST_F(ProtocolAbuseTest, AHundredThousandRunGridIsStoredWholeAndRepliedInPages)
   DatabaseView db(db_path_);
   EXPECT_EQ(db.Int("SELECT count(*) FROM sweeps"), 1);
   EXPECT_EQ(db.Int("SELECT count(*) FROM runs"), kRuns);
+}
+
+// Users see every run however the replies are paged: `stylesweep status
+// SWEEP` through the coordinator counts all of a sweep's runs, not its first
+// page's.
+TEST_F(ProtocolAbuseTest, StatusThroughTheCoordinatorCountsEveryRun) {
+  ASSERT_NO_FATAL_FAILURE(StartCoordinator());
+  constexpr int kRuns = 2500;  // two and a half default pages
+  SubmitGrid("paged", kRuns, 2);
+  const Held held = Lease(kHolder);
+  ASSERT_TRUE(ReportSteps(held, 0, 1).ok());
+  const std::string token_file = (dir_ / "token").string();
+  std::ofstream(token_file) << kToken << "\n";
+  std::string output;
+  ASSERT_EQ(testing::RunCommand({std::string(STYLESWEEP_BIN_DIR) + "/stylesweep", "status", "paged",
+                                 "--coordinator", server_->address(), "--token-file", token_file},
+                                &output),
+            0)
+      << output;
+  EXPECT_THAT(output, HasSubstr(absl::StrCat(kRuns, " runs")));
+  EXPECT_THAT(output, HasSubstr(absl::StrCat(kRuns - 1, " QUEUED")));
+  EXPECT_THAT(output, HasSubstr(absl::StrCat("1 of ", 2 * kRuns, " steps")));
 }
 
 // A YAML over 1 MiB, an image over 32 MiB, images over 48 MiB together and
