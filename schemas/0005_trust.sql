@@ -14,3 +14,8 @@ ALTER TABLE snapshots ADD COLUMN sha256 TEXT NOT NULL DEFAULT '';
 -- sweep (a lease must not cost more as finished sweeps pile up).
 CREATE INDEX sweeps_open_search ON sweeps (id) WHERE method = 'bayes' AND draws < run_cap;
 
+
+-- A sweep's totals (runs by state, steps run) read from this index alone:
+-- paging through a sweep of 100,000 runs, or listing 10,000 sweeps, never
+-- reads the runs' parameters.
+CREATE INDEX runs_totals ON runs (sweep_id, state, last_step);

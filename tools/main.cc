@@ -1,5 +1,12 @@
 // stylesweep: the user's command line. Submits sweeps, shows their status and
 // results, runs one image without a coordinator, or a whole sweep locally.
+//
+// Built twice. `stylesweep` links no LibTorch, so the commands people run
+// often (status, report, compare, agents, watch, submit) start in
+// milliseconds instead of the second LibTorch's start-up takes; for what
+// needs the engine (local, stylize, checking a weights file) it runs the
+// same command again as `stylesweep-engine`, this file built with
+// STYLESWEEP_WITH_ENGINE, installed beside it.
 
 #include <spdlog/spdlog.h>
 
@@ -12,7 +19,12 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#if STYLESWEEP_WITH_ENGINE
 #include "agent/engine/engine.h"
+#endif
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
 #include "common/files.h"
 #include "common/layers.h"
 #include "coordinator/rpc/convert.h"
@@ -84,8 +96,31 @@ int FailCall(const grpc::Status& status, const ConnectionFlags& connection) {
   return Fail(FromGrpcStatus(status), status.error_code() == grpc::StatusCode::INVALID_ARGUMENT ? 2 : 1);
 }
 
+// The command line as given, for running it again with the engine.
+char** command_line = nullptr;
+
+#if STYLESWEEP_WITH_ENGINE
+absl::Status CheckWeights(const std::string& path) { return CheckWeightsFile(path); }
+#else
+// Replaces this process by `stylesweep-engine` (beside this executable) with
+// the same arguments; returns only if that fails.
+absl::Status RunWithEngine() {
+  std::error_code ec;
+  const std::filesystem::path self = std::filesystem::read_symlink("/proc/self/exe", ec);
+  const std::string engine = ((ec ? std::filesystem::path() : self.parent_path()) / "stylesweep-engine").string();
+  ::execv(engine.c_str(), command_line);
+  return absl::FailedPreconditionError(absl::StrCat("this command needs the engine, in ", engine, ", which cannot "
+                                                    "be started (", std::strerror(errno),
+                                                    "); install it beside stylesweep"));
+}
+
+// Checking a weights file needs LibTorch: the whole command runs again with
+// the engine, before anything was sent anywhere.
+absl::Status CheckWeights(const std::string&) { return RunWithEngine(); }
+#endif
+
 int Submit(const ConnectionFlags& connection, const std::string& file, bool dry_run, bool allow_duplicate) {
-  auto submission = PrepareSubmission(file, CheckWeightsFile);
+  auto submission = PrepareSubmission(file, CheckWeights);
   if (!submission.ok()) return Fail(submission.status(), 2);
   auto connected = connection.Connect();
   if (!connected.ok()) return Fail(connected.status(), 2);
@@ -445,6 +480,7 @@ void AddRunParamFlags(CLI::App* app, RunParams& p) {
 
 int main(int argc, char** argv) {
   using namespace stylesweep;
+  command_line = argv;
   CLI::App app{"stylesweep: sweeps of neural style transfer runs over a coordinator and its agents.\n\n"
                "Examples:\n"
                "  stylesweep local configs/demo.yaml --db demo.db --artifacts demo-artifacts --agents 2\n"
@@ -622,7 +658,11 @@ int main(int argc, char** argv) {
   if (compare->parsed()) return Compare(connection, db, compare_first, compare_second, compare_options, compare_out);
   if (agents->parsed()) return Agents(connection, release_agent, agents_json);
   if (watch->parsed()) return Watch(connection, sweep, watch_interval, watch_once);
+#if STYLESWEEP_WITH_ENGINE
   if (local->parsed()) return RunLocal(local_options);
   if (stylize->parsed()) return RunStylize(stylize_options);
+#else
+  if (local->parsed() || stylize->parsed()) return Fail(RunWithEngine(), 2);
+#endif
   return 1;
 }

@@ -521,11 +521,14 @@ absl::StatusOr<std::vector<SweepTotals>> SqliteStore::TotalSweeps(int64_t sweep_
   if (sweep_id > 0) {
     if (absl::Status s = ReadSweep(sweep_id).status(); !s.ok()) return s;
   }
-  // One pass over the runs (of one sweep through its (sweep_id, idx) key).
+  // Counts and steps from the runs_totals index alone (it covers them);
+  // the steps PRUNED runs saved need their planned steps, read for those
+  // runs only.
   absl::StatusOr<Statement> stmt = db_.Prepare(
       absl::StrCat("SELECT sweep_id, state, count(*), sum(max(last_step, 0)), "
-                   "sum(CASE WHEN state = 'PRUNED' THEN max(0, coalesce(json_extract(params_json, '$.steps'), 0) - "
-                   "max(last_step, 0)) ELSE 0 END) FROM runs ",
+                   "CASE WHEN state = 'PRUNED' THEN (SELECT sum(max(0, coalesce(json_extract(p.params_json, "
+                   "'$.steps'), 0) - max(p.last_step, 0))) FROM runs p WHERE p.state = 'PRUNED' AND "
+                   "p.sweep_id = runs.sweep_id) ELSE 0 END FROM runs INDEXED BY runs_totals ",
                    sweep_id > 0 ? "WHERE sweep_id = ?1 " : "", "GROUP BY sweep_id, state ORDER BY sweep_id"),
       "add up the runs of sweeps");
   if (!stmt.ok()) return stmt.status();
@@ -1129,8 +1132,10 @@ absl::Status SqliteStore::RequeueAttempt(int64_t run_id, int attempt, RunState e
     state->Bind(2, attempt);
     absl::StatusOr<bool> row = state->Step();
     if (!row.ok()) return row.status();
-    const bool failed_here = run->attempt == attempt && run->state == RunState::kFailed;
-    if (*row && state->ColumnText(0) == RunStateName(ended) && !failed_here) return absl::OkStatus();
+    // A run that ended under this same attempt (failed for good, or
+    // cancelled with its sweep) was not queued again: nothing to repeat.
+    const bool ended_here = run->attempt == attempt && IsTerminal(run->state);
+    if (*row && state->ColumnText(0) == RunStateName(ended) && !ended_here) return absl::OkStatus();
     return NotHeldError(run_id, attempt, *run);
   }
   if (ended == RunState::kFailed) {

@@ -261,7 +261,7 @@ TEST_F(FaultInjectionTest, StoppedAgentsLateReportsAreRefused) {
   ExpectEveryRunSucceededOnce(200);
   EXPECT_EQ(Rows(1, 1), lost_rows);  // the late reports were refused
   EXPECT_EQ(Runs()[0].agent, "replacement");
-  EXPECT_TRUE(WaitUntil([&] { return sleeper.Log().find("taken away") != std::string::npos; }, kWaitMs))
+  EXPECT_TRUE(WaitUntil([&] { return sleeper.Log().find("no longer this agent's") != std::string::npos; }, kWaitMs))
       << sleeper.Log();
   EXPECT_TRUE(sleeper.Running());  // it goes on serving
 }
