@@ -480,8 +480,14 @@ int main(int argc, char** argv) {
   Ensure(grid, rebuild, "one sweep of 100,000 runs", [&] { BuildGrid(grid); });
   std::vector<Timed> grid_timings;
   {
-    Running running = Start(WorkingCopy(grid, dir), artifacts);
+    const std::string db = WorkingCopy(grid, dir);
+    Running running = Start(db, artifacts);
     grid_timings = MeasureGrid(*running.stub);
+    grid_timings.push_back(TimeCommand("stylesweep status grid --coordinator",
+                                       absl::StrCat(Quote(stylesweep), " status grid --coordinator ",
+                                                    running.server->address())));
+    grid_timings.push_back(
+        TimeCommand("stylesweep status grid --db", absl::StrCat(Quote(stylesweep), " status grid --db ", Quote(db))));
     running.server->Shutdown();
   }
 
