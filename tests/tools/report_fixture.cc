@@ -1,5 +1,7 @@
 #include "tests/tools/report_fixture.h"
 
+#include <unistd.h>
+
 #include <filesystem>
 #include <vector>
 
@@ -158,6 +160,29 @@ absl::Status WriteFixtureDatabase(const std::string& db_path, const std::string&
     ++index;
   }
   return absl::OkStatus();
+}
+
+void FixtureServerTest::SetUp() {
+  dir_ = std::filesystem::temp_directory_path() /
+         absl::StrCat("stylesweep-fixture-", ::getpid(), "-",
+                      ::testing::UnitTest::GetInstance()->current_test_info()->name());
+  std::filesystem::remove_all(dir_);
+  std::filesystem::create_directories(dir_);
+  const absl::Status s = WriteFixtureDatabase((dir_ / "f.db").string(), (dir_ / "artifacts").string(), true);
+  ASSERT_TRUE(s.ok()) << s;
+  CoordinatorConfig config;
+  config.listen = "127.0.0.1:0";
+  config.db = (dir_ / "f.db").string();
+  config.artifacts = (dir_ / "artifacts").string();
+  auto server = CoordinatorServer::Start(config);
+  ASSERT_TRUE(server.ok()) << server.status();
+  server_ = *std::move(server);
+}
+
+void FixtureServerTest::TearDown() {
+  server_.reset();
+  std::error_code ignored;
+  std::filesystem::remove_all(dir_, ignored);
 }
 
 }  // namespace stylesweep::testing

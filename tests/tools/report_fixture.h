@@ -2,9 +2,13 @@
 #define STYLESWEEP_TESTS_TOOLS_REPORT_FIXTURE_H_
 
 #include <cstdint>
+#include <filesystem>
+#include <memory>
 #include <string>
 
 #include "absl/status/status.h"
+#include "coordinator/server.h"
+#include "gtest/gtest.h"
 
 namespace stylesweep::testing {
 
@@ -26,6 +30,17 @@ inline constexpr int64_t kFixtureStartMs = 1700000000000;
 // real 16x8 PNGs (and the content and style images, as blobs) are written
 // under `artifacts_dir`; otherwise the directory is only named.
 absl::Status WriteFixtureDatabase(const std::string& db_path, const std::string& artifacts_dir, bool write_images);
+
+// A test with the fixture database (with images) at dir_/f.db, its artifacts
+// at dir_/artifacts, and a coordinator serving them on a loopback port.
+class FixtureServerTest : public ::testing::Test {
+ protected:
+  void SetUp() override;
+  void TearDown() override;
+
+  std::filesystem::path dir_;
+  std::unique_ptr<CoordinatorServer> server_;
+};
 
 }  // namespace stylesweep::testing
 

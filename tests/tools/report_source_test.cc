@@ -25,28 +25,8 @@ namespace {
 namespace fs = std::filesystem;
 using ::testing::HasSubstr;
 
-class ReportSourceTest : public ::testing::Test {
+class ReportSourceTest : public testing::FixtureServerTest {
  protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("stylesweep-source-" + std::to_string(::getpid()));
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-    const absl::Status s =
-        testing::WriteFixtureDatabase((dir_ / "f.db").string(), (dir_ / "artifacts").string(), true);
-    ASSERT_TRUE(s.ok()) << s;
-    CoordinatorConfig config;
-    config.listen = "127.0.0.1:0";
-    config.db = (dir_ / "f.db").string();
-    config.artifacts = (dir_ / "artifacts").string();
-    auto server = CoordinatorServer::Start(config);
-    ASSERT_TRUE(server.ok()) << server.status();
-    server_ = *std::move(server);
-  }
-  void TearDown() override {
-    server_.reset();
-    fs::remove_all(dir_);
-  }
-
   std::unique_ptr<SweepSource> Open(bool from_coordinator) {
     SourceOptions options;
     if (from_coordinator) {
@@ -58,9 +38,6 @@ class ReportSourceTest : public ::testing::Test {
     EXPECT_TRUE(source.ok()) << source.status();
     return *std::move(source);
   }
-
-  fs::path dir_;
-  std::unique_ptr<CoordinatorServer> server_;
 };
 
 TEST_F(ReportSourceTest, HtmlReportFromTheCoordinatorIsTheSameAsFromTheDatabase) {

@@ -22,27 +22,12 @@ namespace fs = std::filesystem;
 using ::testing::HasSubstr;
 using ::testing::MatchesRegex;
 
-class SweepControlTest : public ::testing::Test {
+class SweepControlTest : public testing::FixtureServerTest {
  protected:
   void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("stylesweep-control-" + std::to_string(::getpid()));
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-    const absl::Status s =
-        testing::WriteFixtureDatabase((dir_ / "f.db").string(), (dir_ / "artifacts").string(), true);
-    ASSERT_TRUE(s.ok()) << s;
-    CoordinatorConfig config;
-    config.listen = "127.0.0.1:0";
-    config.db = (dir_ / "f.db").string();
-    config.artifacts = (dir_ / "artifacts").string();
-    auto server = CoordinatorServer::Start(config);
-    ASSERT_TRUE(server.ok()) << server.status();
-    server_ = *std::move(server);
+    FixtureServerTest::SetUp();
+    if (server_ == nullptr) return;
     stub_ = v1::Coordinator::NewStub(grpc::CreateChannel(server_->address(), grpc::InsecureChannelCredentials()));
-  }
-  void TearDown() override {
-    server_.reset();
-    fs::remove_all(dir_);
   }
 
   // Files under the artifacts directory, by path relative to it.
@@ -54,8 +39,6 @@ class SweepControlTest : public ::testing::Test {
     return files;
   }
 
-  fs::path dir_;
-  std::unique_ptr<CoordinatorServer> server_;
   std::unique_ptr<v1::Coordinator::Stub> stub_;
 };
 
