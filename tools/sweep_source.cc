@@ -145,6 +145,18 @@ class CoordinatorSource final : public SweepSource {
     details.run = FromProto(response.run(), details.sweep.id);
     details.metrics = FromProto(response.losses());
     for (const v1::SnapshotSummary& s : response.snapshots()) details.snapshots.push_back(FromProto(s, run_id));
+    // A long run's losses come a page at a time.
+    while (response.more_losses()) {
+      v1::GetRunRequest next;
+      next.set_run_id(run_id);
+      next.set_losses(true);
+      next.set_losses_from_step(response.next_losses_step());
+      response.Clear();
+      grpc::ClientContext page_context;
+      PrepareContext(page_context, options_.security, options_.timeout_ms);
+      if (absl::Status s = Check(stub_->GetRun(&page_context, next, &response)); !s.ok()) return s;
+      for (MetricRow& row : FromProto(response.losses())) details.metrics.push_back(row);
+    }
     return details;
   }
 

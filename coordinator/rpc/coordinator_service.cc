@@ -38,6 +38,7 @@ grpc::Status CoordinatorService::SubmitSweep(grpc::ServerContext* context, const
 namespace {
 
 constexpr int kDefaultPageRuns = 1000;
+constexpr int kLossesPerReply = 100000;  // about 5 MB
 constexpr int kMaxPageRuns = 5000;
 
 }  // namespace
@@ -290,8 +291,14 @@ grpc::Status CoordinatorService::GetRun(grpc::ServerContext* context, const v1::
   ToProto(*sweep, SweepTotals{sweep->id, {}, 0, 0}, response->mutable_sweep());
   response->set_artifacts_dir(artifacts_dir_);
   if (request->losses() && run->attempt > 0) {  // a run never leased has no losses
-    auto metrics = store_.GetMetrics(run->id, 0);
+    // One more than a reply carries says whether more follow.
+    auto metrics = store_.GetMetricsPage(run->id, 0, request->losses_from_step(), kLossesPerReply + 1);
     if (!metrics.ok()) return ToGrpcStatus(metrics.status());
+    if (static_cast<int>(metrics->size()) > kLossesPerReply) {
+      response->set_more_losses(true);
+      response->set_next_losses_step(metrics->back().step);
+      metrics->pop_back();
+    }
     for (const MetricRow& row : *metrics) ToProto(row, response->add_losses());
   }
   if (request->snapshots()) {

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cctype>
 #include <filesystem>
+#include <limits>
 #include <system_error>
 #include <utility>
 
@@ -690,17 +691,24 @@ absl::StatusOr<std::vector<AttemptRecord>> SqliteStore::ListAttempts(int64_t run
 }
 
 absl::StatusOr<std::vector<MetricRow>> SqliteStore::GetMetrics(int64_t run_id, int attempt) {
+  return GetMetricsPage(run_id, attempt, 0, std::numeric_limits<int>::max());
+}
+
+absl::StatusOr<std::vector<MetricRow>> SqliteStore::GetMetricsPage(int64_t run_id, int attempt, int from_step,
+                                                                   int limit) {
   absl::MutexLock lock(&mu_);
   absl::StatusOr<RunRecord> run = ReadRun(run_id);
   if (!run.ok()) return run.status();
   if (attempt == 0) attempt = run->attempt;
   absl::StatusOr<Statement> stmt = db_.Prepare(
       "SELECT step, content, style, tv, total, step_seconds FROM metrics "
-      "WHERE run_id = ?1 AND attempt = ?2 ORDER BY step",
+      "WHERE run_id = ?1 AND attempt = ?2 AND step >= ?3 ORDER BY step LIMIT ?4",
       absl::StrCat("read metrics of run ", run_id, " attempt ", attempt));
   if (!stmt.ok()) return stmt.status();
   stmt->Bind(1, run_id);
   stmt->Bind(2, attempt);
+  stmt->Bind(3, from_step);
+  stmt->Bind(4, std::max(limit, 0));
   return CollectRows<MetricRow>(*stmt, [](const Statement& row) {
     return ReadMetricRow(row, 0);
   });

@@ -56,6 +56,8 @@ class SqliteStore final : public Store {
   absl::StatusOr<std::vector<RunCount>> CountRuns() override;
   absl::StatusOr<std::vector<AttemptRecord>> ListAttempts(int64_t run_id) override;
   absl::StatusOr<std::vector<MetricRow>> GetMetrics(int64_t run_id, int attempt) override;
+  absl::StatusOr<std::vector<MetricRow>> GetMetricsPage(int64_t run_id, int attempt, int from_step,
+                                                        int limit) override;
   absl::StatusOr<std::vector<SnapshotRecord>> ListSnapshots(int64_t run_id) override;
   absl::StatusOr<std::vector<RunMetricAtStep>> MetricsAtStep(int64_t sweep_id, int step) override;
   absl::Status RequestPrune(int64_t run_id, int attempt) override;

@@ -280,6 +280,9 @@ class Store {
   virtual absl::StatusOr<std::vector<AttemptRecord>> ListAttempts(int64_t run_id) = 0;
   // Per-step rows of one attempt (0: the run's current attempt), by step.
   virtual absl::StatusOr<std::vector<MetricRow>> GetMetrics(int64_t run_id, int attempt) = 0;
+  // At most `limit` of them, from step `from_step` on.
+  virtual absl::StatusOr<std::vector<MetricRow>> GetMetricsPage(int64_t run_id, int attempt, int from_step,
+                                                                int limit) = 0;
   virtual absl::StatusOr<std::vector<SnapshotRecord>> ListSnapshots(int64_t run_id) = 0;
 
   // The losses at `step` of every run of the sweep whose current attempt

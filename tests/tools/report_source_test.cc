@@ -161,5 +161,29 @@ TEST_F(ReportSourceTest, FetchArtifactRefusesPathsOutsideTheArtifactsDirectory) 
   EXPECT_EQ(fetch("1-fixture/run-9/final.png").error_code(), grpc::StatusCode::NOT_FOUND);
 }
 
+// A run with more losses than one reply carries (100,000 rows) is read whole
+// from the coordinator, in order, the same as from the database.
+TEST_F(ReportSourceTest, ALongRunsLossesAreReadWholeFromTheCoordinator) {
+  constexpr int kRows = 150001;
+  int64_t run_id = 0;
+  {
+    auto store = OpenSqliteStore((dir_ / "f.db").string());
+    ASSERT_TRUE(store.ok()) << store.status();
+    auto lease = (*store)->ClaimNextRun("long", 0, 1);  // a queued run of the fixture
+    ASSERT_TRUE(lease.ok() && lease->has_value());
+    run_id = (*lease)->run.id;
+    std::vector<MetricRow> rows;
+    for (int step = 0; step < kRows; ++step) rows.push_back(MetricRow{step, 1, 2, 3, 6, 0.01});
+    ASSERT_TRUE((*store)->AppendMetrics(run_id, (*lease)->attempt, rows).ok());
+  }
+  auto details = Open(true)->GetRun(run_id, /*with_metrics=*/true, /*with_snapshots=*/true);
+  ASSERT_TRUE(details.ok()) << details.status();
+  ASSERT_EQ(details->metrics.size(), static_cast<size_t>(kRows));
+  for (int step = 0; step < kRows; ++step) ASSERT_EQ(details->metrics[step].step, step);
+  auto local = Open(false)->GetRun(run_id, true, true);
+  ASSERT_TRUE(local.ok()) << local.status();
+  EXPECT_EQ(local->metrics.size(), details->metrics.size());
+}
+
 }  // namespace
 }  // namespace stylesweep
