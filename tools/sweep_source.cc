@@ -94,15 +94,20 @@ class CoordinatorSource final : public SweepSource {
   CoordinatorSource(SourceOptions options, std::shared_ptr<v1::Coordinator::Stub> stub)
       : options_(std::move(options)), stub_(std::move(stub)) {}
 
+  // Every page of the list of sweeps.
   absl::StatusOr<std::vector<SweepView>> ListSweeps() override {
-    auto response = GetSweepResponse("");
-    if (!response.ok()) return response.status();
     std::vector<SweepView> views;
-    for (const v1::SweepSummary& sweep : response->sweeps()) {
-      SweepView view{FromProto(sweep), {}, {}};
-      for (const auto& [state, n] : sweep.runs_by_state()) view.counts[state] = n;
-      views.push_back(std::move(view));
-    }
+    std::string page_token;
+    do {
+      auto response = GetSweepResponse("", page_token);
+      if (!response.ok()) return response.status();
+      for (const v1::SweepSummary& sweep : response->sweeps()) {
+        SweepView view{FromProto(sweep), {}, {}};
+        for (const auto& [state, n] : sweep.runs_by_state()) view.counts[state] = n;
+        views.push_back(std::move(view));
+      }
+      page_token = response->next_page_token();
+    } while (!page_token.empty());
     return views;
   }
 
@@ -202,10 +207,8 @@ class CoordinatorSource final : public SweepSource {
     PrepareContext(context, options_.security, options_.timeout_ms);
     v1::GetSweepRequest request;
     request.set_sweep(sweep);
-    if (!sweep.empty()) {
-      request.set_page_size(kRunsPerPage);
-      request.set_page_token(page_token);
-    }
+    request.set_page_token(page_token);
+    if (!sweep.empty()) request.set_page_size(kRunsPerPage);
     v1::GetSweepResponse response;
     if (absl::Status s = Check(stub_->GetSweep(&context, request, &response)); !s.ok()) return s;
     return response;

@@ -39,6 +39,8 @@ namespace {
 
 constexpr int kDefaultPageRuns = 1000;
 constexpr int kLossesPerReply = 100000;  // about 5 MB
+constexpr int kMaxPageSweeps = 10000;    // about 640 KB of summaries
+constexpr size_t kMaxPageSpecBytes = 16 << 20;
 constexpr int kMaxPageRuns = 5000;
 
 }  // namespace
@@ -48,17 +50,39 @@ grpc::Status CoordinatorService::GetSweep(grpc::ServerContext* context, const v1
   STYLESWEEP_CHECK_TOKEN(context);
   response->set_artifacts_dir(artifacts_dir_);
   if (request->sweep().empty()) {
-    // Every sweep's summary from two queries, whatever their number of runs.
-    auto sweeps = store_.ListSweeps(request->with_spec());
+    // Every sweep's summary, a page of sweeps at a time, from two queries
+    // whatever their number of runs.
+    if (request->page_size() < 0 || request->page_size() > kMaxPageSweeps) {
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                          absl::StrCat("page_size must be 0 (", kMaxPageSweeps, ") to ", kMaxPageSweeps));
+    }
+    int64_t after = 0;
+    if (!request->page_token().empty() && (!absl::SimpleAtoi(request->page_token(), &after) || after < 0)) {
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                          absl::StrCat("page_token '", request->page_token().substr(0, 32),
+                                       "' is not one a previous reply gave"));
+    }
+    const int limit = request->page_size() == 0 ? kMaxPageSweeps : request->page_size();
+    auto sweeps = store_.ListSweepsPage(after, limit + 1, request->with_spec());
     if (!sweeps.ok()) return ToGrpcStatus(sweeps.status());
-    auto totals = store_.TotalSweeps(0);
+    bool more = static_cast<int>(sweeps->size()) > limit;
+    if (more) sweeps->pop_back();
+    if (sweeps->empty()) return grpc::Status::OK;
+    auto totals = store_.TotalSweepsBetween(sweeps->front().id, sweeps->back().id);
     if (!totals.ok()) return ToGrpcStatus(totals.status());
     auto total = totals->begin();
+    size_t spec_bytes = 0;
     for (const SweepRecord& sweep : *sweeps) {
+      if (response->sweeps_size() > 0 && spec_bytes + sweep.spec_json.size() > kMaxPageSpecBytes) {
+        more = true;  // the rest of the page next time
+        break;
+      }
+      spec_bytes += sweep.spec_json.size();
       while (total != totals->end() && total->sweep_id < sweep.id) ++total;
       const bool has = total != totals->end() && total->sweep_id == sweep.id;
       ToProto(sweep, has ? *total : SweepTotals{sweep.id, {}, 0, 0}, response->add_sweeps());
     }
+    if (more) response->set_next_page_token(absl::StrCat(response->sweeps(response->sweeps_size() - 1).id()));
     return grpc::Status::OK;
   }
   if (request->page_size() < 0 || request->page_size() > kMaxPageRuns) {

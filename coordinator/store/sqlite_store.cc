@@ -518,22 +518,31 @@ absl::StatusOr<std::vector<SweepRecord>> SqliteStore::ListOpenSearchSweeps() {
 }
 
 absl::StatusOr<std::vector<SweepTotals>> SqliteStore::TotalSweeps(int64_t sweep_id) {
-  absl::MutexLock lock(&mu_);
-  if (sweep_id > 0) {
+  if (sweep_id <= 0) return TotalSweepsBetween(1, std::numeric_limits<int64_t>::max());
+  {
+    absl::MutexLock lock(&mu_);
     if (absl::Status s = ReadSweep(sweep_id).status(); !s.ok()) return s;
   }
+  absl::StatusOr<std::vector<SweepTotals>> totals = TotalSweepsBetween(sweep_id, sweep_id);
+  if (totals.ok() && totals->empty()) totals->push_back(SweepTotals{sweep_id, {}, 0, 0});
+  return totals;
+}
+
+absl::StatusOr<std::vector<SweepTotals>> SqliteStore::TotalSweepsBetween(int64_t first_id, int64_t last_id) {
+  absl::MutexLock lock(&mu_);
   // Counts and steps from the runs_totals index alone (it covers them);
   // the steps PRUNED runs saved need their planned steps, read for those
   // runs only.
   absl::StatusOr<Statement> stmt = db_.Prepare(
-      absl::StrCat("SELECT sweep_id, state, count(*), sum(max(last_step, 0)), "
-                   "CASE WHEN state = 'PRUNED' THEN (SELECT sum(max(0, coalesce(json_extract(p.params_json, "
-                   "'$.steps'), 0) - max(p.last_step, 0))) FROM runs p WHERE p.state = 'PRUNED' AND "
-                   "p.sweep_id = runs.sweep_id) ELSE 0 END FROM runs INDEXED BY runs_totals ",
-                   sweep_id > 0 ? "WHERE sweep_id = ?1 " : "", "GROUP BY sweep_id, state ORDER BY sweep_id"),
+      "SELECT sweep_id, state, count(*), sum(max(last_step, 0)), "
+      "CASE WHEN state = 'PRUNED' THEN (SELECT sum(max(0, coalesce(json_extract(p.params_json, "
+      "'$.steps'), 0) - max(p.last_step, 0))) FROM runs p WHERE p.state = 'PRUNED' AND "
+      "p.sweep_id = runs.sweep_id) ELSE 0 END FROM runs INDEXED BY runs_totals "
+      "WHERE sweep_id BETWEEN ?1 AND ?2 GROUP BY sweep_id, state ORDER BY sweep_id",
       "add up the runs of sweeps");
   if (!stmt.ok()) return stmt.status();
-  if (sweep_id > 0) stmt->Bind(1, sweep_id);
+  stmt->Bind(1, first_id);
+  stmt->Bind(2, last_id);
   std::vector<SweepTotals> totals;
   while (true) {
     absl::StatusOr<bool> row = stmt->Step();
@@ -548,8 +557,19 @@ absl::StatusOr<std::vector<SweepTotals>> SqliteStore::TotalSweeps(int64_t sweep_
     t.steps_run += stmt->ColumnInt64(3);
     t.steps_saved += stmt->ColumnInt64(4);
   }
-  if (sweep_id > 0 && totals.empty()) totals.push_back(SweepTotals{sweep_id, {}, 0, 0});
   return totals;
+}
+
+absl::StatusOr<std::vector<SweepRecord>> SqliteStore::ListSweepsPage(int64_t after_id, int limit, bool with_text) {
+  absl::MutexLock lock(&mu_);
+  absl::StatusOr<Statement> stmt = db_.Prepare(
+      absl::StrCat("SELECT ", with_text ? kSweepColumns : kSweepColumnsWithoutText,
+                   " FROM sweeps WHERE id > ?1 ORDER BY id LIMIT ?2"),
+      "list a page of sweeps");
+  if (!stmt.ok()) return stmt.status();
+  stmt->Bind(1, after_id);
+  stmt->Bind(2, std::max(limit, 0));
+  return CollectRows<SweepRecord>(*stmt, SweepFromRow);
 }
 
 absl::StatusOr<DeletedSweep> SqliteStore::DeleteSweep(int64_t sweep_id) {

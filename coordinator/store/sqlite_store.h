@@ -49,6 +49,8 @@ class SqliteStore final : public Store {
   absl::StatusOr<std::vector<SweepRecord>> ListSweeps(bool with_text = true) override;
   absl::StatusOr<std::vector<SweepRecord>> ListOpenSearchSweeps() override;
   absl::StatusOr<std::vector<SweepTotals>> TotalSweeps(int64_t sweep_id) override;
+  absl::StatusOr<std::vector<SweepTotals>> TotalSweepsBetween(int64_t first_id, int64_t last_id) override;
+  absl::StatusOr<std::vector<SweepRecord>> ListSweepsPage(int64_t after_id, int limit, bool with_text) override;
   absl::StatusOr<DeletedSweep> DeleteSweep(int64_t sweep_id) override;
   absl::StatusOr<RunRecord> GetRun(int64_t run_id) override;
   absl::StatusOr<std::vector<RunRecord>> ListRuns(int64_t sweep_id) override;

@@ -258,11 +258,16 @@ class Store {
   // Every sweep by id. Without `with_text` the records leave out yaml and
   // spec_json (listings stay small however large the sweeps are).
   virtual absl::StatusOr<std::vector<SweepRecord>> ListSweeps(bool with_text = true) = 0;
+  // At most `limit` of them with an id above `after_id`.
+  virtual absl::StatusOr<std::vector<SweepRecord>> ListSweepsPage(int64_t after_id, int limit, bool with_text) = 0;
   // Bayes sweeps that may still propose runs (not paused, draws below
   // run_cap), without their text: their number, not history's, is the cost.
   virtual absl::StatusOr<std::vector<SweepRecord>> ListOpenSearchSweeps() = 0;
-  // The totals of one sweep (`sweep_id` > 0) or of every sweep (0), by id.
+  // The totals of one sweep (`sweep_id` > 0) or of every sweep (0), by id;
+  // a sweep without runs is left out of the latter.
   virtual absl::StatusOr<std::vector<SweepTotals>> TotalSweeps(int64_t sweep_id) = 0;
+  // The same for the sweeps with ids from `first_id` to `last_id`.
+  virtual absl::StatusOr<std::vector<SweepTotals>> TotalSweepsBetween(int64_t first_id, int64_t last_id) = 0;
   // Removes a sweep with its runs, attempts, losses and snapshot records in
   // one transaction. FailedPrecondition while any run is QUEUED or RUNNING.
   // Files are the caller's to remove (see DeletedSweep).

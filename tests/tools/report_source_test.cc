@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 
 #include "absl/strings/str_cat.h"
@@ -183,6 +184,44 @@ TEST_F(ReportSourceTest, ALongRunsLossesAreReadWholeFromTheCoordinator) {
   auto local = Open(false)->GetRun(run_id, true, true);
   ASSERT_TRUE(local.ok()) << local.status();
   EXPECT_EQ(local->metrics.size(), details->metrics.size());
+}
+
+// More sweeps than one reply lists (10,000) are all listed through the
+// coordinator, each once; a raw client can ask for smaller pages.
+TEST_F(ReportSourceTest, MoreSweepsThanAPageAreAllListedFromTheCoordinator) {
+  constexpr int kMore = 10050;
+  {
+    auto store = OpenSqliteStore((dir_ / "f.db").string());
+    ASSERT_TRUE(store.ok()) << store.status();
+    for (int i = 0; i < kMore; ++i) {
+      NewSweep sweep;
+      sweep.name = absl::StrCat("empty-", i);
+      sweep.source = "empty.yaml";
+      sweep.yaml = "name: empty\n";
+      sweep.spec_json = "{}";
+      ASSERT_TRUE((*store)->CreateSweep(sweep, {}).ok());
+    }
+  }
+  auto listed = Open(true)->ListSweeps();
+  ASSERT_TRUE(listed.ok()) << listed.status();
+  ASSERT_EQ(listed->size(), static_cast<size_t>(kMore + 1));
+  for (size_t i = 0; i < listed->size(); ++i) ASSERT_EQ((*listed)[i].sweep.id, static_cast<int64_t>(i + 1));
+  EXPECT_EQ((*listed)[0].counts.at("SUCCEEDED"), 3);  // the fixture's sweep, with its totals
+
+  auto stub = v1::Coordinator::NewStub(grpc::CreateChannel(server_->address(), grpc::InsecureChannelCredentials()));
+  v1::GetSweepRequest request;
+  request.set_page_size(4000);
+  std::vector<int64_t> ids;
+  do {
+    v1::GetSweepResponse response;
+    grpc::ClientContext context;
+    ASSERT_TRUE(stub->GetSweep(&context, request, &response).ok());
+    ASSERT_LE(response.sweeps_size(), 4000);
+    for (const v1::SweepSummary& sweep : response.sweeps()) ids.push_back(sweep.id());
+    request.set_page_token(response.next_page_token());
+  } while (!request.page_token().empty());
+  EXPECT_EQ(ids.size(), static_cast<size_t>(kMore + 1));
+  EXPECT_TRUE(std::is_sorted(ids.begin(), ids.end()));
 }
 
 }  // namespace

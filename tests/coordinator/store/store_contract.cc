@@ -1100,6 +1100,13 @@ TEST_P(StoreContractTest, RunsPageInExpansionOrderAndSweepsAddUp) {
   ASSERT_OK_AND_ASSIGN(std::vector<SweepTotals> one, store_->TotalSweeps(other));
   ASSERT_EQ(one.size(), 1u);
   EXPECT_EQ(one[0].runs_by_state.at(RunState::kQueued), 2);
+  ASSERT_OK_AND_ASSIGN(std::vector<SweepTotals> second, store_->TotalSweepsBetween(other, other + 5));
+  ASSERT_EQ(second.size(), 1u);
+  EXPECT_EQ(second[0].sweep_id, other);
+  ASSERT_OK_AND_ASSIGN(std::vector<SweepRecord> page, store_->ListSweepsPage(id, 10, /*with_text=*/true));
+  ASSERT_EQ(page.size(), 1u);
+  EXPECT_EQ(page[0].id, other);
+  EXPECT_EQ(page[0].yaml, "name: t\n");
   ASSERT_OK_AND_ASSIGN(std::vector<SweepRecord> listed, store_->ListSweeps(/*with_text=*/false));
   ASSERT_EQ(listed.size(), 2u);
   EXPECT_EQ(listed[0].name, "s");
