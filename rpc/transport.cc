@@ -1,5 +1,8 @@
 #include "rpc/transport.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
 #include <chrono>
 #include <cstdlib>
 
@@ -33,7 +36,19 @@ bool ConstantTimeEquals(const std::string& a, const std::string& b) {
 
 bool IsLoopbackAddress(const std::string& host_port) {
   const std::string host = HostOf(host_port);
-  return host == "localhost" || host == "::1" || absl::StartsWith(host, "127.");
+  // Decided by address, never by how a name looks: "127.evil.example" or
+  // "127.0.0.1.nip.io" resolve wherever their owner likes. "localhost" is the
+  // one name trusted, as every resolver maps it to loopback.
+  if (host == "localhost") return true;
+  in_addr v4{};
+  if (inet_pton(AF_INET, host.c_str(), &v4) == 1) return (ntohl(v4.s_addr) >> 24) == 127;
+  in6_addr v6{};
+  if (inet_pton(AF_INET6, host.c_str(), &v6) == 1) {
+    if (IN6_IS_ADDR_LOOPBACK(&v6)) return true;
+    // ::ffff:127.x.y.z is the IPv4 loopback seen through an IPv6 socket.
+    return IN6_IS_ADDR_V4MAPPED(&v6) && v6.s6_addr[12] == 127;
+  }
+  return false;
 }
 
 absl::Status CheckExposure(const std::string& listen, const ServerSecurity& security, const std::string& risk) {

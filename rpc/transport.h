@@ -28,7 +28,10 @@ struct ClientSecurity {
   std::string token;
 };
 
-// True for 127.0.0.0/8, ::1, localhost (with a port).
+// True when the host part of "HOST:PORT" or "[V6]:PORT" is an IP literal in
+// 127.0.0.0/8, ::1 (or ::ffff:127.x.y.z), or exactly "localhost". Any other
+// name is not loopback, whatever it starts with: names resolve where their
+// owner chooses.
 bool IsLoopbackAddress(const std::string& host_port);
 
 // The rule every server surface (gRPC, HTTP) follows: OK on loopback, or
