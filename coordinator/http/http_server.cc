@@ -19,6 +19,9 @@ namespace stylesweep {
 namespace {
 
 constexpr char kSessionCookie[] = "stylesweep_session";
+// How long a browser keeps the session: a working day, after which it asks
+// for the token again.
+constexpr int kSessionSeconds = 12 * 60 * 60;
 // Enough for a dashboard, a scraper and a few probes at once; requests are
 // short (a few small queries each).
 constexpr size_t kThreads = 4;
@@ -28,6 +31,33 @@ constexpr size_t kThreads = 4;
 constexpr char kPagePolicy[] =
     "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src 'self'; "
     "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
+// The login page posts the token in a form body, so it never sits in an
+// address the browser keeps (history, bookmarks, Referer) or a proxy logs. Its
+// script reads a token from the fragment (/login#token=TOKEN, which no server
+// sees), drops it from the address and submits the form for the user.
+constexpr char kLoginPolicy[] =
+    "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; base-uri 'none'; "
+    "form-action 'self'; frame-ancestors 'none'";
+constexpr char kLoginPage[] = R"(<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>stylesweep: sign in</title>
+<style>body{font:15px system-ui,sans-serif;margin:3em auto;max-width:24em}input{font:inherit}</style></head>
+<body><h1>stylesweep</h1>
+<form id="login" method="post" action="/login">
+<label>Token <input type="password" name="token" autocomplete="current-password" autofocus required></label>
+<button type="submit">Open the dashboard</button>
+</form>
+<script>
+const match = /(?:^#|&)token=([^&]*)/.exec(location.hash);
+if (match) {
+  history.replaceState(null, "", location.pathname);
+  const form = document.getElementById("login");
+  form.token.value = decodeURIComponent(match[1]);
+  form.submit();
+}
+</script>
+</body></html>
+)";
 
 // What the cookie holds: a hash of the token, not the token itself, so a
 // browser's cookie store never holds a credential the gRPC port accepts.
@@ -52,6 +82,18 @@ std::string CookieValue(const httplib::Request& request, absl::string_view name)
     }
   }
   return "";
+}
+
+// Where a login may send the browser: a path on this server. Refuses
+// "//host" and "/\\host" (browsers read both as another host), absolute URLs
+// and anything with control characters.
+bool IsLocalPath(absl::string_view target) {
+  if (target.empty() || target[0] != '/') return false;
+  if (target.size() > 1 && (target[1] == '/' || target[1] == '\\')) return false;
+  for (char c : target) {
+    if (c == '\\' || static_cast<unsigned char>(c) < 0x20 || c == 0x7f) return false;
+  }
+  return true;
 }
 
 void Plain(httplib::Response& response, int status, const std::string& text) {
@@ -151,17 +193,14 @@ void HttpServer::Route() {
     if (request.path == "/healthz" || request.path == "/readyz") return Result::Unhandled;
     if (token.empty()) return Result::Unhandled;
     if (request.has_param("token")) {
-      if (!ConstantTimeEquals(request.get_param_value("token"), token)) {
-        Plain(response, 401, "wrong token");
-        return Result::Handled;
-      }
-      // Keep the token out of the address bar, history and logs: set the
-      // session cookie and show the same page without it.
-      response.set_header("Set-Cookie", absl::StrCat(kSessionCookie, "=", SessionValue(token),
-                                                     "; Path=/; HttpOnly; SameSite=Strict", tls ? "; Secure" : ""));
-      response.set_redirect(request.path, 303);
+      // A token in an address stays in history, bookmarks and logs: refuse
+      // it, valid or not, and set nothing from it.
+      Plain(response, 400,
+            "a token does not belong in an address (browsers and proxies keep it): open /login and enter it "
+            "there, or send 'Authorization: Bearer TOKEN'");
       return Result::Handled;
     }
+    if (request.path == "/login") return Result::Unhandled;
     const std::string authorization = request.get_header_value("Authorization");
     if (!authorization.empty()) {
       if (ConstantTimeEquals(authorization, absl::StrCat("Bearer ", token))) return Result::Unhandled;
@@ -172,8 +211,7 @@ void HttpServer::Route() {
     if (!session.empty() && ConstantTimeEquals(session, SessionValue(token))) return Result::Unhandled;
     response.set_header("WWW-Authenticate", "Bearer realm=\"stylesweep\"");
     Plain(response, 401,
-          "this coordinator requires a token: send 'Authorization: Bearer TOKEN', or open /?token=TOKEN once in a "
-          "browser");
+          "this coordinator requires a token: send 'Authorization: Bearer TOKEN', or open /login in a browser");
     return Result::Handled;
   });
 
@@ -216,6 +254,30 @@ void HttpServer::Route() {
       return;
     }
     response.set_content(*text, "text/plain; version=0.0.4; charset=utf-8");
+  });
+
+  server_->Get("/login", [](const httplib::Request&, httplib::Response& response) {
+    response.set_header("Content-Security-Policy", kLoginPolicy);
+    response.set_content(kLoginPage, "text/html; charset=utf-8");
+  });
+
+  // The form's token arrives in the body, never in the address. A right one
+  // gets the session cookie and goes to `next` (a path on this server, else
+  // the dashboard).
+  server_->Post("/login", [token, tls](const httplib::Request& request, httplib::Response& response) {
+    if (token.empty()) {
+      response.set_redirect("/", 303);
+      return;
+    }
+    if (!ConstantTimeEquals(request.get_param_value("token"), token)) {
+      Plain(response, 401, "wrong token");
+      return;
+    }
+    response.set_header("Set-Cookie",
+                        absl::StrCat(kSessionCookie, "=", SessionValue(token), "; Path=/; Max-Age=", kSessionSeconds,
+                                     "; HttpOnly; SameSite=Strict", tls ? "; Secure" : ""));
+    const std::string next = request.get_param_value("next");
+    response.set_redirect(IsLocalPath(next) ? next : "/", 303);
   });
 
   server_->Get("/", [](const httplib::Request&, httplib::Response& response) {

@@ -3,6 +3,8 @@
 
 // The coordinator's HTTP surface (`--http HOST:PORT`):
 //   /                    the dashboard (one page, no outside resources)
+//   /login               GET: a sign-in form; POST (form body token=, next=):
+//                        sets the session cookie and redirects
 //   /api/state           its JSON (dashboard_state.h), polled every 2 s
 //   /api/snapshot/RUN    a run's latest snapshot PNG (?step=N: that step's)
 //   /metrics             Prometheus text format (coordinator_metrics.h)
@@ -15,9 +17,11 @@
 // and a non-loopback address is refused without both unless `insecure`.
 // With a token every path but /healthz and /readyz needs it, as
 // "Authorization: Bearer TOKEN" (scrapers, curl) or, for browsers, a session
-// cookie: opening any page with ?token=TOKEN sets an HttpOnly,
-// SameSite=Strict cookie (Secure under TLS) holding a hash of the token, and
-// redirects to the same page without the token in its address.
+// cookie: posting the token to /login sets an HttpOnly, SameSite=Strict
+// cookie (Secure under TLS, Max-Age 12 h) holding a hash of the token, and
+// redirects to `next` when it is a path on this server, else to /. A token
+// in a query string (?token=) is refused with 400 and sets nothing: browsers
+// and proxies keep addresses.
 
 #include <atomic>
 #include <cstdint>

@@ -3,7 +3,7 @@
 // one-run sweep long enough to stay RUNNING until the test cancels it. While
 // it runs: the probes, /metrics as promtool reads it, the gRPC health
 // service, and the dashboard in headless Chromium, logged in the way a user
-// is (/?token=...). Waits poll with deadlines, never for time.
+// can be (/login#token=...: the login page posts it in a form). Waits poll with deadlines, never for time.
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -191,9 +191,10 @@ TEST_F(DashboardTest, ChromiumShowsTheRunningAgentAndItsRun) {
   const std::string chromium = testing::FindProgram("chromium");
   if (chromium.empty()) GTEST_SKIP() << "chromium is not installed (Debian package chromium): not checked";
 
-  // As a user would: the token once in the address, then the session cookie
-  // carries the page's own requests.
-  const std::string url = "http://127.0.0.1:" + std::to_string(http_port_) + "/?token=" + kToken;
+  // As a user can: the token in the login page's fragment (no server sees
+  // it), which the page posts in its form; then the session cookie carries
+  // the page's own requests.
+  const std::string url = "http://127.0.0.1:" + std::to_string(http_port_) + "/login#token=" + kToken;
   std::string dom;
   const int status = RunCommand({testing::FindProgram("timeout"), "90", chromium, "--headless", "--no-sandbox", "--disable-gpu",
                                  "--no-first-run", "--user-data-dir=" + (dir_ / "chromium").string(),

@@ -167,20 +167,32 @@ TEST_F(HttpServerTest, WithATokenOnlyTheProbesAreOpen) {
   EXPECT_THAT(right->body, HasSubstr("stylesweep_agents"));
 }
 
-// A browser opens /?token=TOKEN once: it gets a session cookie and the page
-// without the token in its address.
-TEST_F(HttpServerTest, TokenInTheAddressSetsASessionCookieAndRedirects) {
+// A browser posts the token from /login's form: it gets a session cookie
+// that expires, and the token never appears in an address.
+TEST_F(HttpServerTest, LoginFormSetsAnExpiringSessionCookieAndRedirects) {
   Start(kToken);
   httplib::Client client = Client();
-  EXPECT_EQ(client.Get("/?token=guess")->status, 401);
+  auto form = client.Get("/login");
+  ASSERT_TRUE(form);
+  EXPECT_EQ(form->status, 200);
+  EXPECT_THAT(form->body, HasSubstr("method=\"post\" action=\"/login\""));
+  EXPECT_THAT(form->get_header_value("Content-Security-Policy"), HasSubstr("form-action 'self'"));
 
-  auto login = client.Get(std::string("/?token=") + kToken);
+  auto wrong = client.Post("/login", "token=guess", "application/x-www-form-urlencoded");
+  ASSERT_TRUE(wrong);
+  EXPECT_EQ(wrong->status, 401);
+  EXPECT_FALSE(wrong->has_header("Set-Cookie"));
+
+  auto login = client.Post("/login", std::string("token=") + kToken, "application/x-www-form-urlencoded");
   ASSERT_TRUE(login);
   EXPECT_EQ(login->status, 303);
   EXPECT_EQ(login->get_header_value("Location"), "/");
   const std::string cookie = login->get_header_value("Set-Cookie");
-  EXPECT_THAT(cookie, HasSubstr("HttpOnly"));
-  EXPECT_THAT(cookie, HasSubstr("SameSite=Strict"));
+  EXPECT_THAT(cookie, HasSubstr("; Max-Age=43200"));
+  EXPECT_THAT(cookie, HasSubstr("; HttpOnly"));
+  EXPECT_THAT(cookie, HasSubstr("; SameSite=Strict"));
+  EXPECT_THAT(cookie, HasSubstr("; Path=/"));
+  EXPECT_THAT(cookie, Not(HasSubstr("Secure")));  // plain HTTP: a Secure cookie would never come back
   EXPECT_THAT(cookie, Not(HasSubstr(kToken)));  // the cookie is not the gRPC credential
   const std::string session = cookie.substr(0, cookie.find(';'));
 
@@ -188,6 +200,53 @@ TEST_F(HttpServerTest, TokenInTheAddressSetsASessionCookieAndRedirects) {
   EXPECT_EQ(page->status, 200);
   EXPECT_EQ(client.Get("/api/state", {{"Cookie", session}})->status, 200);
   EXPECT_EQ(client.Get("/api/state", {{"Cookie", "stylesweep_session=forged"}})->status, 401);
+}
+
+// A token in a query string would stay in history and logs: refused, right
+// or wrong, and no cookie comes from it.
+TEST_F(HttpServerTest, TokenInTheAddressIsRefusedAndSetsNoCookie) {
+  Start(kToken);
+  httplib::Client client = Client();
+  for (const std::string path : {std::string("/?token=") + kToken, std::string("/metrics?token=") + kToken,
+                                 std::string("/?token=guess"), std::string("/login?token=") + kToken}) {
+    auto response = client.Get(path);
+    ASSERT_TRUE(response) << path;
+    EXPECT_EQ(response->status, 400) << path;
+    EXPECT_THAT(response->body, HasSubstr("open /login")) << path;
+    EXPECT_FALSE(response->has_header("Set-Cookie")) << path;
+  }
+  auto post = client.Post(std::string("/login?token=") + kToken, "", "application/x-www-form-urlencoded");
+  ASSERT_TRUE(post);
+  EXPECT_EQ(post->status, 400);
+  EXPECT_FALSE(post->has_header("Set-Cookie"));
+}
+
+// After login the browser goes where it asked only when that is a path on
+// this server.
+TEST_F(HttpServerTest, LoginRedirectsOnlyToALocalPath) {
+  Start(kToken);
+  httplib::Client client = Client();
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"/metrics", "/metrics"},
+      {"/api/snapshot/3?step=10", "/api/snapshot/3?step=10"},
+      {"//evil.example", "/"},
+      {"//evil.example/path", "/"},
+      {"/\\evil.example", "/"},
+      {"/a\\b", "/"},
+      {"https://evil.example/", "/"},
+      {"http:evil.example", "/"},
+      {"javascript:alert(1)", "/"},
+      {"evil.example", "/"},
+      {"/ok\r\nSet-Cookie: x=1", "/"},
+      {"", "/"},
+  };
+  for (const auto& [next, location] : cases) {
+    const std::string body = httplib::detail::params_to_query_str({{"token", kToken}, {"next", next}});
+    auto login = client.Post("/login", body, "application/x-www-form-urlencoded");
+    ASSERT_TRUE(login) << next;
+    EXPECT_EQ(login->status, 303) << next;
+    EXPECT_EQ(login->get_header_value("Location"), location) << next;
+  }
 }
 
 TEST_F(HttpServerTest, NonLoopbackAddressNeedsTlsAndATokenOrInsecure) {
@@ -233,6 +292,13 @@ TEST_F(HttpServerTest, ServesHttpsWithTheCertificateAndKey) {
   auto metrics = client.Get("/metrics", {{"Authorization", std::string("Bearer ") + kToken}});
   ASSERT_TRUE(metrics) << httplib::to_string(metrics.error());
   EXPECT_EQ(metrics->status, 200);
+  // Under TLS the session cookie is never sent in the clear.
+  auto login = client.Post("/login", std::string("token=") + kToken, "application/x-www-form-urlencoded");
+  ASSERT_TRUE(login) << httplib::to_string(login.error());
+  EXPECT_EQ(login->status, 303);
+  EXPECT_THAT(login->get_header_value("Set-Cookie"),
+              ::testing::AllOf(HasSubstr("; Max-Age=43200"), HasSubstr("; HttpOnly"), HasSubstr("; SameSite=Strict"),
+                               HasSubstr("; Secure")));
   // Plain HTTP to the TLS port gets nothing.
   httplib::Client plain("127.0.0.1", port);
   plain.set_connection_timeout(5);
