@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <set>
+#include <string_view>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -107,6 +108,20 @@ std::string CsvValue(const nlohmann::json& v) {
 std::string CsvField(const std::string& s) {
   if (s.find_first_of(",\"\n\r") == std::string::npos) return s;
   return absl::StrCat("\"", absl::StrReplaceAll(s, {{"\"", "\"\""}}), "\"");
+}
+
+// A text cell (a name, an error, a path, a string parameter) that a
+// spreadsheet would read as a formula (= + - @, or a leading tab or CR) is
+// quoted with a ' in front, as OWASP advises against CSV injection. Numbers
+// go through CsvField alone, so -0.5 stays a number.
+std::string CsvTextField(const std::string& s) {
+  if (s.empty() || std::string_view("=+-@\t\r").find(s.front()) == std::string_view::npos) return CsvField(s);
+  return absl::StrCat("\"'", absl::StrReplaceAll(s, {{"\"", "\"\""}}), "\"");
+}
+
+// A parameter's CSV cell: strings and lists are text, numbers are not.
+std::string CsvParameterField(const nlohmann::json& v) {
+  return v.is_string() || v.is_array() ? CsvTextField(CsvValue(v)) : CsvField(CsvValue(v));
 }
 
 struct Context {
@@ -331,13 +346,14 @@ absl::StatusOr<std::string> RenderReport(const SweepView& view, const ReportOpti
                           "diverged_step"}) {
       header.push_back(h);
     }
+    for (std::string& name : header) name = CsvTextField(name);
     std::string out = absl::StrJoin(header, ",") + "\n";
     for (const RunRow& row : rows) {
       const nlohmann::json j = RunToJson(row, context.artifacts);
       std::vector<std::string> cells = {absl::StrCat(row.run.index), std::string(RunStateName(row.run.state)),
-                                        absl::StrCat(row.run.attempt), row.run.agent};
+                                        absl::StrCat(row.run.attempt), CsvTextField(row.run.agent)};
       for (const std::string& key : params) {
-        cells.push_back(row.params.contains(key) ? CsvValue(row.params[key]) : "");
+        cells.push_back(row.params.contains(key) ? CsvParameterField(row.params[key]) : "");
       }
       auto number = [](const nlohmann::json& v) { return v.is_null() ? std::string() : v.dump(); };
       cells.push_back(number(j["step"]));
@@ -345,10 +361,9 @@ absl::StatusOr<std::string> RenderReport(const SweepView& view, const ReportOpti
         cells.push_back(j["loss"].is_null() ? "" : number(j["loss"][k]));
       }
       cells.push_back(number(j["duration_s"]));
-      cells.push_back(j["image"].is_null() ? "" : j["image"].get<std::string>());
-      cells.push_back(row.run.error);
+      cells.push_back(CsvTextField(j["image"].is_null() ? "" : j["image"].get<std::string>()));
+      cells.push_back(CsvTextField(row.run.error));
       cells.push_back(number(j["diverged_step"]));
-      for (std::string& cell : cells) cell = CsvField(cell);
       out += absl::StrJoin(cells, ",") + "\n";
     }
     return out;
