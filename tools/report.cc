@@ -79,11 +79,31 @@ std::string RenderColumns(const std::vector<std::vector<std::string>>& rows) {
   return out;
 }
 
+std::string MarkdownText(std::string_view text) {
+  std::string out;
+  for (size_t i = 0; i < text.size(); ++i) {
+    switch (text[i]) {
+      case '&': out += "&amp;"; break;
+      case '<': out += "&lt;"; break;
+      case '>': out += "&gt;"; break;
+      case '|': out += "\\|"; break;
+      case '`': out += "\\`"; break;
+      case '\r':
+        if (i + 1 < text.size() && text[i + 1] == '\n') ++i;
+        out += ' ';
+        break;
+      case '\n': out += ' '; break;
+      default: out += text[i];
+    }
+  }
+  return out;
+}
+
 std::string RenderMarkdownTable(const std::vector<std::vector<std::string>>& rows) {
   std::string out;
   for (size_t r = 0; r < rows.size(); ++r) {
     std::vector<std::string> cells;
-    for (const std::string& cell : rows[r]) cells.push_back(absl::StrReplaceAll(cell, {{"|", "\\|"}}));
+    for (const std::string& cell : rows[r]) cells.push_back(MarkdownText(cell));
     out += absl::StrCat("| ", absl::StrJoin(cells, " | "), " |\n");
     if (r == 0) out += absl::StrCat("|", absl::StrJoin(std::vector<std::string>(rows[r].size(), "---"), "|"), "|\n");
   }
@@ -375,8 +395,10 @@ absl::StatusOr<std::string> RenderReport(const SweepView& view, const ReportOpti
   }
   const bool markdown = options.format == "markdown";
 
-  std::string out = absl::StrCat(markdown ? "## " : "", "sweep ", view.sweep.id, " '", view.sweep.name, "' (",
-                                 view.sweep.method, ", ", view.sweep.source, "): ",
+  // Text from the sweep file or a client, for the prose around the table.
+  auto text = [markdown](std::string_view s) { return markdown ? MarkdownText(s) : std::string(s); };
+  std::string out = absl::StrCat(markdown ? "## " : "", "sweep ", view.sweep.id, " '", text(view.sweep.name), "' (",
+                                 text(view.sweep.method), ", ", text(view.sweep.source), "): ",
                                  CountsLine(CountByState(view.runs), CountDiverged(view.runs)),
                                  "\n");
   if (!shared.empty() && !rows.empty()) {
@@ -389,13 +411,13 @@ absl::StatusOr<std::string> RenderReport(const SweepView& view, const ReportOpti
       }
       settings.push_back(absl::StrCat(key, "=", FormatParameter(key, value)));
     }
-    out += absl::StrCat(markdown ? "\nshared: " : "shared: ", absl::StrJoin(settings, " "), "\n");
+    out += absl::StrCat(markdown ? "\nshared: " : "shared: ", text(absl::StrJoin(settings, " ")), "\n");
   }
   if (compute.steps_saved > 0) {
     out += absl::StrCat(markdown ? "\n" : "", "early termination saved ", compute.steps_saved, " of ",
                         compute.steps_run + compute.steps_saved, " steps\n");
   }
-  if (!context.artifacts.empty()) out += absl::StrCat(markdown ? "\n" : "", "images under ", context.artifacts, "\n");
+  if (!context.artifacts.empty()) out += absl::StrCat(markdown ? "\n" : "", "images under ", text(context.artifacts), "\n");
   if (rows.size() != view.runs.size()) {
     out += absl::StrCat(markdown ? "\n" : "", "showing ", rows.size(), " of ", view.runs.size(), " runs\n");
   }

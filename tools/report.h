@@ -8,6 +8,7 @@
 #include <functional>
 #include <map>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -97,6 +98,10 @@ std::string FormatDuration(const RunRow& row);
 // A run's state for a cell: "FAILED, diverged at step 3" when it diverged.
 std::string StateCell(const RunRow& row);
 std::string RenderColumns(const std::vector<std::vector<std::string>>& rows);
+// Text for Markdown, in a table cell or a line: &, <, > as HTML entities (no
+// raw HTML reaches the page), | and ` escaped, line breaks as spaces.
+std::string MarkdownText(std::string_view text);
+// Every cell goes through MarkdownText.
 std::string RenderMarkdownTable(const std::vector<std::vector<std::string>>& rows);
 
 // One line per sweep with its run counts by state.

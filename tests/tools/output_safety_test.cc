@@ -2,6 +2,10 @@
 // sent: these tests check that no report lets it act on what shows it (a
 // terminal, a spreadsheet, a Markdown renderer).
 
+#include <sstream>
+#include <string>
+#include <vector>
+
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -67,6 +71,32 @@ TEST(OutputSafetyTest, CsvQuotesTextCellsThatASpreadsheetWouldRunAsFormulas) {
   EXPECT_THAT(csv, Not(HasSubstr("'-0.5")));
   // Ordinary text is left alone.
   EXPECT_THAT(csv, HasSubstr(",gpu-1,a|b,"));
+}
+
+TEST(OutputSafetyTest, MarkdownCarriesNoRawHtmlAndNoTableBreakingPipes) {
+  const std::string md = Report(CraftedView(), "markdown");
+  EXPECT_THAT(md, Not(HasSubstr("<script>")));
+  EXPECT_THAT(md, HasSubstr("&lt;script&gt;alert(1)&lt;/script&gt;"));
+  EXPECT_THAT(md, HasSubstr("a\\|b"));  // the string parameter and the image
+  EXPECT_THAT(md, Not(HasSubstr("a|b")));
+  EXPECT_THAT(md, HasSubstr("=cmd\\|' /C calc'!A0"));
+  // Every row of the run table has as many cells as its header.
+  std::vector<int> pipes;
+  std::istringstream lines(md);
+  for (std::string line; std::getline(lines, line);) {
+    if (line.rfind("|", 0) != 0) continue;
+    int n = 0;
+    for (size_t i = 0; i < line.size(); ++i) n += line[i] == '|' && (i == 0 || line[i - 1] != '\\');
+    pipes.push_back(n);
+  }
+  ASSERT_EQ(pipes.size(), 4u);  // header, rule, two runs
+  EXPECT_EQ(pipes[2], pipes[0]);
+  EXPECT_EQ(pipes[3], pipes[0]);
+}
+
+TEST(OutputSafetyTest, MarkdownTextEscapesHtmlPipesBackticksAndLineBreaks) {
+  EXPECT_EQ(MarkdownText("a|b `x` <b>&\nc"), "a\\|b \\`x\\` &lt;b&gt;&amp; c");
+  EXPECT_EQ(MarkdownText("images/cat.png"), "images/cat.png");
 }
 
 }  // namespace
