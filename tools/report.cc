@@ -12,6 +12,7 @@
 #include "nlohmann/json.hpp"
 #include "coordinator/scheduler/early_stop.h"
 #include "tools/run_query.h"
+#include "tools/terminal_text.h"
 
 namespace stylesweep {
 
@@ -61,7 +62,12 @@ std::string FormatDuration(const RunRow& row) {
   return buf;
 }
 
-std::string RenderColumns(const std::vector<std::vector<std::string>>& rows) {
+std::string RenderColumns(const std::vector<std::vector<std::string>>& cells) {
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& row : cells) {
+    rows.emplace_back();
+    for (const std::string& cell : row) rows.back().push_back(ForTerminal(cell));
+  }
   std::vector<size_t> width;
   for (const auto& row : rows) {
     if (width.size() < row.size()) width.resize(row.size(), 0);
@@ -396,7 +402,7 @@ absl::StatusOr<std::string> RenderReport(const SweepView& view, const ReportOpti
   const bool markdown = options.format == "markdown";
 
   // Text from the sweep file or a client, for the prose around the table.
-  auto text = [markdown](std::string_view s) { return markdown ? MarkdownText(s) : std::string(s); };
+  auto text = [markdown](std::string_view s) { return markdown ? MarkdownText(s) : ForTerminal(s); };
   std::string out = absl::StrCat(markdown ? "## " : "", "sweep ", view.sweep.id, " '", text(view.sweep.name), "' (",
                                  text(view.sweep.method), ", ", text(view.sweep.source), "): ",
                                  CountsLine(CountByState(view.runs), CountDiverged(view.runs)),

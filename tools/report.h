@@ -89,8 +89,8 @@ std::string SweepArtifactsDir(const SweepRecord& sweep);
 
 // Helpers the text renderings share: a number in 4 significant digits, a
 // duration ("2.5s", "-" before it starts, "..." while it runs), rows as
-// columns padded to their widest cell, rows as a Markdown table (the first
-// row is the header).
+// columns padded to their widest cell (each cell through ForTerminal), rows as
+// a Markdown table (the first row is the header).
 std::string FormatNumber(double v);
 // A parameter's value for a cell: images by file name, lists joined by ','.
 std::string FormatParameter(const std::string& key, const nlohmann::json& value);

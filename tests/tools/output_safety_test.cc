@@ -10,7 +10,11 @@
 #include <gtest/gtest.h>
 
 #include "nlohmann/json.hpp"
+#include "tools/compare.h"
+#include "tools/live_view.h"
 #include "tools/report.h"
+#include "tools/status.h"
+#include "tools/terminal_text.h"
 
 namespace stylesweep {
 namespace {
@@ -97,6 +101,82 @@ TEST(OutputSafetyTest, MarkdownCarriesNoRawHtmlAndNoTableBreakingPipes) {
 TEST(OutputSafetyTest, MarkdownTextEscapesHtmlPipesBackticksAndLineBreaks) {
   EXPECT_EQ(MarkdownText("a|b `x` <b>&\nc"), "a\\|b \\`x\\` &lt;b&gt;&amp; c");
   EXPECT_EQ(MarkdownText("images/cat.png"), "images/cat.png");
+}
+
+TEST(OutputSafetyTest, ForTerminalEscapesControlCharactersAndKeepsUtf8) {
+  EXPECT_EQ(ForTerminal("red\x1b[31mname"), "red\\x1b[31mname");
+  EXPECT_EQ(ForTerminal("a\tb\nc\rd\x7f\x07"), "a b\\nc\\x0dd\\x7f\\x07");
+  EXPECT_EQ(ForTerminal("csi\xc2\x9b" "2J"), "csi\\u009b2J");  // C1 CSI, in UTF-8
+  EXPECT_EQ(ForTerminal("raw\x9b" "2J"), "raw\\x9b2J");        // the same byte on its own
+  EXPECT_EQ(ForTerminal("caf\xc3\xa9 \xe6\x97\xa5 \xf0\x9f\x8e\xa8"), "caf\xc3\xa9 \xe6\x97\xa5 \xf0\x9f\x8e\xa8");
+  EXPECT_EQ(ForTerminal("cut\xe6\x97"), "cut\\xe6\\x97");
+}
+
+// No raw ESC, C0 (but the line breaks) or C1 character in terminal output.
+void ExpectNoControlCharacters(const std::string& text) {
+  for (size_t i = 0; i < text.size(); ++i) {
+    const unsigned char c = static_cast<unsigned char>(text[i]);
+    EXPECT_FALSE((c < 0x20 && c != '\n') || c == 0x7f) << "byte " << int(c) << " at " << i << " in:\n" << text;
+    EXPECT_FALSE(c == 0xc2 && i + 1 < text.size() && static_cast<unsigned char>(text[i + 1]) <= 0x9f) << text;
+  }
+}
+
+TEST(OutputSafetyTest, ReportTableAndSweepListEscapeControlCharacters) {
+  SweepView view = CraftedView();
+  view.runs[1].final_snapshot.clear();
+  const std::string table = Report(view, "table");
+  ExpectNoControlCharacters(table);
+  EXPECT_THAT(table, HasSubstr("red\\x1b[31mname"));
+  EXPECT_THAT(table, HasSubstr("error: +boom\\x1b[2J"));
+  ExpectNoControlCharacters(RenderSweepList({view}));
+}
+
+TEST(OutputSafetyTest, StatusEscapesNamesErrorsAndLogLinesButKeepsTheLogsLines) {
+  SweepView view = CraftedView();
+  view.runs[1].agent = "gpu\x1b]0;title\x07";
+  view.runs[1].log_tail = "first \x1b[1mline\nsecond\tline\n";
+  const std::string status = RenderSweepStatus(view, 10'000);
+  ExpectNoControlCharacters(status);
+  EXPECT_THAT(status, HasSubstr("sweep 3 'red\\x1b[31mname'"));
+  EXPECT_THAT(status, HasSubstr("agent gpu\\x1b]0;title\\x07): +boom\\x1b[2J"));
+  EXPECT_THAT(status, HasSubstr("\n      first \\x1b[1mline\n      second line\n"));
+}
+
+TEST(OutputSafetyTest, CompareTableEscapesControlCharacters) {
+  const SweepView view = CraftedView();
+  Comparison comparison{{view.sweep, view.runs[0], {}, nullptr}, {view.sweep, view.runs[1], {}, nullptr}};
+  auto text = RenderComparison(comparison, CompareOptions{});
+  ASSERT_TRUE(text.ok()) << text.status();
+  ExpectNoControlCharacters(*text);
+  EXPECT_THAT(*text, HasSubstr("red\\x1b[31mname"));
+  EXPECT_THAT(*text, HasSubstr("+boom\\x1b[2J"));
+}
+
+TEST(OutputSafetyTest, AgentsAndWatchEscapeControlCharacters) {
+  AgentLine agent;
+  agent.agent.name = "evil\x1b[2J";
+  agent.agent.host = "host\rfake";
+  agent.agent.device_name = "GPU\xc2\x9b";
+  agent.agent.quarantine_reason = "bad\x1b[31m";
+  agent.state = "quarantined";
+  AgentLine busy;
+  busy.agent.name = "busy\x1b[1m";
+  busy.agent.run_id = 2;
+  busy.agent.step = 1;
+  busy.agent.steps = 3;
+  busy.state = "busy";
+  const std::string agents = RenderAgentsTable({agent, busy}, 10'000);
+  ExpectNoControlCharacters(agents);
+  EXPECT_THAT(agents, HasSubstr("evil\\x1b[2J is quarantined: bad\\x1b[31m"));
+  SweepLine sweep;
+  sweep.id = 3;
+  sweep.name = "red\x1b[31mname";
+  sweep.runs_by_state = {{"RUNNING", 1}};
+  const std::string frame = RenderWatchFrame({sweep}, {agent, busy}, 10'000);
+  ExpectNoControlCharacters(frame);
+  EXPECT_THAT(frame, HasSubstr("sweep 3 red\\x1b[31mname"));
+  EXPECT_THAT(frame, HasSubstr("on busy\\x1b[1m"));
+  EXPECT_THAT(frame, HasSubstr("(evil\\x1b[2J)"));
 }
 
 }  // namespace
