@@ -7,6 +7,7 @@
 #include "absl/strings/str_join.h"
 #include "tools/html_report.h"
 #include "tools/run_query.h"
+#include "tools/terminal_text.h"
 
 namespace stylesweep {
 namespace {
@@ -137,7 +138,8 @@ absl::StatusOr<std::string> RenderComparison(const Comparison& comparison, const
   for (const ComparisonLine& line : lines) table.push_back({line.field, line.a, line.b, line.ratio});
   const size_t differing = DifferingParameters(comparison).size();
   const size_t params = Row(comparison.a).params.size();
-  std::string out = absl::StrCat(markdown ? "## " : "", RunTitle(comparison.a), " vs ", RunTitle(comparison.b), "\n\n");
+  const std::string title = absl::StrCat(RunTitle(comparison.a), " vs ", RunTitle(comparison.b));
+  std::string out = absl::StrCat(markdown ? "## " : "", markdown ? MarkdownText(title) : ForTerminal(title), "\n\n");
   out += markdown ? RenderMarkdownTable(table) : RenderColumns(table);
   if (differing == 0) {
     out += absl::StrCat("\nthe two runs have the same parameters\n");

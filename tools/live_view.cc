@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "tools/terminal_text.h"
 
 namespace stylesweep {
 namespace {
@@ -33,7 +34,13 @@ std::string DeviceOf(const AgentRecord& agent) {
 bool Working(const std::string& state) { return state == "busy" || state == "draining"; }
 
 // Left-aligned columns separated by two spaces; the last one is not padded.
-std::string Columns(const std::vector<std::vector<std::string>>& rows) {
+// Each cell goes through ForTerminal.
+std::string Columns(const std::vector<std::vector<std::string>>& cells) {
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& row : cells) {
+    rows.emplace_back();
+    for (const std::string& cell : row) rows.back().push_back(ForTerminal(cell));
+  }
   std::vector<size_t> widths;
   for (const auto& row : rows) {
     widths.resize(std::max(widths.size(), row.size()));
@@ -90,8 +97,10 @@ std::string RenderAgentsTable(const std::vector<AgentLine>& agents, int64_t now_
                   "\n");
   for (const AgentLine& line : agents) {
     if (line.agent.quarantine_reason.empty()) continue;
-    absl::StrAppend(&out, "\n", line.agent.name, " is quarantined: ", line.agent.quarantine_reason,
-                    "\n  let it take runs again with: stylesweep agents --release ", line.agent.name, "\n");
+    absl::StrAppend(&out, "\n", ForTerminal(line.agent.name), " is quarantined: ",
+                    ForTerminal(line.agent.quarantine_reason),
+                    "\n  let it take runs again with: stylesweep agents --release ", ForTerminal(line.agent.name),
+                    "\n");
   }
   return out;
 }
@@ -108,7 +117,7 @@ std::string RenderWatchFrame(const std::vector<SweepLine>& sweeps, const std::ve
       if (state != "QUEUED" && state != "RUNNING") ended += n;
       if (n > 0) counts.push_back(absl::StrCat(n, " ", state));
     }
-    absl::StrAppend(&out, "sweep ", sweep.id, " ", sweep.name, sweep.paused ? " (paused)" : "", "  ",
+    absl::StrAppend(&out, "sweep ", sweep.id, " ", ForTerminal(sweep.name), sweep.paused ? " (paused)" : "", "  ",
                     ProgressBar(ended, total, 20), " ", ended, "/", total, " done  ", absl::StrJoin(counts, ", "),
                     "\n");
   }
@@ -126,7 +135,7 @@ std::string RenderWatchFrame(const std::vector<SweepLine>& sweeps, const std::ve
   }
   if (!running.empty()) absl::StrAppend(&out, "\nrunning:\n", Columns(running));
   std::map<std::string, std::vector<std::string>> by_state;
-  for (const AgentLine& line : agents) by_state[line.state].push_back(line.agent.name);
+  for (const AgentLine& line : agents) by_state[line.state].push_back(ForTerminal(line.agent.name));
   std::vector<std::string> parts;
   for (const auto& [state, names] : by_state) {
     parts.push_back(absl::StrCat(names.size(), " ", state, state == "lost" || state == "quarantined"

@@ -39,6 +39,7 @@
 #include "tools/submission.h"
 #include "tools/sweep_control.h"
 #include "tools/sweep_source.h"
+#include "tools/terminal_text.h"
 
 namespace stylesweep {
 namespace {
@@ -171,10 +172,10 @@ int Submit(const ConnectionFlags& connection, const std::string& file, bool dry_
   }
   if (method == "bayes") {
     std::printf("submitted sweep %lld '%s': bayes, up to %d runs, proposed as agents ask for work\n",
-                static_cast<long long>(view.sweep.id), view.sweep.name.c_str(), response.sweep().run_cap());
+                static_cast<long long>(view.sweep.id), ForTerminal(view.sweep.name).c_str(), response.sweep().run_cap());
   } else {
     std::printf("submitted sweep %lld '%s': %lld runs queued\n", static_cast<long long>(view.sweep.id),
-                view.sweep.name.c_str(), runs_total);
+                ForTerminal(view.sweep.name).c_str(), runs_total);
   }
   std::printf("follow it with: stylesweep status %lld --coordinator %s\n", static_cast<long long>(view.sweep.id),
               connection.coordinator.c_str());
@@ -197,7 +198,8 @@ int Control(const ConnectionFlags& connection, const std::string& sweep, v1::Con
   grpc::Status status = stub.ControlSweep(&context, request, &response);
   if (!status.ok()) return FailCall(status, connection);
   const v1::SweepSummary& s = response.sweep();
-  const char* name = s.name().c_str();
+  const std::string shown_name = ForTerminal(s.name());
+  const char* name = shown_name.c_str();
   const long long id = static_cast<long long>(s.id());
   switch (action) {
     case v1::ControlSweepRequest::CANCEL:
@@ -318,7 +320,7 @@ int Agents(const ConnectionFlags& connection, const std::string& release, bool j
     if (!status.ok()) return FailCall(status, connection);
     std::printf(response.was_quarantined() ? "agent '%s' released: it takes runs again\n"
                                            : "agent '%s' was not quarantined\n",
-                release.c_str());
+                ForTerminal(release).c_str());
     return 0;
   }
   std::vector<AgentLine> agents;

@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <set>
+#include <string_view>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -11,6 +12,7 @@
 #include "nlohmann/json.hpp"
 #include "coordinator/scheduler/early_stop.h"
 #include "tools/run_query.h"
+#include "tools/terminal_text.h"
 
 namespace stylesweep {
 
@@ -60,7 +62,12 @@ std::string FormatDuration(const RunRow& row) {
   return buf;
 }
 
-std::string RenderColumns(const std::vector<std::vector<std::string>>& rows) {
+std::string RenderColumns(const std::vector<std::vector<std::string>>& cells) {
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& row : cells) {
+    rows.emplace_back();
+    for (const std::string& cell : row) rows.back().push_back(ForTerminal(cell));
+  }
   std::vector<size_t> width;
   for (const auto& row : rows) {
     if (width.size() < row.size()) width.resize(row.size(), 0);
@@ -78,11 +85,31 @@ std::string RenderColumns(const std::vector<std::vector<std::string>>& rows) {
   return out;
 }
 
+std::string MarkdownText(std::string_view text) {
+  std::string out;
+  for (size_t i = 0; i < text.size(); ++i) {
+    switch (text[i]) {
+      case '&': out += "&amp;"; break;
+      case '<': out += "&lt;"; break;
+      case '>': out += "&gt;"; break;
+      case '|': out += "\\|"; break;
+      case '`': out += "\\`"; break;
+      case '\r':
+        if (i + 1 < text.size() && text[i + 1] == '\n') ++i;
+        out += ' ';
+        break;
+      case '\n': out += ' '; break;
+      default: out += text[i];
+    }
+  }
+  return out;
+}
+
 std::string RenderMarkdownTable(const std::vector<std::vector<std::string>>& rows) {
   std::string out;
   for (size_t r = 0; r < rows.size(); ++r) {
     std::vector<std::string> cells;
-    for (const std::string& cell : rows[r]) cells.push_back(absl::StrReplaceAll(cell, {{"|", "\\|"}}));
+    for (const std::string& cell : rows[r]) cells.push_back(MarkdownText(cell));
     out += absl::StrCat("| ", absl::StrJoin(cells, " | "), " |\n");
     if (r == 0) out += absl::StrCat("|", absl::StrJoin(std::vector<std::string>(rows[r].size(), "---"), "|"), "|\n");
   }
@@ -107,6 +134,20 @@ std::string CsvValue(const nlohmann::json& v) {
 std::string CsvField(const std::string& s) {
   if (s.find_first_of(",\"\n\r") == std::string::npos) return s;
   return absl::StrCat("\"", absl::StrReplaceAll(s, {{"\"", "\"\""}}), "\"");
+}
+
+// A text cell (a name, an error, a path, a string parameter) that a
+// spreadsheet would read as a formula (= + - @, or a leading tab or CR) is
+// quoted with a ' in front, as OWASP advises against CSV injection. Numbers
+// go through CsvField alone, so -0.5 stays a number.
+std::string CsvTextField(const std::string& s) {
+  if (s.empty() || std::string_view("=+-@\t\r").find(s.front()) == std::string_view::npos) return CsvField(s);
+  return absl::StrCat("\"'", absl::StrReplaceAll(s, {{"\"", "\"\""}}), "\"");
+}
+
+// A parameter's CSV cell: strings and lists are text, numbers are not.
+std::string CsvParameterField(const nlohmann::json& v) {
+  return v.is_string() || v.is_array() ? CsvTextField(CsvValue(v)) : CsvField(CsvValue(v));
 }
 
 struct Context {
@@ -331,13 +372,14 @@ absl::StatusOr<std::string> RenderReport(const SweepView& view, const ReportOpti
                           "diverged_step"}) {
       header.push_back(h);
     }
+    for (std::string& name : header) name = CsvTextField(name);
     std::string out = absl::StrJoin(header, ",") + "\n";
     for (const RunRow& row : rows) {
       const nlohmann::json j = RunToJson(row, context.artifacts);
       std::vector<std::string> cells = {absl::StrCat(row.run.index), std::string(RunStateName(row.run.state)),
-                                        absl::StrCat(row.run.attempt), row.run.agent};
+                                        absl::StrCat(row.run.attempt), CsvTextField(row.run.agent)};
       for (const std::string& key : params) {
-        cells.push_back(row.params.contains(key) ? CsvValue(row.params[key]) : "");
+        cells.push_back(row.params.contains(key) ? CsvParameterField(row.params[key]) : "");
       }
       auto number = [](const nlohmann::json& v) { return v.is_null() ? std::string() : v.dump(); };
       cells.push_back(number(j["step"]));
@@ -345,10 +387,9 @@ absl::StatusOr<std::string> RenderReport(const SweepView& view, const ReportOpti
         cells.push_back(j["loss"].is_null() ? "" : number(j["loss"][k]));
       }
       cells.push_back(number(j["duration_s"]));
-      cells.push_back(j["image"].is_null() ? "" : j["image"].get<std::string>());
-      cells.push_back(row.run.error);
+      cells.push_back(CsvTextField(j["image"].is_null() ? "" : j["image"].get<std::string>()));
+      cells.push_back(CsvTextField(row.run.error));
       cells.push_back(number(j["diverged_step"]));
-      for (std::string& cell : cells) cell = CsvField(cell);
       out += absl::StrJoin(cells, ",") + "\n";
     }
     return out;
@@ -360,8 +401,10 @@ absl::StatusOr<std::string> RenderReport(const SweepView& view, const ReportOpti
   }
   const bool markdown = options.format == "markdown";
 
-  std::string out = absl::StrCat(markdown ? "## " : "", "sweep ", view.sweep.id, " '", view.sweep.name, "' (",
-                                 view.sweep.method, ", ", view.sweep.source, "): ",
+  // Text from the sweep file or a client, for the prose around the table.
+  auto text = [markdown](std::string_view s) { return markdown ? MarkdownText(s) : ForTerminal(s); };
+  std::string out = absl::StrCat(markdown ? "## " : "", "sweep ", view.sweep.id, " '", text(view.sweep.name), "' (",
+                                 text(view.sweep.method), ", ", text(view.sweep.source), "): ",
                                  CountsLine(CountByState(view.runs), CountDiverged(view.runs)),
                                  "\n");
   if (!shared.empty() && !rows.empty()) {
@@ -374,13 +417,13 @@ absl::StatusOr<std::string> RenderReport(const SweepView& view, const ReportOpti
       }
       settings.push_back(absl::StrCat(key, "=", FormatParameter(key, value)));
     }
-    out += absl::StrCat(markdown ? "\nshared: " : "shared: ", absl::StrJoin(settings, " "), "\n");
+    out += absl::StrCat(markdown ? "\nshared: " : "shared: ", text(absl::StrJoin(settings, " ")), "\n");
   }
   if (compute.steps_saved > 0) {
     out += absl::StrCat(markdown ? "\n" : "", "early termination saved ", compute.steps_saved, " of ",
                         compute.steps_run + compute.steps_saved, " steps\n");
   }
-  if (!context.artifacts.empty()) out += absl::StrCat(markdown ? "\n" : "", "images under ", context.artifacts, "\n");
+  if (!context.artifacts.empty()) out += absl::StrCat(markdown ? "\n" : "", "images under ", text(context.artifacts), "\n");
   if (rows.size() != view.runs.size()) {
     out += absl::StrCat(markdown ? "\n" : "", "showing ", rows.size(), " of ", view.runs.size(), " runs\n");
   }

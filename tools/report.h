@@ -8,6 +8,7 @@
 #include <functional>
 #include <map>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -88,8 +89,8 @@ std::string SweepArtifactsDir(const SweepRecord& sweep);
 
 // Helpers the text renderings share: a number in 4 significant digits, a
 // duration ("2.5s", "-" before it starts, "..." while it runs), rows as
-// columns padded to their widest cell, rows as a Markdown table (the first
-// row is the header).
+// columns padded to their widest cell (each cell through ForTerminal), rows as
+// a Markdown table (the first row is the header).
 std::string FormatNumber(double v);
 // A parameter's value for a cell: images by file name, lists joined by ','.
 std::string FormatParameter(const std::string& key, const nlohmann::json& value);
@@ -97,6 +98,10 @@ std::string FormatDuration(const RunRow& row);
 // A run's state for a cell: "FAILED, diverged at step 3" when it diverged.
 std::string StateCell(const RunRow& row);
 std::string RenderColumns(const std::vector<std::vector<std::string>>& rows);
+// Text for Markdown, in a table cell or a line: &, <, > as HTML entities (no
+// raw HTML reaches the page), | and ` escaped, line breaks as spaces.
+std::string MarkdownText(std::string_view text);
+// Every cell goes through MarkdownText.
 std::string RenderMarkdownTable(const std::vector<std::vector<std::string>>& rows);
 
 // One line per sweep with its run counts by state.

@@ -92,10 +92,12 @@ bool KnownField(const std::string& name, const std::vector<std::string>& fields)
 }
 
 // Orders values of one field: numbers numerically, everything else by text.
-// nullopt when they cannot be compared (a number and a word).
+// nullopt when they cannot be compared (a number and a word, or a NaN, which
+// IEEE 754 leaves unordered: only `!=` holds for it).
 std::optional<int> Compare(const nlohmann::json& a, const nlohmann::json& b) {
   if (a.is_number() && b.is_number()) {
     const double x = a.get<double>(), y = b.get<double>();
+    if (std::isnan(x) || std::isnan(y)) return std::nullopt;
     return x < y ? -1 : (x > y ? 1 : 0);
   }
   if (a.is_number() != b.is_number()) return std::nullopt;
@@ -279,7 +281,12 @@ class WhereParser {
       if (word.empty()) return Error(absl::StrCat("expected a value after '", field, " ", op, "'"));
       char* end = nullptr;
       const double number = std::strtod(word.c_str(), &end);
-      value = (end != nullptr && *end == '\0') ? nlohmann::json(number) : nlohmann::json(word);
+      const bool is_number = end != nullptr && *end == '\0';
+      if (is_number && std::isnan(number)) {
+        return Error(absl::StrCat("'", word, "' is not a value to compare with: NaN equals nothing, not even itself; ",
+                                  "runs whose loss became NaN are found with diverged = true"));
+      }
+      value = is_number ? nlohmann::json(number) : nlohmann::json(word);
     }
     auto node = std::make_shared<RunFilter::Node>();
     node->kind = Kind::kCompare;

@@ -12,6 +12,11 @@
 // worst result of its sweep: its losses are the last finite ones, shown as
 // they are, but no ranking by a loss puts it ahead of a run that did not
 // diverge. Thread-compatible.
+//
+// NaN: a comparison with a NaN on either side is false, except `!=`, which is
+// true (IEEE 754). A literal `nan` in a --where expression is refused with an
+// error naming it (it would match nothing); `diverged = true` finds the runs
+// whose loss became NaN.
 
 #include <functional>
 #include <memory>

@@ -10,6 +10,7 @@
 #include "common/run_params.h"
 #include "nlohmann/json.hpp"
 #include "tools/run_query.h"
+#include "tools/terminal_text.h"
 
 namespace stylesweep {
 namespace {
@@ -88,12 +89,13 @@ void AppendFailures(const SweepView& view, std::string& out) {
     if (run.state != RunState::kFailed) continue;
     if (++failed > kMaxShown) continue;
     absl::StrAppend(&out, failed == 1 ? "\nfailed runs:\n" : "", "  run ", run.id, " (#", run.index, ", attempt ",
-                    run.attempt, run.agent.empty() ? "" : absl::StrCat(", agent ", run.agent), "): ", run.error, "\n");
+                    run.attempt, run.agent.empty() ? "" : absl::StrCat(", agent ", ForTerminal(run.agent)), "): ",
+                    ForTerminal(run.error), "\n");
     if (run.log_tail.empty()) continue;
     std::vector<std::string> lines = absl::StrSplit(run.log_tail, '\n', absl::SkipEmpty());
     if (lines.size() > kLogLines) lines.erase(lines.begin(), lines.end() - kLogLines);
     absl::StrAppend(&out, "    the agent's log, last ", lines.size(), " lines:\n");
-    for (const std::string& line : lines) absl::StrAppend(&out, "      ", line, "\n");
+    for (const std::string& line : lines) absl::StrAppend(&out, "      ", ForTerminal(line), "\n");
   }
   if (failed > kMaxShown) {
     absl::StrAppend(&out, "  and ", failed - kMaxShown, " more: stylesweep report ", view.sweep.id,
@@ -105,8 +107,8 @@ void AppendFailures(const SweepView& view, std::string& out) {
 
 std::string RenderSweepStatus(const SweepView& view, int64_t now_ms) {
   const SweepProgress progress = MeasureProgress(view, now_ms);
-  std::string out = absl::StrCat("sweep ", view.sweep.id, " '", view.sweep.name, "' (", view.sweep.method, ", ",
-                                 view.sweep.source, ")", view.sweep.paused ? " paused" : "", "\n");
+  std::string out = absl::StrCat("sweep ", view.sweep.id, " '", ForTerminal(view.sweep.name), "' (",
+                                 ForTerminal(view.sweep.method), ", ", ForTerminal(view.sweep.source), ")", view.sweep.paused ? " paused" : "", "\n");
   absl::StrAppend(&out, "runs:      ", SweepCountsLine(view), "\n");
   char percent[16] = "-";
   if (progress.steps_planned > 0) {
@@ -143,7 +145,7 @@ std::string RenderSweepStatus(const SweepView& view, int64_t now_ms) {
   for (const auto& [key, value] : best.params.items()) {
     const bool varies = std::any_of(rows.begin(), rows.end(),
                                     [&](const RunRow& r) { return !r.params.contains(key) || r.params[key] != value; });
-    if (varies) params.push_back(absl::StrCat(key, "=", FormatParameter(key, value)));
+    if (varies) params.push_back(ForTerminal(absl::StrCat(key, "=", FormatParameter(key, value))));
   }
   absl::StrAppend(&out, "best:      run ", best.run.id, " (#", best.run.index, ") loss/total ",
                   FormatNumber(best.run.total_loss), params.empty() ? "" : absl::StrCat("  ", absl::StrJoin(params, " ")),

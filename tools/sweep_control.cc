@@ -2,6 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "tools/terminal_text.h"
 
 namespace stylesweep {
 
@@ -47,7 +48,7 @@ std::string DescribeDeletion(const v1::DeleteSweepResponse& deleted) {
   auto plural = [](int64_t n, const char* one, const char* many) {
     return absl::StrCat(FormatCount(n), " ", n == 1 ? one : many);
   };
-  return absl::StrCat("sweep ", deleted.sweep_id(), " '", deleted.name(), "' deleted: ",
+  return absl::StrCat("sweep ", deleted.sweep_id(), " '", ForTerminal(deleted.name()), "' deleted: ",
                       plural(deleted.runs(), "run", "runs"), ", ", plural(deleted.metric_rows(), "loss row", "loss rows"),
                       ", ", plural(deleted.blobs_removed(), "image", "images"), ", ", FormatSize(deleted.bytes_freed()),
                       " freed");

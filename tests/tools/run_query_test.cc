@@ -1,5 +1,8 @@
 #include "tools/run_query.h"
 
+#include <cmath>
+#include <limits>
+
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -92,6 +95,37 @@ TEST(RunQueryTest, BadExpressionsSayWhatIsWrong) {
     ASSERT_FALSE(f.ok()) << c.expression;
     EXPECT_THAT(std::string(f.status().message()), HasSubstr(c.message)) << c.expression;
   }
+}
+
+TEST(RunQueryTest, WhereRefusesALiteralNaN) {
+  auto rows = Rows();
+  const auto fields = FieldNames(rows);
+  for (const char* expression : {"style_weight = nan", "loss/total != NaN", "style_weight < -nan"}) {
+    auto f = RunFilter::Parse(expression, fields);
+    ASSERT_FALSE(f.ok()) << expression;
+    EXPECT_THAT(std::string(f.status().message()), HasSubstr("is not a value to compare with")) << expression;
+    EXPECT_THAT(std::string(f.status().message()), HasSubstr("diverged = true")) << expression;
+  }
+  // A quoted 'nan' is a word, as for any text parameter.
+  EXPECT_TRUE(RunFilter::Parse("agent = 'nan'", fields).ok());
+}
+
+TEST(RunQueryTest, ComparisonsWithANaNValueAreFalseExceptNotEqual) {
+  auto rows = Rows();
+  rows[0].run.total_loss = std::numeric_limits<double>::quiet_NaN();
+  ASSERT_TRUE(std::isnan(rows[0].Field("loss/total").get<double>()));
+  const auto fields = FieldNames(rows);
+  auto matches = [&](const std::string& expression) {
+    auto f = RunFilter::Parse(expression, fields);
+    EXPECT_TRUE(f.ok()) << f.status();
+    return f.ok() && f->Matches(rows[0]);
+  };
+  EXPECT_FALSE(matches("loss/total = 100"));
+  EXPECT_FALSE(matches("loss/total < 1e300"));
+  EXPECT_FALSE(matches("loss/total <= 1e300"));
+  EXPECT_FALSE(matches("loss/total > -1e300"));
+  EXPECT_FALSE(matches("loss/total >= -1e300"));
+  EXPECT_TRUE(matches("loss/total != 100"));
 }
 
 TEST(RunQueryTest, SortPutsMissingValuesLast) {
