@@ -219,16 +219,30 @@ class WhereParser {
     return left;
   }
 
+  // Each 'not' and '(' nests one level deeper; the parser recurses once per
+  // level, so the depth is bounded before it can exhaust the stack.
+  absl::Status Deeper(size_t column) {
+    if (++depth_ <= kMaxWhereDepth) return absl::OkStatus();
+    return absl::InvalidArgumentError(absl::StrCat("--where: expression nested deeper than ", kMaxWhereDepth,
+                                                   " levels (at column ", column, ")"));
+  }
+
   absl::StatusOr<NodePtr> ParseUnary() {
+    SkipSpace();
+    const size_t column = pos_ + 1;
     if (Keyword("not")) {
+      if (absl::Status s = Deeper(column); !s.ok()) return s;
       auto inner = ParseUnary();
+      --depth_;
       if (!inner.ok()) return inner;
       return Join(Kind::kNot, *inner, nullptr);
     }
     SkipSpace();
     if (pos_ < text_.size() && text_[pos_] == '(') {
       ++pos_;
+      if (absl::Status s = Deeper(column); !s.ok()) return s;
       auto inner = ParseOr();
+      --depth_;
       if (!inner.ok()) return inner;
       SkipSpace();
       if (pos_ >= text_.size() || text_[pos_] != ')') return Error("expected ')'");
@@ -299,6 +313,7 @@ class WhereParser {
   const std::string& text_;
   const std::vector<std::string>& fields_;
   size_t pos_ = 0;
+  int depth_ = 0;
 };
 
 }  // namespace

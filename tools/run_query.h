@@ -55,6 +55,9 @@ std::vector<std::string> FieldNames(const std::vector<RunRow>& rows);
 //   (loss/total < 500 or agent = gpu-1) and not state = FAILED
 // Operators: = != < <= > >=, `and`, `or`, `not`, parentheses. Strings may be
 // bare words or quoted. Comparisons with a missing value are false.
+// Parentheses and `not` nest at most kMaxWhereDepth levels deep.
+inline constexpr int kMaxWhereDepth = 200;
+
 class RunFilter {
  public:
   // InvalidArgument saying where and what is wrong; unknown field names get

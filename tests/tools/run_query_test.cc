@@ -97,6 +97,48 @@ TEST(RunQueryTest, BadExpressionsSayWhatIsWrong) {
   }
 }
 
+TEST(RunQueryTest, WhereRefusesDeepNestingWithoutCrashing) {
+  auto rows = Rows();
+  const auto fields = FieldNames(rows);
+  const std::string comparison = "state = FAILED";
+  const std::string deep_parens = std::string(15000, '(') + comparison + std::string(15000, ')');
+  std::string deep_nots;
+  for (int i = 0; i < 32000; ++i) deep_nots += "not ";
+  deep_nots += comparison;
+  for (const std::string& expression : {deep_parens, deep_nots, std::string(15000, '('), deep_nots.substr(0, 4 * 32000)}) {
+    auto f = RunFilter::Parse(expression, fields);
+    ASSERT_FALSE(f.ok());
+    EXPECT_THAT(std::string(f.status().message()), HasSubstr("--where: expression nested deeper than 200 levels"));
+  }
+  // The message points at the level that is one too deep, not at the whole text.
+  auto f = RunFilter::Parse(deep_parens, fields);
+  EXPECT_THAT(std::string(f.status().message()), HasSubstr("(at column 201)"));
+  EXPECT_LT(f.status().message().size(), 200u);
+}
+
+TEST(RunQueryTest, WhereParsesNestingUpToTheLimit) {
+  auto rows = Rows();
+  const auto fields = FieldNames(rows);
+  const std::string comparison = "state = FAILED";
+  auto f = RunFilter::Parse(std::string(kMaxWhereDepth, '(') + comparison + std::string(kMaxWhereDepth, ')'), fields);
+  ASSERT_TRUE(f.ok()) << f.status();
+  EXPECT_FALSE(f->Matches(rows[0]));
+  EXPECT_TRUE(f->Matches(rows[3]));
+  std::string nots;
+  for (int i = 0; i < kMaxWhereDepth; ++i) nots += "not ";  // an even count: the same as none
+  f = RunFilter::Parse(nots + comparison, fields);
+  ASSERT_TRUE(f.ok()) << f.status();
+  EXPECT_TRUE(f->Matches(rows[3]));
+  // Mixed: 100 levels of each is still 200.
+  std::string mixed;
+  for (int i = 0; i < kMaxWhereDepth / 2; ++i) mixed += "not (";
+  f = RunFilter::Parse(mixed + comparison + std::string(kMaxWhereDepth / 2, ')'), fields);
+  ASSERT_TRUE(f.ok()) << f.status();
+  f = RunFilter::Parse("not " + mixed + comparison + std::string(kMaxWhereDepth / 2, ')'), fields);
+  ASSERT_FALSE(f.ok());
+  EXPECT_THAT(std::string(f.status().message()), HasSubstr("nested deeper than 200 levels"));
+}
+
 TEST(RunQueryTest, WhereRefusesALiteralNaN) {
   auto rows = Rows();
   const auto fields = FieldNames(rows);
