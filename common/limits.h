@@ -17,6 +17,10 @@ inline constexpr uint64_t kMiB = uint64_t{1} << 20;
 // memory grows with the text, so anything larger is refused before parsing.
 inline constexpr uint64_t kMaxSweepYamlBytes = 1 * kMiB;
 
+// How deeply '[' and '{' collections may nest in a sweep file. Real sweeps
+// nest two or three levels; the YAML parser recurses once per level.
+inline constexpr int kMaxSweepYamlDepth = 64;
+
 // One content or style image, as sent with a sweep (encoded PNG or JPEG).
 inline constexpr uint64_t kMaxImageBytes = 32 * kMiB;
 

@@ -112,11 +112,66 @@ bool IntegerText(const YAML::Node& node) {
   return text.size() > first && text.find_first_not_of("0123456789", first) == std::string::npos;
 }
 
+// The line (1-based) where flow collections ('[' '{') first nest deeper than
+// kMaxSweepYamlDepth, or 0. Brackets inside quoted strings and comments do not
+// count, nor do brackets inside a plain scalar (`a[1].png`): outside a flow
+// collection one opens only where a node starts.
+int FirstTooDeepLine(const std::string& text) {
+  int depth = 0, line = 1;
+  char prev = '\n';  // the last character that is not a space, on this line
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (c == '\n') {
+      ++line;
+      prev = '\n';
+      continue;
+    }
+    if (c == ' ' || c == '\t' || c == '\r') continue;
+    const bool node_start = prev == '\n' || prev == ':' || prev == '-' || prev == '?' ||
+                            (depth > 0 && (prev == ',' || prev == '[' || prev == '{'));
+    const bool after_space = i == 0 || text[i - 1] == ' ' || text[i - 1] == '\t' || text[i - 1] == '\n';
+    if (c == '#' && after_space) {
+      while (i + 1 < text.size() && text[i + 1] != '\n') ++i;
+      continue;
+    }
+    if ((c == '\'' || c == '"') && node_start) {
+      for (++i; i < text.size(); ++i) {
+        if (text[i] == '\n') ++line;
+        if (c == '"' && text[i] == '\\') {
+          if (i + 1 < text.size() && text[i + 1] == '\n') ++line;
+          ++i;
+        } else if (text[i] == c) {
+          if (c == '\'' && i + 1 < text.size() && text[i + 1] == '\'') {
+            ++i;  // '' is a quote inside a single-quoted string
+          } else {
+            break;
+          }
+        }
+      }
+      prev = c;
+      continue;
+    }
+    if ((c == '[' || c == '{') && (depth > 0 || node_start)) {
+      if (++depth > kMaxSweepYamlDepth) return line;
+    } else if ((c == ']' || c == '}') && depth > 0) {
+      --depth;
+    }
+    prev = c;
+  }
+  return 0;
+}
+
 class Parser {
  public:
   Parser(std::string source, SweepLimits limits) : source_(std::move(source)), limits_(limits) {}
 
   absl::StatusOr<SweepSpec> Parse(const std::string& text) {
+    // yaml-cpp parses nested collections recursively; refuse deep nesting
+    // with a clear message before it sees the text.
+    if (const int line = FirstTooDeepLine(text); line != 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(source_, ":", line, ": nested deeper than ", kMaxSweepYamlDepth, " levels"));
+    }
     YAML::Node root;
     try {
       root = YAML::Load(text);

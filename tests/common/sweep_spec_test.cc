@@ -14,6 +14,7 @@ namespace stylesweep {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 constexpr char kGrid[] = R"(name: layers
 method: grid
@@ -60,6 +61,32 @@ TEST(SweepSpecTest, ExpandsCartesianProductLastParameterFastest) {
   std::set<std::string> hashes;
   for (const RunParams& run : *runs) hashes.insert(run.Hash());
   EXPECT_EQ(hashes.size(), 4u);
+}
+
+TEST(SweepSpecTest, RefusesDeepFlowNestingWithoutCrashing) {
+  for (const std::string& text : {std::string(100000, '['), std::string(100000, '[') + std::string(100000, ']'),
+                                   std::string(100000, '{'), "content: a.png\nstyle: " + std::string(100000, '[')}) {
+    auto spec = ParseSweep(text, "deep.yaml");
+    ASSERT_FALSE(spec.ok());
+    EXPECT_THAT(std::string(spec.status().message()), HasSubstr("nested deeper than 64 levels"));
+  }
+  auto spec = ParseSweep("content: a.png\nstyle: " + std::string(100000, '['), "deep.yaml");
+  EXPECT_THAT(std::string(spec.status().message()), HasSubstr("deep.yaml:2: nested deeper"));
+}
+
+TEST(SweepSpecTest, BracketsInStringsCommentsAndPlainScalarsDoNotCountAsNesting) {
+  const std::string many(100, '[');
+  auto spec = ParseSweep("content: 'a" + many + ".png'\nstyle: \"b" + many + ".png\"  # " + many +
+                             "\nparameters:\n  learning_rate: {values: [[1, 2][0], 3]}\n",
+                         "s.yaml");
+  ASSERT_FALSE(spec.ok());  // the nested list is not a valid value, but it was read
+  EXPECT_THAT(std::string(spec.status().message()), Not(HasSubstr("nested deeper")));
+  spec = ParseSweep("content: a" + many + ".png\nstyle: b.png\n", "s.yaml");
+  EXPECT_TRUE(spec.ok()) << spec.status();
+  // 64 levels are still read (and rejected for what they hold, not their depth).
+  spec = ParseSweep("content: a.png\nstyle: " + std::string(64, '[') + "b.png" + std::string(64, ']') + "\n", "s.yaml");
+  ASSERT_FALSE(spec.ok());
+  EXPECT_THAT(std::string(spec.status().message()), Not(HasSubstr("nested deeper")));
 }
 
 TEST(SweepSpecTest, NameDefaultsToFileStem) {
