@@ -195,7 +195,7 @@ absl::StatusOr<std::string> Runner::CachedBlob(const std::string& blob_id) {
   if (Sha256Hex(*data) != hex) {
     return absl::DataLossError(absl::StrCat("image ", blob_id, " arrived corrupted (its hash does not match)"));
   }
-  if (absl::Status s = WriteFileAtomically(path, *data); !s.ok()) return s;
+  if (absl::Status s = WriteFileAtomically(path, *data, FileAccess::kOwnerOnly); !s.ok()) return s;
   return path;
 }
 

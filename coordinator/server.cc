@@ -11,6 +11,7 @@
 #include <filesystem>
 
 #include "absl/strings/str_cat.h"
+#include "common/files.h"
 #include "common/text.h"
 #include "coordinator/rpc/coordinator_service.h"
 #include "coordinator/rpc/metrics_interceptor.h"
@@ -110,18 +111,18 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(cons
 
   std::unique_ptr<CoordinatorServer> server(new CoordinatorServer());
   server->config_ = config;
-  std::error_code ec;
+  // What the coordinator stores (the database, images, snapshots) is
+  // owner-only: directories it creates 0700, files 0600.
   if (config.db != ":memory:") {
     const auto parent = std::filesystem::absolute(config.db).parent_path();
-    std::filesystem::create_directories(parent, ec);
+    (void)CreateDirectories(parent.string(), FileAccess::kOwnerOnly);  // opening the database reports a failure
   }
   auto store = OpenSqliteStore(config.db);
   if (!store.ok()) return store.status();
   server->store_ = std::move(*store);
-  std::filesystem::create_directories(config.artifacts, ec);
-  if (ec) {
+  if (absl::Status s = CreateDirectories(config.artifacts, FileAccess::kOwnerOnly); !s.ok()) {
     return absl::PermissionDeniedError(
-        absl::StrCat("cannot create artifacts directory '", config.artifacts, "': ", ec.message()));
+        absl::StrCat("cannot create artifacts directory '", config.artifacts, "': ", s.message()));
   }
   server->artifacts_ = std::make_unique<ArtifactStore>(std::filesystem::absolute(config.artifacts).string());
   server->scheduler_ =

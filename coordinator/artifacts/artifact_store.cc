@@ -44,7 +44,7 @@ absl::StatusOr<std::string> ArtifactStore::PutBlob(const std::string& data) {
   if (!path.ok()) return path.status();
   std::error_code ec;
   if (std::filesystem::exists(*path, ec)) return id;
-  if (absl::Status s = WriteFileAtomically(*path, data); !s.ok()) return s;
+  if (absl::Status s = WriteFileAtomically(*path, data, FileAccess::kOwnerOnly); !s.ok()) return s;
   return id;
 }
 
@@ -83,7 +83,7 @@ absl::StatusOr<ArtifactStore::StagedFile> ArtifactStore::Stage(const std::string
   static std::atomic<uint64_t> counter{0};
   const std::string target = (std::filesystem::path(root_) / relative).string();
   const std::string temporary = absl::StrCat(target, ".staged-", ::getpid(), "-", counter++);
-  if (absl::Status s = WriteFileAtomically(temporary, data); !s.ok()) return s;
+  if (absl::Status s = WriteFileAtomically(temporary, data, FileAccess::kOwnerOnly); !s.ok()) return s;
   return StagedFile(temporary, target);
 }
 

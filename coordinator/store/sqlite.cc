@@ -1,7 +1,12 @@
 #include "coordinator/store/sqlite.h"
 
+#include <fcntl.h>
 #include <sqlite3.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include <cerrno>
+#include <cstring>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -42,9 +47,31 @@ absl::Status Error(int rc, sqlite3* db, std::string_view purpose) {
   return Error(rc, db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(rc), purpose);
 }
 
+// SQLite creates a database file with mode 0644 less the umask, and its
+// -wal and -shm files with the database file's mode. The database holds
+// everyone's sweeps: create it 0600 first, so that all three are owner-only.
+// An existing file keeps the mode it has.
+absl::Status CreateOwnerOnly(const std::string& path) {
+  if (path.empty() || path == ":memory:") return absl::OkStatus();
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  // It exists already, or cannot be created: SQLite's own open reports why.
+  if (fd < 0) return absl::OkStatus();
+  const bool restricted = ::fchmod(fd, 0600) == 0;
+  const int err = errno;
+  ::close(fd);
+  if (!restricted) {
+    ::unlink(path.c_str());
+    return absl::PermissionDeniedError(absl::StrCat("cannot restrict ", path, " to its owner: ", std::strerror(err)));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::StatusOr<Database> Database::Open(const std::string& path, bool read_only) {
+  if (!read_only) {
+    if (absl::Status s = CreateOwnerOnly(path); !s.ok()) return s;
+  }
   // NOMUTEX: the caller serialises use of the connection, so SQLite's own
   // per-call locking would be paid for nothing.
   int flags = (read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE) | SQLITE_OPEN_NOMUTEX;

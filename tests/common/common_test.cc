@@ -1,6 +1,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <sys/stat.h>
+
 #include <filesystem>
 
 #include "common/files.h"
@@ -178,6 +180,69 @@ TEST(FilesTest, ErrorsNameThePath) {
   absl::Status s = WriteFileAtomically((file / "sub" / "y").string(), "y");
   EXPECT_FALSE(s.ok());
   EXPECT_THAT(std::string(s.message()), HasSubstr("files_test_plain/sub/y"));
+}
+
+// Permission bits of `path`, or -1 when it cannot be examined.
+int ModeOf(const std::filesystem::path& path) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) return -1;
+  return static_cast<int>(st.st_mode & 07777);
+}
+
+// Sets the umask for one test and puts the old one back.
+class ScopedUmask {
+ public:
+  explicit ScopedUmask(mode_t mask) : old_(::umask(mask)) {}
+  ~ScopedUmask() { ::umask(old_); }
+
+ private:
+  mode_t old_;
+};
+
+TEST(FilesTest, OwnerOnlyIgnoresAPermissiveUmask) {
+  const auto root = std::filesystem::temp_directory_path() / "files_test_owner_only";
+  std::filesystem::remove_all(root);
+  for (mode_t mask : {mode_t{022}, mode_t{0}}) {
+    ScopedUmask umask(mask);
+    const auto dir = root / "a" / "b";
+    ASSERT_TRUE(WriteFileAtomically((dir / "f.bin").string(), "secret", FileAccess::kOwnerOnly).ok());
+    EXPECT_EQ(ModeOf(dir / "f.bin"), 0600) << "umask " << mask;
+    EXPECT_EQ(ModeOf(dir), 0700) << "umask " << mask;
+    EXPECT_EQ(ModeOf(root / "a"), 0700) << "umask " << mask;
+    EXPECT_EQ(ModeOf(root), 0700) << "umask " << mask;
+    // Replacing the file keeps it owner-only.
+    ASSERT_TRUE(WriteFileAtomically((dir / "f.bin").string(), "again", FileAccess::kOwnerOnly).ok());
+    EXPECT_EQ(ModeOf(dir / "f.bin"), 0600);
+    std::filesystem::remove_all(root);
+  }
+}
+
+TEST(FilesTest, DefaultAccessFollowsTheUmask) {
+  const auto root = std::filesystem::temp_directory_path() / "files_test_umask";
+  std::filesystem::remove_all(root);
+  ScopedUmask umask(022);
+  ASSERT_TRUE(WriteFileAtomically((root / "sub" / "report.html").string(), "<p>").ok());
+  EXPECT_EQ(ModeOf(root / "sub" / "report.html"), 0644);
+  EXPECT_EQ(ModeOf(root / "sub"), 0755);
+  std::filesystem::remove_all(root);
+}
+
+TEST(FilesTest, OwnerOnlyLeavesExistingDirectoriesAlone) {
+  const auto root = std::filesystem::temp_directory_path() / "files_test_existing";
+  std::filesystem::remove_all(root);
+  ScopedUmask umask(022);
+  std::filesystem::create_directories(root);
+  ASSERT_EQ(ModeOf(root), 0755);
+  ASSERT_TRUE(CreateDirectories((root / "x" / "y").string(), FileAccess::kOwnerOnly).ok());
+  EXPECT_EQ(ModeOf(root), 0755);
+  EXPECT_EQ(ModeOf(root / "x"), 0700);
+  EXPECT_EQ(ModeOf(root / "x" / "y"), 0700);
+  // A file in the way is an error naming the path.
+  ASSERT_TRUE(WriteFileAtomically((root / "plain").string(), "x").ok());
+  absl::Status s = CreateDirectories((root / "plain" / "z").string(), FileAccess::kOwnerOnly);
+  EXPECT_FALSE(s.ok());
+  EXPECT_THAT(std::string(s.message()), HasSubstr("plain"));
+  std::filesystem::remove_all(root);
 }
 
 }  // namespace

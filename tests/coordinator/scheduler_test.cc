@@ -2,6 +2,7 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <filesystem>
@@ -655,6 +656,40 @@ TEST_F(SchedulerTest, SnapshotsArePngsAndAStoredOneIsNeverReplaced) {
   EXPECT_TRUE(absl::IsAlreadyExists(
       scheduler_->UploadSnapshot("a1", grant.run_id, grant.attempt, 2, true, Png("three")).status()));
   EXPECT_EQ(SnapshotFiles(), std::vector<std::string>{*first});
+}
+
+// Permission bits of `path`, or -1 when it cannot be examined.
+int ModeOf(const std::filesystem::path& path) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) return -1;
+  return static_cast<int>(st.st_mode & 07777);
+}
+
+// Submitted images may be anything a user can read (even /etc/shadow):
+// what the coordinator stores is the owner's alone, whatever the umask.
+TEST_F(SchedulerTest, StoredImagesAndSnapshotsAreOwnerOnly) {
+  const mode_t old_umask = ::umask(022);
+  ASSERT_TRUE(scheduler_->Submit(kSweep, "tiny.yaml", files_, false).ok());
+  const LeaseGrant grant = **scheduler_->Lease("a1");
+  auto snapshot = scheduler_->UploadSnapshot("a1", grant.run_id, grant.attempt, 1, false, Png("one"));
+  ::umask(old_umask);
+  ASSERT_TRUE(snapshot.ok()) << snapshot.status();
+
+  EXPECT_EQ(ModeOf(dir_), 0700);
+  EXPECT_EQ(ModeOf(dir_ / "blobs"), 0700);
+  EXPECT_EQ(ModeOf(dir_ / *snapshot), 0600);
+  int blobs = 0;
+  int snapshots = 0;
+  for (const auto& entry : std::filesystem::recursive_directory_iterator(dir_)) {
+    const int want = entry.is_directory() ? 0700 : 0600;
+    EXPECT_EQ(ModeOf(entry.path()), want) << entry.path();
+    if (entry.is_regular_file()) {
+      const bool blob = std::filesystem::relative(entry.path(), dir_).begin()->string() == "blobs";
+      ++(blob ? blobs : snapshots);
+    }
+  }
+  EXPECT_EQ(blobs, 2);      // the content and the style image
+  EXPECT_EQ(snapshots, 1);  // under the sweep's directory
 }
 
 // Concurrent retries of one completion count once: the check of the holder,

@@ -1,5 +1,7 @@
 #include "coordinator/store/sqlite_store.h"
 
+#include <sys/stat.h>
+
 #include <filesystem>
 #include <fstream>
 #include <tuple>
@@ -57,6 +59,37 @@ std::vector<std::tuple<int64_t, std::string, int64_t>> RecordedMigrations(const 
     if (!row.ok() || !*row) return rows;
     rows.emplace_back(stmt->ColumnInt64(0), stmt->ColumnText(1), stmt->ColumnInt64(2));
   }
+}
+
+// Permission bits of `path`, or -1 when it cannot be examined.
+int ModeOf(const std::string& path) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) return -1;
+  return static_cast<int>(st.st_mode & 07777);
+}
+
+// The database holds every sweep: owner-only whatever the umask, and its
+// -wal and -shm files with it (SQLite gives them the database's mode).
+TEST_F(SqliteStoreFileTest, TheDatabaseIsOwnerOnly) {
+  const mode_t old_umask = ::umask(022);
+  absl::StatusOr<std::unique_ptr<Store>> store = OpenSqliteStore(DbPath());
+  ASSERT_THAT(store, IsOk());
+  ASSERT_THAT((*store)->CreateSweep(MakeSweep("private"), MakeRuns(1)), IsOk());
+  ::umask(old_umask);
+  EXPECT_EQ(ModeOf(DbPath()), 0600);
+  ASSERT_TRUE(std::filesystem::exists(DbPath() + "-wal"));
+  EXPECT_EQ(ModeOf(DbPath() + "-wal"), 0600);
+  EXPECT_EQ(ModeOf(DbPath() + "-shm"), 0600);
+}
+
+// An existing database keeps the mode its owner gave it.
+TEST_F(SqliteStoreFileTest, AnExistingDatabaseKeepsItsMode) {
+  {
+    ASSERT_OK_AND_ASSIGN(std::unique_ptr<Store> store, OpenSqliteStore(DbPath()));
+  }
+  ASSERT_EQ(::chmod(DbPath().c_str(), 0640), 0);
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Store> store, OpenSqliteStore(DbPath()));
+  EXPECT_EQ(ModeOf(DbPath()), 0640);
 }
 
 TEST_F(SqliteStoreFileTest, RunsAndMetricsSurviveReopening) {
