@@ -820,6 +820,10 @@ absl::StatusOr<std::optional<Lease>> SqliteStore::ClaimNextRun(const std::string
 
 absl::Status SqliteStore::CheckAttemptOwner(int64_t run_id, int attempt, const std::string& agent) {
   absl::MutexLock lock(&mu_);
+  return CheckOwner(run_id, attempt, agent);
+}
+
+absl::Status SqliteStore::CheckOwner(int64_t run_id, int attempt, const std::string& agent) {
   absl::StatusOr<Statement> stmt = db_.Prepare("SELECT agent FROM attempts WHERE run_id = ?1 AND attempt = ?2",
                                                absl::StrCat("check who holds run ", run_id, " attempt ", attempt));
   if (!stmt.ok()) return stmt.status();
@@ -829,7 +833,7 @@ absl::Status SqliteStore::CheckAttemptOwner(int64_t run_id, int attempt, const s
   if (!row.ok()) return row.status();
   if (*row && stmt->ColumnText(0) == agent) return absl::OkStatus();
   return absl::PermissionDeniedError(absl::StrCat("agent '", agent, "' does not hold run ", run_id, " attempt ",
-                                                  attempt, ": only the agent it was leased to may report on it"));
+                                                  attempt, ": only the agent it was leased to may act on it"));
 }
 
 absl::Status SqliteStore::RenewLease(int64_t run_id, int attempt, int64_t lease_expires_ms) {
@@ -1034,18 +1038,7 @@ absl::StatusOr<CompletedAttempt> SqliteStore::CompleteAttempt(int64_t run_id, in
   absl::StatusOr<Transaction> txn = BeginWrite(purpose);
   if (!txn.ok()) return txn.status();
 
-  absl::StatusOr<Statement> owner =
-      db_.Prepare("SELECT agent FROM attempts WHERE run_id = ?1 AND attempt = ?2", absl::StrCat(purpose, ": holder"));
-  if (!owner.ok()) return owner.status();
-  owner->Bind(1, run_id);
-  owner->Bind(2, attempt);
-  absl::StatusOr<bool> has_owner = owner->Step();
-  if (!has_owner.ok()) return has_owner.status();
-  if (!*has_owner || owner->ColumnText(0) != outcome.agent) {
-    return absl::PermissionDeniedError(absl::StrCat("agent '", outcome.agent, "' does not hold run ", run_id,
-                                                    " attempt ", attempt, ": only the agent it was leased to may "
-                                                    "end it"));
-  }
+  if (absl::Status s = CheckOwner(run_id, attempt, outcome.agent); !s.ok()) return s;
   absl::StatusOr<RunRecord> run = ReadRun(run_id);
   if (!run.ok()) return run.status();
   if (run->attempt == attempt && run->state == state && run->diverged_step == outcome.diverged_step) {

@@ -121,6 +121,9 @@ class SqliteStore final : public Store {
   // OK when (run_id, attempt) is the run's current attempt and it is
   // RUNNING; else FailedPrecondition saying what the run is now.
   absl::Status CheckHeld(int64_t run_id, int attempt) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // OK when attempt `attempt` of the run was leased to `agent`; else
+  // PermissionDenied (CheckAttemptOwner, and inside CompleteAttempt).
+  absl::Status CheckOwner(int64_t run_id, int attempt, const std::string& agent) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   absl::Mutex mu_;
   sqlite::Database db_ ABSL_GUARDED_BY(mu_);
