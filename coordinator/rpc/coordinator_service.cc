@@ -43,6 +43,18 @@ constexpr int kMaxPageSweeps = 10000;    // about 640 KB of summaries
 constexpr size_t kMaxPageSpecBytes = 16 << 20;
 constexpr int kMaxPageRuns = 5000;
 
+// A page token: the last id or index the previous reply gave (empty: from
+// the start, -1).
+template <typename Int>
+grpc::Status ParsePageToken(const std::string& token, Int* after) {
+  if (token.empty()) return grpc::Status::OK;
+  if (!absl::SimpleAtoi(token, after) || *after < 0) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                        absl::StrCat("page_token '", token.substr(0, 32), "' is not one a previous reply gave"));
+  }
+  return grpc::Status::OK;
+}
+
 }  // namespace
 
 grpc::Status CoordinatorService::GetSweep(grpc::ServerContext* context, const v1::GetSweepRequest* request,
@@ -57,11 +69,7 @@ grpc::Status CoordinatorService::GetSweep(grpc::ServerContext* context, const v1
                           absl::StrCat("page_size must be 0 (", kMaxPageSweeps, ") to ", kMaxPageSweeps));
     }
     int64_t after = 0;
-    if (!request->page_token().empty() && (!absl::SimpleAtoi(request->page_token(), &after) || after < 0)) {
-      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                          absl::StrCat("page_token '", request->page_token().substr(0, 32),
-                                       "' is not one a previous reply gave"));
-    }
+    if (grpc::Status s = ParsePageToken(request->page_token(), &after); !s.ok()) return s;
     const int limit = request->page_size() == 0 ? kMaxPageSweeps : request->page_size();
     auto sweeps = store_.ListSweepsPage(after, limit + 1, request->with_spec());
     if (!sweeps.ok()) return ToGrpcStatus(sweeps.status());
@@ -91,12 +99,7 @@ grpc::Status CoordinatorService::GetSweep(grpc::ServerContext* context, const v1
   }
   RunPageRequest page;
   page.limit = request->page_size() == 0 ? kDefaultPageRuns : request->page_size();
-  if (!request->page_token().empty() &&
-      (!absl::SimpleAtoi(request->page_token(), &page.after_index) || page.after_index < 0)) {
-    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                        absl::StrCat("page_token '", request->page_token().substr(0, 32),
-                                     "' is not one a previous reply gave"));
-  }
+  if (grpc::Status s = ParsePageToken(request->page_token(), &page.after_index); !s.ok()) return s;
   for (const std::string& name : request->states()) {
     std::optional<RunState> state = ParseRunState(name);
     if (!state.has_value()) {
