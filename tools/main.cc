@@ -40,6 +40,7 @@
 #include "tools/sweep_control.h"
 #include "tools/sweep_source.h"
 #include "tools/terminal_text.h"
+#include "tools/tokens.h"
 
 namespace stylesweep {
 namespace {
@@ -54,7 +55,9 @@ struct ConnectionFlags {
     app->add_option("--coordinator", coordinator, "coordinator HOST:PORT")->capture_default_str();
     app->add_flag("--tls", tls, "connect with TLS");
     app->add_option("--tls-ca", tls_ca, "PEM root certificates for --tls");
-    app->add_option("--token-file", token_file, "file holding the coordinator's token (or set STYLESWEEP_TOKEN)");
+    app->add_option("--token-file", token_file,
+                    "file holding your token, a user's (or reader's, to read) from `stylesweep tokens create` (or "
+                    "set STYLESWEEP_TOKEN)");
   }
 
   struct Connected {
@@ -629,6 +632,34 @@ int main(int argc, char** argv) {
   local->add_flag("--allow-duplicate", local_options.allow_duplicate,
                   "run the sweep again even if this database already has it (same YAML, same images)");
 
+  TokenRequest token_request;
+  bool tokens_json = false;
+  std::string revoke_name;
+  auto* tokens = app.add_subcommand(
+      "tokens",
+      "Manage scoped tokens on the coordinator's database (run it where that file is). Roles: agent (run work, as "
+      "the agents named), user (submit, control, read), reader (read only).\n"
+      "Examples:\n"
+      "  stylesweep tokens create gpu-host-1 --role agent --agents 'gpu-host-1-*' --db sweeps.db --out agent.token\n"
+      "  stylesweep tokens create alice --role user --db sweeps.db\n"
+      "  stylesweep tokens list --db sweeps.db\n"
+      "  stylesweep tokens revoke gpu-host-1 --db sweeps.db");
+  tokens->require_subcommand(1);
+  auto* tokens_create = tokens->add_subcommand("create", "Make a token; it is printed (or written) once, never stored");
+  tokens_create->add_option("NAME", token_request.name, "a unique name for it (who or what holds it)")->required();
+  tokens_create->add_option("--role", token_request.role, "agent, user or reader")->required();
+  tokens_create->add_option("--agents", token_request.agent_names,
+                            "agent role: the agent names it may register, comma-separated; PREFIX* for every name "
+                            "starting with PREFIX");
+  tokens_create->add_option("--out", token_request.out, "write the token to this file (mode 0600) instead of printing it");
+  tokens_create->add_option("--db", token_request.db, "the coordinator's SQLite file")->required();
+  auto* tokens_list = tokens->add_subcommand("list", "Show every token: role, agents, created, last used, revoked");
+  tokens_list->add_option("--db", token_request.db, "the coordinator's SQLite file")->required();
+  tokens_list->add_flag("--json", tokens_json, "print JSON lines");
+  auto* tokens_revoke = tokens->add_subcommand("revoke", "Revoke a token; the coordinator refuses it from its next call");
+  tokens_revoke->add_option("NAME", revoke_name, "its name (or id)")->required();
+  tokens_revoke->add_option("--db", token_request.db, "the coordinator's SQLite file")->required();
+
   StylizeOptions stylize_options;
   auto* stylize = app.add_subcommand("stylize", "Style one image, no coordinator.\n"
                                                 "Example: stylesweep stylize --content cat.png --style starry.jpg "
@@ -660,6 +691,27 @@ int main(int argc, char** argv) {
   if (compare->parsed()) return Compare(connection, db, compare_first, compare_second, compare_options, compare_out);
   if (agents->parsed()) return Agents(connection, release_agent, agents_json);
   if (watch->parsed()) return Watch(connection, sweep, watch_interval, watch_once);
+  if (tokens_create->parsed()) {
+    absl::StatusOr<std::string> token = CreateToken(token_request, SystemClock());
+    if (!token.ok()) return Fail(token.status(), absl::IsInvalidArgument(token.status()) ? 2 : 1);
+    if (token_request.out.empty()) {
+      std::printf("%s\n", token->c_str());
+      std::fprintf(stderr, "token '%s' (%s) created; it is shown this once\n",
+                   ForTerminal(token_request.name).c_str(), token_request.role.c_str());
+    } else {
+      std::fprintf(stderr, "token '%s' (%s) written to %s (mode 0600)\n", ForTerminal(token_request.name).c_str(),
+                   token_request.role.c_str(), ForTerminal(token_request.out).c_str());
+    }
+    return 0;
+  }
+  if (tokens_list->parsed() || tokens_revoke->parsed()) {
+    absl::StatusOr<std::string> out = tokens_list->parsed()
+                                          ? ListTokens(token_request.db, tokens_json)
+                                          : RevokeToken(token_request.db, revoke_name, SystemClock());
+    if (!out.ok()) return Fail(out.status());
+    std::fputs(out->c_str(), stdout);
+    return 0;
+  }
 #if STYLESWEEP_WITH_ENGINE
   if (local->parsed()) return RunLocal(local_options);
   if (stylize->parsed()) return RunStylize(stylize_options);

@@ -314,7 +314,7 @@ absl::Status Scheduler::RegisterAgent(AgentRecord agent) {
   agent.last_seen_ms = now;
   spdlog::info("agent '{}' registered from {}: {} {} ({})", agent.name, agent.host, agent.device, agent.device_name,
                agent.description);
-  if (absl::Status s = store_.UpsertAgent(agent); !s.ok()) return s;
+  if (absl::Status s = store_.UpsertAgent(agent, now - options_.lease_ms); !s.ok()) return s;
   auto stored = store_.GetAgent(agent.name);
   if (!stored.ok()) return stored.status();
   if (!stored->quarantine_reason.empty()) {

@@ -225,7 +225,7 @@ TEST_F(EndToEndTest, RefusesToListenBeyondLoopbackWithoutProtection) {
                         (dir_ / "x.db").string(), "--artifacts", (dir_ / "a").string()},
                        &output),
             0);
-  EXPECT_THAT(output, HasSubstr("refusing to listen on 0.0.0.0:0 without TLS and a token"));
+  EXPECT_THAT(output, HasSubstr("refusing to listen on 0.0.0.0:0 without TLS and credentials"));
 }
 
 // A sweep where one run diverges: L-BFGS with a content weight of 1e34 makes
