@@ -23,6 +23,7 @@
 #include "grpcpp/grpcpp.h"
 #include "nlohmann/json.hpp"
 #include "stylesweep/v1/coordinator.grpc.pb.h"
+#include "tests/testing/crafted_images.h"
 #include "tests/testing/fake_engine.h"
 
 namespace stylesweep {
@@ -189,8 +190,11 @@ TEST_F(RunnerTest, RunsEverySweepRunAndRecordsLossesAndSnapshots) {
 
 TEST_F(RunnerTest, AFailingRunIsRecordedAndTheSweepGoesOn) {
   StartServer();
-  const int64_t grid = Submit("style: s.png\nsteps: 2\nparameters:\n  content: {values: [bad.png, good.png]}\n",
-                              {{"bad.png", "not an image"}, {"good.png", kPng + "g"}, {"s.png", kPng + "s"}});
+  // bad.png is a JPEG by its header, which the coordinator accepts and the
+  // fake engine, which reads only PNGs, cannot decode.
+  const int64_t grid =
+      Submit("style: s.png\nsteps: 2\nparameters:\n  content: {values: [bad.png, good.png]}\n",
+             {{"bad.png", testing::JpegDeclaring(4, 4)}, {"good.png", kPng + "g"}, {"s.png", kPng + "s"}});
   auto client = Client();
   testing::FakeEngine engine;
   Runner runner(*client, engine, Options("a1"));
