@@ -17,6 +17,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "agent/engine/image_io.h"
 #include "common/files.h"
 #include "common/hash.h"
 #include "coordinator/server.h"
@@ -126,6 +127,40 @@ TEST_F(RunnerTest, ARunOutOfDeviceMemoryMovesToAnotherAgentWithTheLogTailKept) {
   auto agents = server_->scheduler().ListAgents();
   ASSERT_TRUE(agents.ok());
   for (const AgentView& view : *agents) EXPECT_EQ(view.agent.consecutive_failures, 0) << view.agent.name;
+}
+
+// An image that declares more pixels than the limit (one stored before the
+// coordinator checked) fails its run for good, naming the limit: it is the
+// image's fault, so no other agent is given the run, and it is not taken for
+// a device out of memory.
+TEST_F(RunnerTest, AnImageOverThePixelLimitFailsTheRunWithoutRetryingElsewhere) {
+  StartServer();
+  const int64_t sweep = Submit("content: c.png\nstyle: s.png\nsteps: 3\n", {{"c.png", kPng + "c"}, {"s.png", kPng + "s"}});
+  auto client = Client();
+  const absl::Status decoded = DecodeImage(testing::PngDeclaring(15000, 15000), "c.png").status();
+  ASSERT_TRUE(absl::IsInvalidArgument(decoded)) << decoded;
+  FailingEngine decoding(absl::Status(decoded.code(), absl::StrCat("content image: ", decoded.message())));
+  testing::FakeEngine other;
+  Runner first(*client, decoding, Options("first"));
+  Runner second(*client, other, Options("second"));
+  ASSERT_TRUE(first.Register().ok());
+  ASSERT_TRUE(second.Register().ok());
+
+  EXPECT_TRUE(*first.RunOne());
+  EXPECT_FALSE(*second.RunOne());  // nothing left to run
+
+  auto runs = server_->store().ListRuns(sweep);
+  ASSERT_TRUE(runs.ok());
+  ASSERT_EQ(runs->size(), 1u);
+  EXPECT_EQ((*runs)[0].state, RunState::kFailed);
+  EXPECT_EQ((*runs)[0].error,
+            "content image: image 'c.png' declares 15000x15000 pixels (225000000); an image may have at most 64 Mi "
+            "pixels (67108864, e.g. 8192x8192)");
+  EXPECT_EQ(other.runs(), 0);
+  auto attempts = server_->store().ListAttempts((*runs)[0].id);
+  ASSERT_TRUE(attempts.ok());
+  ASSERT_EQ(attempts->size(), 1u);
+  EXPECT_THAT((*attempts)[0].error, ::testing::Not(HasSubstr("out of device memory")));
 }
 
 TEST_F(RunnerTest, AnAgentWhoseRunsKeepFailingIsQuarantinedAndToldSo) {
