@@ -100,6 +100,10 @@ int FailCall(const grpc::Status& status, const ConnectionFlags& connection) {
   return Fail(FromGrpcStatus(status), status.error_code() == grpc::StatusCode::INVALID_ARGUMENT ? 2 : 1);
 }
 
+constexpr char kAllowDirHelp[] =
+    "a directory images may also come from, besides the sweep file's own (repeat for more); files under /proc, "
+    "/dev and /sys never may";
+
 // The command line as given, for running it again with the engine.
 char** command_line = nullptr;
 
@@ -123,8 +127,9 @@ absl::Status RunWithEngine() {
 absl::Status CheckWeights(const std::string&) { return RunWithEngine(); }
 #endif
 
-int Submit(const ConnectionFlags& connection, const std::string& file, bool dry_run, bool allow_duplicate) {
-  auto submission = PrepareSubmission(file, CheckWeights);
+int Submit(const ConnectionFlags& connection, const std::string& file, const std::vector<std::string>& allowed_dirs,
+           bool dry_run, bool allow_duplicate) {
+  auto submission = PrepareSubmission(file, SubmissionOptions{CheckWeights, allowed_dirs});
   if (!submission.ok()) return Fail(submission.status(), 2);
   auto connected = connection.Connect();
   if (!connected.ok()) return Fail(connected.status(), 2);
@@ -509,6 +514,8 @@ int main(int argc, char** argv) {
   bool allow_duplicate = false;
   submit->add_flag("--allow-duplicate", allow_duplicate,
                    "store the sweep even if the same YAML with the same images was submitted before");
+  std::vector<std::string> allowed_dirs;
+  submit->add_option("--allow-dir", allowed_dirs, kAllowDirHelp)->allow_extra_args(false)->type_name("DIR");
   connection.Add(submit);
 
   auto* status = app.add_subcommand("status", "Show every sweep with its run counts, or how far one sweep has got: runs "
@@ -629,6 +636,7 @@ int main(int argc, char** argv) {
   local->add_option("--threads", local_options.threads, "CPU threads shared by the agents (default: all cores)");
   local->add_option("--weights", local_options.weights, "VGG19 weights file (default: seeded random network)");
   local->add_option("--device", local_options.device, "cpu or cuda:N")->capture_default_str();
+  local->add_option("--allow-dir", local_options.allowed_dirs, kAllowDirHelp)->allow_extra_args(false)->type_name("DIR");
   local->add_flag("--allow-duplicate", local_options.allow_duplicate,
                   "run the sweep again even if this database already has it (same YAML, same images)");
 
@@ -680,7 +688,7 @@ int main(int argc, char** argv) {
 
   CLI11_PARSE(app, argc, argv);
 
-  if (submit->parsed()) return Submit(connection, sweep_file, dry_run, allow_duplicate);
+  if (submit->parsed()) return Submit(connection, sweep_file, allowed_dirs, dry_run, allow_duplicate);
   if (status->parsed()) return Show(connection, db, sweep);
   if (cancel->parsed()) return Control(connection, control_sweep, v1::ControlSweepRequest::CANCEL);
   if (pause->parsed()) return Control(connection, control_sweep, v1::ControlSweepRequest::PAUSE);
