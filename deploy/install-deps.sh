@@ -12,8 +12,9 @@ packages=(
   libgtest-dev libgmock-dev
   # Tests only: headless Chromium opens the HTML report and the dashboard,
   # promtool checks /metrics, openssl makes a throwaway certificate for the
-  # HTTPS test.
-  chromium prometheus openssl
+  # HTTPS test, clang and its libFuzzer runtime build the fuzz targets
+  # (llvm's symbolizer names the lines of a crash).
+  chromium prometheus openssl clang libclang-rt-dev llvm
 )
 # `make bench` also runs the same loop in PyTorch beside the engine.
 if [[ ${1:-} == bench ]]; then
