@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <cfloat>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -166,6 +167,18 @@ class Parser {
   Parser(std::string source, SweepLimits limits) : source_(std::move(source)), limits_(limits) {}
 
   absl::StatusOr<SweepSpec> Parse(const std::string& text) {
+    // The spec is stored and sent as JSON and protobuf, whose strings must
+    // be UTF-8 (yaml-cpp passes other bytes through, and its escapes always
+    // make UTF-8).
+    if (const size_t bad = FirstInvalidUtf8(text); bad != std::string_view::npos) {
+      const size_t newline = text.rfind('\n', bad);  // text[bad] is not one
+      const size_t column = newline == std::string::npos ? bad : bad - newline - 1;
+      char byte[8];
+      std::snprintf(byte, sizeof byte, "0x%02x", static_cast<unsigned char>(text[bad]));
+      return absl::InvalidArgumentError(absl::StrCat(source_, ":", std::count(text.begin(), text.begin() + bad, '\n') + 1,
+                                                     ":", column + 1, ": not UTF-8 text (byte ", byte,
+                                                     "); save the sweep file as UTF-8"));
+    }
     // yaml-cpp parses nested collections recursively; refuse deep nesting
     // with a clear message before it sees the text.
     if (const int line = FirstTooDeepLine(text); line != 0) {
@@ -260,6 +273,10 @@ class Parser {
       } else {
         return UnknownKey(entry.first, key, /*top_level=*/true);
       }
+    }
+    if (FirstInvalidUtf8(spec.name) != std::string_view::npos) {  // the file's name, as `name:` is UTF-8
+      return absl::InvalidArgumentError(absl::StrCat(
+          source_, ": the file's name is not UTF-8 text, so it cannot name the sweep: give the sweep a name: key"));
     }
 
     if (has_parameters) {

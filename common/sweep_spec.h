@@ -168,7 +168,8 @@ struct SweepSpec {
 absl::Status CheckSweepYamlSize(const std::string& source, uint64_t bytes);
 
 // Parses sweep YAML text. `source` names the file in error messages. Text
-// over kMaxSweepYamlBytes is refused before the YAML parser sees it.
+// over kMaxSweepYamlBytes is refused before the YAML parser sees it, and
+// text that is not UTF-8 with the line and column of its first bad byte.
 absl::StatusOr<SweepSpec> ParseSweep(const std::string& yaml_text, const std::string& source,
                                      const SweepLimits& limits = {});
 

@@ -14,6 +14,12 @@ size_t EditDistance(std::string_view a, std::string_view b);
 // typo (distance <= max(2, len/3)); empty otherwise. Used for "did you mean".
 std::string ClosestMatch(std::string_view word, const std::vector<std::string>& candidates);
 
+// The offset of the first byte of `text` that is not part of well-formed
+// UTF-8 (RFC 3629: shortest forms only, no surrogates, nothing above
+// U+10FFFF); std::string_view::npos when every byte is. JSON and protobuf
+// strings must be UTF-8, so text bound for them is checked where it enters.
+size_t FirstInvalidUtf8(std::string_view text);
+
 }  // namespace stylesweep
 
 #endif  // STYLESWEEP_COMMON_TEXT_H_

@@ -157,6 +157,24 @@ TEST(TextTest, ClosestMatch) {
   EXPECT_EQ(ClosestMatch("completely_else", {"steps", "seed"}), "");
 }
 
+TEST(TextTest, FirstInvalidUtf8) {
+  constexpr size_t kNone = std::string_view::npos;
+  EXPECT_EQ(FirstInvalidUtf8(""), kNone);
+  EXPECT_EQ(FirstInvalidUtf8("plain ASCII\n"), kNone);
+  EXPECT_EQ(FirstInvalidUtf8("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x8e\xa8 \xf4\x8f\xbf\xbf"), kNone);  // é € 🎨 U+10FFFF
+  EXPECT_EQ(FirstInvalidUtf8(std::string_view("a\0b", 3)), kNone);
+  EXPECT_EQ(FirstInvalidUtf8("la\x87" "ers"), 2u);  // a continuation byte alone
+  EXPECT_EQ(FirstInvalidUtf8("caf\xe9.yaml"), 3u);  // Latin-1
+  EXPECT_EQ(FirstInvalidUtf8("ab\xc3"), 2u);  // cut short
+  EXPECT_EQ(FirstInvalidUtf8("\xe2\x82x"), 0u);  // cut short inside
+  EXPECT_EQ(FirstInvalidUtf8("\xc0\xaf"), 0u);  // overlong '/'
+  EXPECT_EQ(FirstInvalidUtf8("\xe0\x80\xaf"), 0u);  // overlong '/'
+  EXPECT_EQ(FirstInvalidUtf8("\xf0\x80\x80\xaf"), 0u);  // overlong '/'
+  EXPECT_EQ(FirstInvalidUtf8("x\xed\xa0\x80"), 1u);  // a surrogate (U+D800)
+  EXPECT_EQ(FirstInvalidUtf8("\xf4\x90\x80\x80"), 0u);  // above U+10FFFF
+  EXPECT_EQ(FirstInvalidUtf8("\xff"), 0u);
+}
+
 TEST(FilesTest, AtomicWriteAndRead) {
   const auto dir = std::filesystem::temp_directory_path() / "files_test" / "nested";
   std::filesystem::remove_all(dir.parent_path());

@@ -96,6 +96,21 @@ TEST(SweepSpecTest, NameDefaultsToFileStem) {
   EXPECT_EQ(spec->GridSize(), 1u);
 }
 
+TEST(SweepSpecTest, AFileNameThatIsNotUtf8NamesNoSweep) {
+  auto spec = ParseSweep("content: a.png\nstyle: b.png\n", "dir/caf\xe9.yaml");
+  ASSERT_FALSE(spec.ok());
+  EXPECT_THAT(std::string(spec.status().message()),
+              HasSubstr("caf\xe9.yaml: the file's name is not UTF-8 text, so it cannot name the sweep"));
+  spec = ParseSweep("name: cafe\ncontent: a.png\nstyle: b.png\n", "dir/caf\xe9.yaml");
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EXPECT_EQ(spec->ToJson()["name"], "cafe");
+  // UTF-8 names, in the file or from it, are kept as they are.
+  spec = ParseSweep("content: a.png\nstyle: b.png\n", "dir/caf\xc3\xa9.yaml");
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EXPECT_EQ(spec->name, "caf\xc3\xa9");
+  EXPECT_NO_THROW(spec->ToJson().dump());
+}
+
 TEST(SweepSpecTest, ImageRefsAreDistinctWithLines) {
   auto spec = ParseSweep("content: a.png\nparameters:\n  style: {values: [b.png, c.png]}\n", "s.yaml");
   ASSERT_TRUE(spec.ok()) << spec.status();
@@ -308,6 +323,10 @@ INSTANTIATE_TEST_SUITE_P(
         BadSweep{"content: a.png\nstyle: b.png\ntv_weight: -1\n", "tv_weight must be >= 0"},
         BadSweep{"content: a.png\nstyle: [b.png\n", "bad.yaml:3:1: not valid YAML"},
         BadSweep{"- content\n", "bad.yaml: a sweep must be a YAML mapping"},
+        // JSON and protobuf strings must be UTF-8: a Latin-1 file is refused where it breaks.
+        BadSweep{"name: la\x87" "ers\ncontent: a.png\nstyle: b.png\n",
+                 "bad.yaml:1:9: not UTF-8 text (byte 0x87); save the sweep file as UTF-8"},
+        BadSweep{"content: a.png\nstyle: b.png\n# caf\xe9\n", "bad.yaml:3:6: not UTF-8 text (byte 0xe9)"},
         BadSweep{"content: a.png\nstyle: b.png\npreprocess: keras\n", "preprocess must be 'torchvision' or 'caffe'"},
         BadSweep{"content: a.png\nstyle: b.png\nparameters:\n  steps: {values: [1,2,3,4,5,6,7,8,9,10]}\n"
                  "  seed: {values: [1,2,3,4,5,6,7,8,9,10]}\n  image_size: {values: [16,17,18,19,20,21,22,23,24,25]}\n"
