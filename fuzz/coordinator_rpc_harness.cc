@@ -75,6 +75,9 @@ void Invoke(CoordinatorService& service,
   grpc::ServerContext context;
   Authorize(context);
   Reply reply;
+  // An exception out of a handler is left to end the process, which the
+  // fuzzer reports: gRPC would answer UNKNOWN "Unexpected error in RPC
+  // handling", which tells a user nothing.
   const grpc::Status status = (service.*method)(&context, &request, &reply);
   if (status.ok()) {
     // A reply is sent only with OK; the client must be able to read it.
@@ -183,6 +186,21 @@ std::string EncodeAdvanceClock(uint32_t ms) {
   return EncodeCall(Action::kAdvanceClock, bytes);
 }
 
+std::vector<Call> DecodeCalls(std::string_view input) {
+  std::vector<Call> calls;
+  while (!input.empty()) {
+    const auto action = static_cast<Action>(static_cast<uint8_t>(input[0]) % kActionCount);
+    size_t size = 0;
+    if (input.size() > 1) size = static_cast<uint8_t>(input[1]);
+    if (input.size() > 2) size |= size_t{static_cast<uint8_t>(input[2])} << 8;
+    input.remove_prefix(std::min<size_t>(input.size(), 3));
+    const std::string_view payload = input.substr(0, size);
+    input.remove_prefix(payload.size());
+    calls.push_back(Call{action, std::string(payload)});
+  }
+  return calls;
+}
+
 CoordinatorHarness::CoordinatorHarness(std::string work_dir) : work_dir_(std::move(work_dir)) {
   if (Service().method_count() != kActionCount - 1) {
     Fail("the Coordinator service has " + std::to_string(Service().method_count()) +
@@ -196,16 +214,9 @@ void CoordinatorHarness::Run(std::string_view input, const CallObserver& on_call
   const WorkFiles files(work_dir_);
   Reset(files);
   Coordinator coordinator(files.store, files.artifacts);
-  for (int calls = 0; calls < kMaxCalls && !input.empty(); ++calls) {
-    const auto action = static_cast<Action>(static_cast<uint8_t>(input[0]) % kActionCount);
-    size_t size = 0;
-    if (input.size() > 1) size = static_cast<uint8_t>(input[1]);
-    if (input.size() > 2) size |= size_t{static_cast<uint8_t>(input[2])} << 8;
-    input.remove_prefix(std::min<size_t>(input.size(), 3));
-    const std::string_view payload = input.substr(0, size);
-    input.remove_prefix(payload.size());
-    Dispatch(coordinator, action, payload, on_call);
-  }
+  std::vector<Call> calls = DecodeCalls(input);
+  if (calls.size() > static_cast<size_t>(kMaxCalls)) calls.resize(kMaxCalls);
+  for (const Call& call : calls) Dispatch(coordinator, call.action, call.payload, on_call);
 }
 
 }  // namespace stylesweep::fuzz

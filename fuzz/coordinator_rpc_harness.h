@@ -22,6 +22,7 @@
 #include <functional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "google/protobuf/message.h"
 
@@ -55,9 +56,16 @@ inline constexpr int kMaxCalls = 48;
 std::string ActionName(Action action);
 
 // One call as an input encodes it. The payload is cut at 65535 bytes.
+struct Call {
+  Action action;
+  std::string payload;
+};
 std::string EncodeCall(Action action, std::string_view payload);
 std::string EncodeCall(Action action, const google::protobuf::Message& request);
 std::string EncodeAdvanceClock(uint32_t ms);
+
+// Every call of an input, as Run reads them (also beyond kMaxCalls).
+std::vector<Call> DecodeCalls(std::string_view input);
 
 // The coordinator under test. Not thread-safe: one input at a time.
 class CoordinatorHarness {
@@ -75,7 +83,8 @@ class CoordinatorHarness {
 
   // Runs the calls of `input` against a fresh coordinator, showing each to
   // `on_call` when given. Aborts, as a crash the fuzzer reports, when a reply
-  // would not reach a client: one a client cannot parse back.
+  // would not reach a client: one a client cannot parse back. Exceptions out
+  // of the service are not caught.
   void Run(std::string_view input, const CallObserver& on_call = nullptr);
 
  private:
