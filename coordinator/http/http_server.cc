@@ -12,6 +12,7 @@
 #include "absl/strings/strip.h"
 #include "common/files.h"
 #include "common/hash.h"
+#include "coordinator/http/connection_limits.h"
 #include "coordinator/http/dashboard_page.h"
 #include "coordinator/http/dashboard_state.h"
 
@@ -22,9 +23,6 @@ constexpr char kSessionCookie[] = "stylesweep_session";
 // How long a browser keeps the session: a working day, after which it asks
 // for the token again.
 constexpr int kSessionSeconds = 12 * 60 * 60;
-// Enough for a dashboard, a scraper and a few probes at once; requests are
-// short (a few small queries each).
-constexpr size_t kThreads = 4;
 
 // The dashboard's script and style are inline; everything it loads comes
 // from this server.
@@ -147,10 +145,8 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(const HttpOptions&
   } else {
     server->server_ = std::make_unique<httplib::Server>();
   }
-  server->server_->new_task_queue = [] { return new httplib::ThreadPool(kThreads); };
-  // An idle browser connection holds a worker, and Shutdown() waits for it,
-  // this long.
-  server->server_->set_keep_alive_timeout(1);
+  server->limits_ = std::make_unique<ConnectionLimits>(options.limits, server->tls_);
+  server->limits_->Install(*server->server_);
   server->Route();
 
   int bound = -1;
@@ -163,6 +159,7 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(const HttpOptions&
     return absl::UnavailableError(
         absl::StrCat("cannot serve HTTP on ", options.listen, ": the address is taken or not valid on this machine"));
   }
+  server->limits_->Listening(bound);
   const size_t colon = options.listen.rfind(':');
   server->address_ = absl::StrCat(options.listen.substr(0, colon), ":", bound);
   HttpServer* s = server.get();
@@ -186,7 +183,7 @@ void HttpServer::Route() {
                                 {"Referrer-Policy", "no-referrer"}});
 
   // Authentication, before any route.
-  server_->set_pre_routing_handler([token, tls](const httplib::Request& request, httplib::Response& response) {
+  auto authenticate = [token, tls](const httplib::Request& request, httplib::Response& response) {
     using Result = httplib::Server::HandlerResponse;
     // Probes: orchestrators and load balancers call these without
     // credentials, and they tell nothing beyond "up" and "ready".
@@ -213,7 +210,9 @@ void HttpServer::Route() {
     Plain(response, 401,
           "this coordinator requires a token: send 'Authorization: Bearer TOKEN', or open /login in a browser");
     return Result::Handled;
-  });
+  };
+  // Bodies and slow clients are dealt with first.
+  server_->set_pre_routing_handler(limits_->Guard(authenticate));
 
   server_->set_exception_handler([](const httplib::Request& request, httplib::Response& response,
                                     std::exception_ptr error) {
@@ -327,6 +326,8 @@ void HttpServer::Route() {
     response.set_content(*png, "image/png");
   });
 }
+
+ConnectionLimitCounts HttpServer::limit_counts() const { return limits_->counts(); }
 
 void HttpServer::Shutdown() {
   std::call_once(shutdown_once_, [this] {

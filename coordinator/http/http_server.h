@@ -15,6 +15,12 @@
 // Security follows the gRPC port's (rpc/transport.h): TLS with the same
 // certificate and key when they are given; the same token when one is set;
 // and a non-loopback address is refused without both unless `insecure`.
+//
+// Slow and hostile clients are bounded (connection_limits.h, common/limits.h):
+// a request's line and headers must arrive within kHttpHeadSeconds and
+// kMaxHttpHeadBytes, a body over kMaxHttpBodyBytes is refused with 413 (one
+// without Content-Length with 411) before it is read, and beyond
+// kMaxHttpConnections open connections a new one is refused at once.
 // With a token every path but /healthz and /readyz needs it, as
 // "Authorization: Bearer TOKEN" (scrapers, curl) or, for browsers, a session
 // cookie: posting the token to /login sets an HttpOnly, SameSite=Strict
@@ -34,6 +40,7 @@
 #include "absl/status/statusor.h"
 #include "common/clock.h"
 #include "coordinator/http/coordinator_metrics.h"
+#include "coordinator/http/http_limits.h"
 #include "coordinator/store/store.h"
 #include "rpc/transport.h"
 
@@ -43,9 +50,12 @@ class Server;
 
 namespace stylesweep {
 
+class ConnectionLimits;
+
 struct HttpOptions {
   std::string listen;       // HOST:PORT; port 0 picks a free one
   ServerSecurity security;  // shared with the gRPC port
+  HttpLimits limits;        // defaults from common/limits.h
 };
 
 // What the pages read; every reference must outlive the server.
@@ -60,8 +70,8 @@ struct HttpSources {
   std::function<bool()> shutting_down;  // /readyz answers 503 while true
 };
 
-// A running HTTP server: a thread accepting connections and a small pool
-// serving them. Thread-safe.
+// A running HTTP server: a thread accepting connections and a pool serving
+// them, within HttpOptions::limits. Thread-safe.
 class HttpServer {
  public:
   // Checks the security rule, loads the TLS files, binds (so connections are
@@ -74,6 +84,8 @@ class HttpServer {
   // "host:port" as bound (the real port when 0 was asked for).
   const std::string& address() const { return address_; }
   bool tls() const { return tls_; }
+  // How often each limit in HttpOptions::limits was hit.
+  ConnectionLimitCounts limit_counts() const;
 
   // Stops accepting and waits for requests in flight. Idempotent.
   void Shutdown();
@@ -86,6 +98,8 @@ class HttpServer {
   HttpSources sources_;
   std::string address_;
   bool tls_ = false;
+  // Declared before server_, so that it outlives it.
+  std::unique_ptr<ConnectionLimits> limits_;
   std::unique_ptr<httplib::Server> server_;
   std::thread thread_;
   std::atomic<bool> listen_returned_{false};

@@ -7,6 +7,7 @@
 
 #include "common/files.h"
 #include "common/layers.h"
+#include "common/limits.h"
 #include "common/run_params.h"
 #include "common/run_state.h"
 #include "common/text.h"
@@ -140,6 +141,12 @@ TEST(RunParamsTest, BadEngineOptionsAreNamed) {
     EXPECT_EQ(p.status().code(), absl::StatusCode::kInvalidArgument);
     EXPECT_THAT(std::string(p.status().message()), ::testing::HasSubstr(message)) << extra.dump();
   }
+}
+
+TEST(LimitsTest, ByteLimitsNameTheirUnit) {
+  EXPECT_EQ(DescribeByteLimit(kMaxSweepYamlBytes), "1 MiB (1048576 bytes)");
+  EXPECT_EQ(DescribeByteLimit(kMaxHttpBodyBytes), "16 KiB (16384 bytes)");
+  EXPECT_EQ(DescribeByteLimit(1000), "1000 bytes");
 }
 
 TEST(RunStateTest, NamesRoundTrip) {
