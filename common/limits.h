@@ -18,8 +18,11 @@ inline constexpr uint64_t kMiB = uint64_t{1} << 20;
 // memory grows with the text, so anything larger is refused before parsing.
 inline constexpr uint64_t kMaxSweepYamlBytes = 1 * kMiB;
 
-// How deeply '[' and '{' collections may nest in a sweep file. Real sweeps
-// nest two or three levels; the YAML parser recurses once per level.
+// How deeply a sweep file may nest: block levels (indentation, and "- " or
+// "? " entries that nest on one line) and '[' '{' collections together, and
+// parameter groups reached through aliases. Real sweeps nest two to four
+// levels; the YAML parser recurses once per level (yaml-cpp gave up at 500
+// with "bad file"), and an alias can make a group hold itself.
 inline constexpr int kMaxSweepYamlDepth = 64;
 
 // One content or style image, as sent with a sweep (encoded PNG or JPEG).

@@ -14,6 +14,16 @@ size_t EditDistance(std::string_view a, std::string_view b);
 // typo (distance <= max(2, len/3)); empty otherwise. Used for "did you mean".
 std::string ClosestMatch(std::string_view word, const std::vector<std::string>& candidates);
 
+// The offset of the first byte of `text` that does not belong to a valid
+// UTF-8 sequence (overlong forms, surrogates and values past U+10FFFF
+// included), or std::string_view::npos when all of it is UTF-8.
+size_t FirstInvalidUtf8(std::string_view text);
+
+// `text` with each byte that is not part of valid UTF-8 replaced by U+FFFD,
+// for a name that must travel as UTF-8 (JSON, protocol messages) and is only
+// shown, never used to open a file.
+std::string ToValidUtf8(std::string_view text);
+
 }  // namespace stylesweep
 
 #endif  // STYLESWEEP_COMMON_TEXT_H_

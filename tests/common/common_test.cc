@@ -164,6 +164,18 @@ TEST(TextTest, ClosestMatch) {
   EXPECT_EQ(ClosestMatch("completely_else", {"steps", "seed"}), "");
 }
 
+TEST(TextTest, FindsTheFirstByteThatIsNotUtf8) {
+  EXPECT_EQ(FirstInvalidUtf8("plain ascii"), std::string_view::npos);
+  EXPECT_EQ(FirstInvalidUtf8("caf\xc3\xa9 \xe7\x8c\xab \xf0\x9f\x98\x80"), std::string_view::npos);
+  EXPECT_EQ(FirstInvalidUtf8("ab\xff"), 2u);
+  EXPECT_EQ(FirstInvalidUtf8("\xc3"), 0u);              // cut short
+  EXPECT_EQ(FirstInvalidUtf8("\xc0\xaf"), 0u);          // overlong '/'
+  EXPECT_EQ(FirstInvalidUtf8("\xed\xa0\x80"), 0u);      // a surrogate
+  EXPECT_EQ(FirstInvalidUtf8("\xf4\x90\x80\x80"), 0u);  // past U+10FFFF
+  EXPECT_EQ(ToValidUtf8("a\xff\xfe.png"), "a\xef\xbf\xbd\xef\xbf\xbd.png");
+  EXPECT_EQ(ToValidUtf8("caf\xc3\xa9"), "caf\xc3\xa9");
+}
+
 TEST(FilesTest, AtomicWriteAndRead) {
   const auto dir = std::filesystem::temp_directory_path() / "files_test" / "nested";
   std::filesystem::remove_all(dir.parent_path());
