@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "common/files.h"
+#include "rpc/tls_files.h"
 
 namespace stylesweep {
 namespace {
@@ -68,15 +69,11 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(c
   if (absl::Status s = CheckExposure(listen, security, "submit work and read results"); !s.ok()) return s;
   const bool tls = !security.tls_cert_file.empty() || !security.tls_key_file.empty();
   if (!tls) return grpc::InsecureServerCredentials();
-  if (security.tls_cert_file.empty() || security.tls_key_file.empty()) {
-    return absl::InvalidArgumentError("TLS needs both --tls-cert and --tls-key");
-  }
-  auto cert = ReadFileToString(security.tls_cert_file);
-  if (!cert.ok()) return cert.status();
-  auto key = ReadFileToString(security.tls_key_file);
-  if (!key.ok()) return key.status();
+  // Checked here: gRPC would only fail to start, as for a taken address.
+  absl::StatusOr<TlsKeyPair> pair = LoadTlsKeyPair(security.tls_cert_file, security.tls_key_file);
+  if (!pair.ok()) return pair.status();
   grpc::SslServerCredentialsOptions options;
-  options.pem_key_cert_pairs.push_back({*key, *cert});
+  options.pem_key_cert_pairs.push_back({pair->key_pem, pair->cert_pem});
   return grpc::SslServerCredentials(options);
 }
 

@@ -41,7 +41,8 @@ bool IsLoopbackAddress(const std::string& host_port);
 absl::Status CheckExposure(const std::string& listen, const ServerSecurity& security, const std::string& risk);
 
 // Server credentials for `listen`. Refuses (CheckExposure) a non-loopback
-// address without both TLS and a token, unless security.insecure.
+// address without both TLS and a token, unless security.insecure, and TLS
+// files that do not make a key pair (LoadTlsKeyPair, tls_files.h).
 absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(const std::string& listen,
                                                                                const ServerSecurity& security);
 

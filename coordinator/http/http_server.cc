@@ -15,6 +15,7 @@
 #include "coordinator/http/connection_limits.h"
 #include "coordinator/http/dashboard_page.h"
 #include "coordinator/http/dashboard_state.h"
+#include "rpc/tls_files.h"
 
 namespace stylesweep {
 namespace {
@@ -126,13 +127,11 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(const HttpOptions&
   server->sources_ = std::move(sources);
   const ServerSecurity& security = options.security;
   if (!security.tls_cert_file.empty() || !security.tls_key_file.empty()) {
-    if (security.tls_cert_file.empty() || security.tls_key_file.empty()) {
-      return absl::InvalidArgumentError("TLS needs both --tls-cert and --tls-key");
-    }
-    // httplib reports only "not valid": read the files first so a missing or
-    // unreadable one is named.
-    for (const std::string& file : {security.tls_cert_file, security.tls_key_file}) {
-      if (auto text = ReadFileToString(file); !text.ok()) return text.status();
+    // httplib reports only "not valid": check the files first so that what
+    // is wrong with them, and which, is named.
+    if (absl::StatusOr<TlsKeyPair> pair = LoadTlsKeyPair(security.tls_cert_file, security.tls_key_file);
+        !pair.ok()) {
+      return pair.status();
     }
     auto ssl = std::make_unique<httplib::SSLServer>(security.tls_cert_file.c_str(), security.tls_key_file.c_str());
     if (!ssl->is_valid()) {
