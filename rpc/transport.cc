@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdlib>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
@@ -135,6 +136,48 @@ absl::StatusOr<std::string> LoadToken(const std::string& token_file) {
     return absl::InvalidArgumentError(absl::StrCat("token file '", token_file, "' is empty"));
   }
   return token;
+}
+
+absl::Status UnreachableError(const grpc::Status& status, const std::string& target, const ClientSecurity& security) {
+  const std::string& detail = status.error_message();
+  const std::string lower = absl::AsciiStrToLower(detail);
+  auto says = [&lower](std::initializer_list<absl::string_view> words) {
+    for (absl::string_view word : words) {
+      if (absl::StrContains(lower, absl::AsciiStrToLower(word))) return true;
+    }
+    return false;
+  };
+  std::string hint;
+  if (says({"Connection refused"})) {
+    hint = "nothing listens there: is stylesweep-coordinator running, and on this address?";
+  } else if (says({"DNS resolution failed", "Name or service not known", "not known"})) {
+    hint = "its host name does not resolve: check the address";
+  } else if (security.tls && says({"wrong version number", "WRONG_VERSION_NUMBER", "packet length too long",
+                                   "http request", "record layer failure"})) {
+    hint = absl::StrCat("it does not answer in TLS: it may serve plaintext, so drop --tls",
+                        security.tls_ca_file.empty() ? "" : " and --tls-ca",
+                        " (or start it with --tls-cert and --tls-key)");
+  } else if (security.tls && says({"certificate verify failed", "CERTIFICATE_VERIFY_FAILED", "self signed",
+                                   "self-signed", "unable to get local issuer"})) {
+    hint = security.tls_ca_file.empty()
+               ? "its certificate is not signed by an authority this machine trusts: pass --tls-ca with the "
+                 "certificate of the one that signed it (for a self-signed certificate, the certificate itself)"
+               : absl::StrCat("its certificate is not signed by the authority in --tls-ca ", security.tls_ca_file,
+                              ": pass the certificate of the one that signed it");
+  } else if (security.tls && says({"Peer name", "not in peer certificate", "hostname mismatch"})) {
+    hint = absl::StrCat("its certificate does not name ", target,
+                        ": connect by a name or address the certificate lists");
+  } else if (!security.tls && says({"Socket closed", "Connection reset", "handshake", "end of file",
+                                    "Broken pipe"})) {
+    // A TLS server reads the plaintext client's first bytes as a broken
+    // handshake and hangs up, which gRPC reports only as a closed socket.
+    hint = "it closed the connection as it opened, as a coordinator serving TLS does to a plaintext client: "
+           "the coordinator may require TLS, so add --tls (and --tls-ca CA.pem when its certificate is not from "
+           "an authority this machine trusts)";
+  } else {
+    hint = "is stylesweep-coordinator running, and on this address?";
+  }
+  return absl::UnavailableError(absl::StrCat("cannot reach the coordinator at ", target, " (", detail, "); ", hint));
 }
 
 grpc::Status ToGrpcStatus(const absl::Status& status) {

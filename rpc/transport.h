@@ -60,6 +60,16 @@ grpc::Status CheckToken(const grpc::ServerContext& context, const std::string& t
 // the STYLESWEEP_TOKEN environment variable. Empty when neither is set.
 absl::StatusOr<std::string> LoadToken(const std::string& token_file);
 
+// A call that could not reach the coordinator at `target` (UNAVAILABLE), as
+// the user should hear it: Unavailable, "cannot reach the coordinator at
+// TARGET (gRPC's words); " and what those words point to. A plaintext client
+// whose connection a TLS server closed is told to add --tls (and --tls-ca);
+// a TLS client answered in plaintext, to drop them; an untrusted or
+// misnamed certificate, which --tls-ca to pass; a refused connection, to
+// check that the coordinator runs there. Anything else asks whether it is
+// running.
+absl::Status UnreachableError(const grpc::Status& status, const std::string& target, const ClientSecurity& security);
+
 grpc::Status ToGrpcStatus(const absl::Status& status);
 absl::Status FromGrpcStatus(const grpc::Status& status);
 
