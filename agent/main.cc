@@ -47,7 +47,7 @@ int main(int argc, char** argv) {
       "  stylesweep-agent --coordinator coord.example.org:50051 --tls --token-file token.txt --device cuda:0 \\\n"
       "      --weights vgg19-dcbb9e9d.pth\n"};
   std::string coordinator = "127.0.0.1:50051", device = "cpu", name, weights, cache_dir = DefaultCacheDir();
-  std::string tls_ca, token_file;
+  std::string tls_ca, tls_cert, tls_key, token_file;
   bool tls = false;
   int threads = 0;
   double drain_timeout_seconds = -1;
@@ -64,7 +64,13 @@ int main(int argc, char** argv) {
                  "the coordinator (default: let it finish)");
   app.add_flag("--tls", tls, "connect with TLS");
   app.add_option("--tls-ca", tls_ca, "PEM root certificates for --tls (default: the system's)");
-  app.add_option("--token-file", token_file, "file holding the coordinator's token (or set STYLESWEEP_TOKEN)");
+  app.add_option("--tls-cert", tls_cert,
+                 "PEM client certificate, for a coordinator with --tls-client-ca: its common name is this agent's "
+                 "--name");
+  app.add_option("--tls-key", tls_key, "PEM private key for --tls-cert");
+  app.add_option("--token-file", token_file,
+                 "file holding this host's agent token (`stylesweep tokens create NAME --role agent`), or set "
+                 "STYLESWEEP_TOKEN");
   CLI11_PARSE(app, argc, argv);
 
   if (name.empty()) name = Hostname() + "-" + device;
@@ -76,6 +82,9 @@ int main(int argc, char** argv) {
   stylesweep::GrpcClientOptions client_options;
   client_options.security.tls = tls || !tls_ca.empty();
   client_options.security.tls_ca_file = tls_ca;
+  client_options.security.tls_cert_file = tls_cert;
+  client_options.security.tls_key_file = tls_key;
+  if (!tls_cert.empty() || !tls_key.empty()) client_options.security.tls = true;
   auto token = stylesweep::LoadToken(token_file);
   if (!token.ok()) {
     spdlog::error("{}", std::string(token.status().message()));

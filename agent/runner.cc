@@ -171,10 +171,16 @@ absl::Status Runner::Register() {
       spdlog::info("registered as '{}' ({})", options_.identity.name, options_.identity.description);
       return absl::OkStatus();
     }
-    if (!absl::IsUnavailable(settings.status()) && !absl::IsDeadlineExceeded(settings.status())) {
+    if (absl::IsAlreadyExists(settings.status())) {
+      // Our name is held by a live agent with another credential (or our own
+      // earlier registration, under a token since replaced): it frees once
+      // that agent is silent for a lease.
+      spdlog::warn("{}; retrying", std::string(settings.status().message()));
+    } else if (!absl::IsUnavailable(settings.status()) && !absl::IsDeadlineExceeded(settings.status())) {
       return settings.status();
+    } else {
+      spdlog::warn("coordinator unreachable ({}); retrying", std::string(settings.status().message()));
     }
-    spdlog::warn("coordinator unreachable ({}); retrying", std::string(settings.status().message()));
     if (!WaitFor(std::uniform_int_distribution<int64_t>(backoff_ms / 2, backoff_ms)(rng))) {
       return absl::CancelledError("stopped before registering");
     }

@@ -1,7 +1,8 @@
 // Whether what an agent or a user asks of the coordinator costs more as
 // history piles up. Prints a table:
 //   - LeaseRun and Heartbeat latency (p50, p99) with 1, 100 and 10,000
-//     finished sweeps stored, beside two paused sweeps with descriptions of
+//     finished sweeps stored (and with 1, again with a scoped agent token on
+//     every call: what authentication costs), beside two paused sweeps with descriptions of
 //     about 1 MB and 10,000 queued runs each, whose runs sit ahead of the
 //     ones being leased; and the ratio of the medians at 10,000 and at 1
 //     (the goal: at most 2x);
@@ -37,6 +38,7 @@
 #include "absl/strings/str_join.h"
 #include "common/run_params.h"
 #include "common/sweep_spec.h"
+#include "coordinator/auth/credentials.h"
 #include "coordinator/server.h"
 #include "coordinator/store/store.h"
 #include "rpc/transport.h"
@@ -206,12 +208,26 @@ Running Start(const std::string& db, const fs::path& artifacts) {
   return running;
 }
 
+// The token calls carry (empty: none, an open loopback coordinator).
+std::string g_token;
+
+// Makes a scoped agent token for "bench-agent" in `db`, so the coordinator
+// started on it checks every call against the credentials table.
+std::string CreateAgentToken(const std::string& db) {
+  std::unique_ptr<Store> store = Must(OpenSqliteStore(db), "open " + db);
+  NewCredential made = Must(MakeCredential("bench-host", "agent", "bench-agent", kStartMs), "make a credential");
+  const int64_t id = Must(store->CreateCredential(made.record), "store a credential");
+  return FormatToken(id, made.secret);
+}
+
 template <typename Request, typename Response>
 grpc::Status Call(v1::Coordinator::Stub& stub,
                   grpc::Status (v1::Coordinator::Stub::*method)(grpc::ClientContext*, const Request&, Response*),
                   const Request& request, Response* response) {
   grpc::ClientContext context;
-  PrepareContext(context, ClientSecurity{}, kCallTimeoutMs);
+  ClientSecurity security;
+  security.token = g_token;
+  PrepareContext(context, security, kCallTimeoutMs);
   return (stub.*method)(&context, request, response);
 }
 
@@ -464,6 +480,7 @@ int main(int argc, char** argv) {
   if (samples + kWarmup > 20000) rebuild = true;
 
   std::vector<LeaseRow> rows;
+  LeaseRow token_row;
   std::vector<Timed> listing;
   for (const int finished : {1, 100, 10000}) {
     const std::string pristine = (dir / absl::StrCat("history-", finished, ".db")).string();
@@ -475,6 +492,17 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "  %d finished sweeps: measured\n", finished);
     if (finished == 10000) listing = MeasureListing(*running.stub, running.server->address(), db, stylesweep);
     running.server->Shutdown();
+    if (finished == 1) {
+      // The same, with every call authenticated by a scoped agent token:
+      // what the credentials table and the role check cost a call.
+      const std::string with_token = WorkingCopy(pristine, dir);
+      g_token = CreateAgentToken(with_token);
+      Running authenticated = Start(with_token, artifacts);
+      token_row = MeasureLeases(*authenticated.stub, finished, samples);
+      authenticated.server->Shutdown();
+      g_token.clear();
+      std::fprintf(stderr, "  %d finished sweep, agent token: measured\n", finished);
+    }
   }
   const std::string grid = (dir / "grid-100000.db").string();
   Ensure(grid, rebuild, "one sweep of 100,000 runs", [&] { BuildGrid(grid); });
@@ -507,8 +535,12 @@ int main(int argc, char** argv) {
   const LeaseRow& last = rows.back();
   const double lease_ratio = last.lease.p50 / first.lease.p50;
   const double heartbeat_ratio = last.heartbeat.p50 / first.heartbeat.p50;
-  std::printf("p50 @ 10000 / p50 @ 1: LeaseRun %.2fx %s, Heartbeat %.2fx %s (goal: at most 2x)\n\n", lease_ratio,
+  std::printf("p50 @ 10000 / p50 @ 1: LeaseRun %.2fx %s, Heartbeat %.2fx %s (goal: at most 2x)\n", lease_ratio,
               lease_ratio <= 2 ? "ok" : "OVER", heartbeat_ratio, heartbeat_ratio <= 2 ? "ok" : "OVER");
+  std::printf("%-16s %11.0f us %11.0f us %11.0f us %11.0f us\n", "1, agent token", token_row.lease.p50,
+              token_row.lease.p99, token_row.heartbeat.p50, token_row.heartbeat.p99);
+  std::printf("agent token / none @ 1: LeaseRun p50 %.2fx, Heartbeat p50 %.2fx\n\n", token_row.lease.p50 / first.lease.p50,
+              token_row.heartbeat.p50 / first.heartbeat.p50);
 
   std::printf("%-46s %12s  %s\n", "one sweep of 100,000 runs", "time", "");
   for (const Timed& t : grid_timings) std::printf("%-46s %9.1f ms  %s\n", t.what.c_str(), t.ms, t.note.c_str());

@@ -10,4 +10,8 @@ std::string DescribeByteLimit(uint64_t bytes) {
   return absl::StrCat(bytes, " bytes");
 }
 
+std::string DescribePixelLimit() {
+  return absl::StrCat(kMaxImagePixels / kMiB, " Mi pixels (", kMaxImagePixels, ", e.g. 8192x8192)");
+}
+
 }  // namespace stylesweep

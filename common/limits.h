@@ -72,6 +72,19 @@ inline constexpr int kHttpWorkers = 128;
 // Connections open at once, served or waiting for a thread. Beyond this a new
 // connection is answered 503 (over TLS: closed) at once rather than queued.
 inline constexpr int kMaxHttpConnections = 256;
+// The pixels an image (content, style or snapshot) may declare in its
+// header: 64 Mi, 8192 x 8192. Byte limits do not bound an image's cost:
+// a PNG of a few hundred kilobytes can declare 15000 x 15000 pixels. An
+// agent holds each input decoded twice before scaling it down to
+// image_size: 8-bit samples (3-4 bytes a pixel) and a float RGB copy (12
+// bytes a pixel), so at this limit an image costs about 1 GiB of host memory
+// for a moment, and the 15000 x 15000 one 3.5 GB. The header says the size
+// (common/image_header.h), so it is checked before anything is decoded.
+inline constexpr uint64_t kMaxImagePixels = uint64_t{8192} * 8192;
+
+// "64 Mi pixels (67108864, e.g. 8192x8192)": the pixel limit as error
+// messages and docs state it.
+std::string DescribePixelLimit();
 
 // "1 MiB (1048576 bytes)": a limit as error messages and docs state it.
 std::string DescribeByteLimit(uint64_t bytes);

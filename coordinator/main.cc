@@ -23,7 +23,7 @@ int main(int argc, char** argv) {
       "  stylesweep-coordinator --http 127.0.0.1:8080   # then open http://127.0.0.1:8080/\n"
       "  stylesweep-coordinator --config configs/coordinator.yaml\n"};
   CoordinatorConfig config;
-  std::string config_file, listen, http, db, artifacts, tls_cert, tls_key, token_file, address_file,
+  std::string config_file, listen, http, db, artifacts, tls_cert, tls_key, tls_client_ca, token_file, address_file,
       http_address_file;
   double lease_seconds = 0, heartbeat_seconds = 0;
   int quarantine_after = -1;
@@ -44,14 +44,18 @@ int main(int argc, char** argv) {
       ->check(CLI::NonNegativeNumber);
   app.add_option("--tls-cert", tls_cert, "PEM certificate chain: serve TLS");
   app.add_option("--tls-key", tls_key, "PEM private key for --tls-cert");
+  app.add_option("--tls-client-ca", tls_client_ca,
+                 "PEM CA for mutual TLS: a client certificate it signed acts as the agent its subject's common name "
+                 "names (needs --tls-cert and --tls-key)");
   app.add_option("--token-file", token_file,
-                 "file whose first line is the token every client must present (or set STYLESWEEP_TOKEN)");
+                 "file whose first line is a shared token that may do anything (or set STYLESWEEP_TOKEN); "
+                 "prefer scoped tokens: `stylesweep tokens create`");
   app.add_option("--address-file", address_file,
                  "once serving, write the bound HOST:PORT here (useful with port 0)");
   app.add_option("--http-address-file", http_address_file,
                  "once serving, write the bound HTTP HOST:PORT here (useful with --http HOST:0)");
   app.add_flag("--insecure", insecure,
-               "allow listening beyond loopback without TLS and a token (anyone who can reach it can use it)");
+               "allow listening beyond loopback without TLS and credentials (anyone who can reach it can use it)");
   CLI11_PARSE(app, argc, argv);
 
   if (!config_file.empty()) {
@@ -73,6 +77,7 @@ int main(int argc, char** argv) {
   if (quarantine_after >= 0) config.scheduler.quarantine_after = quarantine_after;
   if (!tls_cert.empty()) config.security.tls_cert_file = tls_cert;
   if (!tls_key.empty()) config.security.tls_key_file = tls_key;
+  if (!tls_client_ca.empty()) config.security.tls_client_ca_file = tls_client_ca;
   if (insecure) config.security.insecure = true;
   if (!token_file.empty() || config.security.token.empty()) {
     auto token = stylesweep::LoadToken(token_file);

@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/files.h"
 #include "common/text.h"
+#include "coordinator/auth/grpc_auth.h"
 #include "coordinator/rpc/coordinator_service.h"
 #include "coordinator/rpc/metrics_interceptor.h"
 
@@ -45,7 +46,7 @@ absl::Status LoadCoordinatorConfig(const std::string& path, CoordinatorConfig& c
   if (root.IsNull()) return absl::OkStatus();
   if (!root.IsMap()) return absl::InvalidArgumentError(absl::StrCat(path, ": expected a mapping of settings"));
   const std::vector<std::string> keys = {"listen",   "http",    "db",         "artifacts", "lease_seconds",
-                                         "heartbeat_seconds", "tls_cert", "tls_key", "token_file", "insecure",
+                                         "heartbeat_seconds", "tls_cert", "tls_key", "tls_client_ca", "token_file", "insecure",
                                          "max_runs_per_sweep", "quarantine_after"};
   for (const auto& entry : root) {
     const std::string key = entry.first.Scalar();
@@ -68,6 +69,8 @@ absl::Status LoadCoordinatorConfig(const std::string& path, CoordinatorConfig& c
         config.security.tls_cert_file = value.as<std::string>();
       } else if (key == "tls_key") {
         config.security.tls_key_file = value.as<std::string>();
+      } else if (key == "tls_client_ca") {
+        config.security.tls_client_ca_file = value.as<std::string>();
       } else if (key == "token_file") {
         auto token = LoadToken(value.as<std::string>());
         if (!token.ok()) return ConfigError(path, value, key, std::string(token.status().message()));
@@ -98,17 +101,7 @@ absl::Status LoadCoordinatorConfig(const std::string& path, CoordinatorConfig& c
 }
 
 absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(const CoordinatorConfig& config) {
-  auto credentials = MakeServerCredentials(config.listen, config.security);
-  if (!credentials.ok()) return credentials.status();
-  // Refuse an exposed HTTP address before opening anything (HttpServer
-  // checks again).
-  if (!config.http.empty()) {
-    if (absl::Status s = CheckExposure(config.http, config.security, "read every sweep, run and image"); !s.ok()) {
-      return s;
-    }
-  }
   const double start_seconds = SystemClock().NowMillis() / 1000.0;
-
   std::unique_ptr<CoordinatorServer> server(new CoordinatorServer());
   server->config_ = config;
   // What the coordinator stores (the database, images, snapshots) is
@@ -120,9 +113,35 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(cons
   auto store = OpenSqliteStore(config.db);
   if (!store.ok()) return store.status();
   server->store_ = std::move(*store);
-  if (absl::Status s = CreateDirectories(config.artifacts, FileAccess::kOwnerOnly); !s.ok()) {
-    return absl::PermissionDeniedError(
-        absl::StrCat("cannot create artifacts directory '", config.artifacts, "': ", s.message()));
+  // Scoped tokens live in the database: whether any exist decides, with the
+  // flags, whether the addresses may be exposed.
+  ServerSecurity& security = server->config_.security;
+  absl::StatusOr<bool> scoped = server->store_->HasCredentials();
+  if (!scoped.ok()) return scoped.status();
+  security.scoped_tokens = *scoped;
+  if (!config.http.empty()) {
+    if (absl::Status s = CheckExposure(config.http, security, "read every sweep, run and image"); !s.ok()) {
+      return s;
+    }
+  }
+  AuthSettings auth;
+  auth.shared_token = security.token;
+  // With no credential configured, callers need none only where nobody
+  // else can reach: loopback, or where the user said so (--insecure).
+  const bool loopback = IsLoopbackAddress(config.listen) && (config.http.empty() || IsLoopbackAddress(config.http));
+  auth.open_without_credentials = security.tls_client_ca_file.empty() && (loopback || security.insecure);
+  server->authenticator_ = std::make_unique<Authenticator>(*server->store_, SystemClock(), auth);
+  auto credentials =
+      MakeServerCredentials(config.listen, security, std::make_shared<RoleCheckProcessor>(*server->authenticator_));
+  if (!credentials.ok()) return credentials.status();
+  if (!security.token.empty()) {
+    spdlog::warn(
+        "a shared token (--token-file or STYLESWEEP_TOKEN) lets whoever holds it do anything, agents included: give "
+        "each agent host and user a scoped token instead (`stylesweep tokens create`)");
+  }
+  if (!IsLoopbackAddress(config.listen) && security.tls_cert_file.empty() && security.insecure) {
+    spdlog::warn("serving plaintext beyond loopback (--insecure): credentials travel in the clear and calls are "
+                 "read before they are checked");
   }
   server->artifacts_ = std::make_unique<ArtifactStore>(std::filesystem::absolute(config.artifacts).string());
   server->scheduler_ =
@@ -141,7 +160,7 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(cons
                  grace_ms / 1000.0);
   }
   server->service_ = std::make_unique<CoordinatorService>(*server->scheduler_, *server->store_,
-                                                          server->artifacts_->root(), config.security.token);
+                                                          server->artifacts_->root(), *server->authenticator_);
 
   // grpc.health.v1.Health and server reflection, so that standard tools
   // (grpc_health_probe, grpcurl) work. Both answer without the token:
@@ -172,14 +191,18 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(cons
   server->address_ = absl::StrCat(config.listen.substr(0, colon), ":", port);
   server->reaper_ = std::thread([s = server.get()] { s->ReapLoop(); });
   spdlog::info("coordinator listening on {} ({}{}), database {}, artifacts {}", server->address_,
-               config.security.tls_cert_file.empty() ? "plaintext" : "TLS",
-               config.security.token.empty() ? ", no token" : ", token required", config.db,
-               server->artifacts_->root());
+               security.tls_cert_file.empty()           ? "plaintext"
+               : security.tls_client_ca_file.empty()    ? "TLS"
+                                                         : "mutual TLS",
+               auth.open_without_credentials && !HasCredentials(security) ? ", no credentials needed on loopback"
+                                                                          : ", credentials required",
+               config.db, server->artifacts_->root());
 
   if (!config.http.empty()) {
-    HttpOptions http_options{config.http, config.security};
+    HttpOptions http_options{config.http, security};
     HttpSources sources;
     sources.store = server->store_.get();
+    sources.authenticator = server->authenticator_.get();
     sources.metrics = &server->metrics_;
     sources.clock = &SystemClock();
     sources.artifacts_dir = server->artifacts_->root();
@@ -190,8 +213,8 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(cons
     auto http = HttpServer::Start(http_options, std::move(sources));
     if (!http.ok()) return http.status();  // ~CoordinatorServer stops the rest
     server->http_ = std::move(*http);
-    spdlog::info("dashboard and /metrics on {}://{}/{}", server->http_->tls() ? "https" : "http",
-                 server->http_->address(), config.security.token.empty() ? "" : " (token required)");
+    spdlog::info("dashboard and /metrics on {}://{}/", server->http_->tls() ? "https" : "http",
+                 server->http_->address());
   }
   return server;
 }

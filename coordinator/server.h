@@ -9,6 +9,7 @@
 
 #include "absl/status/statusor.h"
 #include "coordinator/artifacts/artifact_store.h"
+#include "coordinator/auth/authenticator.h"
 #include "coordinator/http/coordinator_metrics.h"
 #include "coordinator/http/http_server.h"
 #include "coordinator/scheduler/scheduler.h"
@@ -35,7 +36,7 @@ struct CoordinatorConfig {
 };
 
 // Reads a coordinator.yaml (keys: listen, http, db, artifacts, lease_seconds,
-// heartbeat_seconds, tls_cert, tls_key, token_file, insecure) over `config`.
+// heartbeat_seconds, tls_cert, tls_key, tls_client_ca, token_file, insecure) over `config`.
 // Errors name the file, key and line.
 absl::Status LoadCoordinatorConfig(const std::string& path, CoordinatorConfig& config);
 
@@ -78,6 +79,7 @@ class CoordinatorServer {
   CoordinatorConfig config_;
   std::string address_;
   std::unique_ptr<Store> store_;
+  std::unique_ptr<Authenticator> authenticator_;
   std::unique_ptr<ArtifactStore> artifacts_;
   std::unique_ptr<Scheduler> scheduler_;
   std::unique_ptr<CoordinatorService> service_;

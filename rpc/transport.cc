@@ -25,15 +25,6 @@ std::string HostOf(const std::string& host_port) {
   return colon == std::string::npos ? host_port : host_port.substr(0, colon);
 }
 
-// Compares without an early exit, so response timing says nothing about how
-// much of a guessed token was right (only whether its length was).
-bool ConstantTimeEquals(const std::string& a, const std::string& b) {
-  if (a.size() != b.size()) return false;
-  unsigned char diff = 0;
-  for (size_t i = 0; i < a.size(); ++i) diff |= static_cast<unsigned char>(a[i] ^ b[i]);
-  return diff == 0;
-}
-
 }  // namespace
 
 bool IsLoopbackAddress(const std::string& host_port) {
@@ -53,29 +44,52 @@ bool IsLoopbackAddress(const std::string& host_port) {
   return false;
 }
 
+bool HasCredentials(const ServerSecurity& security) {
+  return !security.token.empty() || security.scoped_tokens || !security.tls_client_ca_file.empty();
+}
+
 absl::Status CheckExposure(const std::string& listen, const ServerSecurity& security, const std::string& risk) {
   const bool tls = !security.tls_cert_file.empty() || !security.tls_key_file.empty();
-  if (!IsLoopbackAddress(listen) && !security.insecure && (!tls || security.token.empty())) {
+  if (!IsLoopbackAddress(listen) && !security.insecure && (!tls || !HasCredentials(security))) {
     return absl::FailedPreconditionError(absl::StrCat(
-        "refusing to listen on ", listen, " without TLS and a token: anyone who can reach it could ", risk,
-        ". Add --tls-cert, "
-        "--tls-key and --token-file (or STYLESWEEP_TOKEN), listen on 127.0.0.1, or pass --insecure to accept the "
-        "risk"));
+        "refusing to listen on ", listen, " without TLS and credentials: anyone who can reach it could ", risk,
+        ". Add --tls-cert and --tls-key, and create tokens with `stylesweep tokens create` (or give a shared "
+        "--token-file), listen on 127.0.0.1, or pass --insecure to accept the risk"));
   }
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(const std::string& listen,
-                                                                               const ServerSecurity& security) {
+absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(
+    const std::string& listen, const ServerSecurity& security, std::shared_ptr<grpc::AuthMetadataProcessor> processor) {
   if (absl::Status s = CheckExposure(listen, security, "submit work and read results"); !s.ok()) return s;
   const bool tls = !security.tls_cert_file.empty() || !security.tls_key_file.empty();
-  if (!tls) return grpc::InsecureServerCredentials();
+  if (!tls && !security.tls_client_ca_file.empty()) {
+    return absl::InvalidArgumentError("--tls-client-ca needs --tls-cert and --tls-key (mutual TLS is TLS)");
+  }
+  if (!tls) {
+    if (!IsLoopbackAddress(listen)) return grpc::InsecureServerCredentials();
+    // Plaintext as before on the wire, but gRPC's local credentials (which
+    // accept loopback peers only) run the processor.
+    std::shared_ptr<grpc::ServerCredentials> local = grpc::experimental::LocalServerCredentials(LOCAL_TCP);
+    if (processor) local->SetAuthMetadataProcessor(processor);
+    return local;
+  }
   // Checked here: gRPC would only fail to start, as for a taken address.
   absl::StatusOr<TlsKeyPair> pair = LoadTlsKeyPair(security.tls_cert_file, security.tls_key_file);
   if (!pair.ok()) return pair.status();
   grpc::SslServerCredentialsOptions options;
   options.pem_key_cert_pairs.push_back({pair->key_pem, pair->cert_pem});
-  return grpc::SslServerCredentials(options);
+  if (!security.tls_client_ca_file.empty()) {
+    auto ca = ReadFileToString(security.tls_client_ca_file);
+    if (!ca.ok()) return ca.status();
+    options.pem_root_certs = *ca;
+    // Optional: users and readers come with tokens; a certificate, when
+    // presented, must verify.
+    options.client_certificate_request = GRPC_SSL_REQUEST_CLIENT_CERTIFICATE_AND_VERIFY;
+  }
+  std::shared_ptr<grpc::ServerCredentials> credentials = grpc::SslServerCredentials(options);
+  if (processor) credentials->SetAuthMetadataProcessor(processor);
+  return credentials;
 }
 
 absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeChannel(const std::string& target, const ClientSecurity& security) {
@@ -86,6 +100,17 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeChannel(const std::string& ta
       auto roots = ReadFileToString(security.tls_ca_file);
       if (!roots.ok()) return roots.status();
       options.pem_root_certs = *roots;
+    }
+    if (!security.tls_cert_file.empty() || !security.tls_key_file.empty()) {
+      if (security.tls_cert_file.empty() || security.tls_key_file.empty()) {
+        return absl::InvalidArgumentError("a client certificate needs both --tls-cert and --tls-key");
+      }
+      auto cert = ReadFileToString(security.tls_cert_file);
+      if (!cert.ok()) return cert.status();
+      auto key = ReadFileToString(security.tls_key_file);
+      if (!key.ok()) return key.status();
+      options.pem_cert_chain = *cert;
+      options.pem_private_key = *key;
     }
     credentials = grpc::SslCredentials(options);
   } else {
@@ -103,21 +128,6 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeChannel(const std::string& ta
 void PrepareContext(grpc::ClientContext& context, const ClientSecurity& security, int64_t timeout_ms) {
   if (!security.token.empty()) context.AddMetadata("authorization", absl::StrCat("Bearer ", security.token));
   context.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(timeout_ms));
-}
-
-grpc::Status CheckToken(const grpc::ServerContext& context, const std::string& token) {
-  if (token.empty()) return grpc::Status::OK;
-  const auto& metadata = context.client_metadata();
-  auto it = metadata.find("authorization");
-  if (it == metadata.end()) {
-    return grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
-                        "this coordinator requires a token: pass --token-file or set STYLESWEEP_TOKEN");
-  }
-  const std::string presented(it->second.data(), it->second.size());
-  if (!ConstantTimeEquals(presented, absl::StrCat("Bearer ", token))) {
-    return grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "wrong token");
-  }
-  return grpc::Status::OK;
 }
 
 absl::StatusOr<std::string> LoadToken(const std::string& token_file) {

@@ -18,15 +18,29 @@ namespace stylesweep {
 struct ServerSecurity {
   std::string tls_cert_file;  // PEM; with tls_key_file enables TLS
   std::string tls_key_file;
-  std::string token;          // non-empty: every call must carry "authorization: Bearer <token>"
-  bool insecure = false;      // explicitly allow plaintext/no token beyond loopback
+  // PEM CA: clients may present a certificate it signed (mutual TLS); the
+  // certificate's subject common name names the agent it may act as.
+  std::string tls_client_ca_file;
+  // The shared token: non-empty, a call carrying "authorization: Bearer
+  // <token>" may do anything (coordinator/auth/authenticator.h).
+  std::string token;
+  // Scoped tokens exist (`stylesweep tokens`): calls need a credential.
+  bool scoped_tokens = false;
+  bool insecure = false;      // explicitly allow plaintext/no credentials beyond loopback
 };
 
 struct ClientSecurity {
   bool tls = false;
   std::string tls_ca_file;    // PEM roots; empty with tls: the system roots
+  // PEM client certificate and key for a coordinator that asks for one
+  // (--tls-client-ca there).
+  std::string tls_cert_file;
+  std::string tls_key_file;
   std::string token;
 };
+
+// Whether a server with these settings demands a credential of its callers.
+bool HasCredentials(const ServerSecurity& security);
 
 // True when the host part of "HOST:PORT" or "[V6]:PORT" is an IP literal in
 // 127.0.0.0/8, ::1 (or ::ffff:127.x.y.z), or exactly "localhost". Any other
@@ -35,16 +49,22 @@ struct ClientSecurity {
 bool IsLoopbackAddress(const std::string& host_port);
 
 // The rule every server surface (gRPC, HTTP) follows: OK on loopback, or
-// with both TLS and a token, or with security.insecure; otherwise
+// with both TLS and credentials (HasCredentials), or with
+// security.insecure; otherwise
 // FailedPrecondition naming the address, the `risk` ("submit work and read
 // results") and the flags to add.
 absl::Status CheckExposure(const std::string& listen, const ServerSecurity& security, const std::string& risk);
 
 // Server credentials for `listen`. Refuses (CheckExposure) a non-loopback
-// address without both TLS and a token, unless security.insecure, and TLS
+// address without both TLS and credentials, unless security.insecure, and TLS
 // files that do not make a key pair (LoadTlsKeyPair, tls_files.h).
-absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(const std::string& listen,
-                                                                               const ServerSecurity& security);
+// `processor` (may be null) sees every call's headers before its message is
+// read; it is installed on TLS and on plaintext loopback ports (gRPC's
+// local credentials), but cannot be on a plaintext port beyond loopback
+// (--insecure), where handlers must check each call themselves.
+absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(
+    const std::string& listen, const ServerSecurity& security,
+    std::shared_ptr<grpc::AuthMetadataProcessor> processor = nullptr);
 
 // A channel to `target` with TLS when asked and large-enough message limits
 // for images.
@@ -52,9 +72,6 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeChannel(const std::string& ta
 
 // Adds the bearer token (if any) and a deadline `timeout_ms` from now.
 void PrepareContext(grpc::ClientContext& context, const ClientSecurity& security, int64_t timeout_ms);
-
-// OK when the call carries the expected token (or none is required).
-grpc::Status CheckToken(const grpc::ServerContext& context, const std::string& token);
 
 // Reads a token from a file (first line, trimmed) or, with an empty path, from
 // the STYLESWEEP_TOKEN environment variable. Empty when neither is set.

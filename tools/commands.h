@@ -5,6 +5,7 @@
 // process exit status and prints its own errors.
 
 #include <string>
+#include <vector>
 
 #include "common/run_params.h"
 
@@ -19,6 +20,7 @@ struct LocalOptions {
   std::string weights;
   std::string device = "cpu";
   bool allow_duplicate = false;  // run a sweep this database has seen before
+  std::vector<std::string> allowed_dirs;  // where images may come from besides the sweep file's directory
 };
 
 // Starts a coordinator and `agents` agents in this process (talking gRPC over

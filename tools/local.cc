@@ -45,7 +45,7 @@ bool ReportProgress(Store& store, int64_t sweep_id, std::set<int64_t>& reported)
 }  // namespace
 
 int RunLocal(const LocalOptions& options) {
-  auto submission = PrepareSubmission(options.sweep_file, CheckWeightsFile);
+  auto submission = PrepareSubmission(options.sweep_file, SubmissionOptions{CheckWeightsFile, options.allowed_dirs});
   if (!submission.ok()) {
     spdlog::error("{}", std::string(submission.status().message()));
     return 2;

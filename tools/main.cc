@@ -42,6 +42,7 @@
 #include "tools/sweep_control.h"
 #include "tools/sweep_source.h"
 #include "tools/terminal_text.h"
+#include "tools/tokens.h"
 
 namespace stylesweep {
 namespace {
@@ -56,7 +57,9 @@ struct ConnectionFlags {
     app->add_option("--coordinator", coordinator, "coordinator HOST:PORT")->capture_default_str();
     app->add_flag("--tls", tls, "connect with TLS");
     app->add_option("--tls-ca", tls_ca, "PEM root certificates for --tls");
-    app->add_option("--token-file", token_file, "file holding the coordinator's token (or set STYLESWEEP_TOKEN)");
+    app->add_option("--token-file", token_file,
+                    "file holding your token, a user's (or reader's, to read) from `stylesweep tokens create` (or "
+                    "set STYLESWEEP_TOKEN)");
   }
 
   struct Connected {
@@ -117,6 +120,10 @@ int FailCall(const grpc::Status& status, const ConnectionFlags& connection) {
   return Fail(FromGrpcStatus(status), status.error_code() == grpc::StatusCode::INVALID_ARGUMENT ? 2 : 1);
 }
 
+constexpr char kAllowDirHelp[] =
+    "a directory images may also come from, besides the sweep file's own (repeat for more); files under /proc, "
+    "/dev and /sys never may";
+
 #if STYLESWEEP_WITH_ENGINE
 absl::Status CheckWeights(const std::string& path) { return CheckWeightsFile(path); }
 #else
@@ -137,8 +144,9 @@ absl::Status RunWithEngine() {
 absl::Status CheckWeights(const std::string&) { return RunWithEngine(); }
 #endif
 
-int Submit(const ConnectionFlags& connection, const std::string& file, bool dry_run, bool allow_duplicate) {
-  auto submission = PrepareSubmission(file, CheckWeights);
+int Submit(const ConnectionFlags& connection, const std::string& file, const std::vector<std::string>& allowed_dirs,
+           bool dry_run, bool allow_duplicate) {
+  auto submission = PrepareSubmission(file, SubmissionOptions{CheckWeights, allowed_dirs});
   if (!submission.ok()) return Fail(submission.status(), 2);
   auto connected = connection.Connect();
   if (!connected.ok()) return Fail(connected.status(), 2);
@@ -529,6 +537,8 @@ int main(int argc, char** argv) {
   bool allow_duplicate = false;
   submit->add_flag("--allow-duplicate", allow_duplicate,
                    "store the sweep even if the same YAML with the same images was submitted before");
+  std::vector<std::string> allowed_dirs;
+  submit->add_option("--allow-dir", allowed_dirs, kAllowDirHelp)->allow_extra_args(false)->type_name("DIR");
   connection.Add(submit);
 
   auto* status = app.add_subcommand("status", "Show every sweep with its run counts, or how far one sweep has got: runs "
@@ -649,8 +659,37 @@ int main(int argc, char** argv) {
   local->add_option("--threads", local_options.threads, "CPU threads shared by the agents (default: all cores)");
   local->add_option("--weights", local_options.weights, "VGG19 weights file (default: seeded random network)");
   local->add_option("--device", local_options.device, "cpu or cuda:N")->capture_default_str();
+  local->add_option("--allow-dir", local_options.allowed_dirs, kAllowDirHelp)->allow_extra_args(false)->type_name("DIR");
   local->add_flag("--allow-duplicate", local_options.allow_duplicate,
                   "run the sweep again even if this database already has it (same YAML, same images)");
+
+  TokenRequest token_request;
+  bool tokens_json = false;
+  std::string revoke_name;
+  auto* tokens = app.add_subcommand(
+      "tokens",
+      "Manage scoped tokens on the coordinator's database (run it where that file is). Roles: agent (run work, as "
+      "the agents named), user (submit, control, read), reader (read only).\n"
+      "Examples:\n"
+      "  stylesweep tokens create gpu-host-1 --role agent --agents 'gpu-host-1-*' --db sweeps.db --out agent.token\n"
+      "  stylesweep tokens create alice --role user --db sweeps.db\n"
+      "  stylesweep tokens list --db sweeps.db\n"
+      "  stylesweep tokens revoke gpu-host-1 --db sweeps.db");
+  tokens->require_subcommand(1);
+  auto* tokens_create = tokens->add_subcommand("create", "Make a token; it is printed (or written) once, never stored");
+  tokens_create->add_option("NAME", token_request.name, "a unique name for it (who or what holds it)")->required();
+  tokens_create->add_option("--role", token_request.role, "agent, user or reader")->required();
+  tokens_create->add_option("--agents", token_request.agent_names,
+                            "agent role: the agent names it may register, comma-separated; PREFIX* for every name "
+                            "starting with PREFIX");
+  tokens_create->add_option("--out", token_request.out, "write the token to this file (mode 0600) instead of printing it");
+  tokens_create->add_option("--db", token_request.db, "the coordinator's SQLite file")->required();
+  auto* tokens_list = tokens->add_subcommand("list", "Show every token: role, agents, created, last used, revoked");
+  tokens_list->add_option("--db", token_request.db, "the coordinator's SQLite file")->required();
+  tokens_list->add_flag("--json", tokens_json, "print JSON lines");
+  auto* tokens_revoke = tokens->add_subcommand("revoke", "Revoke a token; the coordinator refuses it from its next call");
+  tokens_revoke->add_option("NAME", revoke_name, "its name (or id)")->required();
+  tokens_revoke->add_option("--db", token_request.db, "the coordinator's SQLite file")->required();
 
   StylizeOptions stylize_options;
   auto* stylize = app.add_subcommand("stylize", "Style one image, no coordinator.\n"
@@ -682,15 +721,17 @@ int main(int argc, char** argv) {
                                       {"SWEEP", &control_sweep},
                                       {"RUN", &compare_first},
                                       {"RUN2", &compare_second},
-                                      {"--release", &release_agent}}) {
+                                      {"--release", &release_agent},
+                                      {"NAME", &token_request.name},
+                                      {"NAME", &revoke_name}}) {
       if (FirstInvalidUtf8(*value) != std::string::npos) {
-        return Fail(absl::InvalidArgumentError(absl::StrCat(what, " '", *value, "' is not UTF-8 text, which every ",
-                                                            std::string(what) == "--release" ? "agent's" : "sweep's",
-                                                            " name is, so nothing has that name")),
+        return Fail(absl::InvalidArgumentError(absl::StrCat(
+                        what, " '", *value,
+                        "' is not UTF-8 text, which the names of sweeps, runs, agents and tokens always are")),
                     2);
       }
     }
-    if (submit->parsed()) return Submit(connection, sweep_file, dry_run, allow_duplicate);
+    if (submit->parsed()) return Submit(connection, sweep_file, allowed_dirs, dry_run, allow_duplicate);
     if (status->parsed()) return Show(connection, db, sweep);
     if (cancel->parsed()) return Control(connection, control_sweep, v1::ControlSweepRequest::CANCEL);
     if (pause->parsed()) return Control(connection, control_sweep, v1::ControlSweepRequest::PAUSE);
@@ -703,6 +744,27 @@ int main(int argc, char** argv) {
     }
     if (agents->parsed()) return Agents(connection, release_agent, agents_json);
     if (watch->parsed()) return Watch(connection, sweep, watch_interval, watch_once);
+    if (tokens_create->parsed()) {
+      absl::StatusOr<std::string> token = CreateToken(token_request, SystemClock());
+      if (!token.ok()) return Fail(token.status(), absl::IsInvalidArgument(token.status()) ? 2 : 1);
+      if (token_request.out.empty()) {
+        std::printf("%s\n", token->c_str());
+        std::fprintf(stderr, "token '%s' (%s) created; it is shown this once\n",
+                     ForTerminal(token_request.name).c_str(), token_request.role.c_str());
+      } else {
+        std::fprintf(stderr, "token '%s' (%s) written to %s (mode 0600)\n", ForTerminal(token_request.name).c_str(),
+                     token_request.role.c_str(), ForTerminal(token_request.out).c_str());
+      }
+      return 0;
+    }
+    if (tokens_list->parsed() || tokens_revoke->parsed()) {
+      absl::StatusOr<std::string> out = tokens_list->parsed()
+                                            ? ListTokens(token_request.db, tokens_json)
+                                            : RevokeToken(token_request.db, revoke_name, SystemClock());
+      if (!out.ok()) return Fail(out.status());
+      std::fputs(out->c_str(), stdout);
+      return 0;
+    }
 #if STYLESWEEP_WITH_ENGINE
     if (local->parsed()) return RunLocal(local_options);
     if (stylize->parsed()) return RunStylize(stylize_options);

@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/files.h"
+#include "common/image_header.h"
 
 // stb is compiled into this file only, with static linkage, so it cannot clash
 // with another copy (Debian also ships a libstb.so). Only PNG and JPEG are
@@ -127,6 +128,16 @@ absl::StatusOr<Image> DecodeImage(std::string_view bytes, const std::string& sou
   if (bytes.size() > INT_MAX) {
     return absl::InvalidArgumentError(absl::StrCat("image '", source, "' is too large (", bytes.size(), " bytes)"));
   }
+  // The header first: what the image declares decides what decoding it
+  // costs (more than 15 bytes a pixel), so an image over kMaxImagePixels is
+  // refused before stb allocates anything, as bad input, not as memory the
+  // machine lacks.
+  auto header = ReadImageHeader(bytes);
+  if (!header.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("cannot decode image '", source, "' (", header.status().message(),
+                                                   "); expected a PNG or JPEG file"));
+  }
+  if (absl::Status s = CheckImagePixels(*header, absl::StrCat("image '", source, "'")); !s.ok()) return s;
   int width = 0, height = 0, channels = 0;
   std::unique_ptr<stbi_uc, decltype(&stbi_image_free)> data(
       stbi_load_from_memory(reinterpret_cast<const stbi_uc*>(bytes.data()), static_cast<int>(bytes.size()), &width,

@@ -29,8 +29,10 @@ struct Image {
 // them, instead of the arbitrary colour often stored under alpha 0). JPEGs are
 // turned upright according to their EXIF orientation tag. 16-bit PNGs are
 // reduced to 8 bits. `source` names the bytes in error messages (usually the
-// path). Fails with InvalidArgument when the bytes are empty or not a
-// decodable PNG/JPEG.
+// path). Fails with InvalidArgument when the bytes are empty, not a
+// decodable PNG/JPEG, or declare more than kMaxImagePixels in their header
+// (common/limits.h; checked before anything is decoded, so such an image
+// costs no memory).
 absl::StatusOr<Image> DecodeImage(std::string_view bytes, const std::string& source);
 
 // Reads and decodes the file at `path`. NotFound when it does not exist,

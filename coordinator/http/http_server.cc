@@ -11,9 +11,9 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "common/files.h"
-#include "common/hash.h"
 #include "coordinator/http/connection_limits.h"
 #include "coordinator/http/dashboard_page.h"
+#include "coordinator/auth/roles.h"
 #include "coordinator/http/dashboard_state.h"
 #include "rpc/tls_files.h"
 
@@ -21,9 +21,9 @@ namespace stylesweep {
 namespace {
 
 constexpr char kSessionCookie[] = "stylesweep_session";
-// How long a browser keeps the session: a working day, after which it asks
-// for the token again.
-constexpr int kSessionSeconds = 12 * 60 * 60;
+// How long a browser keeps the session cookie: as long as the session lasts
+// here (sessions.h).
+constexpr int64_t kSessionSeconds = kSessionLifetimeMs / 1000;
 
 // The dashboard's script and style are inline; everything it loads comes
 // from this server.
@@ -57,21 +57,6 @@ if (match) {
 </script>
 </body></html>
 )";
-
-// What the cookie holds: a hash of the token, not the token itself, so a
-// browser's cookie store never holds a credential the gRPC port accepts.
-std::string SessionValue(const std::string& token) {
-  return Sha256Hex(absl::StrCat("stylesweep dashboard session\n", token));
-}
-
-// As in rpc/transport.cc: response time says nothing about how much of a
-// guess was right.
-bool ConstantTimeEquals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  unsigned char diff = 0;
-  for (size_t i = 0; i < a.size(); ++i) diff |= static_cast<unsigned char>(a[i] ^ b[i]);
-  return diff == 0;
-}
 
 std::string CookieValue(const httplib::Request& request, absl::string_view name) {
   for (size_t i = 0; i < request.get_header_value_count("Cookie"); ++i) {
@@ -173,44 +158,67 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(const HttpOptions&
 }
 
 void HttpServer::Route() {
-  const std::string token = options_.security.token;
   const bool tls = tls_;
   HttpSources& sources = sources_;
+  SessionTable& sessions = sessions_;
 
   server_->set_default_headers({{"Cache-Control", "no-store"},
                                 {"X-Content-Type-Options", "nosniff"},
                                 {"Referrer-Policy", "no-referrer"}});
 
-  // Authentication, before any route.
-  auto authenticate = [token, tls](const httplib::Request& request, httplib::Response& response) {
+  // The role table (coordinator/auth/roles.h), before any route and before
+  // a request's body is read.
+  auto authenticate = [&sources, &sessions](const httplib::Request& request, httplib::Response& response) {
     using Result = httplib::Server::HandlerResponse;
-    // Probes: orchestrators and load balancers call these without
-    // credentials, and they tell nothing beyond "up" and "ready".
-    if (request.path == "/healthz" || request.path == "/readyz") return Result::Unhandled;
-    if (token.empty()) return Result::Unhandled;
     if (request.has_param("token")) {
       // A token in an address stays in history, bookmarks and logs: refuse
-      // it, valid or not, and set nothing from it.
+      // it, valid or not, on any path, and set nothing from it.
       Plain(response, 400,
             "a token does not belong in an address (browsers and proxies keep it): open /login and enter it "
             "there, or send 'Authorization: Bearer TOKEN'");
       return Result::Handled;
     }
-    if (request.path == "/login") return Result::Unhandled;
+    const RoleSet roles = RolesForHttp(request.path);
+    // Probes and the sign-in page: orchestrators and load balancers call
+    // the probes without credentials, and they tell nothing beyond "up" and
+    // "ready".
+    if (roles.empty()) return Result::Unhandled;
     const std::string authorization = request.get_header_value("Authorization");
+    const std::string session = CookieValue(request, kSessionCookie);
+    absl::StatusOr<Caller> caller = absl::UnauthenticatedError("");
     if (!authorization.empty()) {
-      if (ConstantTimeEquals(authorization, absl::StrCat("Bearer ", token))) return Result::Unhandled;
-      Plain(response, 401, "wrong token");
+      absl::string_view bearer = authorization;
+      // Anything but a bearer token is a wrong one, never none.
+      if (!absl::ConsumePrefix(&bearer, "Bearer ") || bearer.empty()) bearer = "-";
+      caller = sources.authenticator->Authenticate(bearer, "");
+    } else if (std::optional<Caller> signed_in =
+                   session.empty() ? std::nullopt : sessions.Find(session, sources.clock->NowMillis())) {
+      caller = *std::move(signed_in);
+      if (absl::Status s = sources.authenticator->Revalidate(*caller); !s.ok()) {
+        sessions.Remove(session);
+        caller = s;
+      }
+    } else {
+      caller = sources.authenticator->Authenticate("", "");
+    }
+    if (!caller.ok()) {
+      if (absl::IsUnauthenticated(caller.status()) || absl::IsPermissionDenied(caller.status())) {
+        response.set_header("WWW-Authenticate", "Bearer realm=\"stylesweep\"");
+        Plain(response, 401,
+              absl::StrCat(caller.status().message(),
+                           "; send 'Authorization: Bearer TOKEN', or open /login in a browser"));
+      } else {
+        Plain(response, 503, std::string(caller.status().message()));
+      }
       return Result::Handled;
     }
-    const std::string session = CookieValue(request, kSessionCookie);
-    if (!session.empty() && ConstantTimeEquals(session, SessionValue(token))) return Result::Unhandled;
-    response.set_header("WWW-Authenticate", "Bearer realm=\"stylesweep\"");
-    Plain(response, 401,
-          "this coordinator requires a token: send 'Authorization: Bearer TOKEN', or open /login in a browser");
-    return Result::Handled;
+    if (absl::Status s = Authenticator::Authorize(*caller, roles, absl::StrCat("read ", request.path)); !s.ok()) {
+      Plain(response, 403, std::string(s.message()));
+      return Result::Handled;
+    }
+    return Result::Unhandled;
   };
-  // Bodies and slow clients are dealt with first.
+  // Bodies and slow clients are dealt with first (connection_limits.h).
   server_->set_pre_routing_handler(limits_->Guard(authenticate));
 
   server_->set_exception_handler([](const httplib::Request& request, httplib::Response& response,
@@ -259,23 +267,43 @@ void HttpServer::Route() {
     response.set_content(kLoginPage, "text/html; charset=utf-8");
   });
 
-  // The form's token arrives in the body, never in the address. A right one
-  // gets the session cookie and goes to `next` (a path on this server, else
-  // the dashboard).
-  server_->Post("/login", [token, tls](const httplib::Request& request, httplib::Response& response) {
-    if (token.empty()) {
-      response.set_redirect("/", 303);
-      return;
-    }
-    if (!ConstantTimeEquals(request.get_param_value("token"), token)) {
-      Plain(response, 401, "wrong token");
-      return;
-    }
-    response.set_header("Set-Cookie",
-                        absl::StrCat(kSessionCookie, "=", SessionValue(token), "; Path=/; Max-Age=", kSessionSeconds,
-                                     "; HttpOnly; SameSite=Strict", tls ? "; Secure" : ""));
+  // The form's token arrives in the body, never in the address. A user's or
+  // reader's token gets a session cookie (sessions.h) and goes to `next` (a
+  // path on this server, else the dashboard).
+  server_->Post("/login", [&sources, &sessions, tls](const httplib::Request& request, httplib::Response& response) {
     const std::string next = request.get_param_value("next");
-    response.set_redirect(IsLocalPath(next) ? next : "/", 303);
+    const std::string target = IsLocalPath(next) ? next : "/";
+    if (absl::StatusOr<bool> required = sources.authenticator->Required(); required.ok() && !*required) {
+      response.set_redirect(target, 303);
+      return;
+    }
+    const std::string token = request.get_param_value("token");
+    absl::StatusOr<Caller> caller = sources.authenticator->Authenticate(token.empty() ? "-" : token, "");
+    if (!caller.ok()) {
+      Plain(response, absl::IsUnauthenticated(caller.status()) ? 401 : 503, std::string(caller.status().message()));
+      return;
+    }
+    if (absl::Status s = Authenticator::Authorize(*caller, RoleSet{Role::kUser, Role::kReader}, "open the dashboard");
+        !s.ok()) {
+      Plain(response, 403, std::string(s.message()));
+      return;
+    }
+    absl::StatusOr<std::string> session = sessions.Create(*caller, sources.clock->NowMillis());
+    if (!session.ok()) {
+      Plain(response, 500, std::string(session.status().message()));
+      return;
+    }
+    response.set_header("Set-Cookie", absl::StrCat(kSessionCookie, "=", *session, "; Path=/; Max-Age=", kSessionSeconds,
+                                                   "; HttpOnly; SameSite=Strict", tls ? "; Secure" : ""));
+    response.set_redirect(target, 303);
+  });
+
+  // Ends the session on the server too, not only in this browser.
+  server_->Post("/logout", [&sessions, tls](const httplib::Request& request, httplib::Response& response) {
+    if (const std::string session = CookieValue(request, kSessionCookie); !session.empty()) sessions.Remove(session);
+    response.set_header("Set-Cookie", absl::StrCat(kSessionCookie, "=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict",
+                                                   tls ? "; Secure" : ""));
+    response.set_redirect("/login", 303);
   });
 
   server_->Get("/", [](const httplib::Request&, httplib::Response& response) {

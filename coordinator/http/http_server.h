@@ -4,7 +4,8 @@
 // The coordinator's HTTP surface (`--http HOST:PORT`):
 //   /                    the dashboard (one page, no outside resources)
 //   /login               GET: a sign-in form; POST (form body token=, next=):
-//                        sets the session cookie and redirects
+//                        starts a session (sessions.h) and redirects
+//   /logout              POST: ends the session
 //   /api/state           its JSON (dashboard_state.h), polled every 2 s
 //   /api/snapshot/RUN    a run's latest snapshot PNG (?step=N: that step's)
 //   /metrics             Prometheus text format (coordinator_metrics.h)
@@ -13,21 +14,21 @@
 //                        not shutting down, else 503
 //
 // Security follows the gRPC port's (rpc/transport.h): TLS with the same
-// certificate and key when they are given; the same token when one is set;
-// and a non-loopback address is refused without both unless `insecure`.
+// certificate and key when they are given, the same credentials and the same
+// role table (coordinator/auth/roles.h): the probes and the sign-in page are
+// public, every other path needs a user's or reader's credential, checked
+// before a request's body is read. Scrapers and curl send "Authorization:
+// Bearer TOKEN"; browsers post the token to /login, which sets an HttpOnly,
+// SameSite=Strict cookie (Secure under TLS) naming a session that expires
+// here after 12 h, and redirects to `next` when it is a path on this server,
+// else to /. A token in a query string (?token=) is refused with 400 and
+// sets nothing: browsers and proxies keep addresses.
 //
 // Slow and hostile clients are bounded (connection_limits.h, common/limits.h):
 // a request's line and headers must arrive within kHttpHeadSeconds and
 // kMaxHttpHeadBytes, a body over kMaxHttpBodyBytes is refused with 413 (one
 // without Content-Length with 411) before it is read, and beyond
 // kMaxHttpConnections open connections a new one is refused at once.
-// With a token every path but /healthz and /readyz needs it, as
-// "Authorization: Bearer TOKEN" (scrapers, curl) or, for browsers, a session
-// cookie: posting the token to /login sets an HttpOnly, SameSite=Strict
-// cookie (Secure under TLS, Max-Age 12 h) holding a hash of the token, and
-// redirects to `next` when it is a path on this server, else to /. A token
-// in a query string (?token=) is refused with 400 and sets nothing: browsers
-// and proxies keep addresses.
 
 #include <atomic>
 #include <cstdint>
@@ -39,8 +40,10 @@
 
 #include "absl/status/statusor.h"
 #include "common/clock.h"
+#include "coordinator/auth/authenticator.h"
 #include "coordinator/http/coordinator_metrics.h"
 #include "coordinator/http/http_limits.h"
+#include "coordinator/http/sessions.h"
 #include "coordinator/store/store.h"
 #include "rpc/transport.h"
 
@@ -52,6 +55,11 @@ namespace stylesweep {
 
 class ConnectionLimits;
 
+// How long a dashboard sign-in lasts (a working day), and how many are kept
+// at once.
+inline constexpr int64_t kSessionLifetimeMs = 12 * 60 * 60 * 1000;
+inline constexpr size_t kMaxSessions = 10000;
+
 struct HttpOptions {
   std::string listen;       // HOST:PORT; port 0 picks a free one
   ServerSecurity security;  // shared with the gRPC port
@@ -61,6 +69,7 @@ struct HttpOptions {
 // What the pages read; every reference must outlive the server.
 struct HttpSources {
   Store* store = nullptr;
+  Authenticator* authenticator = nullptr;  // decides who may read what (roles.h)
   const CoordinatorMetrics* metrics = nullptr;
   const Clock* clock = nullptr;
   std::string artifacts_dir;         // snapshots are served from here, never from outside it
@@ -96,6 +105,7 @@ class HttpServer {
 
   HttpOptions options_;
   HttpSources sources_;
+  SessionTable sessions_{kSessionLifetimeMs, kMaxSessions};
   std::string address_;
   bool tls_ = false;
   // Declared before server_, so that it outlives it.

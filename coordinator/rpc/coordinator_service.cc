@@ -4,25 +4,53 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "coordinator/auth/grpc_auth.h"
 #include "coordinator/rpc/convert.h"
 #include "rpc/transport.h"
 
 namespace stylesweep {
 
-#define STYLESWEEP_CHECK_TOKEN(context)                                      \
-  if (grpc::Status auth = CheckToken(*(context), token_); !auth.ok()) { \
-    return auth;                                                             \
-  }
+// Declares `caller`: who makes the call, once its credential is found to
+// allow `method` (coordinator/auth/roles.h); returns the refusal otherwise.
+#define STYLESWEEP_AUTHORIZE(context, method)                                   \
+  absl::StatusOr<Caller> caller = CallerOf(*(context), authenticator_, method); \
+  if (!caller.ok()) return ToGrpcStatus(caller.status())
+
+// As STYLESWEEP_AUTHORIZE, then checks that the caller may act as the agent
+// the request names.
+#define STYLESWEEP_AUTHORIZE_AGENT(context, method, agent)                                          \
+  STYLESWEEP_AUTHORIZE(context, method);                                                           \
+  if (absl::Status s = ActAsAgent(*caller, agent, std::string_view(method) == "LeaseRun"); !s.ok()) \
+  return ToGrpcStatus(s)
 
 CoordinatorService::CoordinatorService(Scheduler& scheduler, Store& store, std::string artifacts_dir,
-                                       std::string token)
+                                       Authenticator& authenticator)
     : scheduler_(scheduler), store_(store), artifacts_dir_(std::move(artifacts_dir)),
       artifacts_(artifacts_dir_),
-      token_(std::move(token)) {}
+      authenticator_(authenticator) {}
+
+absl::Status CoordinatorService::ActAsAgent(const Caller& caller, const std::string& agent, bool for_lease) {
+  if (absl::Status s = Authenticator::AuthorizeAgent(caller, agent); !s.ok()) return s;
+  // The name must also be registered by this very credential: two
+  // credentials allowed the same name (overlapping PREFIX*) cannot act for
+  // each other's agent.
+  absl::StatusOr<AgentRecord> registered = store_.GetAgent(agent);
+  if (absl::IsNotFound(registered.status()) && !for_lease) {
+    // Nothing of a run can be an unknown agent's (the protocol's rule for
+    // attempts that were never the caller's). A lease answers NotFound, which
+    // tells a real agent to register again.
+    return absl::PermissionDeniedError(absl::StrCat("agent '", agent, "' has not registered"));
+  }
+  if (!registered.ok()) return registered.status();
+  if (registered->credential != caller.credential) {
+    return absl::PermissionDeniedError(absl::StrCat("agent '", agent, "' is registered with another credential"));
+  }
+  return absl::OkStatus();
+}
 
 grpc::Status CoordinatorService::SubmitSweep(grpc::ServerContext* context, const v1::SubmitSweepRequest* request,
                                              v1::SubmitSweepResponse* response) {
-  STYLESWEEP_CHECK_TOKEN(context);
+  STYLESWEEP_AUTHORIZE(context, "SubmitSweep");
   std::map<std::string, std::string> files;
   for (const v1::FileBlob& file : request->files()) files[file.path()] = file.data();
   SubmitOptions options{request->dry_run(), request->allow_duplicate(), {}};
@@ -59,7 +87,7 @@ grpc::Status ParsePageToken(const std::string& token, Int* after) {
 
 grpc::Status CoordinatorService::GetSweep(grpc::ServerContext* context, const v1::GetSweepRequest* request,
                                           v1::GetSweepResponse* response) {
-  STYLESWEEP_CHECK_TOKEN(context);
+  STYLESWEEP_AUTHORIZE(context, "GetSweep");
   response->set_artifacts_dir(artifacts_dir_);
   if (request->sweep().empty()) {
     // Every sweep's summary, a page of sweeps at a time, from two queries
@@ -127,7 +155,7 @@ grpc::Status CoordinatorService::GetSweep(grpc::ServerContext* context, const v1
 
 grpc::Status CoordinatorService::ControlSweep(grpc::ServerContext* context, const v1::ControlSweepRequest* request,
                                               v1::ControlSweepResponse* response) {
-  STYLESWEEP_CHECK_TOKEN(context);
+  STYLESWEEP_AUTHORIZE(context, "ControlSweep");
   SweepAction action;
   switch (request->action()) {
     case v1::ControlSweepRequest::CANCEL:
@@ -157,7 +185,7 @@ grpc::Status CoordinatorService::ControlSweep(grpc::ServerContext* context, cons
 
 grpc::Status CoordinatorService::DeleteSweep(grpc::ServerContext* context, const v1::DeleteSweepRequest* request,
                                              v1::DeleteSweepResponse* response) {
-  STYLESWEEP_CHECK_TOKEN(context);
+  STYLESWEEP_AUTHORIZE(context, "DeleteSweep");
   auto deleted = scheduler_.Delete(request->sweep(), request->cancel_first());
   if (!deleted.ok()) return ToGrpcStatus(deleted.status());
   response->set_sweep_id(deleted->sweep.id);
@@ -172,7 +200,8 @@ grpc::Status CoordinatorService::DeleteSweep(grpc::ServerContext* context, const
 grpc::Status CoordinatorService::RegisterAgent(grpc::ServerContext* context,
                                                const v1::RegisterAgentRequest* request,
                                                v1::RegisterAgentResponse* response) {
-  STYLESWEEP_CHECK_TOKEN(context);
+  STYLESWEEP_AUTHORIZE(context, "RegisterAgent");
+  if (absl::Status s = Authenticator::AuthorizeAgent(*caller, request->name()); !s.ok()) return ToGrpcStatus(s);
   AgentRecord agent;
   agent.name = request->name();
   agent.host = request->host();
@@ -181,6 +210,7 @@ grpc::Status CoordinatorService::RegisterAgent(grpc::ServerContext* context,
   agent.device_name = request->device_name();
   agent.memory_bytes = request->memory_bytes();
   agent.slots = request->slots() > 0 ? request->slots() : 1;
+  agent.credential = caller->credential;
   if (absl::Status s = scheduler_.RegisterAgent(agent); !s.ok()) return ToGrpcStatus(s);
   response->set_heartbeat_interval_ms(scheduler_.options().heartbeat_ms);
   response->set_lease_ms(scheduler_.options().lease_ms);
@@ -189,7 +219,7 @@ grpc::Status CoordinatorService::RegisterAgent(grpc::ServerContext* context,
 
 grpc::Status CoordinatorService::LeaseRun(grpc::ServerContext* context, const v1::LeaseRunRequest* request,
                                           v1::LeaseRunResponse* response) {
-  STYLESWEEP_CHECK_TOKEN(context);
+  STYLESWEEP_AUTHORIZE_AGENT(context, "LeaseRun", request->agent());
   std::string quarantined;
   auto lease = scheduler_.Lease(request->agent(), &quarantined);
   if (!lease.ok()) return ToGrpcStatus(lease.status());
@@ -211,7 +241,7 @@ grpc::Status CoordinatorService::LeaseRun(grpc::ServerContext* context, const v1
 
 grpc::Status CoordinatorService::FetchBlob(grpc::ServerContext* context, const v1::FetchBlobRequest* request,
                                            v1::FetchBlobResponse* response) {
-  STYLESWEEP_CHECK_TOKEN(context);
+  STYLESWEEP_AUTHORIZE(context, "FetchBlob");
   auto data = scheduler_.FetchBlob(request->blob_id());
   if (!data.ok()) return ToGrpcStatus(data.status());
   response->set_data(std::move(*data));
@@ -220,7 +250,7 @@ grpc::Status CoordinatorService::FetchBlob(grpc::ServerContext* context, const v
 
 grpc::Status CoordinatorService::Heartbeat(grpc::ServerContext* context, const v1::HeartbeatRequest* request,
                                            v1::HeartbeatResponse* response) {
-  STYLESWEEP_CHECK_TOKEN(context);
+  STYLESWEEP_AUTHORIZE_AGENT(context, "Heartbeat", request->agent());
   AgentActivity activity;
   activity.run_id = request->run_id();
   activity.attempt = request->attempt();
@@ -241,7 +271,7 @@ grpc::Status CoordinatorService::Heartbeat(grpc::ServerContext* context, const v
 grpc::Status CoordinatorService::ReportMetrics(grpc::ServerContext* context,
                                                const v1::ReportMetricsRequest* request,
                                                v1::ReportMetricsResponse* response) {
-  STYLESWEEP_CHECK_TOKEN(context);
+  STYLESWEEP_AUTHORIZE_AGENT(context, "ReportMetrics", request->agent());
   auto verdict =
       scheduler_.ReportMetrics(request->agent(), request->run_id(), request->attempt(), FromProto(request->losses()));
   if (!verdict.ok()) return ToGrpcStatus(verdict.status());
@@ -254,7 +284,7 @@ grpc::Status CoordinatorService::ReportMetrics(grpc::ServerContext* context,
 grpc::Status CoordinatorService::UploadSnapshot(grpc::ServerContext* context,
                                                 const v1::UploadSnapshotRequest* request,
                                                 v1::UploadSnapshotResponse* response) {
-  STYLESWEEP_CHECK_TOKEN(context);
+  STYLESWEEP_AUTHORIZE_AGENT(context, "UploadSnapshot", request->agent());
   auto path = scheduler_.UploadSnapshot(request->agent(), request->run_id(), request->attempt(), request->step(),
                                         request->final(), request->png());
   if (!path.ok()) return ToGrpcStatus(path.status());
@@ -264,7 +294,7 @@ grpc::Status CoordinatorService::UploadSnapshot(grpc::ServerContext* context,
 
 grpc::Status CoordinatorService::CompleteRun(grpc::ServerContext* context, const v1::CompleteRunRequest* request,
                                              v1::CompleteRunResponse* response) {
-  STYLESWEEP_CHECK_TOKEN(context);
+  STYLESWEEP_AUTHORIZE_AGENT(context, "CompleteRun", request->agent());
   auto state = ParseRunState(request->state());
   if (!state.has_value()) {
     return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, absl::StrCat("unknown run state '", request->state(), "'"));
@@ -279,13 +309,13 @@ grpc::Status CoordinatorService::CompleteRun(grpc::ServerContext* context, const
 
 grpc::Status CoordinatorService::ReleaseRun(grpc::ServerContext* context, const v1::ReleaseRunRequest* request,
                                             v1::ReleaseRunResponse* response) {
-  STYLESWEEP_CHECK_TOKEN(context);
+  STYLESWEEP_AUTHORIZE_AGENT(context, "ReleaseRun", request->agent());
   return ToGrpcStatus(scheduler_.Release(request->agent(), request->run_id(), request->attempt(), request->reason()));
 }
 
 grpc::Status CoordinatorService::ListAgents(grpc::ServerContext* context, const v1::ListAgentsRequest* request,
                                             v1::ListAgentsResponse* response) {
-  STYLESWEEP_CHECK_TOKEN(context);
+  STYLESWEEP_AUTHORIZE(context, "ListAgents");
   auto agents = scheduler_.ListAgents();
   if (!agents.ok()) return ToGrpcStatus(agents.status());
   for (const AgentView& view : *agents) ToProto(view, response->add_agents());
@@ -295,7 +325,7 @@ grpc::Status CoordinatorService::ListAgents(grpc::ServerContext* context, const 
 
 grpc::Status CoordinatorService::ReleaseAgent(grpc::ServerContext* context, const v1::ReleaseAgentRequest* request,
                                               v1::ReleaseAgentResponse* response) {
-  STYLESWEEP_CHECK_TOKEN(context);
+  STYLESWEEP_AUTHORIZE(context, "ReleaseAgent");
   auto released = scheduler_.ReleaseAgent(request->name());
   if (!released.ok()) return ToGrpcStatus(released.status());
   response->set_was_quarantined(*released);
@@ -309,7 +339,7 @@ grpc::Status CoordinatorService::ReleaseAgent(grpc::ServerContext* context, cons
 
 grpc::Status CoordinatorService::GetRun(grpc::ServerContext* context, const v1::GetRunRequest* request,
                                         v1::GetRunResponse* response) {
-  STYLESWEEP_CHECK_TOKEN(context);
+  STYLESWEEP_AUTHORIZE(context, "GetRun");
   auto run = store_.GetRun(request->run_id());
   if (!run.ok()) return ToGrpcStatus(run.status());
   auto sweep = store_.GetSweep(run->sweep_id);
@@ -338,7 +368,7 @@ grpc::Status CoordinatorService::GetRun(grpc::ServerContext* context, const v1::
 
 grpc::Status CoordinatorService::FetchArtifact(grpc::ServerContext* context, const v1::FetchArtifactRequest* request,
                                                v1::FetchArtifactResponse* response) {
-  STYLESWEEP_CHECK_TOKEN(context);
+  STYLESWEEP_AUTHORIZE(context, "FetchArtifact");
   auto data = artifacts_.ReadArtifact(request->path());
   if (!data.ok()) return ToGrpcStatus(data.status());
   response->set_data(std::move(*data));

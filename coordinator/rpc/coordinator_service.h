@@ -4,19 +4,22 @@
 #include <string>
 
 #include "coordinator/artifacts/artifact_store.h"
+#include "coordinator/auth/authenticator.h"
 #include "coordinator/scheduler/scheduler.h"
 #include "stylesweep/v1/coordinator.grpc.pb.h"
 
 namespace stylesweep {
 
-// The gRPC face of the Scheduler. Each handler checks the token, converts the
+// The gRPC face of the Scheduler. Each handler checks the caller's credential
+// against the role table (coordinator/auth/grpc_auth.h) and, for agents'
+// calls, that it may act as the agent named and registered it; then converts the
 // request to domain types, calls the scheduler and maps the result back
 // (conversion in convert.cc). It uses the synchronous API on purpose: the
 // store blocks on SQLite, which must not happen on callback threads.
 // Thread-safe.
 class CoordinatorService final : public v1::Coordinator::Service {
  public:
-  CoordinatorService(Scheduler& scheduler, Store& store, std::string artifacts_dir, std::string token);
+  CoordinatorService(Scheduler& scheduler, Store& store, std::string artifacts_dir, Authenticator& authenticator);
 
   grpc::Status SubmitSweep(grpc::ServerContext* context, const v1::SubmitSweepRequest* request,
                            v1::SubmitSweepResponse* response) override;
@@ -57,7 +60,11 @@ class CoordinatorService final : public v1::Coordinator::Service {
   Store& store_;
   std::string artifacts_dir_;
   const ArtifactStore artifacts_;  // reads only: FetchArtifact
-  std::string token_;
+  // OK when `caller` may act as `agent` and registered it. An agent that
+  // never registered is NotFound for a lease, PermissionDenied otherwise.
+  absl::Status ActAsAgent(const Caller& caller, const std::string& agent, bool for_lease);
+
+  Authenticator& authenticator_;
 };
 
 }  // namespace stylesweep

@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/hash.h"
+#include "common/image_header.h"
 #include "common/run_params.h"
 #include "common/sweep_spec.h"
 #include "coordinator/scheduler/early_stop.h"
@@ -129,6 +130,14 @@ absl::StatusOr<SubmitResult> Scheduler::Submit(const std::string& yaml, const st
     return absl::InvalidArgumentError(absl::StrCat(source, ": its images add up to ", image_bytes,
                                                    " bytes; a sweep's images may be at most ",
                                                    DescribeByteLimit(kMaxSubmissionImageBytes), " in all"));
+  }
+  // Then what each image is, from its header: agents decode these, and an
+  // image's decoded size, not its bytes, is what costs them memory.
+  for (const auto& [name, bytes] : files) {
+    const std::string what = absl::StrCat(source, ": image '", name, "'");
+    auto header = ReadImageHeader(bytes);
+    if (!header.ok()) return absl::InvalidArgumentError(absl::StrCat(what, ": ", header.status().message()));
+    if (absl::Status s = CheckImagePixels(*header, what); !s.ok()) return s;
   }
   // Shared with other submissions; a deletion waits (see files_mu_).
   absl::ReaderMutexLock files_lock(&files_mu_);
@@ -314,7 +323,7 @@ absl::Status Scheduler::RegisterAgent(AgentRecord agent) {
   agent.last_seen_ms = now;
   spdlog::info("agent '{}' registered from {}: {} {} ({})", agent.name, agent.host, agent.device, agent.device_name,
                agent.description);
-  if (absl::Status s = store_.UpsertAgent(agent); !s.ok()) return s;
+  if (absl::Status s = store_.UpsertAgent(agent, now - options_.lease_ms); !s.ok()) return s;
   auto stored = store_.GetAgent(agent.name);
   if (!stored.ok()) return stored.status();
   if (!stored->quarantine_reason.empty()) {
@@ -486,26 +495,19 @@ absl::StatusOr<MetricsVerdict> Scheduler::ReportMetrics(const std::string& agent
 
 namespace {
 
-// A PNG's signature and its first chunk, a well-formed IHDR: enough to know
-// the bytes are an image a browser and the report tools will open, checked
-// without decoding it.
-absl::Status CheckPng(const std::string& png) {
-  static constexpr unsigned char kSignature[] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
-  auto byte = [&](size_t i) { return static_cast<unsigned char>(png[i]); };
-  auto be32 = [&](size_t i) {
-    return (uint32_t{byte(i)} << 24) | (uint32_t{byte(i + 1)} << 16) | (uint32_t{byte(i + 2)} << 8) | byte(i + 3);
-  };
-  if (png.size() < 33 || !std::equal(std::begin(kSignature), std::end(kSignature), png.begin(),
-                                     [](unsigned char a, char b) { return a == static_cast<unsigned char>(b); })) {
-    return absl::InvalidArgumentError("a snapshot must be a PNG image; these bytes are not one");
+// A PNG by its header (common/image_header.h), within kMaxImagePixels:
+// enough to know the bytes are an image a browser and the report tools will
+// open, and can afford to decode, checked without decoding it.
+absl::Status CheckSnapshotPng(const std::string& png) {
+  auto header = ReadImageHeader(png);
+  if (!header.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("a snapshot must be a PNG image: ", header.status().message()));
   }
-  const uint32_t width = be32(16), height = be32(20);
-  const unsigned depth = byte(24);
-  if (be32(8) != 13 || png.compare(12, 4, "IHDR") != 0 || width == 0 || height == 0 || width > (1u << 31) ||
-      height > (1u << 31) || (depth != 1 && depth != 2 && depth != 4 && depth != 8 && depth != 16)) {
-    return absl::InvalidArgumentError("a snapshot must be a PNG image; its header (IHDR) is malformed");
+  if (header->format != ImageFormat::kPng) {
+    return absl::InvalidArgumentError(absl::StrCat("a snapshot must be a PNG image, not a ",
+                                                   std::string(ImageFormatName(header->format))));
   }
-  return absl::OkStatus();
+  return CheckImagePixels(*header, "the snapshot");
 }
 
 }  // namespace
@@ -531,7 +533,7 @@ absl::StatusOr<std::string> Scheduler::UploadSnapshot(const std::string& agent, 
                                                    " bytes is larger than the limit of ",
                                                    DescribeByteLimit(kMaxSnapshotBytes)));
   }
-  if (absl::Status s = CheckPng(png); !s.ok()) {
+  if (absl::Status s = CheckSnapshotPng(png); !s.ok()) {
     return absl::InvalidArgumentError(absl::StrCat("run ", run_id, " step ", step, ": ", s.message()));
   }
   SnapshotRecord record{run_id, attempt, step, "", final, Sha256Hex(png)};

@@ -119,7 +119,10 @@ class Scheduler {
   // (from a seed recorded with the sweep), and none yet for bayes, whose runs
   // Lease proposes as results arrive. A dry run stores nothing and returns the
   // same runs. A sweep with the same YAML text and image bytes as a stored
-  // one is AlreadyExists unless options.allow_duplicate.
+  // one is AlreadyExists unless options.allow_duplicate. Trusting no client,
+  // it refuses with InvalidArgument, naming the image and storing nothing,
+  // images over the byte limits, and any that is not a PNG or JPEG by its
+  // header or declares more than kMaxImagePixels (see common/image_header.h).
   absl::StatusOr<SubmitResult> Submit(const std::string& yaml, const std::string& source,
                                       const std::map<std::string, std::string>& files, SubmitOptions options);
   absl::StatusOr<SubmitResult> Submit(const std::string& yaml, const std::string& source,
@@ -162,7 +165,8 @@ class Scheduler {
 
   // Stores the PNG and records it; returns its path relative to the
   // artifacts. InvalidArgument, writing nothing, for bytes that are not a
-  // PNG or larger than kMaxSnapshotBytes, or a step outside 0..steps. The
+  // PNG by their header, declare more than kMaxImagePixels or are larger
+  // than kMaxSnapshotBytes, or a step outside 0..steps. The
   // same bytes again return the stored path; other bytes for a stored step
   // are AlreadyExists (see Store::AddSnapshot).
   absl::StatusOr<std::string> UploadSnapshot(const std::string& agent, int64_t run_id, int attempt, int step,

@@ -112,7 +112,7 @@ absl::StatusOr<AttemptRecord> AttemptFromRow(const Statement& row) {
 constexpr char kAgentColumns[] =
     "name, host, device, description, registered_ms, last_seen_ms, device_name, memory_bytes, slots, run_id, "
     "attempt, step, steps, steps_per_second, draining, consecutive_failures, failures, runs_finished, "
-    "quarantine_reason";
+    "quarantine_reason, credential";
 
 AgentRecord AgentFromRow(const Statement& row) {
   AgentRecord agent;
@@ -135,7 +135,25 @@ AgentRecord AgentFromRow(const Statement& row) {
   agent.failures = row.ColumnInt(16);
   agent.runs_finished = row.ColumnInt(17);
   agent.quarantine_reason = row.ColumnText(18);
+  agent.credential = row.ColumnText(19);
   return agent;
+}
+
+constexpr char kCredentialColumns[] =
+    "id, name, role, agent_names, salt, secret_hash, created_ms, revoked_ms, last_used_ms";
+
+CredentialRecord CredentialFromRow(const Statement& row) {
+  CredentialRecord credential;
+  credential.id = row.ColumnInt64(0);
+  credential.name = row.ColumnText(1);
+  credential.role = row.ColumnText(2);
+  credential.agent_names = row.ColumnText(3);
+  credential.salt = row.ColumnText(4);
+  credential.secret_hash = row.ColumnText(5);
+  credential.created_ms = row.ColumnInt64(6);
+  credential.revoked_ms = row.ColumnInt64(7);
+  credential.last_used_ms = row.ColumnInt64(8);
+  return credential;
 }
 
 // A snapshot row selected as run_id, attempt, step, path, is_final, sha256.
@@ -1355,19 +1373,29 @@ absl::StatusOr<std::vector<std::string>> SqliteStore::AgentsAvoidedBy(int64_t ru
   return CollectRows<std::string>(*stmt, [](const Statement& row) { return row.ColumnText(0); });
 }
 
-absl::Status SqliteStore::UpsertAgent(const AgentRecord& agent) {
+absl::Status SqliteStore::UpsertAgent(const AgentRecord& agent, int64_t live_since_ms) {
   absl::MutexLock lock(&mu_);
   const std::string purpose = absl::StrCat("register agent '", agent.name, "'");
   absl::StatusOr<Transaction> txn = BeginWrite(purpose);
   if (!txn.ok()) return txn.status();
+  if (absl::StatusOr<AgentRecord> existing = ReadAgent(agent.name); existing.ok()) {
+    if (existing->credential != agent.credential && existing->last_seen_ms >= live_since_ms) {
+      return absl::AlreadyExistsError(absl::StrCat(
+          "agent '", agent.name, "' is live (seen ", std::max<int64_t>(agent.last_seen_ms - existing->last_seen_ms, 0),
+          " ms ago) and registered with another credential; a name passes to another credential only once its "
+          "agent is lost (silent for a lease)"));
+    }
+  } else if (!absl::IsNotFound(existing.status())) {
+    return existing.status();
+  }
   absl::StatusOr<Statement> upsert = db_.Prepare(
       "INSERT INTO agents (name, host, device, description, registered_ms, last_seen_ms, device_name, "
-      "memory_bytes, slots) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) "
+      "memory_bytes, slots, credential) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) "
       "ON CONFLICT (name) DO UPDATE SET host = excluded.host, device = excluded.device, "
       "description = excluded.description, registered_ms = excluded.registered_ms, "
       "last_seen_ms = excluded.last_seen_ms, device_name = excluded.device_name, "
-      "memory_bytes = excluded.memory_bytes, slots = excluded.slots, run_id = 0, attempt = 0, step = 0, "
-      "steps = 0, steps_per_second = 0, draining = 0",
+      "memory_bytes = excluded.memory_bytes, slots = excluded.slots, credential = excluded.credential, "
+      "run_id = 0, attempt = 0, step = 0, steps = 0, steps_per_second = 0, draining = 0",
       purpose);
   if (!upsert.ok()) return upsert.status();
   upsert->Bind(1, agent.name);
@@ -1379,6 +1407,7 @@ absl::Status SqliteStore::UpsertAgent(const AgentRecord& agent) {
   upsert->Bind(7, agent.device_name);
   upsert->Bind(8, std::max<int64_t>(agent.memory_bytes, 0));
   upsert->Bind(9, static_cast<int64_t>(std::max(agent.slots, 1)));
+  upsert->Bind(10, agent.credential);
   if (absl::Status s = upsert->Run(); !s.ok()) return s;
   return txn->Commit();
 }
@@ -1490,6 +1519,105 @@ absl::StatusOr<std::vector<AgentRecord>> SqliteStore::ListAgents() {
       db_.Prepare(absl::StrCat("SELECT ", kAgentColumns, " FROM agents ORDER BY name"), "list agents");
   if (!stmt.ok()) return stmt.status();
   return CollectRows<AgentRecord>(*stmt, AgentFromRow);
+}
+
+absl::StatusOr<int64_t> SqliteStore::CreateCredential(const CredentialRecord& credential) {
+  absl::MutexLock lock(&mu_);
+  const std::string purpose = absl::StrCat("create credential '", credential.name, "'");
+  absl::StatusOr<Transaction> txn = BeginWrite(purpose);
+  if (!txn.ok()) return txn.status();
+  absl::StatusOr<Statement> insert = db_.Prepare(
+      "INSERT INTO credentials (name, role, agent_names, salt, secret_hash, created_ms) "
+      "VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+      purpose);
+  if (!insert.ok()) return insert.status();
+  insert->Bind(1, credential.name);
+  insert->Bind(2, credential.role);
+  insert->Bind(3, credential.agent_names);
+  insert->Bind(4, credential.salt);
+  insert->Bind(5, credential.secret_hash);
+  insert->Bind(6, credential.created_ms);
+  if (absl::Status s = insert->Run(); !s.ok()) {
+    if (absl::IsAlreadyExists(s)) {
+      return absl::AlreadyExistsError(absl::StrCat("a credential named '", credential.name,
+                                                   "' exists (names are never reused, even once revoked)"));
+    }
+    return s;
+  }
+  const int64_t id = db_.LastInsertRowId();
+  if (absl::Status s = txn->Commit(); !s.ok()) return s;
+  return id;
+}
+
+absl::StatusOr<CredentialRecord> SqliteStore::GetCredential(int64_t id) {
+  absl::MutexLock lock(&mu_);
+  absl::StatusOr<Statement> stmt =
+      db_.Prepare(absl::StrCat("SELECT ", kCredentialColumns, " FROM credentials WHERE id = ?1"), "read a credential");
+  if (!stmt.ok()) return stmt.status();
+  stmt->Bind(1, id);
+  absl::StatusOr<std::vector<CredentialRecord>> rows = CollectRows<CredentialRecord>(*stmt, CredentialFromRow);
+  if (!rows.ok()) return rows.status();
+  if (rows->empty()) return absl::NotFoundError(absl::StrCat("no credential ", id));
+  return rows->front();
+}
+
+absl::StatusOr<std::vector<CredentialRecord>> SqliteStore::ListCredentials() {
+  absl::MutexLock lock(&mu_);
+  absl::StatusOr<Statement> stmt =
+      db_.Prepare(absl::StrCat("SELECT ", kCredentialColumns, " FROM credentials ORDER BY id"), "list credentials");
+  if (!stmt.ok()) return stmt.status();
+  return CollectRows<CredentialRecord>(*stmt, CredentialFromRow);
+}
+
+absl::StatusOr<CredentialRecord> SqliteStore::RevokeCredential(const std::string& id_or_name, int64_t now_ms) {
+  absl::MutexLock lock(&mu_);
+  const std::string purpose = absl::StrCat("revoke credential '", id_or_name, "'");
+  absl::StatusOr<Transaction> txn = BeginWrite(purpose);
+  if (!txn.ok()) return txn.status();
+  // A name wins over an id: names may be digits.
+  absl::StatusOr<Statement> find = db_.Prepare(
+      absl::StrCat("SELECT ", kCredentialColumns,
+                   " FROM credentials WHERE name = ?1 OR (CAST(id AS TEXT) = ?1 AND NOT EXISTS "
+                   "(SELECT 1 FROM credentials WHERE name = ?1))"),
+      purpose);
+  if (!find.ok()) return find.status();
+  find->Bind(1, id_or_name);
+  absl::StatusOr<std::vector<CredentialRecord>> rows = CollectRows<CredentialRecord>(*find, CredentialFromRow);
+  if (!rows.ok()) return rows.status();
+  if (rows->empty()) {
+    return absl::NotFoundError(
+        absl::StrCat("no credential named '", id_or_name, "' (stylesweep tokens list shows them)"));
+  }
+  CredentialRecord credential = rows->front();
+  if (credential.revoked_ms == 0) {
+    absl::StatusOr<Statement> update = db_.Prepare("UPDATE credentials SET revoked_ms = ?2 WHERE id = ?1", purpose);
+    if (!update.ok()) return update.status();
+    update->Bind(1, credential.id);
+    update->Bind(2, std::max<int64_t>(now_ms, 1));
+    if (absl::Status s = update->Run(); !s.ok()) return s;
+    if (absl::Status s = txn->Commit(); !s.ok()) return s;
+    credential.revoked_ms = std::max<int64_t>(now_ms, 1);
+  }
+  return credential;
+}
+
+absl::Status SqliteStore::NoteCredentialUse(int64_t id, int64_t now_ms) {
+  absl::MutexLock lock(&mu_);
+  absl::StatusOr<Statement> update =
+      db_.Prepare("UPDATE credentials SET last_used_ms = ?2 WHERE id = ?1 AND last_used_ms < ?2", "note a credential's use");
+  if (!update.ok()) return update.status();
+  update->Bind(1, id);
+  update->Bind(2, now_ms);
+  return update->Run();
+}
+
+absl::StatusOr<bool> SqliteStore::HasCredentials() {
+  absl::MutexLock lock(&mu_);
+  absl::StatusOr<Statement> stmt = db_.Prepare("SELECT EXISTS (SELECT 1 FROM credentials)", "look for credentials");
+  if (!stmt.ok()) return stmt.status();
+  absl::StatusOr<bool> row = stmt->Step();
+  if (!row.ok()) return row.status();
+  return *row && stmt->ColumnInt(0) != 0;
 }
 
 }  // namespace stylesweep

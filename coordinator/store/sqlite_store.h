@@ -84,13 +84,19 @@ class SqliteStore final : public Store {
                               int64_t now_ms) override;
   absl::StatusOr<std::vector<std::string>> AgentsAvoidedBy(int64_t run_id) override;
   absl::StatusOr<std::vector<RunRecord>> ExpireLeases(int64_t now_ms) override;
-  absl::Status UpsertAgent(const AgentRecord& agent) override;
+  absl::Status UpsertAgent(const AgentRecord& agent, int64_t live_since_ms) override;
   absl::Status RecordAgentActivity(const std::string& name, int64_t now_ms, const AgentActivity& activity) override;
   absl::StatusOr<AgentRecord> RecordAgentOutcome(const std::string& name, bool failed, const std::string& error,
                                                  int quarantine_after) override;
   absl::StatusOr<bool> ReleaseAgent(const std::string& name) override;
   absl::StatusOr<AgentRecord> GetAgent(const std::string& name) override;
   absl::StatusOr<std::vector<AgentRecord>> ListAgents() override;
+  absl::StatusOr<int64_t> CreateCredential(const CredentialRecord& credential) override;
+  absl::StatusOr<CredentialRecord> GetCredential(int64_t id) override;
+  absl::StatusOr<std::vector<CredentialRecord>> ListCredentials() override;
+  absl::StatusOr<CredentialRecord> RevokeCredential(const std::string& id_or_name, int64_t now_ms) override;
+  absl::Status NoteCredentialUse(int64_t id, int64_t now_ms) override;
+  absl::StatusOr<bool> HasCredentials() override;
 
  private:
   SqliteStore(sqlite::Database db, std::string path, bool read_only)

@@ -152,6 +152,23 @@ struct AgentRecord {
   int failures = 0;
   int runs_finished = 0;
   std::string quarantine_reason;  // non-empty: quarantined
+  // The credential that registered it (see CredentialKey in
+  // coordinator/auth/credentials.h); '' without credentials.
+  std::string credential;
+};
+
+// A scoped credential (`stylesweep tokens`). Only a salted hash of its
+// secret is stored.
+struct CredentialRecord {
+  int64_t id = 0;
+  std::string name;  // unique, never reused
+  std::string role;  // "agent", "user" or "reader"
+  std::string agent_names;  // role agent: comma-separated names or PREFIX*
+  std::string salt;         // hex
+  std::string secret_hash;  // hex SHA-256 of salt and secret
+  int64_t created_ms = 0;
+  int64_t revoked_ms = 0;  // 0: in force
+  int64_t last_used_ms = 0;
 };
 
 // What an agent is doing, as users see it. Lost: silent for longer than a
@@ -395,9 +412,13 @@ class Store {
   virtual absl::StatusOr<std::vector<RunRecord>> ExpireLeases(int64_t now_ms) = 0;
 
   // Registers an agent, or registers it again after a restart: its device
-  // details and last-seen time are replaced and its activity reset, while
-  // its run history and quarantine are kept.
-  virtual absl::Status UpsertAgent(const AgentRecord& agent) = 0;
+  // details, credential and last-seen time are replaced and its activity
+  // reset, while its run history and quarantine are kept. AlreadyExists,
+  // changing nothing, when an agent of that name registered with another
+  // credential was seen at or after `live_since_ms` (it is still alive: a
+  // name is taken over only once its holder is lost, or by the same
+  // credential).
+  virtual absl::Status UpsertAgent(const AgentRecord& agent, int64_t live_since_ms) = 0;
   // Records what the agent is doing and that it was seen at `now_ms`. A
   // report older than the latest one changes nothing (retries arrive out of
   // order). NotFound for an agent that never registered.
@@ -414,6 +435,21 @@ class Store {
   virtual absl::StatusOr<bool> ReleaseAgent(const std::string& name) = 0;
   virtual absl::StatusOr<AgentRecord> GetAgent(const std::string& name) = 0;
   virtual absl::StatusOr<std::vector<AgentRecord>> ListAgents() = 0;
+
+  // Scoped credentials. CreateCredential returns the new id; AlreadyExists
+  // for a name taken (revoked ones included).
+  virtual absl::StatusOr<int64_t> CreateCredential(const CredentialRecord& credential) = 0;
+  // NotFound for an unknown id.
+  virtual absl::StatusOr<CredentialRecord> GetCredential(int64_t id) = 0;
+  virtual absl::StatusOr<std::vector<CredentialRecord>> ListCredentials() = 0;
+  // Revokes by name or id; revoking a revoked credential changes nothing.
+  // Returns the credential after the change; NotFound for an unknown one.
+  virtual absl::StatusOr<CredentialRecord> RevokeCredential(const std::string& id_or_name, int64_t now_ms) = 0;
+  // Records that the credential was used at `now_ms` (never moves back).
+  virtual absl::Status NoteCredentialUse(int64_t id, int64_t now_ms) = 0;
+  // Whether any credential was ever created (revoked ones count: once a
+  // coordinator has had credentials it never goes back to needing none).
+  virtual absl::StatusOr<bool> HasCredentials() = 0;
 };
 
 struct SqliteStoreOptions {

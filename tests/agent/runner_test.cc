@@ -17,12 +17,14 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "agent/engine/image_io.h"
 #include "common/files.h"
 #include "common/hash.h"
 #include "coordinator/server.h"
 #include "grpcpp/grpcpp.h"
 #include "nlohmann/json.hpp"
 #include "stylesweep/v1/coordinator.grpc.pb.h"
+#include "tests/testing/crafted_images.h"
 #include "tests/testing/fake_engine.h"
 
 namespace stylesweep {
@@ -127,6 +129,40 @@ TEST_F(RunnerTest, ARunOutOfDeviceMemoryMovesToAnotherAgentWithTheLogTailKept) {
   for (const AgentView& view : *agents) EXPECT_EQ(view.agent.consecutive_failures, 0) << view.agent.name;
 }
 
+// An image that declares more pixels than the limit (one stored before the
+// coordinator checked) fails its run for good, naming the limit: it is the
+// image's fault, so no other agent is given the run, and it is not taken for
+// a device out of memory.
+TEST_F(RunnerTest, AnImageOverThePixelLimitFailsTheRunWithoutRetryingElsewhere) {
+  StartServer();
+  const int64_t sweep = Submit("content: c.png\nstyle: s.png\nsteps: 3\n", {{"c.png", kPng + "c"}, {"s.png", kPng + "s"}});
+  auto client = Client();
+  const absl::Status decoded = DecodeImage(testing::PngDeclaring(15000, 15000), "c.png").status();
+  ASSERT_TRUE(absl::IsInvalidArgument(decoded)) << decoded;
+  FailingEngine decoding(absl::Status(decoded.code(), absl::StrCat("content image: ", decoded.message())));
+  testing::FakeEngine other;
+  Runner first(*client, decoding, Options("first"));
+  Runner second(*client, other, Options("second"));
+  ASSERT_TRUE(first.Register().ok());
+  ASSERT_TRUE(second.Register().ok());
+
+  EXPECT_TRUE(*first.RunOne());
+  EXPECT_FALSE(*second.RunOne());  // nothing left to run
+
+  auto runs = server_->store().ListRuns(sweep);
+  ASSERT_TRUE(runs.ok());
+  ASSERT_EQ(runs->size(), 1u);
+  EXPECT_EQ((*runs)[0].state, RunState::kFailed);
+  EXPECT_EQ((*runs)[0].error,
+            "content image: image 'c.png' declares 15000x15000 pixels (225000000); an image may have at most 64 Mi "
+            "pixels (67108864, e.g. 8192x8192)");
+  EXPECT_EQ(other.runs(), 0);
+  auto attempts = server_->store().ListAttempts((*runs)[0].id);
+  ASSERT_TRUE(attempts.ok());
+  ASSERT_EQ(attempts->size(), 1u);
+  EXPECT_THAT((*attempts)[0].error, ::testing::Not(HasSubstr("out of device memory")));
+}
+
 TEST_F(RunnerTest, AnAgentWhoseRunsKeepFailingIsQuarantinedAndToldSo) {
   StartServer();
   const int64_t sweep =
@@ -189,8 +225,11 @@ TEST_F(RunnerTest, RunsEverySweepRunAndRecordsLossesAndSnapshots) {
 
 TEST_F(RunnerTest, AFailingRunIsRecordedAndTheSweepGoesOn) {
   StartServer();
-  const int64_t grid = Submit("style: s.png\nsteps: 2\nparameters:\n  content: {values: [bad.png, good.png]}\n",
-                              {{"bad.png", "not an image"}, {"good.png", kPng + "g"}, {"s.png", kPng + "s"}});
+  // bad.png is a JPEG by its header, which the coordinator accepts and the
+  // fake engine, which reads only PNGs, cannot decode.
+  const int64_t grid =
+      Submit("style: s.png\nsteps: 2\nparameters:\n  content: {values: [bad.png, good.png]}\n",
+             {{"bad.png", testing::JpegDeclaring(4, 4)}, {"good.png", kPng + "g"}, {"s.png", kPng + "s"}});
   auto client = Client();
   testing::FakeEngine engine;
   Runner runner(*client, engine, Options("a1"));

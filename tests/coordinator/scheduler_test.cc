@@ -13,6 +13,7 @@
 #include "common/run_params.h"
 #include "coordinator/scheduler/early_stop.h"
 #include "nlohmann/json.hpp"
+#include "tests/testing/crafted_images.h"
 #include "tests/testing/fake_clock.h"
 
 namespace stylesweep {
@@ -51,7 +52,7 @@ class SchedulerTest : public ::testing::Test {
     store_ = std::move(*store);
     artifacts_ = std::make_unique<ArtifactStore>(dir_.string());
     scheduler_ = std::make_unique<Scheduler>(*store_, *artifacts_, clock_, SchedulerOptions{10000, 1000});
-    files_ = {{"cat.png", "cat-bytes"}, {"starry.png", "starry-bytes"}};
+    files_ = {{"cat.png", Png("cat")}, {"starry.png", Png("starry")}};
     ASSERT_TRUE(scheduler_->RegisterAgent(Agent("a1")).ok());
     ASSERT_TRUE(scheduler_->RegisterAgent(Agent("a2")).ok());
   }
@@ -112,7 +113,7 @@ TEST_F(SchedulerTest, SubmitStoresImagesByContentAndQueuesEveryRun) {
   ASSERT_EQ(content.rfind("sha256:", 0), 0u) << content;
   auto bytes = scheduler_->FetchBlob(content);
   ASSERT_TRUE(bytes.ok()) << bytes.status();
-  EXPECT_EQ(*bytes, "cat-bytes");
+  EXPECT_EQ(*bytes, Png("cat"));
   // The names the user wrote are kept for reports.
   const auto spec = nlohmann::json::parse(result->sweep.spec_json);
   EXPECT_EQ(spec["images"][content], "cat.png");
@@ -127,15 +128,50 @@ TEST_F(SchedulerTest, DryRunStoresNothing) {
 }
 
 TEST_F(SchedulerTest, BadSubmissionsStoreNothing) {
-  auto missing = scheduler_->Submit(kSweep, "tiny.yaml", {{"cat.png", "x"}}, false);
+  auto missing = scheduler_->Submit(kSweep, "tiny.yaml", {{"cat.png", Png("x")}}, false);
   ASSERT_FALSE(missing.ok());
   EXPECT_THAT(std::string(missing.status().message()), HasSubstr("image 'starry.png' was not sent"));
 
   auto invalid = scheduler_->Submit("content: a.png\nstyle: b.png\nsteps: -1\n", "bad.yaml",
-                                    {{"a.png", "a"}, {"b.png", "b"}}, false);
+                                    {{"a.png", Png("a")}, {"b.png", Png("b")}}, false);
   ASSERT_FALSE(invalid.ok());
   EXPECT_THAT(std::string(invalid.status().message()), HasSubstr("bad.yaml:3:8: steps"));
   EXPECT_TRUE(store_->ListSweeps()->empty());
+}
+
+// The coordinator trusts no client to have checked: bytes that are not a
+// PNG or JPEG, and images declaring more pixels than an agent can afford to
+// decode, are refused by name, with nothing stored (dry run or not).
+TEST_F(SchedulerTest, SubmittedImagesMustBePngsOrJpegsWithinThePixelLimit) {
+  const std::vector<std::pair<std::string, std::string>> refused = {
+      {"root:x:0:0:root:/root:/bin/bash\n",
+       "tiny.yaml: image 'starry.png': not a PNG or JPEG: the first bytes are 72 6f 6f 74 3a 78 3a 30 (\"root:x:0\"); "
+       "a PNG starts with 89 50 4e 47, a JPEG with ff d8"},
+      {Png("x").substr(0, 20), "tiny.yaml: image 'starry.png': truncated PNG header: the signature and IHDR chunk "
+                               "needs 33 bytes, the data has 20"},
+      {testing::PngDeclaring(15000, 15000),
+       "tiny.yaml: image 'starry.png' declares 15000x15000 pixels (225000000); an image may have at most 64 Mi "
+       "pixels (67108864, e.g. 8192x8192)"},
+      {testing::JpegDeclaring(9000, 9000),
+       "tiny.yaml: image 'starry.png' declares 9000x9000 pixels (81000000); an image may have at most 64 Mi pixels "
+       "(67108864, e.g. 8192x8192)"},
+  };
+  for (const bool dry_run : {false, true}) {
+    for (const auto& [bytes, message] : refused) {
+      SCOPED_TRACE(message);
+      auto files = files_;
+      files["starry.png"] = bytes;
+      auto result = scheduler_->Submit(kSweep, "tiny.yaml", files, dry_run);
+      EXPECT_TRUE(absl::IsInvalidArgument(result.status())) << result.status();
+      EXPECT_EQ(result.status().message(), message);
+    }
+  }
+  EXPECT_TRUE(store_->ListSweeps()->empty());
+  EXPECT_FALSE(std::filesystem::exists(dir_ / "blobs"));
+  // At the limit, and as a JPEG: stored.
+  auto files = files_;
+  files["starry.png"] = testing::JpegDeclaring(8192, 8192);
+  EXPECT_TRUE(scheduler_->Submit(kSweep, "tiny.yaml", files, false).ok());
 }
 
 TEST_F(SchedulerTest, LeasesRunsInOrderUntilNoneAreLeft) {
@@ -235,7 +271,7 @@ TEST_F(SchedulerTest, TheSameSweepTwiceIsRefusedUnlessAllowed) {
   EXPECT_THAT(std::string(again.status().message()), HasSubstr("--allow-duplicate"));
   // Other image bytes make another sweep.
   auto edited = files_;
-  edited["cat.png"] = "another cat";
+  edited["cat.png"] = Png("another cat");
   EXPECT_TRUE(scheduler_->Submit(kSweep, "tiny.yaml", edited, false).ok());
   auto allowed = scheduler_->Submit(kSweep, "tiny.yaml", files_, SubmitOptions{false, true, {}});
   ASSERT_TRUE(allowed.ok()) << allowed.status();
@@ -613,8 +649,8 @@ TEST_F(SchedulerTest, AnAgentsReportOfDivergenceEndsTheRunWithoutCountingAgainst
   ASSERT_TRUE(scheduler_->ReportMetrics("a1", grant.run_id, grant.attempt, {{0, 1, 1, 1, 3, 0}}).ok());
   ASSERT_TRUE(scheduler_->UploadSnapshot("a1", grant.run_id, grant.attempt, 0, true, Png("last finite")).ok());
   RunOutcome diverged{RunState::kFailed, "diverged at step 1: style loss is infinite", "", false, 1};
-  EXPECT_TRUE(absl::IsInvalidArgument(scheduler_->Complete(
-      "a1", grant.run_id, grant.attempt, RunOutcome{RunState::kSucceeded, "", "", false, 1})));
+  EXPECT_TRUE(absl::IsInvalidArgument(
+      scheduler_->Complete("a1", grant.run_id, grant.attempt, RunOutcome{RunState::kSucceeded, "", "", false, 1})));
   for (int i = 0; i < 3; ++i) ASSERT_TRUE(scheduler_->Complete("a1", grant.run_id, grant.attempt, diverged).ok());
   const RunRecord run = *store_->GetRun(grant.run_id);
   EXPECT_EQ(run.state, RunState::kFailed);
@@ -634,7 +670,15 @@ TEST_F(SchedulerTest, SnapshotsArePngsAndAStoredOneIsNeverReplaced) {
   bad_header[19] = bad_header[18] = bad_header[17] = bad_header[16] = 0;  // width 0
   EXPECT_TRUE(absl::IsInvalidArgument(
       scheduler_->UploadSnapshot("a1", grant.run_id, grant.attempt, 1, false, bad_header).status()));
+  auto jpeg = scheduler_->UploadSnapshot("a1", grant.run_id, grant.attempt, 1, false, testing::JpegDeclaring(4, 4));
+  EXPECT_EQ(jpeg.status().message(), absl::StrCat("run ", grant.run_id, " step 1: a snapshot must be a PNG image, not a JPEG"));
+  auto bomb = scheduler_->UploadSnapshot("a1", grant.run_id, grant.attempt, 1, false, testing::PngDeclaring(15000, 15000));
+  EXPECT_TRUE(absl::IsInvalidArgument(bomb.status())) << bomb.status();
+  EXPECT_EQ(bomb.status().message(),
+            absl::StrCat("run ", grant.run_id, " step 1: the snapshot declares 15000x15000 pixels (225000000); an "
+                         "image may have at most 64 Mi pixels (67108864, e.g. 8192x8192)"));
   EXPECT_TRUE(SnapshotFiles().empty());
+  EXPECT_TRUE(store_->ListSnapshots(grant.run_id)->empty());
 
   auto first = scheduler_->UploadSnapshot("a1", grant.run_id, grant.attempt, 1, false, Png("one"));
   ASSERT_TRUE(first.ok()) << first.status();
@@ -719,7 +763,7 @@ TEST_F(SchedulerTest, DeletingASweepRemovesItsRowsFilesAndUnsharedImages) {
   auto kept = scheduler_->Submit(kSweep, "tiny.yaml", files_, false);
   ASSERT_TRUE(kept.ok());
   auto files = files_;
-  files["starry.png"] = "only the deleted sweep uses these bytes";
+  files["starry.png"] = Png("only the deleted sweep uses these bytes");
   auto doomed = scheduler_->Submit(kSweep, "tiny.yaml", files, false);
   ASSERT_TRUE(doomed.ok()) << doomed.status();
   const LeaseGrant first = **scheduler_->Lease("a1");

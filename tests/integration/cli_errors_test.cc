@@ -212,7 +212,7 @@ TEST_F(CliErrorsTest, AFileNameThatIsNotUtf8IsNamedNotThrown) {
   // A sweep name on the command line that is not UTF-8 is named, not sent.
   for (const char* command : {"status", "cancel", "report"}) {
     EXPECT_EQ(Cli({command, "\xff", "--coordinator", "127.0.0.1:1"}, &output), 2) << command;
-    EXPECT_THAT(output, HasSubstr("SWEEP '\xff' is not UTF-8 text")) << command;
+    EXPECT_THAT(output, HasSubstr("SWEEP '\xff' is not UTF-8 text, which the names of sweeps")) << command;
   }
 }
 

@@ -73,8 +73,8 @@ class DashboardTest : public ::testing::Test {
                          << "style: " << (images / "starry_night.jpg").string() << "\n"
                          << "image_size: 32\nsteps: 1000000\nsnapshot_every: 10\n";
     std::string output;
-    ASSERT_EQ(RunCommand({bin_ + "/stylesweep", "submit", sweep.string(), "--coordinator", address_,
-                          "--token-file", token_file_},
+    ASSERT_EQ(RunCommand({bin_ + "/stylesweep", "submit", sweep.string(), "--allow-dir", images.string(),
+                          "--coordinator", address_, "--token-file", token_file_},
                          &output),
               0)
         << output;

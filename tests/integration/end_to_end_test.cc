@@ -74,7 +74,10 @@ TEST_F(EndToEndTest, CoordinatorAgentAndCliRunASweep) {
         << "  snapshot_every: {value: 2}\n";
   }
   std::string output;
-  ASSERT_EQ(RunCommand({bin_ + "/stylesweep", "submit", sweep.string(), "--coordinator", address}, &output), 0)
+  ASSERT_EQ(RunCommand({bin_ + "/stylesweep", "submit", sweep.string(), "--allow-dir", images_.string(),
+                        "--coordinator", address},
+                       &output),
+            0)
       << output;
   EXPECT_THAT(output, HasSubstr("2 runs queued"));
 
@@ -168,7 +171,10 @@ TEST_F(EndToEndTest, SweepControlCommands) {
         << "parameters:\n  style_weight: {values: [0.01, 1.0]}\n";
   }
   std::string output;
-  ASSERT_EQ(RunCommand({bin_ + "/stylesweep", "submit", sweep.string(), "--coordinator", address}, &output), 0)
+  ASSERT_EQ(RunCommand({bin_ + "/stylesweep", "submit", sweep.string(), "--allow-dir", images_.string(),
+                        "--coordinator", address},
+                       &output),
+            0)
       << output;
   auto control = [&](std::vector<std::string> args) {
     args.insert(args.begin(), bin_ + "/stylesweep");
@@ -203,7 +209,10 @@ TEST_F(EndToEndTest, BadSweepIsRefusedWithFileKeyAndLineAndStoresNothing) {
     out << "content: " << (images_ / "cat.png").string() << "\nstyle: missing-style.jpg\nsteps: 3\n";
   }
   std::string output;
-  EXPECT_EQ(RunCommand({bin_ + "/stylesweep", "submit", sweep.string(), "--coordinator", address}, &output), 2);
+  EXPECT_EQ(RunCommand({bin_ + "/stylesweep", "submit", sweep.string(), "--allow-dir", images_.string(),
+                        "--coordinator", address},
+                       &output),
+            2);
   EXPECT_THAT(output, HasSubstr("bad.yaml:2: style: image 'missing-style.jpg'"));
   EXPECT_THAT(output, HasSubstr((dir_ / "missing-style.jpg").string()));
 
@@ -212,8 +221,22 @@ TEST_F(EndToEndTest, BadSweepIsRefusedWithFileKeyAndLineAndStoresNothing) {
     out << "content: " << (images_ / "cat.png").string() << "\nstyle: " << (images_ / "cat.png").string()
         << "\nparameters:\n  stpes: {value: 3}\n";
   }
-  EXPECT_EQ(RunCommand({bin_ + "/stylesweep", "submit", sweep.string(), "--coordinator", address}, &output), 2);
+  EXPECT_EQ(RunCommand({bin_ + "/stylesweep", "submit", sweep.string(), "--allow-dir", images_.string(),
+                        "--coordinator", address},
+                       &output),
+            2);
   EXPECT_THAT(output, HasSubstr("bad.yaml:4:3: parameters.stpes: unknown key (did you mean 'steps'?)"));
+
+  // Images from outside the sweep file's directory need --allow-dir.
+  {
+    std::ofstream out(sweep);
+    out << "content: " << (images_ / "cat.png").string() << "\nstyle: " << (images_ / "cat.png").string()
+        << "\nsteps: 3\n";
+  }
+  EXPECT_EQ(RunCommand({bin_ + "/stylesweep", "submit", sweep.string(), "--coordinator", address}, &output), 2);
+  EXPECT_THAT(output, HasSubstr(absl::StrCat("bad.yaml:1: content: image '", (images_ / "cat.png").string())));
+  EXPECT_THAT(output, HasSubstr(absl::StrCat("is outside the sweep file's directory ", fs::canonical(dir_).string(),
+                                             "; add --allow-dir DIR to allow another directory")));
 
   ASSERT_EQ(RunCommand({bin_ + "/stylesweep", "status", "--coordinator", address}, &output), 0) << output;
   EXPECT_THAT(output, HasSubstr("no sweeps yet"));
@@ -225,7 +248,7 @@ TEST_F(EndToEndTest, RefusesToListenBeyondLoopbackWithoutProtection) {
                         (dir_ / "x.db").string(), "--artifacts", (dir_ / "a").string()},
                        &output),
             0);
-  EXPECT_THAT(output, HasSubstr("refusing to listen on 0.0.0.0:0 without TLS and a token"));
+  EXPECT_THAT(output, HasSubstr("refusing to listen on 0.0.0.0:0 without TLS and credentials"));
 }
 
 // A sweep where one run diverges: L-BFGS with a content weight of 1e34 makes
@@ -246,7 +269,10 @@ TEST_F(EndToEndTest, ARunThatDivergesKeepsItsFiniteLossesAndLastImage) {
         << "parameters:\n  content_weight: {values: [1.0, 1.0e34]}\n";
   }
   std::string output;
-  ASSERT_EQ(RunCommand({bin_ + "/stylesweep", "submit", sweep.string(), "--coordinator", address}, &output), 0)
+  ASSERT_EQ(RunCommand({bin_ + "/stylesweep", "submit", sweep.string(), "--allow-dir", images_.string(),
+                        "--coordinator", address},
+                       &output),
+            0)
       << output;
   Subprocess agent({bin_ + "/stylesweep-agent", "--coordinator", address, "--threads", "1", "--name", "e2e-agent",
                     "--cache-dir", (dir_ / "cache").string()},

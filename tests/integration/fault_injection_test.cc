@@ -91,7 +91,10 @@ class FaultInjectionTest : public ::testing::Test {
       out << "]}\n" << extra;
     }
     std::string output;
-    ASSERT_EQ(RunCommand({bin_ + "/stylesweep", "submit", sweep.string(), "--coordinator", address}, &output), 0)
+    ASSERT_EQ(RunCommand({bin_ + "/stylesweep", "submit", sweep.string(), "--allow-dir", images_.string(),
+                          "--coordinator", address},
+                         &output),
+              0)
         << output;
   }
 

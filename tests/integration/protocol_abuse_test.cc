@@ -38,6 +38,7 @@
 #include "coordinator/server.h"
 #include "rpc/transport.h"
 #include "stylesweep/v1/coordinator.grpc.pb.h"
+#include "tests/testing/crafted_images.h"
 #include "tests/testing/subprocess.h"
 
 namespace stylesweep {
@@ -1417,6 +1418,82 @@ TEST_F(ProtocolAbuseTest, OversizedRequestsAreRefusedBeforeAnythingIsStored) {
   EXPECT_EQ(Changes(with_sweep, Fingerprint()), "");
   status = Upload(kHolder, held.run_id, held.attempt, 1, false, LargePng(32 * kMiB));
   EXPECT_TRUE(status.ok()) << Describe(status);
+}
+
+// Images are what agents decode: a blob that is not a PNG or JPEG, or one
+// whose header declares more pixels than kMaxImagePixels (a pixel bomb,
+// small on the wire, gigabytes decoded), is INVALID_ARGUMENT naming the
+// image, and nothing is stored, dry run or not.
+TEST_F(ProtocolAbuseTest, SubmittedImagesMustBePngsOrJpegsWithinThePixelLimit) {
+  ASSERT_NO_FATAL_FAILURE(StartCoordinator());
+  SubmitGrid("before", 1, 2);  // something stored, to stay as it is
+  const std::string bomb = testing::PngDeclaring(15000, 15000);
+  ASSERT_LT(bomb.size(), 100u);
+  const std::vector<std::pair<std::map<std::string, std::string>, std::string>> refused = {
+      {{{"content.png", "#!/bin/sh\necho not an image\n"}, {"style.png", style_png_}},
+       "abuse.yaml: image 'content.png': not a PNG or JPEG: the first bytes are 23 21 2f 62 69 6e 2f 73 "
+       "(\"#!/bin/s\"); a PNG starts with 89 50 4e 47, a JPEG with ff d8"},
+      {{{"content.png", content_png_}, {"style.png", bomb}},
+       "abuse.yaml: image 'style.png' declares 15000x15000 pixels (225000000); an image may have at most 64 Mi "
+       "pixels (67108864, e.g. 8192x8192)"},
+      {{{"content.png", testing::JpegDeclaring(65535, 65535)}, {"style.png", style_png_}},
+       "abuse.yaml: image 'content.png' declares 65535x65535 pixels (4294836225); an image may have at most 64 Mi "
+       "pixels (67108864, e.g. 8192x8192)"},
+      // Named by no key of the sweep: refused all the same.
+      {{{"content.png", content_png_}, {"style.png", style_png_}, {"extra.png", "GIF89a"}},
+       "abuse.yaml: image 'extra.png': not a PNG or JPEG: the first bytes are 47 49 46 38 39 61 (\"GIF89a\"), a GIF "
+       "image; a PNG starts with 89 50 4e 47, a JPEG with ff d8"},
+  };
+  for (const bool dry_run : {false, true}) {
+    for (const auto& [files, message] : refused) {
+      SCOPED_TRACE(absl::StrCat(message, dry_run ? " (dry run)" : ""));
+      const std::vector<std::string> before = Fingerprint();
+      v1::SubmitSweepRequest request;
+      request.set_yaml(GridYaml("refused", 1, 2));
+      request.set_source("abuse.yaml");
+      request.set_dry_run(dry_run);
+      for (const auto& [path, data] : files) {
+        v1::FileBlob* file = request.add_files();
+        file->set_path(path);
+        file->set_data(data);
+      }
+      v1::SubmitSweepResponse response;
+      grpc::Status status = Call(&v1::Coordinator::Stub::SubmitSweep, request, &response);
+      EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << Describe(status);
+      EXPECT_EQ(status.error_message(), message);
+      EXPECT_EQ(Changes(before, Fingerprint()), "");
+    }
+  }
+  DatabaseView db(db_path_);
+  EXPECT_EQ(db.Int("SELECT count(*) FROM sweeps"), 1);
+}
+
+// A snapshot must be a PNG within kMaxImagePixels too: reports and the
+// dashboard decode it. Refused with no file and no snapshot row.
+TEST_F(ProtocolAbuseTest, SnapshotsDeclaringTooManyPixelsAreRefused) {
+  ASSERT_NO_FATAL_FAILURE(StartCoordinator());
+  constexpr int kSteps = 2;
+  SubmitGrid("bombs", 1, kSteps);
+  const Held held = Lease(kHolder);
+  const std::vector<std::string> before = Fingerprint();
+  for (const bool final : {false, true}) {
+    grpc::Status status = Upload(kHolder, held.run_id, held.attempt, 1, final, testing::PngDeclaring(15000, 15000));
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << Describe(status);
+    EXPECT_EQ(status.error_message(),
+              absl::StrCat("run ", held.run_id, " step 1: the snapshot declares 15000x15000 pixels (225000000); an "
+                           "image may have at most 64 Mi pixels (67108864, e.g. 8192x8192)"));
+    status = Upload(kHolder, held.run_id, held.attempt, 1, final, "%PDF-1.7\n");
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << Describe(status);
+    EXPECT_THAT(status.error_message(), HasSubstr("a snapshot must be a PNG image: not a PNG or JPEG"));
+  }
+  EXPECT_EQ(Changes(before, Fingerprint()), "");
+  DatabaseView db(db_path_);
+  EXPECT_EQ(db.Int("SELECT count(*) FROM snapshots"), 0);
+  for (const auto& [path, digest] : Files(artifacts_, /*digests=*/false)) {
+    EXPECT_EQ(path.rfind("blobs/", 0), 0u) << path << " was written";
+  }
+  // At the limit: stored.
+  EXPECT_TRUE(Upload(kHolder, held.run_id, held.attempt, 1, false, testing::PngDeclaring(8192, 8192)).ok());
 }
 
 // ------------------------------------------------------------------ delete

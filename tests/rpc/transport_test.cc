@@ -47,6 +47,35 @@ TEST(CheckExposureTest, CraftedNameNeedsTlsAndAToken) {
   EXPECT_TRUE(CheckExposure("127.0.0.1.nip.io:8080", security, "read results").ok());
 }
 
+// Beyond loopback TLS is needed, with any one kind of credential: scoped
+// tokens in the database, a shared token, or a client CA.
+TEST(CheckExposureTest, ExposedNeedsTlsAndSomeCredential) {
+  ServerSecurity tls_only;
+  tls_only.tls_cert_file = "server.crt";
+  tls_only.tls_key_file = "server.key";
+  EXPECT_FALSE(HasCredentials(tls_only));
+  EXPECT_EQ(CheckExposure("0.0.0.0:50051", tls_only, "x").code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(CheckExposure("0.0.0.0:50051", tls_only, "x").message()),
+              HasSubstr("stylesweep tokens create"));
+  ServerSecurity scoped = tls_only;
+  scoped.scoped_tokens = true;
+  EXPECT_TRUE(CheckExposure("0.0.0.0:50051", scoped, "x").ok());
+  ServerSecurity mutual = tls_only;
+  mutual.tls_client_ca_file = "ca.pem";
+  EXPECT_TRUE(CheckExposure("0.0.0.0:50051", mutual, "x").ok());
+  ServerSecurity plaintext_tokens;
+  plaintext_tokens.scoped_tokens = true;  // tokens in the clear are no protection
+  EXPECT_EQ(CheckExposure("0.0.0.0:50051", plaintext_tokens, "x").code(), absl::StatusCode::kFailedPrecondition);
+}
+
+TEST(MakeServerCredentialsTest, AClientCaNeedsTls) {
+  ServerSecurity security;
+  security.tls_client_ca_file = "ca.pem";
+  auto credentials = MakeServerCredentials("127.0.0.1:0", security);
+  EXPECT_EQ(credentials.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(credentials.status().message()), HasSubstr("--tls-client-ca needs --tls-cert"));
+}
+
 // The texts below are gRPC's own, as a client sees them (see
 // tests/integration/cli_errors_test.cc for the real thing).
 grpc::Status Unavailable(const std::string& last_error) {

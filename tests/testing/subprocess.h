@@ -19,6 +19,7 @@ class Subprocess {
   Subprocess& operator=(const Subprocess&) = delete;
 
   bool started() const { return pid_ > 0; }
+  pid_t pid() const { return pid_; }
   void Signal(int signo);
   // Waits for exit; returns the exit status (128+signal when killed).
   int Wait();

@@ -112,7 +112,7 @@ absl::Status WriteFixtureDatabase(const std::string& db_path, const std::string&
     AgentRecord record;
     record.name = agent;
     record.registered_ms = record.last_seen_ms = kFixtureStartMs;
-    if (absl::Status s = (*store)->UpsertAgent(record); !s.ok()) return s;
+    if (absl::Status s = (*store)->UpsertAgent(record, 0); !s.ok()) return s;
   }
   int index = 0;
   for (const FixtureRun& run : plan) {

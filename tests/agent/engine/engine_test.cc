@@ -19,6 +19,7 @@
 #include "agent/engine/style_transfer.h"
 #include "agent/engine/weights.h"
 #include "tests/agent/engine/weights_fixtures.h"
+#include "tests/testing/crafted_images.h"
 
 namespace stylesweep {
 namespace {
@@ -739,6 +740,19 @@ TEST_F(EngineTest, UnreadableImagesNameThePath) {
   absl::Status corrupt = engine->Run(params, {});
   EXPECT_EQ(corrupt.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(std::string(corrupt.message()), AllOf(HasSubstr("style image"), HasSubstr(Path("corrupt.png"))));
+
+  // An image declaring more pixels than the limit is the input's fault, not
+  // the device's: InvalidArgument, never out of memory (which would send the
+  // run to every other agent in turn).
+  WriteBytes(Path("bomb.png"), testing::PngDeclaring(15000, 15000));
+  params = SmallRun(1);
+  params.content = Path("bomb.png");
+  absl::Status bomb = engine->Run(params, {});
+  EXPECT_EQ(bomb.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_FALSE(IsOutOfMemory(bomb));
+  EXPECT_EQ(bomb.message(), "content image: image '" + Path("bomb.png") +
+                                "' declares 15000x15000 pixels (225000000); an image may have at most 64 Mi pixels "
+                                "(67108864, e.g. 8192x8192)");
 }
 
 TEST_F(EngineTest, BadParametersAndLayersBeyondTheWeightsAreRejected) {

@@ -20,6 +20,8 @@
 #include "stb_image_write.h"
 #pragma GCC diagnostic pop
 
+#include "tests/testing/crafted_images.h"
+
 namespace stylesweep {
 namespace {
 
@@ -37,7 +39,7 @@ std::string Encode(int width, int height, int channels, const std::vector<uint8_
 }
 
 std::string TempDir() {
-  std::string dir = testing::TempDir() + "image_io_test_XXXXXX";
+  std::string dir = ::testing::TempDir() + "image_io_test_XXXXXX";
   if (mkdtemp(dir.data()) == nullptr) ADD_FAILURE() << "mkdtemp failed";
   return dir;
 }
@@ -93,6 +95,25 @@ TEST(DecodeImageTest, EmptyAndCorruptBytesNameTheSource) {
   absl::StatusOr<Image> text = DecodeImage("hello, world", "notes.txt");
   EXPECT_EQ(text.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(std::string(text.status().message()), HasSubstr("expected a PNG or JPEG"));
+}
+
+// An image's header says how much decoding it would cost: one declaring more
+// than kMaxImagePixels is refused as bad input, before stb sees it (stb
+// would first ask for the whole image's memory, then fail on the missing
+// data with a message of its own).
+TEST(DecodeImageTest, AnImageDeclaringTooManyPixelsIsRefusedBeforeDecoding) {
+  absl::StatusOr<Image> bomb = DecodeImage(testing::PngDeclaring(15000, 15000), "bomb.png");
+  EXPECT_EQ(bomb.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(bomb.status().message(),
+            "image 'bomb.png' declares 15000x15000 pixels (225000000); an image may have at most 64 Mi pixels "
+            "(67108864, e.g. 8192x8192)");
+  absl::StatusOr<Image> jpeg = DecodeImage(testing::JpegDeclaring(65535, 65535), "bomb.jpg");
+  EXPECT_EQ(jpeg.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(jpeg.status().message()), HasSubstr("image 'bomb.jpg' declares 65535x65535 pixels"));
+  // Within the limit, the same empty image data reaches stb, which fails on it.
+  absl::StatusOr<Image> empty_data = DecodeImage(testing::PngDeclaring(8192, 8192), "empty-data.png");
+  EXPECT_EQ(empty_data.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(empty_data.status().message()), HasSubstr("cannot decode image 'empty-data.png' ("));
 }
 
 TEST(LoadImageTest, MissingEmptyAndCorruptFilesNameThePath) {

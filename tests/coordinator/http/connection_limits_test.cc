@@ -163,8 +163,10 @@ class ConnectionLimitsTest : public ::testing::Test {
 
   void Start(HttpOptions options) {
     options.listen = "127.0.0.1:0";
+    authenticator_ = std::make_unique<Authenticator>(*store_, clock_, AuthSettings{options.security.token, true});
     HttpSources sources;
     sources.store = store_.get();
+    sources.authenticator = authenticator_.get();
     sources.metrics = &metrics_;
     sources.clock = &clock_;
     sources.artifacts_dir = (dir_ / "artifacts").string();
@@ -192,6 +194,7 @@ class ConnectionLimitsTest : public ::testing::Test {
   std::unique_ptr<Store> store_;
   CoordinatorMetrics metrics_;
   testing::FakeClock clock_;
+  std::unique_ptr<Authenticator> authenticator_;
   std::unique_ptr<HttpServer> server_;
   int port_ = 0;
 };
@@ -447,6 +450,7 @@ TEST_F(ConnectionLimitsTest, ASecondServerCannotTakeTheSamePort) {
   second.listen = "127.0.0.1:" + std::to_string(port_);
   HttpSources sources;
   sources.store = store_.get();
+  sources.authenticator = authenticator_.get();
   sources.metrics = &metrics_;
   sources.clock = &clock_;
   auto server = HttpServer::Start(second, std::move(sources));

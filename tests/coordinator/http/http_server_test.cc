@@ -4,6 +4,8 @@
 
 #include "coordinator/http/http_server.h"
 
+#include "coordinator/auth/credentials.h"
+
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <httplib.h>
@@ -50,9 +52,12 @@ class HttpServerTest : public ::testing::Test {
     fs::remove_all(dir_);
   }
 
-  HttpSources Sources() {
+  // `token`: the shared token the authenticator accepts (empty: none).
+  HttpSources Sources(const std::string& token = "") {
+    authenticator_ = std::make_unique<Authenticator>(*store_, clock_, AuthSettings{token, true});
     HttpSources sources;
     sources.store = store_.get();
+    sources.authenticator = authenticator_.get();
     sources.metrics = &metrics_;
     sources.clock = &clock_;
     sources.artifacts_dir = (dir_ / "artifacts").string();
@@ -68,9 +73,18 @@ class HttpServerTest : public ::testing::Test {
     HttpOptions options;
     options.listen = "127.0.0.1:0";
     options.security.token = token;
-    auto server = HttpServer::Start(options, Sources());
+    auto server = HttpServer::Start(options, Sources(token));
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = *std::move(server);
+  }
+
+  // A scoped token in the store; returns it.
+  std::string CreateToken(const std::string& name, const std::string& role, const std::string& agents = "") {
+    absl::StatusOr<NewCredential> made = MakeCredential(name, role, agents, clock_.NowMillis());
+    EXPECT_TRUE(made.ok()) << made.status();
+    absl::StatusOr<int64_t> id = store_->CreateCredential(made->record);
+    EXPECT_TRUE(id.ok()) << id.status();
+    return FormatToken(*id, made->secret);
   }
 
   httplib::Client Client() {
@@ -106,7 +120,7 @@ class HttpServerTest : public ::testing::Test {
     record.device_name = "NVIDIA H200";
     record.registered_ms = clock_.NowMillis();
     record.last_seen_ms = clock_.NowMillis();
-    EXPECT_TRUE(store_->UpsertAgent(record).ok());
+    EXPECT_TRUE(store_->UpsertAgent(record, 0).ok());
     auto lease = store_->ClaimNextRun(agent, clock_.NowMillis(), clock_.NowMillis() + kLeaseMs);
     EXPECT_TRUE(lease.ok() && lease->has_value());
     const int64_t run_id = (*lease)->run.id;
@@ -122,6 +136,7 @@ class HttpServerTest : public ::testing::Test {
 
   fs::path dir_;
   std::unique_ptr<Store> store_;
+  std::unique_ptr<Authenticator> authenticator_;
   CoordinatorMetrics metrics_;
   testing::FakeClock clock_;
   std::atomic<bool> shutting_down_{false};
@@ -202,6 +217,60 @@ TEST_F(HttpServerTest, LoginFormSetsAnExpiringSessionCookieAndRedirects) {
   EXPECT_EQ(client.Get("/api/state", {{"Cookie", "stylesweep_session=forged"}})->status, 401);
 }
 
+// Scoped tokens follow the role table: readers and users read, agents get
+// 403 on every page and cannot sign in.
+TEST_F(HttpServerTest, EachRoleReadsOnlyWhatTheTableAllows) {
+  const std::string reader = CreateToken("grafana", "reader");
+  const std::string user = CreateToken("alice", "user");
+  const std::string agent = CreateToken("host-1", "agent", "gpu-*");
+  Start("");
+  httplib::Client client = Client();
+  for (const char* path : {"/", "/api/state", "/metrics"}) {
+    EXPECT_EQ(client.Get(path, {{"Authorization", "Bearer " + reader}})->status, 200) << path;
+    EXPECT_EQ(client.Get(path, {{"Authorization", "Bearer " + user}})->status, 200) << path;
+    auto refused = client.Get(path, {{"Authorization", "Bearer " + agent}});
+    EXPECT_EQ(refused->status, 403) << path;
+    EXPECT_THAT(refused->body, HasSubstr("token:host-1 (role agent) may not read")) << path;
+    EXPECT_EQ(client.Get(path)->status, 401) << path;  // tokens exist: nobody gets in without one
+    EXPECT_EQ(client.Get(path, {{"Authorization", "Basic " + reader}})->status, 401) << path;
+  }
+  EXPECT_EQ(client.Get("/healthz")->status, 200);
+  auto agent_login = client.Post("/login", "token=" + agent, "application/x-www-form-urlencoded");
+  EXPECT_EQ(agent_login->status, 403);
+  EXPECT_FALSE(agent_login->has_header("Set-Cookie"));
+}
+
+// A session ends here: at its expiry whatever the browser keeps, at sign-out,
+// and when its token is revoked.
+TEST_F(HttpServerTest, SessionsExpireSignOutAndDieWithTheirToken) {
+  const std::string reader = CreateToken("grafana", "reader");
+  Start("");
+  httplib::Client client = Client();
+  auto login = [&] {
+    auto response = client.Post("/login", "token=" + reader, "application/x-www-form-urlencoded");
+    EXPECT_EQ(response->status, 303);
+    const std::string cookie = response->get_header_value("Set-Cookie");
+    return cookie.substr(0, cookie.find(';'));
+  };
+  const std::string expiring = login();
+  EXPECT_EQ(client.Get("/api/state", {{"Cookie", expiring}})->status, 200);
+  clock_.Advance(kSessionLifetimeMs);
+  EXPECT_EQ(client.Get("/api/state", {{"Cookie", expiring}})->status, 401);
+
+  const std::string signed_out = login();
+  EXPECT_EQ(client.Get("/api/state", {{"Cookie", signed_out}})->status, 200);
+  auto logout = client.Post("/logout", {{"Cookie", signed_out}}, "", "application/x-www-form-urlencoded");
+  EXPECT_EQ(logout->status, 303);
+  EXPECT_THAT(logout->get_header_value("Set-Cookie"), HasSubstr("Max-Age=0"));
+  EXPECT_EQ(client.Get("/api/state", {{"Cookie", signed_out}})->status, 401);
+
+  const std::string revoked = login();
+  EXPECT_EQ(client.Get("/api/state", {{"Cookie", revoked}})->status, 200);
+  ASSERT_TRUE(store_->RevokeCredential("grafana", clock_.NowMillis()).ok());
+  EXPECT_EQ(client.Get("/api/state", {{"Cookie", revoked}})->status, 401);
+  EXPECT_EQ(client.Get("/api/state", {{"Authorization", "Bearer " + reader}})->status, 401);
+}
+
 // A token in a query string would stay in history and logs: refused, right
 // or wrong, and no cookie comes from it.
 TEST_F(HttpServerTest, TokenInTheAddressIsRefusedAndSetsNoCookie) {
@@ -254,7 +323,7 @@ TEST_F(HttpServerTest, NonLoopbackAddressNeedsTlsAndATokenOrInsecure) {
   options.listen = "0.0.0.0:0";
   auto plain = HttpServer::Start(options, Sources());
   EXPECT_EQ(plain.status().code(), absl::StatusCode::kFailedPrecondition);
-  EXPECT_THAT(std::string(plain.status().message()), HasSubstr("refusing to listen on 0.0.0.0:0 without TLS and a token"));
+  EXPECT_THAT(std::string(plain.status().message()), HasSubstr("refusing to listen on 0.0.0.0:0 without TLS and credentials"));
   options.security.token = kToken;  // a token alone travels in the clear
   EXPECT_EQ(HttpServer::Start(options, Sources()).status().code(), absl::StatusCode::kFailedPrecondition);
   options.security.token.clear();
@@ -279,7 +348,7 @@ TEST_F(HttpServerTest, ServesHttpsWithTheCertificateAndKey) {
   options.security.tls_cert_file = cert;
   options.security.tls_key_file = key;
   options.security.token = kToken;
-  auto server = HttpServer::Start(options, Sources());
+  auto server = HttpServer::Start(options, Sources(kToken));
   ASSERT_TRUE(server.ok()) << server.status();
   EXPECT_TRUE((*server)->tls());
   int port = 0;

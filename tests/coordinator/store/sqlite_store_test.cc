@@ -103,7 +103,7 @@ TEST_F(SqliteStoreFileTest, RunsAndMetricsSurviveReopening) {
     run_id = lease->run.id;
     ASSERT_THAT(store->AppendMetrics(run_id, 1, {Metric(0, 1), Metric(1, 2), Metric(2, 3)}), IsOk());
     ASSERT_THAT(store->AddSnapshot({run_id, 1, 2, "durable/run0/2.png", false}), IsOk());
-    ASSERT_THAT(store->UpsertAgent(Agent("agent-a", 5, 10)), IsOk());
+    ASSERT_THAT(store->UpsertAgent(Agent("agent-a", 5, 10), 0), IsOk());
   }
 
   ASSERT_OK_AND_ASSIGN(std::unique_ptr<Store> store, OpenSqliteStore(DbPath()));
@@ -154,7 +154,7 @@ TEST_F(SqliteStoreFileTest, ReadOnlyStoreReadsBesideAWriterAndRefusesWrites) {
   EXPECT_THAT(reader->AddSnapshot({lease->run.id, 1, 1, "x.png", true}), refused);
   EXPECT_THAT(reader->FinishRun(lease->run.id, 1, RunState::kSucceeded, "", 50), refused);
   EXPECT_THAT(reader->ExpireLeases(1000), refused);
-  EXPECT_THAT(reader->UpsertAgent(Agent("agent-b", 0, 0)), refused);
+  EXPECT_THAT(reader->UpsertAgent(Agent("agent-b", 0, 0), 0), refused);
   EXPECT_THAT(reader->RecordAgentActivity("agent-a", 1, {}), refused);
   EXPECT_THAT(reader->RecordAgentOutcome("agent-a", true, "x", 3), refused);
   EXPECT_THAT(reader->ReleaseAgent("agent-a"), refused);

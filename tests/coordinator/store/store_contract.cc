@@ -17,6 +17,7 @@ using ::testing::AllOf;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
+using ::testing::Not;
 using ::testing::SizeIs;
 
 ScratchDir::ScratchDir() {
@@ -681,10 +682,70 @@ AgentRecord MakeAgent(const std::string& name, const std::string& host, const st
   return agent;
 }
 
+TEST_P(StoreContractTest, ALiveAgentsNameIsKeptFromAnotherCredential) {
+  AgentRecord first = MakeAgent("gpu-1", "host-1", "cuda:0", "", 1000);
+  first.credential = "token:host-1";
+  ASSERT_THAT(store_->UpsertAgent(first, 0), IsOk());
+  // Another credential, while the holder was seen at or after live_since.
+  AgentRecord impostor = MakeAgent("gpu-1", "evil", "cuda:0", "", 1500);
+  impostor.credential = "token:evil";
+  EXPECT_THAT(store_->UpsertAgent(impostor, 1000), StatusIs(absl::StatusCode::kAlreadyExists, _));
+  ASSERT_OK_AND_ASSIGN(AgentRecord kept, store_->GetAgent("gpu-1"));
+  EXPECT_EQ(kept.host, "host-1");
+  EXPECT_EQ(kept.credential, "token:host-1");
+  // The same credential registers again (a restart).
+  AgentRecord restarted = MakeAgent("gpu-1", "host-1", "cuda:1", "", 1600);
+  restarted.credential = "token:host-1";
+  ASSERT_THAT(store_->UpsertAgent(restarted, 1100), IsOk());
+  // Once the holder is lost (last seen before live_since), the name passes.
+  impostor.last_seen_ms = impostor.registered_ms = 9000;
+  ASSERT_THAT(store_->UpsertAgent(impostor, 1601), IsOk());
+  ASSERT_OK_AND_ASSIGN(AgentRecord taken, store_->GetAgent("gpu-1"));
+  EXPECT_EQ(taken.credential, "token:evil");
+}
+
+TEST_P(StoreContractTest, CredentialsAreCreatedListedAndRevokedNeverDeleted) {
+  ASSERT_OK_AND_ASSIGN(bool none, store_->HasCredentials());
+  EXPECT_FALSE(none);
+  CredentialRecord alice{0, "alice", "user", "", "aa", "hash-a", 10, 0, 0};
+  CredentialRecord host{0, "host-1", "agent", "gpu-*", "bb", "hash-b", 20, 0, 0};
+  ASSERT_OK_AND_ASSIGN(int64_t alice_id, store_->CreateCredential(alice));
+  ASSERT_OK_AND_ASSIGN(int64_t host_id, store_->CreateCredential(host));
+  EXPECT_NE(alice_id, host_id);
+  EXPECT_THAT(store_->CreateCredential(alice), StatusIs(absl::StatusCode::kAlreadyExists, _));
+  CredentialRecord bad = alice;
+  bad.name = "mallory";
+  bad.role = "admin";
+  EXPECT_THAT(store_->CreateCredential(bad), Not(IsOk()));
+  ASSERT_OK_AND_ASSIGN(CredentialRecord read, store_->GetCredential(host_id));
+  EXPECT_EQ(read.name, "host-1");
+  EXPECT_EQ(read.agent_names, "gpu-*");
+  EXPECT_EQ(read.secret_hash, "hash-b");
+  EXPECT_THAT(store_->GetCredential(999), StatusIs(absl::StatusCode::kNotFound, _));
+
+  ASSERT_THAT(store_->NoteCredentialUse(alice_id, 50), IsOk());
+  ASSERT_THAT(store_->NoteCredentialUse(alice_id, 40), IsOk());  // never moves back
+  ASSERT_OK_AND_ASSIGN(CredentialRecord used, store_->GetCredential(alice_id));
+  EXPECT_EQ(used.last_used_ms, 50);
+
+  ASSERT_OK_AND_ASSIGN(CredentialRecord revoked, store_->RevokeCredential("alice", 60));
+  EXPECT_EQ(revoked.revoked_ms, 60);
+  ASSERT_OK_AND_ASSIGN(CredentialRecord again, store_->RevokeCredential(absl::StrCat(alice_id), 70));
+  EXPECT_EQ(again.revoked_ms, 60);
+  EXPECT_THAT(store_->RevokeCredential("nobody", 70), StatusIs(absl::StatusCode::kNotFound, _));
+  ASSERT_OK_AND_ASSIGN(std::vector<CredentialRecord> all, store_->ListCredentials());
+  ASSERT_THAT(all, SizeIs(2));
+  EXPECT_EQ(all[0].name, "alice");
+  EXPECT_EQ(all[0].revoked_ms, 60);
+  EXPECT_EQ(all[1].revoked_ms, 0);
+  ASSERT_OK_AND_ASSIGN(bool some, store_->HasCredentials());
+  EXPECT_TRUE(some);
+}
+
 TEST_P(StoreContractTest, AgentsAreUpsertedAndListedByName) {
-  ASSERT_THAT(store_->UpsertAgent(MakeAgent("gpu-box", "host-1", "cuda:0", "H100", 10)), IsOk());
-  ASSERT_THAT(store_->UpsertAgent(MakeAgent("cpu-box", "host-2", "cpu", "2 cores", 20)), IsOk());
-  ASSERT_THAT(store_->UpsertAgent(MakeAgent("gpu-box", "host-3", "cuda:1", "restarted", 30)), IsOk());
+  ASSERT_THAT(store_->UpsertAgent(MakeAgent("gpu-box", "host-1", "cuda:0", "H100", 10), 0), IsOk());
+  ASSERT_THAT(store_->UpsertAgent(MakeAgent("cpu-box", "host-2", "cpu", "2 cores", 20), 0), IsOk());
+  ASSERT_THAT(store_->UpsertAgent(MakeAgent("gpu-box", "host-3", "cuda:1", "restarted", 30), 0), IsOk());
 
   ASSERT_OK_AND_ASSIGN(std::vector<AgentRecord> agents, store_->ListAgents());
   ASSERT_THAT(agents, SizeIs(2));
@@ -704,7 +765,7 @@ TEST_P(StoreContractTest, AgentsAreUpsertedAndListedByName) {
 }
 
 TEST_P(StoreContractTest, AgentActivityKeepsTheLatestReport) {
-  ASSERT_THAT(store_->UpsertAgent(MakeAgent("a", "h", "cpu", "", 10)), IsOk());
+  ASSERT_THAT(store_->UpsertAgent(MakeAgent("a", "h", "cpu", "", 10), 0), IsOk());
   ASSERT_THAT(store_->RecordAgentActivity("a", 99, AgentActivity{7, 2, 40, 100, 3.5, true}), IsOk());
   // Handled late (a retried heartbeat): neither the time nor the activity go back.
   ASSERT_THAT(store_->RecordAgentActivity("a", 80, AgentActivity{7, 2, 10, 100, 1.0, false}), IsOk());
@@ -723,7 +784,7 @@ TEST_P(StoreContractTest, AgentActivityKeepsTheLatestReport) {
   EXPECT_EQ(StateOf(agent, 99 + 1001, 1000), AgentState::kLost);
 
   // Registering again (a restart) resets the activity.
-  ASSERT_THAT(store_->UpsertAgent(MakeAgent("a", "h", "cpu", "", 200)), IsOk());
+  ASSERT_THAT(store_->UpsertAgent(MakeAgent("a", "h", "cpu", "", 200), 0), IsOk());
   ASSERT_OK_AND_ASSIGN(agent, store_->GetAgent("a"));
   EXPECT_EQ(agent.run_id, 0);
   EXPECT_FALSE(agent.draining);
@@ -731,7 +792,7 @@ TEST_P(StoreContractTest, AgentActivityKeepsTheLatestReport) {
 }
 
 TEST_P(StoreContractTest, ConsecutiveFailuresQuarantineAnAgentUntilReleased) {
-  ASSERT_THAT(store_->UpsertAgent(MakeAgent("a", "h", "cpu", "", 10)), IsOk());
+  ASSERT_THAT(store_->UpsertAgent(MakeAgent("a", "h", "cpu", "", 10), 0), IsOk());
   ASSERT_OK_AND_ASSIGN(AgentRecord agent, store_->RecordAgentOutcome("a", true, "boom 1", 3));
   ASSERT_OK_AND_ASSIGN(agent, store_->RecordAgentOutcome("a", true, "boom 2", 3));
   ASSERT_OK_AND_ASSIGN(agent, store_->RecordAgentOutcome("a", false, "", 3));  // a success resets the count
@@ -747,7 +808,7 @@ TEST_P(StoreContractTest, ConsecutiveFailuresQuarantineAnAgentUntilReleased) {
   EXPECT_EQ(StateOf(agent, 10, 1000), AgentState::kQuarantined);
 
   // A restart does not lift it; a release does, once.
-  ASSERT_THAT(store_->UpsertAgent(MakeAgent("a", "h", "cpu", "", 20)), IsOk());
+  ASSERT_THAT(store_->UpsertAgent(MakeAgent("a", "h", "cpu", "", 20), 0), IsOk());
   ASSERT_OK_AND_ASSIGN(agent, store_->GetAgent("a"));
   EXPECT_FALSE(agent.quarantine_reason.empty());
   ASSERT_OK_AND_ASSIGN(bool was_quarantined, store_->ReleaseAgent("a"));
@@ -971,9 +1032,9 @@ TEST_P(StoreContractTest, OnlyAnAttemptsOwnerPassesTheOwnerCheck) {
 TEST_P(StoreContractTest, CompleteAttemptChecksEndsAndCountsOnce) {
   AgentRecord agent;
   agent.name = "agent-a";
-  ASSERT_THAT(store_->UpsertAgent(agent), IsOk());
+  ASSERT_THAT(store_->UpsertAgent(agent, 0), IsOk());
   agent.name = "agent-b";
-  ASSERT_THAT(store_->UpsertAgent(agent), IsOk());
+  ASSERT_THAT(store_->UpsertAgent(agent, 0), IsOk());
   ASSERT_THAT(store_->CreateSweep(MakeSweep("s"), MakeRuns(3)), IsOk());
   ASSERT_OK_AND_ASSIGN(std::optional<Lease> lease, store_->ClaimNextRun("agent-a", 0, 100));
   const int64_t run = lease->run.id;
