@@ -6,6 +6,7 @@ namespace stylesweep {
 
 std::string DescribeByteLimit(uint64_t bytes) {
   if (bytes >= kMiB && bytes % kMiB == 0) return absl::StrCat(bytes / kMiB, " MiB (", bytes, " bytes)");
+  if (bytes >= kKiB && bytes % kKiB == 0) return absl::StrCat(bytes / kKiB, " KiB (", bytes, " bytes)");
   return absl::StrCat(bytes, " bytes");
 }
 

@@ -11,14 +11,18 @@
 
 namespace stylesweep {
 
+inline constexpr uint64_t kKiB = uint64_t{1} << 10;
 inline constexpr uint64_t kMiB = uint64_t{1} << 20;
 
 // A sweep file's YAML text. Real sweeps are a few kilobytes; the parser's
 // memory grows with the text, so anything larger is refused before parsing.
 inline constexpr uint64_t kMaxSweepYamlBytes = 1 * kMiB;
 
-// How deeply '[' and '{' collections may nest in a sweep file. Real sweeps
-// nest two or three levels; the YAML parser recurses once per level.
+// How deeply a sweep file may nest: block levels (indentation, and "- " or
+// "? " entries that nest on one line) and '[' '{' collections together, and
+// parameter groups reached through aliases. Real sweeps nest two to four
+// levels; the YAML parser recurses once per level (yaml-cpp gave up at 500
+// with "bad file"), and an alias can make a group hold itself.
 inline constexpr int kMaxSweepYamlDepth = 64;
 
 // One content or style image, as sent with a sweep (encoded PNG or JPEG).
@@ -30,6 +34,44 @@ inline constexpr uint64_t kMaxSubmissionImageBytes = 48 * kMiB;
 // One snapshot (an encoded PNG) an agent uploads for a run.
 inline constexpr uint64_t kMaxSnapshotBytes = 32 * kMiB;
 
+// The coordinator's HTTP server (dashboard, /metrics, probes). It serves each
+// connection on a thread of its own, so these bound what one client, or many
+// slow ones, can hold: memory, threads and time.
+
+// A request body. The only request with one is the /login form (a token and
+// a path); a larger body is refused with 413 before any of it is read, and a
+// body without Content-Length (chunked) with 411.
+inline constexpr uint64_t kMaxHttpBodyBytes = 16 * kKiB;
+
+// A request's line and headers together. Browsers send one or two KiB. Checked
+// every kHttpWatchdogMillis against the bytes the connection has received,
+// after which the connection is closed.
+inline constexpr uint64_t kMaxHttpHeadBytes = 64 * kKiB;
+
+// How long a connection may take to deliver a request line and headers: from
+// being accepted (the TLS handshake included), or from the end of the last
+// response plus kHttpKeepAliveSeconds. Counted in total, not per read, so a
+// client sending a header line every few seconds is closed all the same.
+inline constexpr int kHttpHeadSeconds = 10;
+
+// How often the request-head limits above are checked.
+inline constexpr int kHttpWatchdogMillis = 50;
+
+// One read from, or one write to, a connection that stalls.
+inline constexpr int kHttpReadTimeoutSeconds = 5;
+inline constexpr int kHttpWriteTimeoutSeconds = 5;
+
+// How long an idle connection is kept open for the browser's next request.
+inline constexpr int kHttpKeepAliveSeconds = 5;
+
+// Threads serving connections, started as connections need them. One slow
+// client holds one until a limit above closes it, so this is what lets probes
+// and dashboards through while slow clients wait out their limits.
+inline constexpr int kHttpWorkers = 128;
+
+// Connections open at once, served or waiting for a thread. Beyond this a new
+// connection is answered 503 (over TLS: closed) at once rather than queued.
+inline constexpr int kMaxHttpConnections = 256;
 // The pixels an image (content, style or snapshot) may declare in its
 // header: 64 Mi, 8192 x 8192. Byte limits do not bound an image's cost:
 // a PNG of a few hundred kilobytes can declare 15000 x 15000 pixels. An

@@ -14,6 +14,7 @@
 #include <optional>
 #include <set>
 #include <sstream>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -113,23 +114,62 @@ bool IntegerText(const YAML::Node& node) {
   return text.size() > first && text.find_first_not_of("0123456789", first) == std::string::npos;
 }
 
-// The line (1-based) where flow collections ('[' '{') first nest deeper than
-// kMaxSweepYamlDepth, or 0. Brackets inside quoted strings and comments do not
-// count, nor do brackets inside a plain scalar (`a[1].png`): outside a flow
-// collection one opens only where a node starts.
+// The line (1-based) where the text first nests deeper than
+// kMaxSweepYamlDepth, or 0. Nesting is counted as the YAML parser will
+// recurse: block levels below the top (each deeper indentation, and each
+// "- " or "? " entry that opens another on the same line, as in "- - - 1")
+// plus flow collections ('[' '{') inside them. Brackets inside quoted
+// strings and comments do not count, nor do brackets inside a plain scalar
+// (`a[1].png`): outside a flow collection one opens only where a node starts;
+// nor does the text of a block scalar ('|' or '>').
 int FirstTooDeepLine(const std::string& text) {
-  int depth = 0, line = 1;
+  int flow = 0, line = 1;
+  std::vector<size_t> block;       // the columns of the open block nodes
+  std::optional<size_t> literal;   // in a block scalar: the indentation of the line that began it
+  size_t line_start = 0, indent = 0;
   char prev = '\n';  // the last character that is not a space, on this line
+  auto block_depth = [&block] { return block.empty() ? 0 : static_cast<int>(block.size()) - 1; };
+  auto is_space = [&text](size_t k) { return k >= text.size() || text[k] == ' ' || text[k] == '\n' || text[k] == '\r'; };
   for (size_t i = 0; i < text.size(); ++i) {
     const char c = text[i];
     if (c == '\n') {
       ++line;
       prev = '\n';
+      line_start = i + 1;
       continue;
+    }
+    if (i == line_start && flow == 0) {
+      size_t j = i;
+      while (j < text.size() && text[j] == ' ') ++j;
+      const bool blank = j >= text.size() || text[j] == '\n' || text[j] == '\r' || text[j] == '#';
+      if (!blank || literal) {
+        if (literal && (blank || j - i > *literal)) {
+          // A line of a block scalar: text, whatever it holds.
+          while (i + 1 < text.size() && text[i + 1] != '\n') ++i;
+          continue;
+        }
+        literal.reset();
+        indent = j - i;
+        while (!block.empty() && block.back() >= indent) block.pop_back();
+        block.push_back(indent);
+        // "- - key: 1" opens a level at each entry.
+        while (j < text.size() && (text[j] == '-' || text[j] == '?') && is_space(j + 1)) {
+          ++j;
+          while (j < text.size() && text[j] == ' ') ++j;
+          if (j >= text.size() || text[j] == '\n' || text[j] == '\r' || text[j] == '#') break;
+          block.push_back(j - i);
+          prev = '-';
+        }
+        if (block_depth() > kMaxSweepYamlDepth) return line;
+        if (j > i) {
+          i = j - 1;
+          continue;
+        }
+      }
     }
     if (c == ' ' || c == '\t' || c == '\r') continue;
     const bool node_start = prev == '\n' || prev == ':' || prev == '-' || prev == '?' ||
-                            (depth > 0 && (prev == ',' || prev == '[' || prev == '{'));
+                            (flow > 0 && (prev == ',' || prev == '[' || prev == '{'));
     const bool after_space = i == 0 || text[i - 1] == ' ' || text[i - 1] == '\t' || text[i - 1] == '\n';
     if (c == '#' && after_space) {
       while (i + 1 < text.size() && text[i + 1] != '\n') ++i;
@@ -137,7 +177,10 @@ int FirstTooDeepLine(const std::string& text) {
     }
     if ((c == '\'' || c == '"') && node_start) {
       for (++i; i < text.size(); ++i) {
-        if (text[i] == '\n') ++line;
+        if (text[i] == '\n') {
+          ++line;
+          line_start = i + 1;  // inside the string: not a line of the block structure
+        }
         if (c == '"' && text[i] == '\\') {
           if (i + 1 < text.size() && text[i + 1] == '\n') ++line;
           ++i;
@@ -152,10 +195,12 @@ int FirstTooDeepLine(const std::string& text) {
       prev = c;
       continue;
     }
-    if ((c == '[' || c == '{') && (depth > 0 || node_start)) {
-      if (++depth > kMaxSweepYamlDepth) return line;
-    } else if ((c == ']' || c == '}') && depth > 0) {
-      --depth;
+    if ((c == '|' || c == '>') && flow == 0 && node_start) {
+      literal = indent;  // the lines after this one, indented further, are its text
+    } else if ((c == '[' || c == '{') && (flow > 0 || node_start)) {
+      if (++flow + block_depth() > kMaxSweepYamlDepth) return line;
+    } else if ((c == ']' || c == '}') && flow > 0) {
+      --flow;
     }
     prev = c;
   }
@@ -274,9 +319,13 @@ class Parser {
         return UnknownKey(entry.first, key, /*top_level=*/true);
       }
     }
-    if (FirstInvalidUtf8(spec.name) != std::string_view::npos) {  // the file's name, as `name:` is UTF-8
+
+    // Without `name:` the file's name names the sweep, and that name goes
+    // into JSON and protocol messages, which hold only UTF-8.
+    if (FirstInvalidUtf8(spec.name) != std::string::npos) {
       return absl::InvalidArgumentError(absl::StrCat(
-          source_, ": the file's name is not UTF-8 text, so it cannot name the sweep: give the sweep a name: key"));
+          source_, ": the sweep has no 'name:', and its file name is not UTF-8 text, so it cannot name the sweep: "
+                   "add a name: line or rename the file"));
     }
 
     if (has_parameters) {
@@ -296,12 +345,12 @@ class Parser {
     }
     if (spec.method == "grid") {
       if (spec.GridSize() > limits_.max_runs) {
-        return absl::InvalidArgumentError(absl::StrCat(source_, ": the grid has ", spec.GridSize(),
-                                                       " points, more than the limit of ", limits_.max_runs));
+        return absl::InvalidArgumentError(absl::StrCat(source_, ": the grid has ", spec.DescribeGridSize(),
+                                                       ", more than the limit of ", limits_.max_runs));
       }
       if (spec.run_cap > 0 && spec.GridSize() > static_cast<size_t>(spec.run_cap)) {
         return Error(run_cap_node, "run_cap",
-                     absl::StrCat("the grid has ", spec.GridSize(), " points, more than run_cap ", spec.run_cap,
+                     absl::StrCat("the grid has ", spec.DescribeGridSize(), ", more than run_cap ", spec.run_cap,
                                   "; raise run_cap or use method: random"));
       }
       // Rules between parameters (blend weights per style image) hold per run.
@@ -528,6 +577,20 @@ class Parser {
   // the enclosing grouped option ("" at the top).
   absl::Status AddParameters(SweepSpec& spec, std::set<std::string>& seen, const YAML::Node& node,
                              const std::string& path, const std::string& group) {
+    // Groups nest as deeply as the text does, which FirstTooDeepLine bounds,
+    // except through an alias: `g: &g {parameters: {g: *g}}` is a group
+    // inside itself, for ever.
+    if (group_depth_ >= kMaxSweepYamlDepth) {
+      constexpr size_t kShown = 60;
+      return Error(node, path.size() > kShown ? absl::StrCat(path.substr(0, kShown), "...") : path,
+                   absl::StrCat("groups nested deeper than ", kMaxSweepYamlDepth,
+                                " levels (does an alias (*name) refer to a group that holds it?)"));
+    }
+    ++group_depth_;
+    struct Leave {
+      int& depth;
+      ~Leave() { --depth; }
+    } leave{group_depth_};
     if (!node.IsMap()) {
       return Error(node, path, absl::StrCat("expected a mapping of parameter names, got ", Describe(node)));
     }
@@ -802,6 +865,7 @@ class Parser {
 
   std::string source_;
   SweepLimits limits_;
+  int group_depth_ = 0;  // AddParameters calls in progress
   std::string method_ = "grid";
 };
 
@@ -819,12 +883,18 @@ bool IsWeightsKey(const std::string& name) {
 
 size_t SweepSpec::GridSize() const {
   size_t n = 1;
+  bool overflow = false;
   for (const auto& p : parameters) {
     if (p.values.empty()) return 0;
-    if (n > kMaxGridSize * 10) return n;  // saturate: avoids overflow on absurd grids
-    n *= p.values.size();
+    overflow = overflow || __builtin_mul_overflow(n, p.values.size(), &n);
   }
-  return n;
+  return overflow ? kGridSizeOverflow : n;
+}
+
+std::string SweepSpec::DescribeGridSize() const {
+  const size_t n = GridSize();
+  if (n == kGridSizeOverflow) return absl::StrCat("more than ", kGridSizeOverflow - 1, " points");
+  return absl::StrCat(n, n == 1 ? " point" : " points");
 }
 
 absl::StatusOr<std::vector<RunParams>> SweepSpec::Expand() const {

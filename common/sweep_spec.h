@@ -27,6 +27,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <random>
 #include <string>
 #include <vector>
@@ -97,6 +98,8 @@ struct EarlyTerminate {
 
 // The most runs one sweep may expand to, unless SweepLimits say fewer.
 inline constexpr size_t kMaxGridSize = 100000;
+// What SweepSpec::GridSize() returns for a grid too large to count.
+inline constexpr size_t kGridSizeOverflow = std::numeric_limits<size_t>::max();
 
 // Limits the sweep language enforces that a deployment may tighten.
 struct SweepLimits {
@@ -121,8 +124,11 @@ struct SweepSpec {
   // (swept), in the order the file names them; top-level keys first.
   std::vector<ParameterSpec> parameters;
 
-  // The number of runs Expand() produces (grid sweeps).
+  // The number of runs Expand() produces (grid sweeps), exactly, or
+  // kGridSizeOverflow when the product does not fit in a size_t.
   size_t GridSize() const;
+  // "12 points", or "more than 18446744073709551614 points", for messages.
+  std::string DescribeGridSize() const;
   // How many runs the sweep creates: the grid's size, or run_cap.
   size_t RunCount() const;
 

@@ -72,4 +72,20 @@ size_t FirstInvalidUtf8(std::string_view text) {
   return std::string_view::npos;
 }
 
+std::string ToValidUtf8(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  while (!text.empty()) {
+    const size_t bad = FirstInvalidUtf8(text);
+    if (bad == std::string_view::npos) {
+      out.append(text);
+      break;
+    }
+    out.append(text.substr(0, bad));
+    out.append("\xEF\xBF\xBD");  // U+FFFD REPLACEMENT CHARACTER
+    text.remove_prefix(bad + 1);
+  }
+  return out;
+}
+
 }  // namespace stylesweep

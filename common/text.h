@@ -20,6 +20,11 @@ std::string ClosestMatch(std::string_view word, const std::vector<std::string>& 
 // strings must be UTF-8, so text bound for them is checked where it enters.
 size_t FirstInvalidUtf8(std::string_view text);
 
+// `text` with each byte that is not part of valid UTF-8 replaced by U+FFFD,
+// for a name that must travel as UTF-8 (JSON, protocol messages) and is only
+// shown, never used to open a file.
+std::string ToValidUtf8(std::string_view text);
+
 }  // namespace stylesweep
 
 #endif  // STYLESWEEP_COMMON_TEXT_H_

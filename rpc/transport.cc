@@ -6,10 +6,12 @@
 #include <chrono>
 #include <cstdlib>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "common/files.h"
+#include "rpc/tls_files.h"
 
 namespace stylesweep {
 namespace {
@@ -72,15 +74,11 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(
     if (processor) local->SetAuthMetadataProcessor(processor);
     return local;
   }
-  if (security.tls_cert_file.empty() || security.tls_key_file.empty()) {
-    return absl::InvalidArgumentError("TLS needs both --tls-cert and --tls-key");
-  }
-  auto cert = ReadFileToString(security.tls_cert_file);
-  if (!cert.ok()) return cert.status();
-  auto key = ReadFileToString(security.tls_key_file);
-  if (!key.ok()) return key.status();
+  // Checked here: gRPC would only fail to start, as for a taken address.
+  absl::StatusOr<TlsKeyPair> pair = LoadTlsKeyPair(security.tls_cert_file, security.tls_key_file);
+  if (!pair.ok()) return pair.status();
   grpc::SslServerCredentialsOptions options;
-  options.pem_key_cert_pairs.push_back({*key, *cert});
+  options.pem_key_cert_pairs.push_back({pair->key_pem, pair->cert_pem});
   if (!security.tls_client_ca_file.empty()) {
     auto ca = ReadFileToString(security.tls_client_ca_file);
     if (!ca.ok()) return ca.status();
@@ -148,6 +146,48 @@ absl::StatusOr<std::string> LoadToken(const std::string& token_file) {
     return absl::InvalidArgumentError(absl::StrCat("token file '", token_file, "' is empty"));
   }
   return token;
+}
+
+absl::Status UnreachableError(const grpc::Status& status, const std::string& target, const ClientSecurity& security) {
+  const std::string& detail = status.error_message();
+  const std::string lower = absl::AsciiStrToLower(detail);
+  auto says = [&lower](std::initializer_list<absl::string_view> words) {
+    for (absl::string_view word : words) {
+      if (absl::StrContains(lower, absl::AsciiStrToLower(word))) return true;
+    }
+    return false;
+  };
+  std::string hint;
+  if (says({"Connection refused"})) {
+    hint = "nothing listens there: is stylesweep-coordinator running, and on this address?";
+  } else if (says({"DNS resolution failed", "Name or service not known", "not known"})) {
+    hint = "its host name does not resolve: check the address";
+  } else if (security.tls && says({"wrong version number", "WRONG_VERSION_NUMBER", "packet length too long",
+                                   "http request", "record layer failure"})) {
+    hint = absl::StrCat("it does not answer in TLS: it may serve plaintext, so drop --tls",
+                        security.tls_ca_file.empty() ? "" : " and --tls-ca",
+                        " (or start it with --tls-cert and --tls-key)");
+  } else if (security.tls && says({"certificate verify failed", "CERTIFICATE_VERIFY_FAILED", "self signed",
+                                   "self-signed", "unable to get local issuer"})) {
+    hint = security.tls_ca_file.empty()
+               ? "its certificate is not signed by an authority this machine trusts: pass --tls-ca with the "
+                 "certificate of the one that signed it (for a self-signed certificate, the certificate itself)"
+               : absl::StrCat("its certificate is not signed by the authority in --tls-ca ", security.tls_ca_file,
+                              ": pass the certificate of the one that signed it");
+  } else if (security.tls && says({"Peer name", "not in peer certificate", "hostname mismatch"})) {
+    hint = absl::StrCat("its certificate does not name ", target,
+                        ": connect by a name or address the certificate lists");
+  } else if (!security.tls && says({"Socket closed", "Connection reset", "handshake", "end of file",
+                                    "Broken pipe"})) {
+    // A TLS server reads the plaintext client's first bytes as a broken
+    // handshake and hangs up, which gRPC reports only as a closed socket.
+    hint = "it closed the connection as it opened, as a coordinator serving TLS does to a plaintext client: "
+           "the coordinator may require TLS, so add --tls (and --tls-ca CA.pem when its certificate is not from "
+           "an authority this machine trusts)";
+  } else {
+    hint = "is stylesweep-coordinator running, and on this address?";
+  }
+  return absl::UnavailableError(absl::StrCat("cannot reach the coordinator at ", target, " (", detail, "); ", hint));
 }
 
 grpc::Status ToGrpcStatus(const absl::Status& status) {

@@ -56,7 +56,8 @@ bool IsLoopbackAddress(const std::string& host_port);
 absl::Status CheckExposure(const std::string& listen, const ServerSecurity& security, const std::string& risk);
 
 // Server credentials for `listen`. Refuses (CheckExposure) a non-loopback
-// address without both TLS and credentials, unless security.insecure.
+// address without both TLS and credentials, unless security.insecure, and TLS
+// files that do not make a key pair (LoadTlsKeyPair, tls_files.h).
 // `processor` (may be null) sees every call's headers before its message is
 // read; it is installed on TLS and on plaintext loopback ports (gRPC's
 // local credentials), but cannot be on a plaintext port beyond loopback
@@ -75,6 +76,16 @@ void PrepareContext(grpc::ClientContext& context, const ClientSecurity& security
 // Reads a token from a file (first line, trimmed) or, with an empty path, from
 // the STYLESWEEP_TOKEN environment variable. Empty when neither is set.
 absl::StatusOr<std::string> LoadToken(const std::string& token_file);
+
+// A call that could not reach the coordinator at `target` (UNAVAILABLE), as
+// the user should hear it: Unavailable, "cannot reach the coordinator at
+// TARGET (gRPC's words); " and what those words point to. A plaintext client
+// whose connection a TLS server closed is told to add --tls (and --tls-ca);
+// a TLS client answered in plaintext, to drop them; an untrusted or
+// misnamed certificate, which --tls-ca to pass; a refused connection, to
+// check that the coordinator runs there. Anything else asks whether it is
+// running.
+absl::Status UnreachableError(const grpc::Status& status, const std::string& target, const ClientSecurity& security);
 
 grpc::Status ToGrpcStatus(const absl::Status& status);
 absl::Status FromGrpcStatus(const grpc::Status& status);

@@ -15,6 +15,7 @@
 #include <CLI/CLI.hpp>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <set>
 #include <thread>
 
@@ -27,6 +28,7 @@
 #include <filesystem>
 #include "common/files.h"
 #include "common/layers.h"
+#include "common/text.h"
 #include "coordinator/rpc/convert.h"
 #include "rpc/transport.h"
 #include "stylesweep/v1/coordinator.grpc.pb.h"
@@ -85,8 +87,26 @@ struct ConnectionFlags {
   }
 };
 
+// The command line as given, for running it again with the engine and for
+// naming what the user asked when a failure says nothing more.
+char** command_line = nullptr;
+
+std::string CommandLine() {
+  std::string text;
+  for (char** arg = command_line; arg != nullptr && *arg != nullptr; ++arg) {
+    absl::StrAppend(&text, text.empty() ? "" : " ", arg == command_line ? "stylesweep" : *arg);
+  }
+  return text;
+}
+
 int Fail(const absl::Status& status, int code = 1) {
-  std::fprintf(stderr, "error: %s\n", std::string(status.message()).c_str());
+  std::string message(status.message());
+  // Never a bare "error: ": a status without words still says what failed.
+  if (message.empty()) {
+    message = absl::StrCat(absl::StatusCodeToString(status.code()), " with no further detail, running `",
+                           CommandLine(), "`");
+  }
+  std::fprintf(stderr, "error: %s\n", message.c_str());
   return code;
 }
 
@@ -94,8 +114,8 @@ int Fail(const absl::Status& status, int code = 1) {
 // status 2 for a request it refused as invalid.
 int FailCall(const grpc::Status& status, const ConnectionFlags& connection) {
   if (status.error_code() == grpc::StatusCode::UNAVAILABLE) {
-    return Fail(absl::UnavailableError(absl::StrCat("cannot reach the coordinator at ", connection.coordinator, " (",
-                                                    status.error_message(), "); is stylesweep-coordinator running?")));
+    auto security = connection.Security();
+    return Fail(UnreachableError(status, connection.coordinator, security.ok() ? *security : ClientSecurity{}));
   }
   return Fail(FromGrpcStatus(status), status.error_code() == grpc::StatusCode::INVALID_ARGUMENT ? 2 : 1);
 }
@@ -103,9 +123,6 @@ int FailCall(const grpc::Status& status, const ConnectionFlags& connection) {
 constexpr char kAllowDirHelp[] =
     "a directory images may also come from, besides the sweep file's own (repeat for more); files under /proc, "
     "/dev and /sys never may";
-
-// The command line as given, for running it again with the engine.
-char** command_line = nullptr;
 
 #if STYLESWEEP_WITH_ENGINE
 absl::Status CheckWeights(const std::string& path) { return CheckWeightsFile(path); }
@@ -137,7 +154,9 @@ int Submit(const ConnectionFlags& connection, const std::string& file, const std
   v1::Coordinator::Stub& stub = *connected->stub;
   v1::SubmitSweepRequest request;
   request.set_yaml(submission->yaml);
-  request.set_source(submission->source);
+  // The file's name, for the coordinator's messages only: a protocol string
+  // must be UTF-8, and a name that is not had to come with `name:`.
+  request.set_source(ToValidUtf8(submission->source));
   request.set_dry_run(dry_run);
   request.set_allow_duplicate(allow_duplicate);
   for (const auto& [path, data] : submission->files) {
@@ -491,6 +510,10 @@ void AddRunParamFlags(CLI::App* app, RunParams& p) {
 int main(int argc, char** argv) {
   using namespace stylesweep;
   command_line = argv;
+  // Every failure is reported below in the user's terms; gRPC's own log
+  // lines (a failed TLS handshake) would come first and say less. Setting
+  // GRPC_VERBOSITY brings them back.
+  setenv("GRPC_VERBOSITY", "NONE", /*overwrite=*/0);
   CLI::App app{"stylesweep: sweeps of neural style transfer runs over a coordinator and its agents.\n\n"
                "Examples:\n"
                "  stylesweep local configs/demo.yaml --db demo.db --artifacts demo-artifacts --agents 2\n"
@@ -688,43 +711,71 @@ int main(int argc, char** argv) {
 
   CLI11_PARSE(app, argc, argv);
 
-  if (submit->parsed()) return Submit(connection, sweep_file, allowed_dirs, dry_run, allow_duplicate);
-  if (status->parsed()) return Show(connection, db, sweep);
-  if (cancel->parsed()) return Control(connection, control_sweep, v1::ControlSweepRequest::CANCEL);
-  if (pause->parsed()) return Control(connection, control_sweep, v1::ControlSweepRequest::PAUSE);
-  if (resume->parsed()) return Control(connection, control_sweep, v1::ControlSweepRequest::RESUME);
-  if (retry->parsed()) return Control(connection, control_sweep, v1::ControlSweepRequest::RETRY_FAILED);
-  if (delete_command->parsed()) return Delete(connection, control_sweep, delete_cancel);
-  if (report->parsed()) return Report(connection, db, sweep, report_options, report_out);
-  if (compare->parsed()) return Compare(connection, db, compare_first, compare_second, compare_options, compare_out);
-  if (agents->parsed()) return Agents(connection, release_agent, agents_json);
-  if (watch->parsed()) return Watch(connection, sweep, watch_interval, watch_once);
-  if (tokens_create->parsed()) {
-    absl::StatusOr<std::string> token = CreateToken(token_request, SystemClock());
-    if (!token.ok()) return Fail(token.status(), absl::IsInvalidArgument(token.status()) ? 2 : 1);
-    if (token_request.out.empty()) {
-      std::printf("%s\n", token->c_str());
-      std::fprintf(stderr, "token '%s' (%s) created; it is shown this once\n",
-                   ForTerminal(token_request.name).c_str(), token_request.role.c_str());
-    } else {
-      std::fprintf(stderr, "token '%s' (%s) written to %s (mode 0600)\n", ForTerminal(token_request.name).c_str(),
-                   token_request.role.c_str(), ForTerminal(token_request.out).c_str());
+  // Libraries report some failures by throwing (JSON, YAML, the standard
+  // library). What escapes a command is reported with the command it
+  // stopped, never as a bare "terminate called".
+  try {
+    // Names go to the coordinator in protocol strings, which hold only UTF-8
+    // (as do the names of sweeps and agents): say so rather than fail to send.
+    for (const auto& [what, value] : {std::pair<const char*, const std::string*>{"SWEEP", &sweep},
+                                      {"SWEEP", &control_sweep},
+                                      {"RUN", &compare_first},
+                                      {"RUN2", &compare_second},
+                                      {"--release", &release_agent},
+                                      {"NAME", &token_request.name},
+                                      {"NAME", &revoke_name}}) {
+      if (FirstInvalidUtf8(*value) != std::string::npos) {
+        return Fail(absl::InvalidArgumentError(absl::StrCat(
+                        what, " '", *value,
+                        "' is not UTF-8 text, which the names of sweeps, runs, agents and tokens always are")),
+                    2);
+      }
     }
-    return 0;
-  }
-  if (tokens_list->parsed() || tokens_revoke->parsed()) {
-    absl::StatusOr<std::string> out = tokens_list->parsed()
-                                          ? ListTokens(token_request.db, tokens_json)
-                                          : RevokeToken(token_request.db, revoke_name, SystemClock());
-    if (!out.ok()) return Fail(out.status());
-    std::fputs(out->c_str(), stdout);
-    return 0;
-  }
+    if (submit->parsed()) return Submit(connection, sweep_file, allowed_dirs, dry_run, allow_duplicate);
+    if (status->parsed()) return Show(connection, db, sweep);
+    if (cancel->parsed()) return Control(connection, control_sweep, v1::ControlSweepRequest::CANCEL);
+    if (pause->parsed()) return Control(connection, control_sweep, v1::ControlSweepRequest::PAUSE);
+    if (resume->parsed()) return Control(connection, control_sweep, v1::ControlSweepRequest::RESUME);
+    if (retry->parsed()) return Control(connection, control_sweep, v1::ControlSweepRequest::RETRY_FAILED);
+    if (delete_command->parsed()) return Delete(connection, control_sweep, delete_cancel);
+    if (report->parsed()) return Report(connection, db, sweep, report_options, report_out);
+    if (compare->parsed()) {
+      return Compare(connection, db, compare_first, compare_second, compare_options, compare_out);
+    }
+    if (agents->parsed()) return Agents(connection, release_agent, agents_json);
+    if (watch->parsed()) return Watch(connection, sweep, watch_interval, watch_once);
+    if (tokens_create->parsed()) {
+      absl::StatusOr<std::string> token = CreateToken(token_request, SystemClock());
+      if (!token.ok()) return Fail(token.status(), absl::IsInvalidArgument(token.status()) ? 2 : 1);
+      if (token_request.out.empty()) {
+        std::printf("%s\n", token->c_str());
+        std::fprintf(stderr, "token '%s' (%s) created; it is shown this once\n",
+                     ForTerminal(token_request.name).c_str(), token_request.role.c_str());
+      } else {
+        std::fprintf(stderr, "token '%s' (%s) written to %s (mode 0600)\n", ForTerminal(token_request.name).c_str(),
+                     token_request.role.c_str(), ForTerminal(token_request.out).c_str());
+      }
+      return 0;
+    }
+    if (tokens_list->parsed() || tokens_revoke->parsed()) {
+      absl::StatusOr<std::string> out = tokens_list->parsed()
+                                            ? ListTokens(token_request.db, tokens_json)
+                                            : RevokeToken(token_request.db, revoke_name, SystemClock());
+      if (!out.ok()) return Fail(out.status());
+      std::fputs(out->c_str(), stdout);
+      return 0;
+    }
 #if STYLESWEEP_WITH_ENGINE
-  if (local->parsed()) return RunLocal(local_options);
-  if (stylize->parsed()) return RunStylize(stylize_options);
+    if (local->parsed()) return RunLocal(local_options);
+    if (stylize->parsed()) return RunStylize(stylize_options);
 #else
-  if (local->parsed() || stylize->parsed()) return Fail(RunWithEngine(), 2);
+    if (local->parsed() || stylize->parsed()) return Fail(RunWithEngine(), 2);
 #endif
+  } catch (const std::exception& e) {
+    const std::string what = e.what();
+    return Fail(absl::InternalError(absl::StrCat("`", CommandLine(), "` stopped on an unexpected error: ",
+                                                 what.empty() ? "(it gave no detail)" : what,
+                                                 ". Please report it with the command and its input")));
+  }
   return 1;
 }

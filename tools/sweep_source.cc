@@ -3,6 +3,7 @@
 #include <filesystem>
 #include <map>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "coordinator/artifacts/artifact_store.h"
@@ -188,9 +189,10 @@ class CoordinatorSource final : public SweepSource {
  private:
   static absl::Status Check(const SourceOptions& options, const grpc::Status& status) {
     if (status.error_code() == grpc::StatusCode::UNAVAILABLE) {
-      return absl::UnavailableError(absl::StrCat("cannot reach the coordinator at ", options.coordinator, " (",
-                                                 status.error_message(),
-                                                 "); is it running? To read a database file directly, pass --db"));
+      const absl::Status unreachable = UnreachableError(status, options.coordinator, options.security);
+      return absl::UnavailableError(absl::StrCat(unreachable.message(),
+                                                 absl::EndsWith(unreachable.message(), "?") ? " " : ". ",
+                                                 "To read a database file directly, pass --db"));
     }
     if (status.error_code() == grpc::StatusCode::UNIMPLEMENTED) {
       return absl::UnimplementedError(absl::StrCat("the coordinator at ", options.coordinator,

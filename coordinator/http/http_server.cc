@@ -11,9 +11,11 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "common/files.h"
+#include "coordinator/http/connection_limits.h"
 #include "coordinator/http/dashboard_page.h"
 #include "coordinator/auth/roles.h"
 #include "coordinator/http/dashboard_state.h"
+#include "rpc/tls_files.h"
 
 namespace stylesweep {
 namespace {
@@ -22,9 +24,6 @@ constexpr char kSessionCookie[] = "stylesweep_session";
 // How long a browser keeps the session cookie: as long as the session lasts
 // here (sessions.h).
 constexpr int64_t kSessionSeconds = kSessionLifetimeMs / 1000;
-// Enough for a dashboard, a scraper and a few probes at once; requests are
-// short (a few small queries each).
-constexpr size_t kThreads = 4;
 
 // The dashboard's script and style are inline; everything it loads comes
 // from this server.
@@ -113,13 +112,11 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(const HttpOptions&
   server->sources_ = std::move(sources);
   const ServerSecurity& security = options.security;
   if (!security.tls_cert_file.empty() || !security.tls_key_file.empty()) {
-    if (security.tls_cert_file.empty() || security.tls_key_file.empty()) {
-      return absl::InvalidArgumentError("TLS needs both --tls-cert and --tls-key");
-    }
-    // httplib reports only "not valid": read the files first so a missing or
-    // unreadable one is named.
-    for (const std::string& file : {security.tls_cert_file, security.tls_key_file}) {
-      if (auto text = ReadFileToString(file); !text.ok()) return text.status();
+    // httplib reports only "not valid": check the files first so that what
+    // is wrong with them, and which, is named.
+    if (absl::StatusOr<TlsKeyPair> pair = LoadTlsKeyPair(security.tls_cert_file, security.tls_key_file);
+        !pair.ok()) {
+      return pair.status();
     }
     auto ssl = std::make_unique<httplib::SSLServer>(security.tls_cert_file.c_str(), security.tls_key_file.c_str());
     if (!ssl->is_valid()) {
@@ -132,10 +129,8 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(const HttpOptions&
   } else {
     server->server_ = std::make_unique<httplib::Server>();
   }
-  server->server_->new_task_queue = [] { return new httplib::ThreadPool(kThreads); };
-  // An idle browser connection holds a worker, and Shutdown() waits for it,
-  // this long.
-  server->server_->set_keep_alive_timeout(1);
+  server->limits_ = std::make_unique<ConnectionLimits>(options.limits, server->tls_);
+  server->limits_->Install(*server->server_);
   server->Route();
 
   int bound = -1;
@@ -148,6 +143,7 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(const HttpOptions&
     return absl::UnavailableError(
         absl::StrCat("cannot serve HTTP on ", options.listen, ": the address is taken or not valid on this machine"));
   }
+  server->limits_->Listening(bound);
   const size_t colon = options.listen.rfind(':');
   server->address_ = absl::StrCat(options.listen.substr(0, colon), ":", bound);
   HttpServer* s = server.get();
@@ -172,8 +168,7 @@ void HttpServer::Route() {
 
   // The role table (coordinator/auth/roles.h), before any route and before
   // a request's body is read.
-  server_->set_pre_routing_handler([&sources, &sessions](const httplib::Request& request,
-                                                         httplib::Response& response) {
+  auto authenticate = [&sources, &sessions](const httplib::Request& request, httplib::Response& response) {
     using Result = httplib::Server::HandlerResponse;
     if (request.has_param("token")) {
       // A token in an address stays in history, bookmarks and logs: refuse
@@ -222,7 +217,9 @@ void HttpServer::Route() {
       return Result::Handled;
     }
     return Result::Unhandled;
-  });
+  };
+  // Bodies and slow clients are dealt with first (connection_limits.h).
+  server_->set_pre_routing_handler(limits_->Guard(authenticate));
 
   server_->set_exception_handler([](const httplib::Request& request, httplib::Response& response,
                                     std::exception_ptr error) {
@@ -356,6 +353,8 @@ void HttpServer::Route() {
     response.set_content(*png, "image/png");
   });
 }
+
+ConnectionLimitCounts HttpServer::limit_counts() const { return limits_->counts(); }
 
 void HttpServer::Shutdown() {
   std::call_once(shutdown_once_, [this] {

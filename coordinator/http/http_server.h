@@ -23,6 +23,12 @@
 // here after 12 h, and redirects to `next` when it is a path on this server,
 // else to /. A token in a query string (?token=) is refused with 400 and
 // sets nothing: browsers and proxies keep addresses.
+//
+// Slow and hostile clients are bounded (connection_limits.h, common/limits.h):
+// a request's line and headers must arrive within kHttpHeadSeconds and
+// kMaxHttpHeadBytes, a body over kMaxHttpBodyBytes is refused with 413 (one
+// without Content-Length with 411) before it is read, and beyond
+// kMaxHttpConnections open connections a new one is refused at once.
 
 #include <atomic>
 #include <cstdint>
@@ -36,6 +42,7 @@
 #include "common/clock.h"
 #include "coordinator/auth/authenticator.h"
 #include "coordinator/http/coordinator_metrics.h"
+#include "coordinator/http/http_limits.h"
 #include "coordinator/http/sessions.h"
 #include "coordinator/store/store.h"
 #include "rpc/transport.h"
@@ -46,6 +53,8 @@ class Server;
 
 namespace stylesweep {
 
+class ConnectionLimits;
+
 // How long a dashboard sign-in lasts (a working day), and how many are kept
 // at once.
 inline constexpr int64_t kSessionLifetimeMs = 12 * 60 * 60 * 1000;
@@ -54,6 +63,7 @@ inline constexpr size_t kMaxSessions = 10000;
 struct HttpOptions {
   std::string listen;       // HOST:PORT; port 0 picks a free one
   ServerSecurity security;  // shared with the gRPC port
+  HttpLimits limits;        // defaults from common/limits.h
 };
 
 // What the pages read; every reference must outlive the server.
@@ -69,8 +79,8 @@ struct HttpSources {
   std::function<bool()> shutting_down;  // /readyz answers 503 while true
 };
 
-// A running HTTP server: a thread accepting connections and a small pool
-// serving them. Thread-safe.
+// A running HTTP server: a thread accepting connections and a pool serving
+// them, within HttpOptions::limits. Thread-safe.
 class HttpServer {
  public:
   // Checks the security rule, loads the TLS files, binds (so connections are
@@ -83,6 +93,8 @@ class HttpServer {
   // "host:port" as bound (the real port when 0 was asked for).
   const std::string& address() const { return address_; }
   bool tls() const { return tls_; }
+  // How often each limit in HttpOptions::limits was hit.
+  ConnectionLimitCounts limit_counts() const;
 
   // Stops accepting and waits for requests in flight. Idempotent.
   void Shutdown();
@@ -96,6 +108,8 @@ class HttpServer {
   SessionTable sessions_{kSessionLifetimeMs, kMaxSessions};
   std::string address_;
   bool tls_ = false;
+  // Declared before server_, so that it outlives it.
+  std::unique_ptr<ConnectionLimits> limits_;
   std::unique_ptr<httplib::Server> server_;
   std::thread thread_;
   std::atomic<bool> listen_returned_{false};

@@ -7,6 +7,7 @@
 
 #include "common/files.h"
 #include "common/layers.h"
+#include "common/limits.h"
 #include "common/run_params.h"
 #include "common/run_state.h"
 #include "common/text.h"
@@ -142,6 +143,12 @@ TEST(RunParamsTest, BadEngineOptionsAreNamed) {
   }
 }
 
+TEST(LimitsTest, ByteLimitsNameTheirUnit) {
+  EXPECT_EQ(DescribeByteLimit(kMaxSweepYamlBytes), "1 MiB (1048576 bytes)");
+  EXPECT_EQ(DescribeByteLimit(kMaxHttpBodyBytes), "16 KiB (16384 bytes)");
+  EXPECT_EQ(DescribeByteLimit(1000), "1000 bytes");
+}
+
 TEST(RunStateTest, NamesRoundTrip) {
   for (RunState s : {RunState::kQueued, RunState::kRunning, RunState::kSucceeded, RunState::kFailed, RunState::kLost,
                      RunState::kCancelled, RunState::kPruned}) {
@@ -173,6 +180,11 @@ TEST(TextTest, FirstInvalidUtf8) {
   EXPECT_EQ(FirstInvalidUtf8("x\xed\xa0\x80"), 1u);  // a surrogate (U+D800)
   EXPECT_EQ(FirstInvalidUtf8("\xf4\x90\x80\x80"), 0u);  // above U+10FFFF
   EXPECT_EQ(FirstInvalidUtf8("\xff"), 0u);
+}
+
+TEST(TextTest, ToValidUtf8ReplacesWhatIsNotUtf8) {
+  EXPECT_EQ(ToValidUtf8("a\xff\xfe.png"), "a\xef\xbf\xbd\xef\xbf\xbd.png");
+  EXPECT_EQ(ToValidUtf8("caf\xc3\xa9"), "caf\xc3\xa9");
 }
 
 TEST(FilesTest, AtomicWriteAndRead) {

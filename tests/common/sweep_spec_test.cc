@@ -89,6 +89,120 @@ TEST(SweepSpecTest, BracketsInStringsCommentsAndPlainScalarsDoNotCountAsNesting)
   EXPECT_THAT(std::string(spec.status().message()), Not(HasSubstr("nested deeper")));
 }
 
+TEST(SweepSpecTest, RefusesDeepBlockNestingWithoutCrashing) {
+  // Indentation: a mapping 200 levels deep (yaml-cpp itself gave up at 500
+  // with "bad file").
+  std::string mapping = "content: a.png\nstyle: b.png\nparameters:\n";
+  for (int i = 0; i < 200; ++i) mapping += std::string(i + 1, ' ') + "k" + std::to_string(i) + ":\n";
+  // Entries that nest on one line: "- - - ... 1" and "? ? ? ... 1", 10,000 deep.
+  std::string dashes = "content: a.png\nstyle: b.png\nparameters:\n  steps:\n    values:\n      ";
+  std::string questions = dashes;
+  for (int i = 0; i < 10000; ++i) {
+    dashes += "- ";
+    questions += "? ";
+  }
+  // A sequence of sequences, one level a line.
+  std::string lines = "content: a.png\nstyle: b.png\nparameters:\n  steps:\n    values:\n";
+  for (int i = 0; i < 200; ++i) lines += std::string(i + 6, ' ') + "-\n";
+  for (const std::string& text : {mapping, dashes + "1\n", questions + "1\n", lines}) {
+    auto spec = ParseSweep(text, "deep.yaml");
+    ASSERT_FALSE(spec.ok());
+    EXPECT_THAT(std::string(spec.status().message()), HasSubstr("nested deeper than 64 levels")) << spec.status();
+  }
+  auto spec = ParseSweep(mapping, "deep.yaml");
+  // The root mapping is level 0; "k63:" on line 67 is level 65.
+  EXPECT_THAT(std::string(spec.status().message()), HasSubstr("deep.yaml:68: nested deeper than 64 levels"));
+  // Block and flow nesting add up.
+  std::string mixed = "content: a.png\nstyle: b.png\nparameters:\n";
+  for (int i = 0; i < 40; ++i) mixed += std::string(i + 1, ' ') + "k" + std::to_string(i) + ":\n";
+  spec = ParseSweep(mixed + std::string(41, ' ') + "v: " + std::string(30, '[') + "\n", "deep.yaml");
+  EXPECT_THAT(std::string(spec.status().message()), HasSubstr("nested deeper than 64 levels"));
+}
+
+TEST(SweepSpecTest, RealNestingAndBlockScalarsDoNotCountAsDeep) {
+  // A block scalar's text is text, whatever it looks like.
+  std::string text = "content: a.png\nstyle: b.png\ndescription: |\n";
+  for (int i = 0; i < 100; ++i) text += "  " + std::string(i, ' ') + "- - - [[[{{{\n";
+  text += "parameters:\n  optimizer:\n    parameters:\n      name:\n        values:\n          - adam\n"
+          "          - lbfgs\n  style_layers:\n    values:\n      - - conv1_1\n        - conv2_1\n      - - conv3_1\n";
+  auto spec = ParseSweep(text, "s.yaml");
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EXPECT_EQ(spec->GridSize(), 4u);
+}
+
+TEST(SweepSpecTest, AnAliasThatHoldsItsOwnGroupIsRefusedWithoutCrashing) {
+  // 31 bytes that sent the parser round the group for ever (a stack overflow).
+  auto spec = ParseSweep("content: a.png\nstyle: b.png\nparameters:\n  g: &g {parameters: {g: *g}}\n", "s.yaml");
+  ASSERT_FALSE(spec.ok());
+  EXPECT_THAT(std::string(spec.status().message()), HasSubstr("groups nested deeper than 64 levels"));
+  EXPECT_THAT(std::string(spec.status().message()), HasSubstr("does an alias (*name) refer to a group that holds it?"));
+  // Aliases that repeat a value many times are still only read once each.
+  std::string laughs = "content: a.png\nstyle: b.png\ndescription: [&a [x, x, x, x, x, x, x, x, x, x]";
+  std::string previous = "a";
+  for (int i = 1; i < 10; ++i) {
+    const std::string name = "b" + std::to_string(i);
+    laughs += ", &" + name + " [";
+    for (int k = 0; k < 10; ++k) laughs += (k ? ", *" : "*") + previous;
+    laughs += "]";
+    previous = name;
+  }
+  spec = ParseSweep(laughs + "]\n", "s.yaml");
+  ASSERT_FALSE(spec.ok());
+  EXPECT_THAT(std::string(spec.status().message()), HasSubstr("description: expected a string, got a list"));
+}
+
+TEST(SweepSpecTest, TextThatIsNotUtf8IsNamedWithItsLine) {
+  auto spec = ParseSweep("name: s\ncontent: \"\xff\xfe.png\"\nstyle: b.png\n", "s.yaml");
+  ASSERT_FALSE(spec.ok());
+  EXPECT_THAT(std::string(spec.status().message()), HasSubstr("s.yaml:2:11: not UTF-8 text (byte 0xff)"));
+  spec = ParseSweep("\xc3(: 1\n", "s.yaml");
+  ASSERT_FALSE(spec.ok());
+  EXPECT_THAT(std::string(spec.status().message()), HasSubstr("s.yaml:1:1: not UTF-8 text (byte 0xc3)"));
+  // UTF-8 names are fine.
+  spec = ParseSweep("name: chat-été\ncontent: \u732b.png\nstyle: b.png\n", "s.yaml");
+  EXPECT_TRUE(spec.ok()) << spec.status();
+}
+
+TEST(SweepSpecTest, AFileNameThatIsNotUtf8CannotNameTheSweep) {
+  auto spec = ParseSweep("content: a.png\nstyle: b.png\n", "dir/\xfd.yaml");
+  ASSERT_FALSE(spec.ok());
+  EXPECT_THAT(std::string(spec.status().message()), HasSubstr("has no 'name:', and its file name is not UTF-8"));
+  spec = ParseSweep("name: fine\ncontent: a.png\nstyle: b.png\n", "dir/\xfd.yaml");
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EXPECT_EQ(spec->name, "fine");
+}
+
+TEST(SweepSpecTest, GridSizesAreCountedExactly) {
+  // 10^8 points: 8 parameters of 10 values.
+  std::string text = "content: a.png\nstyle: b.png\nparameters:\n";
+  for (const char* key : {"style_weight", "content_weight", "tv_weight", "learning_rate", "steps", "seed",
+                          "snapshot_every"}) {
+    text += std::string("  ") + key + ": {values: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]}\n";
+  }
+  text += "  image_size: {values: [16, 17, 18, 19, 20, 21, 22, 23, 24, 25]}\n";
+  auto spec = ParseSweep(text, "big.yaml");
+  ASSERT_FALSE(spec.ok());
+  EXPECT_THAT(std::string(spec.status().message()),
+              HasSubstr("big.yaml: the grid has 100000000 points, more than the limit of 100000"));
+  // More than a size_t counts: 200^9 points.
+  std::string huge = "content: a.png\nstyle: b.png\nparameters:\n";
+  for (const char* key : {"style_weight", "content_weight", "tv_weight", "learning_rate", "style_scale", "steps",
+                          "image_size", "seed", "snapshot_every"}) {
+    huge += std::string("  ") + key + ": {values: [";
+    // image_size from 16 px; style_scale small enough for every image_size.
+    const int offset = std::string(key) == "image_size" ? 15 : 0;
+    for (int i = 1; i <= 200; ++i) {
+      huge += (i > 1 ? ", " : "") +
+              (std::string(key) == "style_scale" ? "0." + std::to_string(100 + i) : std::to_string(i + offset));
+    }
+    huge += "]}\n";
+  }
+  spec = ParseSweep(huge, "huge.yaml");
+  ASSERT_FALSE(spec.ok());
+  EXPECT_THAT(std::string(spec.status().message()),
+              HasSubstr("huge.yaml: the grid has more than 18446744073709551614 points, more than the limit"));
+}
+
 TEST(SweepSpecTest, NameDefaultsToFileStem) {
   auto spec = ParseSweep("content: a.png\nstyle: b.png\n", "dir/my-sweep.yaml");
   ASSERT_TRUE(spec.ok()) << spec.status();
@@ -100,7 +214,7 @@ TEST(SweepSpecTest, AFileNameThatIsNotUtf8NamesNoSweep) {
   auto spec = ParseSweep("content: a.png\nstyle: b.png\n", "dir/caf\xe9.yaml");
   ASSERT_FALSE(spec.ok());
   EXPECT_THAT(std::string(spec.status().message()),
-              HasSubstr("caf\xe9.yaml: the file's name is not UTF-8 text, so it cannot name the sweep"));
+              HasSubstr("caf\xe9.yaml: the sweep has no 'name:', and its file name is not UTF-8 text"));
   spec = ParseSweep("name: cafe\ncontent: a.png\nstyle: b.png\n", "dir/caf\xe9.yaml");
   ASSERT_TRUE(spec.ok()) << spec.status();
   EXPECT_EQ(spec->ToJson()["name"], "cafe");

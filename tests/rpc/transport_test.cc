@@ -1,5 +1,6 @@
 // The exposure rule shared by the gRPC and HTTP ports: what counts as
-// loopback, and what a server beyond it needs.
+// loopback, and what a server beyond it needs; and what a client is told
+// when it cannot reach a coordinator.
 
 #include "rpc/transport.h"
 
@@ -73,6 +74,58 @@ TEST(MakeServerCredentialsTest, AClientCaNeedsTls) {
   auto credentials = MakeServerCredentials("127.0.0.1:0", security);
   EXPECT_EQ(credentials.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(std::string(credentials.status().message()), HasSubstr("--tls-client-ca needs --tls-cert"));
+}
+
+// The texts below are gRPC's own, as a client sees them (see
+// tests/integration/cli_errors_test.cc for the real thing).
+grpc::Status Unavailable(const std::string& last_error) {
+  return grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                      "failed to connect to all addresses; last error: " + last_error);
+}
+
+TEST(UnreachableErrorTest, APlaintextClientClosedOnByATlsServerIsToldToAddTls) {
+  const absl::Status s = UnreachableError(Unavailable("UNAVAILABLE: ipv4:127.0.0.1:50051: Socket closed"),
+                                          "127.0.0.1:50051", ClientSecurity{});
+  EXPECT_TRUE(absl::IsUnavailable(s));
+  EXPECT_THAT(std::string(s.message()), HasSubstr("cannot reach the coordinator at 127.0.0.1:50051 (failed to"));
+  EXPECT_THAT(std::string(s.message()), HasSubstr("the coordinator may require TLS, so add --tls (and --tls-ca"));
+}
+
+TEST(UnreachableErrorTest, ATlsClientAnsweredInPlaintextIsToldToDropTls) {
+  ClientSecurity security;
+  security.tls = true;
+  security.tls_ca_file = "ca.pem";
+  const absl::Status s = UnreachableError(
+      Unavailable("UNKNOWN: ipv4:127.0.0.1:50051: Ssl handshake failed: SSL_ERROR_SSL: error:0A00010B:SSL "
+                  "routines::wrong version number"),
+      "127.0.0.1:50051", security);
+  EXPECT_THAT(std::string(s.message()), HasSubstr("it does not answer in TLS: it may serve plaintext, so drop --tls "
+                                                  "and --tls-ca"));
+}
+
+TEST(UnreachableErrorTest, AnUntrustedCertificateAsksForTheRightCa) {
+  ClientSecurity security;
+  security.tls = true;
+  const grpc::Status status = Unavailable(
+      "UNKNOWN: ipv4:127.0.0.1:50051: Ssl handshake failed: SSL_ERROR_SSL: error:0A000086:SSL "
+      "routines::certificate verify failed");
+  EXPECT_THAT(std::string(UnreachableError(status, "127.0.0.1:50051", security).message()),
+              HasSubstr("pass --tls-ca with the certificate of the one that signed it"));
+  security.tls_ca_file = "other-ca.pem";
+  EXPECT_THAT(std::string(UnreachableError(status, "127.0.0.1:50051", security).message()),
+              HasSubstr("not signed by the authority in --tls-ca other-ca.pem"));
+}
+
+TEST(UnreachableErrorTest, NothingListeningAsksWhetherItRuns) {
+  for (bool tls : {false, true}) {
+    ClientSecurity security;
+    security.tls = tls;
+    const absl::Status s = UnreachableError(
+        Unavailable("UNKNOWN: ipv4:127.0.0.1:1: Failed to connect to remote host: Connection refused"), "127.0.0.1:1",
+        security);
+    EXPECT_THAT(std::string(s.message()), HasSubstr("nothing listens there: is stylesweep-coordinator running"));
+    EXPECT_THAT(std::string(s.message()), ::testing::Not(HasSubstr("TLS")));
+  }
 }
 
 }  // namespace

@@ -379,6 +379,20 @@ TEST_F(HttpServerTest, ServesHttpsWithTheCertificateAndKey) {
   auto missing = HttpServer::Start(options, Sources());
   EXPECT_FALSE(missing.ok());
   EXPECT_THAT(std::string(missing.status().message()), HasSubstr("missing.key"));
+  // A key that is not the certificate's is named, not taken for a taken port.
+  const std::string other_cert = (dir_ / "other.crt").string();
+  const std::string other_key = (dir_ / "other.key").string();
+  ASSERT_EQ(testing::RunCommand({openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=other",
+                                 "-days", "1", "-keyout", other_key, "-out", other_cert},
+                                &output),
+            0)
+      << output;
+  options.security.tls_key_file = other_key;
+  auto mismatched = HttpServer::Start(options, Sources());
+  ASSERT_FALSE(mismatched.ok());
+  EXPECT_TRUE(absl::IsInvalidArgument(mismatched.status())) << mismatched.status();
+  EXPECT_THAT(std::string(mismatched.status().message()),
+              HasSubstr("tls_key " + other_key + " does not match tls_cert " + cert));
 }
 
 TEST_F(HttpServerTest, ReadyzSaysNotReadyWhileShuttingDown) {
