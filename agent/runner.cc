@@ -179,7 +179,7 @@ absl::Status Runner::Register() {
     } else if (!absl::IsUnavailable(settings.status()) && !absl::IsDeadlineExceeded(settings.status())) {
       return settings.status();
     } else {
-      spdlog::warn("coordinator unreachable ({}); retrying", std::string(settings.status().message()));
+      spdlog::warn("{}; retrying", std::string(settings.status().message()));
     }
     if (!WaitFor(std::uniform_int_distribution<int64_t>(backoff_ms / 2, backoff_ms)(rng))) {
       return absl::CancelledError("stopped before registering");

@@ -21,8 +21,8 @@ bool IsRetryable(const grpc::Status& status) {
 
 class GrpcCoordinatorClient final : public CoordinatorClient {
  public:
-  GrpcCoordinatorClient(std::shared_ptr<grpc::Channel> channel, GrpcClientOptions options)
-      : stub_(v1::Coordinator::NewStub(channel)), options_(std::move(options)) {}
+  GrpcCoordinatorClient(std::shared_ptr<grpc::Channel> channel, std::string target, GrpcClientOptions options)
+      : stub_(v1::Coordinator::NewStub(channel)), target_(std::move(target)), options_(std::move(options)) {}
 
   absl::StatusOr<AgentSettings> Register(const AgentIdentity& agent) override {
     v1::RegisterAgentRequest request;
@@ -86,7 +86,7 @@ class GrpcCoordinatorClient final : public CoordinatorClient {
     grpc::ClientContext context;
     PrepareContext(context, options_.security, options_.call_timeout_ms);
     grpc::Status status = stub_->Heartbeat(&context, request, &response);
-    if (!status.ok()) return FromGrpcStatus(status);
+    if (!status.ok()) return Failure(status);
     if (response.stop_run()) return RunVerdict::kStop;
     return response.prune() ? RunVerdict::kPrune : RunVerdict::kContinue;
   }
@@ -172,13 +172,12 @@ class GrpcCoordinatorClient final : public CoordinatorClient {
       grpc::ClientContext context;
       PrepareContext(context, options_.security, options_.call_timeout_ms);
       grpc::Status status = (stub_.get()->*method)(&context, request, response);
-      if (status.ok() || !retry || !IsRetryable(status)) return FromGrpcStatus(status);
+      if (status.ok() || !retry || !IsRetryable(status)) return Failure(status);
       // Full jitter: agents that lost the coordinator together do not return
       // together.
       const int64_t sleep_ms = std::uniform_int_distribution<int64_t>(0, backoff_ms)(rng);
       if (std::chrono::steady_clock::now() + std::chrono::milliseconds(sleep_ms) > give_up) {
-        return absl::UnavailableError(absl::StrCat(name, " failed after ", attempt,
-                                                   " tries: ", status.error_message()));
+        return absl::UnavailableError(absl::StrCat(name, " failed after ", attempt, " tries: ", Failure(status).message()));
       }
       spdlog::debug("{} failed ({}), retrying in {} ms", name, status.error_message(), sleep_ms);
       std::this_thread::sleep_for(std::chrono::milliseconds(sleep_ms));
@@ -186,7 +185,16 @@ class GrpcCoordinatorClient final : public CoordinatorClient {
     }
   }
 
+  // A failed call as the user should read it: an unreachable coordinator
+  // says why it may be (TLS on one side only, an untrusted certificate,
+  // nothing listening).
+  absl::Status Failure(const grpc::Status& status) const {
+    if (status.error_code() == grpc::StatusCode::UNAVAILABLE) return UnreachableError(status, target_, options_.security);
+    return FromGrpcStatus(status);
+  }
+
   std::unique_ptr<v1::Coordinator::Stub> stub_;
+  std::string target_;
   GrpcClientOptions options_;
 };
 
@@ -196,7 +204,7 @@ absl::StatusOr<std::unique_ptr<CoordinatorClient>> CreateGrpcCoordinatorClient(c
                                                                                const GrpcClientOptions& options) {
   auto channel = MakeChannel(target, options.security);
   if (!channel.ok()) return channel.status();
-  return std::unique_ptr<CoordinatorClient>(new GrpcCoordinatorClient(*channel, options));
+  return std::unique_ptr<CoordinatorClient>(new GrpcCoordinatorClient(*channel, target, options));
 }
 
 }  // namespace stylesweep
