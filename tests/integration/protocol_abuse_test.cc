@@ -63,31 +63,7 @@ void AppendBigEndian32(std::string& out, uint32_t value) {
   for (int shift = 24; shift >= 0; shift -= 8) out.push_back(static_cast<char>((value >> shift) & 0xff));
 }
 
-// PNG's CRC-32, a byte at a time from a table (large PNGs are checksummed
-// too).
-uint32_t Crc32(const std::string& data) {
-  static const std::array<uint32_t, 256> table = [] {
-    std::array<uint32_t, 256> t{};
-    for (uint32_t n = 0; n < 256; ++n) {
-      uint32_t c = n;
-      for (int k = 0; k < 8; ++k) c = (c >> 1) ^ (0xedb88320u & (0u - (c & 1u)));
-      t[n] = c;
-    }
-    return t;
-  }();
-  uint32_t crc = 0xffffffffu;
-  for (unsigned char c : data) crc = table[(crc ^ c) & 0xff] ^ (crc >> 8);
-  return ~crc;
-}
-
-std::string PngChunk(const std::string& type, const std::string& data) {
-  std::string chunk;
-  AppendBigEndian32(chunk, static_cast<uint32_t>(data.size()));
-  const std::string body = type + data;
-  chunk += body;
-  AppendBigEndian32(chunk, Crc32(body));
-  return chunk;
-}
+using testing::PngChunk;
 
 const std::string kPngSignature("\x89PNG\r\n\x1a\n", 8);
 

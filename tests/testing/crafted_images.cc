@@ -24,6 +24,8 @@ uint32_t Crc32(const std::string& data) {
   return ~crc;
 }
 
+}  // namespace
+
 std::string PngChunk(const std::string& type, const std::string& data) {
   std::string chunk;
   AppendBigEndian(chunk, static_cast<uint32_t>(data.size()), 4);
@@ -31,8 +33,6 @@ std::string PngChunk(const std::string& type, const std::string& data) {
   AppendBigEndian(chunk, Crc32(type + data), 4);
   return chunk;
 }
-
-}  // namespace
 
 std::string PngDeclaring(uint32_t width, uint32_t height) {
   std::string ihdr;

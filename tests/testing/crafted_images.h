@@ -10,6 +10,9 @@
 
 namespace stylesweep::testing {
 
+// One PNG chunk: length, `type`, `data` and their CRC-32.
+std::string PngChunk(const std::string& type, const std::string& data);
+
 // A PNG's signature and IHDR (8-bit RGB, correct CRC) declaring `width` x
 // `height`, then an empty IDAT and IEND: a PNG by its header, a few dozen
 // bytes long, which no decoder can fill.
