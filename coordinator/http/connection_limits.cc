@@ -289,6 +289,7 @@ void ConnectionLimits::ArmHead(Connection& connection, Clock::time_point from, b
   connection.bytes_allowed = limits_.max_head_bytes;
   connection.bytes_at_start = 0;
   connection.count_bytes = true;
+  ++changes_;
   if (!at_accept) {
     // What arrived before now belongs to the requests already answered.
     absl::StatusOr<uint64_t> received = TcpBytesReceived(connection.socket.fd());
@@ -329,6 +330,7 @@ void ConnectionLimits::Responded(Connection& connection) {
     connection.count_bytes = received.ok();
     connection.bytes_at_start = received.ok() ? *received : 0;
     connection.bytes_allowed = 0;
+    ++changes_;
     wake_.notify_one();
     return;
   }
@@ -402,6 +404,9 @@ httplib::Server::HandlerWithResponse ConnectionLimits::Guard(httplib::Server::Ha
 void ConnectionLimits::Watch() {
   std::unique_lock<std::mutex> lock(mutex_);
   while (!stopping_) {
+    // What changed after this scan wakes the wait below, even if its notify
+    // came while the lock was released to log.
+    const uint64_t seen = changes_;
     const Clock::time_point now = Clock::now();
     bool watching = false;
     std::vector<std::string> too_slow, too_large;
@@ -443,10 +448,11 @@ void ConnectionLimits::Watch() {
     }
     // While a request is being read, look again soon (the byte count); else
     // sleep until a connection arrives or finishes a response.
+    auto changed = [this, seen] { return stopping_ || changes_ != seen; };
     if (watching) {
-      wake_.wait_for(lock, limits_.watchdog_interval);
+      wake_.wait_for(lock, limits_.watchdog_interval, changed);
     } else {
-      wake_.wait(lock);
+      wake_.wait(lock, changed);
     }
   }
 }

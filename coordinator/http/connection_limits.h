@@ -98,6 +98,9 @@ class ConnectionLimits {
   std::chrono::steady_clock::time_point refusal_logged_{};
   bool untracked_logged_ = false;
   bool stopping_ = false;
+  // Counts the changes the watchdog must see (a connection armed or
+  // finishing), so that none is missed between its scan and its wait.
+  uint64_t changes_ = 0;
   std::thread watchdog_;
 };
 
