@@ -176,4 +176,13 @@ absl::Status CheckImagePixels(const ImageHeader& header, std::string_view what) 
                                                  DescribePixelLimit()));
 }
 
+absl::StatusOr<ImageHeader> CheckImage(std::string_view bytes, std::string_view what) {
+  absl::StatusOr<ImageHeader> header = ReadImageHeader(bytes);
+  if (!header.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(std::string(what), ": ", header.status().message()));
+  }
+  if (absl::Status s = CheckImagePixels(*header, what); !s.ok()) return s;
+  return header;
+}
+
 }  // namespace stylesweep

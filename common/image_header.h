@@ -50,6 +50,11 @@ absl::StatusOr<ImageHeader> ReadImageHeader(std::string_view bytes);
 // 64 Mi pixels (67108864, e.g. 8192x8192)".
 absl::Status CheckImagePixels(const ImageHeader& header, std::string_view what);
 
+// Both checks an image from outside must pass before it is kept or sent:
+// ReadImageHeader, its error prefixed with "<what>: ", then
+// CheckImagePixels. Returns the header.
+absl::StatusOr<ImageHeader> CheckImage(std::string_view bytes, std::string_view what);
+
 }  // namespace stylesweep
 
 #endif  // STYLESWEEP_COMMON_IMAGE_HEADER_H_

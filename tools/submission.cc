@@ -227,9 +227,7 @@ absl::StatusOr<Submission> PrepareSubmission(const std::string& path, const Subm
     auto bytes = ReadRegularFile(real, what, too_large);
     if (!bytes.ok()) return bytes.status();
     if (bytes->empty()) return absl::InvalidArgumentError(absl::StrCat(what, " is empty"));
-    auto header = ReadImageHeader(*bytes);
-    if (!header.ok()) return absl::InvalidArgumentError(absl::StrCat(what, ": ", header.status().message()));
-    if (absl::Status s = CheckImagePixels(*header, what); !s.ok()) return s;
+    if (absl::Status s = CheckImage(*bytes, what).status(); !s.ok()) return s;
     image_bytes += bytes->size();
     submission.files[image.ref] = std::move(*bytes);
   }

@@ -1,7 +1,5 @@
 #include "coordinator/auth/credentials.h"
 
-#include <openssl/rand.h>
-
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -16,21 +14,6 @@ namespace {
 constexpr size_t kSecretBytes = 32;
 constexpr size_t kSaltBytes = 16;
 constexpr size_t kMaxNameLength = 64;
-
-absl::StatusOr<std::string> RandomHex(size_t bytes) {
-  std::string raw(bytes, '\0');
-  if (RAND_bytes(reinterpret_cast<unsigned char*>(raw.data()), static_cast<int>(bytes)) != 1) {
-    return absl::InternalError("the system's random number generator failed");
-  }
-  static constexpr char kDigits[] = "0123456789abcdef";
-  std::string hex;
-  hex.reserve(bytes * 2);
-  for (unsigned char c : raw) {
-    hex += kDigits[c >> 4];
-    hex += kDigits[c & 15];
-  }
-  return hex;
-}
 
 std::string HashSecret(absl::string_view salt, absl::string_view secret) {
   return Sha256Hex(absl::StrCat("stylesweep credential\n", salt, "\n", secret));

@@ -1,20 +1,15 @@
 #include "coordinator/http/sessions.h"
 
-#include <openssl/rand.h>
 
 #include <algorithm>
+
+#include "common/hash.h"
 
 namespace stylesweep {
 
 absl::StatusOr<std::string> SessionTable::Create(const Caller& caller, int64_t now_ms) {
-  unsigned char raw[32];
-  if (RAND_bytes(raw, sizeof raw) != 1) return absl::InternalError("the system's random number generator failed");
-  static constexpr char kDigits[] = "0123456789abcdef";
-  std::string id;
-  for (unsigned char c : raw) {
-    id += kDigits[c >> 4];
-    id += kDigits[c & 15];
-  }
+  absl::StatusOr<std::string> id = RandomHex(32);
+  if (!id.ok()) return id.status();
   absl::MutexLock lock(&mu_);
   // Expired ones first; then, while still full, the one closest to expiring.
   for (auto it = sessions_.begin(); it != sessions_.end();) {
@@ -25,7 +20,7 @@ absl::StatusOr<std::string> SessionTable::Create(const Caller& caller, int64_t n
       return a.second.expires_ms < b.second.expires_ms;
     }));
   }
-  sessions_[id] = Session{caller, now_ms + lifetime_ms_};
+  sessions_[*id] = Session{caller, now_ms + lifetime_ms_};
   return id;
 }
 

@@ -134,10 +134,9 @@ absl::StatusOr<SubmitResult> Scheduler::Submit(const std::string& yaml, const st
   // Then what each image is, from its header: agents decode these, and an
   // image's decoded size, not its bytes, is what costs them memory.
   for (const auto& [name, bytes] : files) {
-    const std::string what = absl::StrCat(source, ": image '", name, "'");
-    auto header = ReadImageHeader(bytes);
-    if (!header.ok()) return absl::InvalidArgumentError(absl::StrCat(what, ": ", header.status().message()));
-    if (absl::Status s = CheckImagePixels(*header, what); !s.ok()) return s;
+    if (absl::Status s = CheckImage(bytes, absl::StrCat(source, ": image '", name, "'")).status(); !s.ok()) {
+      return s;
+    }
   }
   // Shared with other submissions; a deletion waits (see files_mu_).
   absl::ReaderMutexLock files_lock(&files_mu_);
