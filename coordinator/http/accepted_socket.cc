@@ -5,7 +5,6 @@
 #include <linux/tcp.h>
 #include <netdb.h>
 #include <netinet/in.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -13,7 +12,10 @@
 #include <cerrno>
 #include <cstddef>
 #include <cstring>
+#include <filesystem>
+#include <vector>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 
 namespace stylesweep {
@@ -98,12 +100,18 @@ void AcceptedSocket::TrySend(const std::string& bytes) const {
 
 absl::StatusOr<AcceptedSocket> FindAcceptedSocket(int port,
                                                   const std::function<bool(const std::string& endpoints)>& is_known) {
-  rlimit limit{};
-  int highest = 1 << 16;
-  if (getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur != RLIM_INFINITY) {
-    highest = static_cast<int>(std::min<rlim_t>(limit.rlim_cur, 1 << 20));
+  // The descriptors open now, in increasing order: a scan of 0..RLIMIT_NOFILE
+  // would cost up to a million system calls an accept when the socket is
+  // not found early (limits of 2^20 are common).
+  std::vector<int> open_fds;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc/self/fd", ec)) {
+    int fd = -1;
+    if (absl::SimpleAtoi(entry.path().filename().string(), &fd)) open_fds.push_back(fd);
   }
-  for (int fd = 0; fd < highest; ++fd) {
+  if (ec) return absl::InternalError(absl::StrCat("cannot list /proc/self/fd: ", ec.message()));
+  std::sort(open_fds.begin(), open_fds.end());
+  for (const int fd : open_fds) {
     const std::string endpoints = Endpoints(fd, port);
     if (endpoints.empty() || is_known(endpoints)) continue;
     // Another thread may close `fd` and open something else under its number
