@@ -1,6 +1,7 @@
 #include "common/run_params.h"
 
 #include "common/hash.h"
+#include "common/evaluation.h"
 
 #include <algorithm>
 #include <cfloat>
@@ -88,6 +89,7 @@ nlohmann::json RunParams::ToJson() const {
       {"steps", steps},
       {"image_size", image_size},
       {"snapshot_every", snapshot_every},
+      {"eval_size", eval_size},
       {"seed", seed},
       {"preprocess", preprocess},
       {"weights", weights},
@@ -142,6 +144,7 @@ absl::StatusOr<RunParams> RunParams::FromJson(const nlohmann::json& j, bool chec
   };
   for (absl::Status s : {get_integer("steps", p.steps), get_integer("image_size", p.image_size),
                          get_integer("snapshot_every", p.snapshot_every), get_integer("seed", p.seed),
+                         get_integer("eval_size", p.eval_size),
                          get_integers("multires_sizes", p.multires_sizes),
                          get_integers("multires_steps", p.multires_steps)}) {
     if (!s.ok()) return s;
@@ -251,6 +254,10 @@ absl::Status RunParams::ValidateFields() {
   if (snapshot_every < 0) {
     return absl::InvalidArgumentError(absl::StrCat("snapshot_every must be >= 0, got ", snapshot_every));
   }
+  if (eval_size < kMinEvalSize || eval_size > kMaxEvalSize) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("eval_size must be from ", kMinEvalSize, " to ", kMaxEvalSize, " pixels, got ", eval_size));
+  }
   if (!(learning_rate > 0)) {
     return absl::InvalidArgumentError(absl::StrCat("learning_rate must be positive, got ", learning_rate));
   }
@@ -315,6 +322,7 @@ const std::vector<ParamDef>& RunParamDefs() {
       {"steps", ParamKind::kInt},
       {"image_size", ParamKind::kInt},
       {"snapshot_every", ParamKind::kInt},
+      {"eval_size", ParamKind::kInt},
       {"seed", ParamKind::kInt},
       {"preprocess", ParamKind::kString},
       {"weights", ParamKind::kWeights},

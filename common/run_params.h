@@ -42,6 +42,9 @@ struct RunParams {
   int steps = 1000;
   int image_size = 512;
   int snapshot_every = 100;  // 0: only the final image
+  // The long side at which the run's image is evaluated (common/evaluation.h).
+  // One value for a whole sweep, so that every run is measured alike.
+  int eval_size = 256;  // kDefaultEvalSize
   uint64_t seed = 0;
   // "torchvision": RGB in [0,1] normalised by ImageNet mean/std.
   // "caffe": BGR in 0..255 minus the Caffe mean pixel.

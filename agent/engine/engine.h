@@ -16,6 +16,7 @@
 #include "absl/strings/cord.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "common/evaluation.h"
 #include "common/run_params.h"
 
 namespace stylesweep {
@@ -30,6 +31,12 @@ struct StepMetrics {
   double total = 0;
   std::vector<double> style_per_layer;  // weighted, in params.style_layers order
   double step_seconds = 0;              // wall time of the step that led here
+  // The evaluation of this step's image (common/evaluation.h), at the steps
+  // the engine evaluates: step 0, every snapshot step, the last step, and
+  // the steps EngineCallbacks::evaluate_at asks for. Its cost is not part
+  // of step_seconds.
+  std::optional<Evaluation> eval;
+  double eval_seconds = 0;  // wall time of that evaluation
 };
 
 struct EngineCallbacks {
@@ -42,6 +49,9 @@ struct EngineCallbacks {
   // snapshot was the last call. A non-OK return aborts the run with that
   // status (e.g. the disk is full).
   std::function<absl::Status(int step, const std::string& png)> on_snapshot;
+  // Steps to evaluate besides step 0, the snapshots and the last step (the
+  // early-termination rungs, where runs are compared).
+  std::function<bool(int step)> evaluate_at;
   // Polled between steps; true stops the run, which returns Cancelled.
   std::function<bool()> should_stop;
   // When should_stop stopped the run: the image as it is then (after

@@ -24,6 +24,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "common/evaluation.h"
 #include "common/run_state.h"
 
 namespace stylesweep {
@@ -92,6 +93,12 @@ struct RunRecord {
   // fault: it is the worst of its sweep); -1: it did not diverge.
   int diverged_step = -1;
   bool diverged() const { return diverged_step >= 0; }
+  // The current attempt's latest evaluation (common/evaluation.h) and the
+  // step it was measured at; -1: none yet (or an agent that does not
+  // evaluate).
+  int eval_step = -1;
+  Evaluation eval;
+  bool has_eval() const { return eval_step >= 0; }
 };
 
 
@@ -110,6 +117,8 @@ struct MetricRow {
   int step = 0;
   double content = 0, style = 0, tv = 0, total = 0;
   double step_seconds = 0;
+  // Set at the steps the agent evaluated (rungs, snapshots, the last step).
+  std::optional<Evaluation> eval;
 };
 
 // One run's losses at one step, as early termination compares them.
