@@ -359,6 +359,10 @@ absl::StatusOr<bool> Runner::RunOne() {
     std::vector<int> decision_steps = run.report_steps;
     std::sort(decision_steps.begin(), decision_steps.end());
     EngineCallbacks callbacks;
+    // Runs are compared at the rungs, so their images are evaluated there.
+    callbacks.evaluate_at = [&decision_steps](int step) {
+      return std::binary_search(decision_steps.begin(), decision_steps.end(), step);
+    };
     callbacks.on_step = [&](const StepMetrics& m) {
       current_step = m.step;
       if (m.step > 0 && m.step_seconds > 0) {

@@ -1,7 +1,9 @@
 #include "common/pareto.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
+#include <numeric>
 
 namespace stylesweep {
 namespace {
@@ -59,6 +61,37 @@ std::vector<size_t> ParetoFront(const std::vector<std::vector<double>>& points) 
     if (ranks[i] == 0) front.push_back(i);
   }
   return front;
+}
+
+std::vector<double> ScalarRanks(const std::vector<std::vector<double>>& points) {
+  std::vector<double> values(points.size(), 0);
+  if (points.empty()) return values;
+  if (points.front().size() == 1) {
+    for (size_t i = 0; i < points.size(); ++i) values[i] = points[i].empty() ? 0 : Ordered(points[i][0]);
+    return values;
+  }
+  const std::vector<int> ranks = ParetoRanks(points);
+  const int max_rank = ranks.empty() ? 0 : *std::max_element(ranks.begin(), ranks.end());
+  for (int r = 0; r <= max_rank; ++r) {
+    std::vector<size_t> front;
+    for (size_t i = 0; i < points.size(); ++i) {
+      if (ranks[i] == r) front.push_back(i);
+    }
+    std::vector<double> crowding(points.size(), 0);
+    const size_t dims = points[front.front()].size();
+    for (size_t d = 0; d < dims; ++d) {
+      std::vector<size_t> order = front;
+      std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return Ordered(points[a][d]) < Ordered(points[b][d]); });
+      const double lo = Ordered(points[order.front()][d]), hi = Ordered(points[order.back()][d]);
+      crowding[order.front()] = crowding[order.back()] = std::numeric_limits<double>::infinity();
+      if (!(hi > lo) || !std::isfinite(hi - lo)) continue;
+      for (size_t k = 1; k + 1 < order.size(); ++k) {
+        crowding[order[k]] += (Ordered(points[order[k + 1]][d]) - Ordered(points[order[k - 1]][d])) / (hi - lo);
+      }
+    }
+    for (size_t i : front) values[i] = r + 0.5 / (1 + crowding[i]);  // 1/(1+inf) = 0
+  }
+  return values;
 }
 
 }  // namespace stylesweep

@@ -170,6 +170,9 @@ int Submit(const ConnectionFlags& connection, const std::string& file, const std
   v1::SubmitSweepResponse response;
   grpc::Status status = stub.SubmitSweep(&context, request, &response);
   if (!status.ok()) return FailCall(status, connection);
+  for (const std::string& warning : response.warnings()) {
+    std::fprintf(stderr, "warning: %s: %s\n", file.c_str(), ForTerminal(warning).c_str());
+  }
 
   SweepView view;
   view.sweep = FromProto(response.sweep());

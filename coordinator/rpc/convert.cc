@@ -3,6 +3,30 @@
 
 namespace stylesweep {
 
+void ToProto(const Evaluation& e, v1::Evaluation* out) {
+  out->set_style(e.style);
+  out->set_content(e.content);
+  out->set_tv(e.tv);
+  out->set_style_norm(e.style_norm);
+  out->set_content_norm(e.content_norm);
+  out->set_tv_norm(e.tv_norm);
+  out->set_ssim(e.ssim);
+  out->set_color(e.color);
+}
+
+Evaluation FromProto(const v1::Evaluation& e) {
+  Evaluation out;
+  out.style = e.style();
+  out.content = e.content();
+  out.tv = e.tv();
+  out.style_norm = e.style_norm();
+  out.content_norm = e.content_norm();
+  out.tv_norm = e.tv_norm();
+  out.ssim = e.ssim();
+  out.color = e.color();
+  return out;
+}
+
 void ToProto(const RunRecord& run, v1::RunSummary* out) {
   out->set_id(run.id);
   out->set_index(run.index);
@@ -23,6 +47,8 @@ void ToProto(const RunRecord& run, v1::RunSummary* out) {
   out->set_log_tail(run.log_tail);
   out->set_diverged(run.diverged());
   out->set_diverged_step(run.diverged() ? run.diverged_step : 0);
+  out->set_eval_step(run.eval_step);
+  if (run.has_eval()) ToProto(run.eval, out->mutable_eval());
 }
 
 void ToProto(const AgentView& view, v1::AgentSummary* out) {
@@ -92,7 +118,14 @@ std::vector<MetricRow> FromProto(const google::protobuf::RepeatedPtrField<v1::St
   std::vector<MetricRow> rows;
   rows.reserve(losses.size());
   for (const v1::StepLoss& loss : losses) {
-    rows.push_back(MetricRow{loss.step(), loss.content(), loss.style(), loss.tv(), loss.total(), loss.step_seconds()});
+    MetricRow& row = rows.emplace_back();
+    row.step = loss.step();
+    row.content = loss.content();
+    row.style = loss.style();
+    row.tv = loss.tv();
+    row.total = loss.total();
+    row.step_seconds = loss.step_seconds();
+    if (loss.has_eval()) row.eval = FromProto(loss.eval());
   }
   return rows;
 }
@@ -104,6 +137,7 @@ void ToProto(const MetricRow& row, v1::StepLoss* out) {
   out->set_tv(row.tv);
   out->set_total(row.total);
   out->set_step_seconds(row.step_seconds);
+  if (row.eval) ToProto(*row.eval, out->mutable_eval());
 }
 
 void ToProto(const SnapshotRecord& snapshot, v1::SnapshotSummary* out) {
@@ -134,6 +168,10 @@ RunRecord FromProto(const v1::RunSummary& run, int64_t sweep_id) {
   r.final_snapshot = run.final_snapshot();
   r.log_tail = run.log_tail();
   r.diverged_step = run.diverged() ? run.diverged_step() : -1;
+  if (run.has_eval() && run.eval_step() >= 0) {
+    r.eval_step = run.eval_step();
+    r.eval = FromProto(run.eval());
+  }
   return r;
 }
 

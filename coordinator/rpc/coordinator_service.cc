@@ -60,6 +60,7 @@ grpc::Status CoordinatorService::SubmitSweep(grpc::ServerContext* context, const
   ToProto(result->sweep, result->totals, response->mutable_sweep());
   for (const RunRecord& run : result->runs) ToProto(run, response->add_runs());
   response->set_runs_total(result->runs_total);
+  for (const std::string& warning : result->warnings) response->add_warnings(warning);
   return grpc::Status::OK;
 }
 

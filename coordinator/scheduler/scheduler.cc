@@ -14,6 +14,7 @@
 #include "common/image_header.h"
 #include "common/run_params.h"
 #include "common/sweep_spec.h"
+#include "common/pareto.h"
 #include "coordinator/scheduler/early_stop.h"
 #include "coordinator/scheduler/search/tpe.h"
 #include "nlohmann/json.hpp"
@@ -62,10 +63,7 @@ std::optional<StoppingRule> StoppingRuleOf(const SweepRecord& sweep) {
   stopping.rule.type = et.value("type", "");
   stopping.rule.min_iter = et.value("min_iter", 0);
   stopping.rule.eta = et.value("eta", 3);
-  if (spec_json.contains("metric")) {
-    stopping.objective.metric = spec_json["metric"].value("name", stopping.objective.metric);
-    stopping.objective.goal = spec_json["metric"].value("goal", stopping.objective.goal);
-  }
+  stopping.objective = SweepSpec::ObjectiveFromJson(spec_json);
   return stopping;
 }
 
@@ -99,7 +97,41 @@ absl::StatusOr<SweepSpec> StoredSpec(const SweepRecord& sweep) {
     return ref;
   });
   if (!mapped.ok()) return mapped;
+  // The objective the sweep was stored with: a sweep submitted before the
+  // default metric changed keeps the one it started with.
+  if (stored.is_object() && stored.contains("metric")) {
+    const SweepSpec objective = SweepSpec::ObjectiveFromJson(stored);
+    spec->metric = objective.metric;
+    spec->goal = objective.goal;
+    spec->pareto = objective.pareto;
+  }
   return spec;
+}
+
+// The values search and early termination compare, of a run's latest step.
+SweepSpec::RunValues ValuesOf(const RunRecord& run) {
+  SweepSpec::RunValues values;
+  values.total = run.total_loss;
+  values.style = run.style_loss;
+  values.content = run.content_loss;
+  values.tv = run.tv_loss;
+  if (run.has_eval()) values.eval = run.eval;
+  return values;
+}
+
+SweepSpec::RunValues ValuesOf(const MetricRow& row) {
+  SweepSpec::RunValues values;
+  values.total = row.total;
+  values.style = row.style;
+  values.content = row.content;
+  values.tv = row.tv;
+  values.eval = row.eval;
+  return values;
+}
+
+// A point worse than any other on every objective: a run that diverged.
+std::vector<double> WorstPoint(const SweepSpec& spec) {
+  return std::vector<double>(spec.multi_objective() ? spec.pareto.size() : 1, std::numeric_limits<double>::infinity());
 }
 
 }  // namespace
@@ -226,6 +258,8 @@ absl::StatusOr<SubmitResult> Scheduler::Submit(const std::string& yaml, const st
 
   SubmitResult result;
   result.runs_total = static_cast<int>(runs.size());
+  result.warnings = spec->Warnings();
+  for (const std::string& warning : result.warnings) spdlog::warn("{}: {}", source, warning);
   if (dry_run) {
     result.sweep = SweepRecord{0,          sweep.name,         sweep.method, sweep.source,  sweep.yaml,
                                sweep.spec_json, sweep.max_attempts, now,          content_hash, seed,
@@ -287,20 +321,30 @@ absl::StatusOr<bool> Scheduler::ProposeRun(const SweepRecord& sweep) {
   auto runs = store_.ListRuns(sweep.id);
   if (!runs.ok()) return runs.status();
   std::vector<Observation> history;
+  std::vector<std::vector<double>> objectives;  // one per observation
   for (const RunRecord& run : *runs) {
-    // Pruned runs count with the loss they stopped at: worse than where they
-    // were heading, which is what pruning concluded anyway. A run that
-    // diverged is the worst there is, whatever its last finite losses.
+    // Pruned runs count with the values they stopped at: worse than where
+    // they were heading, which is what pruning concluded anyway. A run that
+    // diverged is the worst there is, whatever its last finite values. A run
+    // without the metric's values (an agent that does not evaluate, for an
+    // eval/* metric) teaches nothing and is left out.
     const bool finished = run.state == RunState::kSucceeded || run.state == RunState::kPruned;
     if (!run.diverged() && (!finished || run.last_step < 0)) continue;
     const nlohmann::json point = nlohmann::json::parse(run.point_json, nullptr, /*allow_exceptions=*/false);
     if (!point.is_array()) continue;
+    std::optional<std::vector<double>> objective =
+        run.diverged() ? std::optional(WorstPoint(spec)) : spec.ObjectivePoint(ValuesOf(run));
+    if (!objective) continue;
     Observation o;
     for (const auto& x : point) o.point.push_back(x.is_number() ? x.get<double>() : 0.0);
-    o.value = run.diverged() ? std::numeric_limits<double>::infinity()
-                             : spec.Objective(run.total_loss, run.style_loss, run.content_loss, run.tv_loss);
     history.push_back(std::move(o));
+    objectives.push_back(*std::move(objective));
   }
+  // One objective: its value. Several (metric: {pareto: [...]}): the Pareto
+  // rank, so that TPE's "good" share is the front and the ranks nearest it,
+  // as in multi-objective TPE (Ozaki et al. 2020; Optuna).
+  const std::vector<double> values = ScalarRanks(objectives);
+  for (size_t i = 0; i < history.size(); ++i) history[i].value = values[i];
   // Draw i has its own random stream, so a restarted coordinator proposes
   // draw `draws` next, from the results then stored.
   SweepRandom random(sweep.search_seed, static_cast<uint64_t>(sweep.draws));
@@ -418,6 +462,16 @@ absl::StatusOr<MetricsVerdict> Scheduler::ReportMetrics(const std::string& agent
       verdict.refused_steps.push_back(row.step);
       continue;
     }
+    // An evaluation out of its ranges (a NaN, a negative distance) is a
+    // client's error, not the run's divergence: its row is refused.
+    if (row.eval) {
+      if (absl::Status s = CheckEvaluation(*row.eval); !s.ok()) {
+        spdlog::warn("run {} attempt {}: agent '{}' reported step {} with an invalid evaluation: {}", run_id,
+                     attempt, agent, row.step, std::string(s.message()));
+        verdict.refused_steps.push_back(row.step);
+        continue;
+      }
+    }
     if (std::string term = NonFiniteTerm(row); !term.empty()) {
       if (diverged == nullptr || row.step < diverged->step) {
         diverged = &row;
@@ -470,18 +524,28 @@ absl::StatusOr<MetricsVerdict> Scheduler::ReportMetrics(const std::string& agent
     if (!std::binary_search(rungs.begin(), rungs.end(), row.step)) continue;
     auto at_rung = store_.MetricsAtStep(run->sweep_id, row.step);
     if (!at_rung.ok()) return at_rung.status();
-    std::vector<double> others;
-    double own = objective.Objective(row.total, row.style, row.content, row.tv);
+    // The run's own point first, then every other run's at the rung. A run
+    // that diverged before the rung is worse than any that got there; one
+    // without the metric's values there (no evaluation) is not compared.
+    std::optional<std::vector<double>> own_point = objective.ObjectivePoint(ValuesOf(row));
+    std::vector<std::vector<double>> points(1);
     for (const RunMetricAtStep& m : *at_rung) {
-      // A run that diverged before the rung is worse than any that got there.
-      const double v = m.diverged ? std::numeric_limits<double>::infinity()
-                                  : objective.Objective(m.row.total, m.row.style, m.row.content, m.row.tv);
+      std::optional<std::vector<double>> p =
+          m.diverged ? std::optional(WorstPoint(objective)) : objective.ObjectivePoint(ValuesOf(m.row));
       if (m.run_id == run_id) {
-        own = v;  // the stored row wins over a retried duplicate
-      } else {
-        others.push_back(v);
+        if (p) own_point = std::move(p);  // the stored row wins over a retried duplicate
+      } else if (p) {
+        points.push_back(*std::move(p));
       }
     }
+    if (!own_point) continue;
+    points[0] = *std::move(own_point);
+    // Several objectives: a run on the rung's Pareto front always goes on;
+    // the rest are ranked by Pareto rank (ScalarRanks).
+    const std::vector<double> values = ScalarRanks(points);
+    if (objective.multi_objective() && values[0] < 1) continue;
+    const double own = values[0];
+    const std::vector<double> others(values.begin() + 1, values.end());
     if (!ShouldPrune(rule, own, others)) continue;
     if (absl::Status s = store_.RequestPrune(run_id, attempt); !s.ok()) return s;
     spdlog::info("run {} attempt {} pruned at step {} ({}: {} among {} runs at that rung)", run_id, attempt, row.step,

@@ -73,6 +73,7 @@ struct SubmitResult {
   SweepTotals totals;
   std::vector<RunRecord> runs;    // the first kSubmitReplyRuns of the expansion
   int runs_total = 0;             // the whole expansion
+  std::vector<std::string> warnings;  // SweepSpec::Warnings(): accepted, but likely not what was meant
 };
 
 // A reply never carries more runs than this; the rest are paged (GetSweep).

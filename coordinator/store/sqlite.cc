@@ -186,6 +186,8 @@ std::string Statement::ColumnText(int column) const {
   return std::string(reinterpret_cast<const char*>(text), sqlite3_column_bytes(stmt_, column));
 }
 
+bool Statement::ColumnIsNull(int column) const { return sqlite3_column_type(stmt_, column) == SQLITE_NULL; }
+
 absl::StatusOr<Transaction> Transaction::Begin(Database& db, std::string_view purpose) {
   absl::Status begun = db.Exec("BEGIN IMMEDIATE", absl::StrCat(std::string(purpose), ": begin"));
   if (!begun.ok()) return begun;

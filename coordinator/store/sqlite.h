@@ -96,6 +96,7 @@ class Statement {
   int ColumnInt(int column) const;
   double ColumnDouble(int column) const;
   std::string ColumnText(int column) const;
+  bool ColumnIsNull(int column) const;
 
  private:
   friend class Database;

@@ -61,7 +61,33 @@ SweepRecord SweepFromRow(const Statement& row) {
 constexpr char kRunColumns[] =
     "id, sweep_id, idx, params_json, params_hash, state, attempt, agent, created_ms, started_ms, finished_ms, "
     "lease_expires_ms, error, last_step, content_loss, style_loss, tv_loss, total_loss, final_snapshot, point_json, "
-    "prune_requested, log_tail, diverged_step";
+    "prune_requested, log_tail, diverged_step, eval_step, eval_style, eval_content, eval_tv, eval_style_norm, "
+    "eval_content_norm, eval_tv_norm, eval_ssim, eval_color";
+
+// The eight values of an Evaluation from `first` on, in struct order.
+Evaluation ReadEvaluation(const Statement& row, int first) {
+  Evaluation e;
+  e.style = row.ColumnDouble(first);
+  e.content = row.ColumnDouble(first + 1);
+  e.tv = row.ColumnDouble(first + 2);
+  e.style_norm = row.ColumnDouble(first + 3);
+  e.content_norm = row.ColumnDouble(first + 4);
+  e.tv_norm = row.ColumnDouble(first + 5);
+  e.ssim = row.ColumnDouble(first + 6);
+  e.color = row.ColumnDouble(first + 7);
+  return e;
+}
+
+void BindEvaluation(Statement& stmt, int first, const Evaluation& e) {
+  stmt.Bind(first, e.style);
+  stmt.Bind(first + 1, e.content);
+  stmt.Bind(first + 2, e.tv);
+  stmt.Bind(first + 3, e.style_norm);
+  stmt.Bind(first + 4, e.content_norm);
+  stmt.Bind(first + 5, e.tv_norm);
+  stmt.Bind(first + 6, e.ssim);
+  stmt.Bind(first + 7, e.color);
+}
 
 absl::StatusOr<RunRecord> RunFromRow(const Statement& row) {
   RunRecord run;
@@ -90,6 +116,8 @@ absl::StatusOr<RunRecord> RunFromRow(const Statement& row) {
   run.prune_requested = row.ColumnInt(20) != 0;
   run.log_tail = row.ColumnText(21);
   run.diverged_step = row.ColumnInt(22);
+  run.eval_step = row.ColumnInt(23);
+  if (run.eval_step >= 0) run.eval = ReadEvaluation(row, 24);
   return run;
 }
 
@@ -295,6 +323,9 @@ MetricRow ReadMetricRow(const Statement& row, int first) {
   metric.tv = row.ColumnDouble(first + 3);
   metric.total = row.ColumnDouble(first + 4);
   metric.step_seconds = row.ColumnDouble(first + 5);
+  // Then the evaluation's columns, NULL from a LEFT JOIN when the step was
+  // not evaluated.
+  if (!row.ColumnIsNull(first + 6)) metric.eval = ReadEvaluation(row, first + 6);
   return metric;
 }
 
@@ -458,10 +489,13 @@ absl::StatusOr<std::vector<RunMetricAtStep>> SqliteStore::MetricsAtStep(int64_t 
   absl::MutexLock lock(&mu_);
   if (absl::Status s = ReadSweep(sweep_id).status(); !s.ok()) return s;
   absl::StatusOr<Statement> stmt = db_.Prepare(
-      "SELECT r.id, m.step, m.content, m.style, m.tv, m.total, m.step_seconds, 0 FROM runs r "
+      "SELECT r.id, m.step, m.content, m.style, m.tv, m.total, m.step_seconds, e.style, e.content, e.tv, "
+      "e.style_norm, e.content_norm, e.tv_norm, e.ssim, e.color, 0 FROM runs r "
       "JOIN metrics m ON m.run_id = r.id AND m.attempt = r.attempt AND m.step = ?2 "
+      "LEFT JOIN evaluations e ON e.run_id = m.run_id AND e.attempt = m.attempt AND e.step = m.step "
       "WHERE r.sweep_id = ?1 UNION ALL "
-      "SELECT r.id, ?2, 0, 0, 0, 0, 0, 1 FROM runs r WHERE r.sweep_id = ?1 AND r.diverged_step BETWEEN 0 AND ?2 "
+      "SELECT r.id, ?2, 0, 0, 0, 0, 0, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 1 FROM runs r "
+      "WHERE r.sweep_id = ?1 AND r.diverged_step BETWEEN 0 AND ?2 "
       "ORDER BY 1",
       absl::StrCat("read step ", step, " of sweep ", sweep_id));
   if (!stmt.ok()) return stmt.status();
@@ -471,7 +505,7 @@ absl::StatusOr<std::vector<RunMetricAtStep>> SqliteStore::MetricsAtStep(int64_t 
     RunMetricAtStep m;
     m.run_id = row.ColumnInt64(0);
     m.row = ReadMetricRow(row, 1);
-    m.diverged = row.ColumnInt(7) != 0;
+    m.diverged = row.ColumnInt(15) != 0;
     return m;
   });
 }
@@ -635,6 +669,8 @@ absl::StatusOr<DeletedSweep> SqliteStore::DeleteSweep(int64_t sweep_id) {
   deleted.unshared_blobs = *std::move(unshared);
 
   static constexpr const char* kDeletes[] = {
+      // Evaluations first: each refers to its step's metrics row.
+      "DELETE FROM evaluations WHERE run_id IN (SELECT id FROM runs WHERE sweep_id = ?1)",
       "DELETE FROM metrics WHERE run_id IN (SELECT id FROM runs WHERE sweep_id = ?1)",
       "DELETE FROM snapshots WHERE run_id IN (SELECT id FROM runs WHERE sweep_id = ?1)",
       "DELETE FROM run_avoids_agent WHERE run_id IN (SELECT id FROM runs WHERE sweep_id = ?1)",
@@ -647,8 +683,8 @@ absl::StatusOr<DeletedSweep> SqliteStore::DeleteSweep(int64_t sweep_id) {
     if (!del.ok()) return del.status();
     del->Bind(1, sweep_id);
     if (absl::Status s = del->Run(); !s.ok()) return s;
-    if (i == 0) deleted.metric_rows = db_.Changes();
-    if (i == 4) deleted.runs = db_.Changes();
+    if (i == 1) deleted.metric_rows = db_.Changes();
+    if (i == 5) deleted.runs = db_.Changes();
   }
   if (absl::Status s = txn->Commit(); !s.ok()) return s;
   return deleted;
@@ -739,8 +775,10 @@ absl::StatusOr<std::vector<MetricRow>> SqliteStore::GetMetricsPage(int64_t run_i
   if (!run.ok()) return run.status();
   if (attempt == 0) attempt = run->attempt;
   absl::StatusOr<Statement> stmt = db_.Prepare(
-      "SELECT step, content, style, tv, total, step_seconds FROM metrics "
-      "WHERE run_id = ?1 AND attempt = ?2 AND step >= ?3 ORDER BY step LIMIT ?4",
+      "SELECT m.step, m.content, m.style, m.tv, m.total, m.step_seconds, e.style, e.content, e.tv, e.style_norm, "
+      "e.content_norm, e.tv_norm, e.ssim, e.color FROM metrics m LEFT JOIN evaluations e "
+      "ON e.run_id = m.run_id AND e.attempt = m.attempt AND e.step = m.step "
+      "WHERE m.run_id = ?1 AND m.attempt = ?2 AND m.step >= ?3 ORDER BY m.step LIMIT ?4",
       absl::StrCat("read metrics of run ", run_id, " attempt ", attempt));
   if (!stmt.ok()) return stmt.status();
   stmt->Bind(1, run_id);
@@ -811,8 +849,8 @@ absl::StatusOr<std::optional<Lease>> SqliteStore::ClaimNextRun(const std::string
   absl::StatusOr<Statement> lease = db_.Prepare(
       "UPDATE runs SET state = 'RUNNING', attempt = attempt + 1, agent = ?2, started_ms = ?3, "
       "lease_expires_ms = ?4, finished_ms = 0, error = '', last_step = -1, content_loss = 0, style_loss = 0, "
-      "tv_loss = 0, total_loss = 0, final_snapshot = '', prune_requested = 0, log_tail = '', diverged_step = -1 "
-      "WHERE id = ?1",
+      "tv_loss = 0, total_loss = 0, final_snapshot = '', prune_requested = 0, log_tail = '', diverged_step = -1, "
+      "eval_step = -1 WHERE id = ?1",
       absl::StrCat(purpose, ": lease run ", run_id));
   if (!lease.ok()) return lease.status();
   lease->Bind(1, run_id);
@@ -911,6 +949,42 @@ absl::Status SqliteStore::AppendMetrics(int64_t run_id, int attempt, const std::
     insert->Bind(7, row.total);
     insert->Bind(8, row.step_seconds);
     if (absl::Status s = insert->Run(); !s.ok()) return s;
+  }
+  // A retried row's evaluation is a no-op like the row itself; one that
+  // arrives for a stored row without one is added.
+  absl::StatusOr<Statement> insert_eval = db_.Prepare(
+      "INSERT INTO evaluations (run_id, attempt, step, style, content, tv, style_norm, content_norm, tv_norm, ssim, "
+      "color) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) ON CONFLICT (run_id, attempt, step) DO NOTHING",
+      absl::StrCat(purpose, ": evaluations"));
+  if (!insert_eval.ok()) return insert_eval.status();
+  insert_eval->Bind(1, run_id);
+  insert_eval->Bind(2, attempt);
+  const MetricRow* latest_eval = nullptr;
+  for (const MetricRow& row : rows) {
+    if (!row.eval) continue;
+    if (absl::Status s = CheckEvaluation(*row.eval); !s.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat(purpose, ": step ", row.step, ": ", s.message()));
+    }
+    insert_eval->Reset();
+    insert_eval->Bind(3, row.step);
+    BindEvaluation(*insert_eval, 4, *row.eval);
+    if (absl::Status s = insert_eval->Run(); !s.ok()) return s;
+    if (latest_eval == nullptr || latest_eval->step < row.step) latest_eval = &row;
+  }
+  if (latest_eval != nullptr) {
+    // Read back what is stored for that step: a retry must not replace the
+    // first evaluation on the run any more than in the table.
+    absl::StatusOr<Statement> update = db_.Prepare(
+        "UPDATE runs SET eval_step = e.step, eval_style = e.style, eval_content = e.content, eval_tv = e.tv, "
+        "eval_style_norm = e.style_norm, eval_content_norm = e.content_norm, eval_tv_norm = e.tv_norm, "
+        "eval_ssim = e.ssim, eval_color = e.color FROM (SELECT * FROM evaluations WHERE run_id = ?1 AND "
+        "attempt = ?2 AND step = ?3) AS e WHERE runs.id = ?1 AND runs.eval_step < ?3",
+        absl::StrCat(purpose, ": update latest evaluation"));
+    if (!update.ok()) return update.status();
+    update->Bind(1, run_id);
+    update->Bind(2, attempt);
+    update->Bind(3, latest_eval->step);
+    if (absl::Status s = update->Run(); !s.ok()) return s;
   }
 
   // Rows may come out of order (a batch buffered while the coordinator was

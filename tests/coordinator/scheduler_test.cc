@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <thread>
 
@@ -317,6 +318,7 @@ TEST_F(SchedulerTest, RandomSweepStoresRunCapDrawsFromARecordedSeed) {
 }
 
 constexpr char kBayes[] = R"(method: bayes
+metric: {name: loss/total}
 run_cap: 3
 max_concurrent: 2
 content: cat.png
@@ -852,6 +854,110 @@ TEST_F(SchedulerTest, EarlyTerminationRanksRunsThatDivergedBeforeTheRungLast) {
   auto at_rung = scheduler_->ReportMetrics("a2", second.run_id, 1, {{3, 1, 1, 1, 50, 0}});
   ASSERT_TRUE(at_rung.ok());
   EXPECT_EQ(at_rung->directive, RunDirective::kContinue);
+}
+
+}  // namespace
+}  // namespace stylesweep
+
+namespace stylesweep {
+namespace {
+
+// What a style transfer does as its style weight w grows, as a model: the
+// image moves from the content (style_norm 1, content_norm 0) towards the
+// style, with diminishing returns. The run's own losses are weighted by w,
+// so loss/total grows with w whatever the image; the evaluation has its best
+// balance (eval/score) near w = 1.
+struct ModelRun {
+  double style_norm, content_norm, total;
+};
+ModelRun TransferModel(double w) {
+  const double a = w / (w + 1.0);
+  ModelRun m;
+  m.style_norm = 1 - 0.9 * a;
+  m.content_norm = 0.8 * a * a;
+  m.total = w * 100 * m.style_norm + 1e4 * 0.01 * m.content_norm;
+  return m;
+}
+
+// Runs a bayes sweep over style_weight to its run_cap, one run at a time,
+// each ending with the model's losses and evaluation; returns log10 of each
+// run's style weight in proposal order.
+std::vector<double> BayesProposals(Scheduler& scheduler, const std::map<std::string, std::string>& files,
+                                   const std::string& metric) {
+  const std::string yaml = absl::StrCat(R"(method: bayes
+)", metric, R"(
+run_cap: 36
+max_concurrent: 1
+search_seed: 7
+content: cat.png
+style: starry.png
+steps: 4
+parameters:
+  style_weight: {min: 1.0e-3, max: 1.0e+3, distribution: log_uniform_values}
+)");
+  auto submitted = scheduler.Submit(yaml, "bayes.yaml", files, false);
+  EXPECT_TRUE(submitted.ok()) << submitted.status();
+  std::vector<double> proposals;
+  for (int i = 0; i < 36; ++i) {
+    auto lease = scheduler.Lease("a1");
+    if (!lease.ok() || !lease->has_value()) {
+      ADD_FAILURE() << "no run to lease at " << i;
+      break;
+    }
+    const LeaseGrant& grant = **lease;
+    const double w = nlohmann::json::parse(grant.params_json).at("style_weight").get<double>();
+    proposals.push_back(std::log10(w));
+    const ModelRun m = TransferModel(w);
+    MetricRow row{4, 1e4 * 0.01 * m.content_norm, w * 100 * m.style_norm, 1, m.total, 0};
+    Evaluation e;
+    e.style = m.style_norm * 2;
+    e.content = m.content_norm * 3;
+    e.style_norm = m.style_norm;
+    e.content_norm = m.content_norm;
+    e.tv = e.tv_norm = e.color = 0.1;
+    e.ssim = 1 - m.content_norm;
+    row.eval = e;
+    EXPECT_TRUE(scheduler.ReportMetrics("a1", grant.run_id, grant.attempt, {row}).ok());
+    EXPECT_TRUE(scheduler.Complete("a1", grant.run_id, grant.attempt, RunState::kSucceeded, "").ok());
+  }
+  return proposals;
+}
+
+double Median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
+}
+
+// The proposals after the random start-up ones.
+std::vector<double> Guided(const std::vector<double>& proposals) {
+  return std::vector<double>(proposals.begin() + 16, proposals.end());
+}
+
+TEST_F(SchedulerTest, BayesOnTheDefaultMetricSettlesOnTheBalanceNotTheSmallestWeight) {
+  const std::vector<double> by_loss = Guided(BayesProposals(*scheduler_, files_, "metric: {name: loss/total}"));
+  const std::vector<double> by_score = Guided(BayesProposals(*scheduler_, files_, ""));
+  auto lowest_decade = [](const std::vector<double>& v) {
+    return std::count_if(v.begin(), v.end(), [](double x) { return x < -2; });
+  };
+  // loss/total pulls the search to the smallest weights it may try...
+  EXPECT_LT(Median(by_loss), -2) << ::testing::PrintToString(by_loss);
+  EXPECT_GE(lowest_decade(by_loss), 12) << ::testing::PrintToString(by_loss);
+  // ...eval/score to the model's balance near w = 1 (log10 0.11).
+  EXPECT_NEAR(Median(by_score), 0.1, 1.0) << ::testing::PrintToString(by_score);
+  EXPECT_LE(lowest_decade(by_score), 3) << ::testing::PrintToString(by_score);
+}
+
+TEST_F(SchedulerTest, BayesOnAParetoMetricSpreadsAlongTheFront) {
+  // Every weight is on the model's front (style_norm falls as content_norm
+  // rises), so a multi-objective search keeps proposing across the range
+  // rather than converging on one end of it.
+  const std::vector<double> proposals =
+      Guided(BayesProposals(*scheduler_, files_, "metric: {pareto: [eval/style, eval/content]}"));
+  const auto [low, high] = std::minmax_element(proposals.begin(), proposals.end());
+  EXPECT_GT(*high - *low, 3.0) << ::testing::PrintToString(proposals);
+  const auto below = std::count_if(proposals.begin(), proposals.end(), [](double x) { return x < 0; });
+  EXPECT_GE(below, 3) << ::testing::PrintToString(proposals);
+  EXPECT_LE(below, static_cast<long>(proposals.size()) - 3) << ::testing::PrintToString(proposals);
 }
 
 }  // namespace

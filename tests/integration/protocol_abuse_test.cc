@@ -785,6 +785,53 @@ TEST_F(ProtocolAbuseTest, ReportMetricsRefusesStepsOutsideThePlanAndKeepsTheRest
   EXPECT_EQ(Changes(before, Fingerprint()), "");
 }
 
+// An evaluation out of its ranges is the client's error, not the run's
+// divergence: its row is refused and listed, the rows beside it stored, and
+// the run goes on. Only the valid evaluation reaches the table and the run.
+TEST_F(ProtocolAbuseTest, ReportMetricsRefusesEvaluationsOutOfRange) {
+  ASSERT_NO_FATAL_FAILURE(StartCoordinator());
+  constexpr int kSteps = 8;
+  SubmitGrid("evals", 1, kSteps);
+  const Held held = Lease(kHolder);
+  auto evaluated = [](int step, void (*spoil)(v1::Evaluation*)) {
+    v1::StepLoss loss = Loss(step);
+    v1::Evaluation* e = loss.mutable_eval();
+    e->set_style(0.5);
+    e->set_content(0.25);
+    e->set_tv(0.01);
+    e->set_style_norm(0.4);
+    e->set_content_norm(0.3);
+    e->set_tv_norm(0.9);
+    e->set_ssim(0.8);
+    e->set_color(0.1);
+    if (spoil != nullptr) spoil(e);
+    return loss;
+  };
+  v1::ReportMetricsResponse response;
+  grpc::Status status = Report(
+      kHolder, held.run_id, held.attempt,
+      {evaluated(0, nullptr), evaluated(1, [](v1::Evaluation* e) { e->set_style(std::nan("")); }),
+       evaluated(2, [](v1::Evaluation* e) { e->set_content(-1); }),
+       evaluated(3, [](v1::Evaluation* e) { e->set_ssim(1.5); }),
+       evaluated(4, [](v1::Evaluation* e) { e->set_color(std::numeric_limits<double>::infinity()); }),
+       evaluated(5, [](v1::Evaluation* e) { e->set_tv_norm(-std::numeric_limits<double>::infinity()); }), Loss(6)},
+      &response);
+  ASSERT_TRUE(status.ok()) << Describe(status);
+  EXPECT_THAT(response.refused_steps(), UnorderedElementsAre(1, 2, 3, 4, 5));
+  EXPECT_FALSE(response.stop_run());
+  DatabaseView db(db_path_);
+  EXPECT_THAT(db.Column(absl::StrCat("SELECT step FROM metrics WHERE run_id = ", held.run_id, " ORDER BY step")),
+              ElementsAre("0", "6"));
+  EXPECT_THAT(db.Column(absl::StrCat("SELECT step FROM evaluations WHERE run_id = ", held.run_id)), ElementsAre("0"));
+  EXPECT_EQ(db.Text(absl::StrCat("SELECT state FROM runs WHERE id = ", held.run_id)), "RUNNING");
+  EXPECT_EQ(db.Int(absl::StrCat("SELECT eval_step FROM runs WHERE id = ", held.run_id)), 0);
+  EXPECT_EQ(db.Int(absl::StrCat("SELECT diverged_step FROM runs WHERE id = ", held.run_id)), -1);
+  // The stored evaluation reads back through GetRun as it was sent.
+  const v1::RunSummary summary = GetRunSummary(held.run_id);
+  EXPECT_EQ(summary.eval_step(), 0);
+  EXPECT_EQ(summary.eval().ssim(), 0.8);
+}
+
 // A NaN or infinite loss (in any of the four) ends the run FAILED as diverged
 // at that step: the finite rows before it kept, the rows after it refused,
 // its latest snapshot its final image, the agent told to stop, and the run
@@ -874,7 +921,7 @@ TEST_F(ProtocolAbuseTest, SucceededNeedsTheLastStepsLosses) {
 TEST_F(ProtocolAbuseTest, PrunedNeedsThePruneVerdict) {
   ASSERT_NO_FATAL_FAILURE(StartCoordinator());
   constexpr int kSteps = 4;  // rungs at steps 1 and 3
-  SubmitGrid("median", 3, kSteps, "early_terminate: {type: median, min_iter: 1}\n");
+  SubmitGrid("median", 3, kSteps, "metric: {name: loss/total}\nearly_terminate: {type: median, min_iter: 1}\n");
   const Held good = Lease(kHolder);
   const Held better = Lease(kHolder);
   const Held bad = Lease(kHolder);

@@ -72,8 +72,21 @@ absl::Status FakeEngine::Run(const RunParams& params, const EngineCallbacks& cal
       m.style = m.total / 2;
       m.tv = 0;
     }
-    if (callbacks.on_step) callbacks.on_step(m);
+    // Evaluated where the real engine evaluates (engine.h). With the
+    // synthetic objective eval/score follows its total, so search and early
+    // termination on the default metric see the same ranking as on loss/total.
     const bool snapshot = step == params.steps || (step > 0 && params.snapshot_every > 0 && step % params.snapshot_every == 0);
+    if (step == 0 || snapshot || (callbacks.evaluate_at && callbacks.evaluate_at(step))) {
+      Evaluation e;
+      const double level = synthetic_objective_ ? m.total / 100 : 1.0 / (1 + step);
+      e.style = e.style_norm = level;
+      e.content = e.content_norm = level;
+      e.tv = e.tv_norm = 0.5;
+      e.ssim = 1 / (1 + level);
+      e.color = level / 2;
+      m.eval = e;
+    }
+    if (callbacks.on_step) callbacks.on_step(m);
     if (snapshot && callbacks.on_snapshot) {
       if (absl::Status s = callbacks.on_snapshot(step, FakePng(step)); !s.ok()) return s;
       last_snapshot = step;

@@ -10,7 +10,8 @@ namespace stylesweep::testing {
 
 // Stands in for the LibTorch engine in protocol tests: no torch, instant.
 // Reads both images (so a missing one fails like the real engine), then
-// reports a decreasing loss per step and a fake PNG for each snapshot.
+// reports a decreasing loss per step, an evaluation where the real engine
+// evaluates, and a fake PNG for each snapshot.
 // Fails with InvalidArgument when the content file does not start with the
 // PNG signature. With DivergeAt, runs diverge as the real engine's do.
 // Thread-compatible.

@@ -512,6 +512,84 @@ TEST_P(StoreContractTest, RepeatedMetricsAreStoredOnceAndTheHighestStepIsTheLate
   EXPECT_EQ(current[3].step, 3);
 }
 
+Evaluation Eval(double base) {
+  Evaluation e;
+  e.style = base;
+  e.content = base + 0.5;
+  e.tv = 0.01;
+  e.style_norm = base / 10;
+  e.content_norm = base / 20;
+  e.tv_norm = 0.9;
+  e.ssim = 0.75;
+  e.color = 0.125;
+  return e;
+}
+
+MetricRow Evaluated(int step, double base) {
+  MetricRow row = Metric(step, base);
+  row.eval = Eval(base);
+  return row;
+}
+
+TEST_P(StoreContractTest, EvaluationsAreKeptPerStepAndTheLatestIsTheRuns) {
+  ASSERT_OK_AND_ASSIGN(int64_t sweep, store_->CreateSweep(MakeSweep("s"), MakeRuns(1)));
+  ASSERT_OK_AND_ASSIGN(std::optional<Lease> lease, store_->ClaimNextRun("agent-a", 0, 100));
+  ASSERT_TRUE(lease.has_value());
+  const int64_t run = lease->run.id;
+  EXPECT_FALSE(lease->run.has_eval());
+
+  ASSERT_THAT(store_->AppendMetrics(run, 1, {Evaluated(0, 1), Metric(1, 2), Evaluated(2, 3), Metric(3, 4)}), IsOk());
+  ASSERT_OK_AND_ASSIGN(std::vector<MetricRow> stored, store_->GetMetrics(run, 1));
+  ASSERT_THAT(stored, SizeIs(4));
+  ASSERT_TRUE(stored[0].eval.has_value());
+  EXPECT_EQ(*stored[0].eval, Eval(1));
+  EXPECT_FALSE(stored[1].eval.has_value());
+  ASSERT_TRUE(stored[2].eval.has_value());
+  EXPECT_EQ(*stored[2].eval, Eval(3));
+  EXPECT_FALSE(stored[3].eval.has_value());
+
+  // The run shows the latest evaluated step, not the latest step.
+  ASSERT_OK_AND_ASSIGN(RunRecord after, store_->GetRun(run));
+  EXPECT_EQ(after.last_step, 3);
+  EXPECT_EQ(after.eval_step, 2);
+  EXPECT_EQ(after.eval, Eval(3));
+
+  // A retry with other values changes nothing; an older step does not move
+  // the run's evaluation back.
+  ASSERT_THAT(store_->AppendMetrics(run, 1, {Evaluated(2, 9), Evaluated(0, 9)}), IsOk());
+  ASSERT_OK_AND_ASSIGN(std::vector<MetricRow> again, store_->GetMetrics(run, 1));
+  EXPECT_EQ(*again[2].eval, Eval(3));
+  ASSERT_OK_AND_ASSIGN(RunRecord unchanged, store_->GetRun(run));
+  EXPECT_EQ(unchanged.eval, Eval(3));
+
+  // An evaluation out of its ranges is refused with its batch, and nothing
+  // of the batch is stored.
+  MetricRow bad = Evaluated(4, 5);
+  bad.eval->ssim = 2;
+  EXPECT_THAT(store_->AppendMetrics(run, 1, {Evaluated(5, 6), bad}),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("eval/ssim")));
+  ASSERT_OK_AND_ASSIGN(std::vector<MetricRow> after_bad, store_->GetMetrics(run, 1));
+  EXPECT_THAT(after_bad, SizeIs(4));
+
+  // Early termination sees the evaluation at a rung, and a run without one
+  // there has none.
+  ASSERT_OK_AND_ASSIGN(std::vector<RunMetricAtStep> at2, store_->MetricsAtStep(sweep, 2));
+  ASSERT_THAT(at2, SizeIs(1));
+  ASSERT_TRUE(at2[0].row.eval.has_value());
+  EXPECT_EQ(*at2[0].row.eval, Eval(3));
+  ASSERT_OK_AND_ASSIGN(std::vector<RunMetricAtStep> at3, store_->MetricsAtStep(sweep, 3));
+  ASSERT_THAT(at3, SizeIs(1));
+  EXPECT_FALSE(at3[0].row.eval.has_value());
+
+  // A new attempt starts without one.
+  ASSERT_OK_AND_ASSIGN(std::vector<RunRecord> expired, store_->ExpireLeases(1000));
+  ASSERT_OK_AND_ASSIGN(std::optional<Lease> second, store_->ClaimNextRun("agent-b", 1000, 2000));
+  ASSERT_TRUE(second.has_value());
+  EXPECT_FALSE(second->run.has_eval());
+  ASSERT_OK_AND_ASSIGN(RunRecord fresh, store_->GetRun(run));
+  EXPECT_EQ(fresh.eval_step, -1);
+}
+
 TEST_P(StoreContractTest, MetricsBatchWithANegativeStepIsRefusedWhole) {
   ASSERT_THAT(store_->CreateSweep(MakeSweep("s"), MakeRuns(1)), IsOk());
   ASSERT_OK_AND_ASSIGN(std::optional<Lease> lease, store_->ClaimNextRun("agent-a", 0, 100));
@@ -1200,7 +1278,7 @@ TEST_P(StoreContractTest, DeletingASweepRemovesEveryRowItOwns) {
   ASSERT_OK_AND_ASSIGN(int64_t id, store_->CreateSweep(doomed, MakeRuns(2)));
   ASSERT_OK_AND_ASSIGN(int64_t kept_id, store_->CreateSweep(kept, MakeRuns(1)));
   ASSERT_OK_AND_ASSIGN(std::optional<Lease> lease, store_->ClaimNextRun("agent-a", 0, 100));
-  ASSERT_THAT(store_->AppendMetrics(lease->run.id, 1, {Metric(0, 1), Metric(1, 1)}), IsOk());
+  ASSERT_THAT(store_->AppendMetrics(lease->run.id, 1, {Evaluated(0, 1), Evaluated(1, 1)}), IsOk());
   ASSERT_THAT(store_->AddSnapshot(SnapshotRecord{lease->run.id, 1, 1, "1-doomed/run-0/a.png", false, "aa"}), IsOk());
   EXPECT_THAT(store_->DeleteSweep(id).status(), StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("cancel")));
   ASSERT_THAT(store_->CancelSweep(id, "bye", 10), IsOk());
