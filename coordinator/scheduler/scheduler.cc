@@ -62,10 +62,7 @@ std::optional<StoppingRule> StoppingRuleOf(const SweepRecord& sweep) {
   stopping.rule.type = et.value("type", "");
   stopping.rule.min_iter = et.value("min_iter", 0);
   stopping.rule.eta = et.value("eta", 3);
-  if (spec_json.contains("metric")) {
-    stopping.objective.metric = spec_json["metric"].value("name", stopping.objective.metric);
-    stopping.objective.goal = spec_json["metric"].value("goal", stopping.objective.goal);
-  }
+  stopping.objective = SweepSpec::ObjectiveFromJson(spec_json);
   return stopping;
 }
 
@@ -297,8 +294,15 @@ absl::StatusOr<bool> Scheduler::ProposeRun(const SweepRecord& sweep) {
     if (!point.is_array()) continue;
     Observation o;
     for (const auto& x : point) o.point.push_back(x.is_number() ? x.get<double>() : 0.0);
-    o.value = run.diverged() ? std::numeric_limits<double>::infinity()
-                             : spec.Objective(run.total_loss, run.style_loss, run.content_loss, run.tv_loss);
+    if (run.diverged()) {
+      o.value = std::numeric_limits<double>::infinity();
+    } else {
+      const std::optional<double> value = spec.Objective(
+          {run.total_loss, run.style_loss, run.content_loss, run.tv_loss,
+           run.has_eval() ? std::optional<Evaluation>(run.eval) : std::nullopt});
+      if (!value) continue;  // not evaluated: nothing to learn from yet
+      o.value = *value;
+    }
     history.push_back(std::move(o));
   }
   // Draw i has its own random stream, so a restarted coordinator proposes
@@ -471,21 +475,23 @@ absl::StatusOr<MetricsVerdict> Scheduler::ReportMetrics(const std::string& agent
     auto at_rung = store_.MetricsAtStep(run->sweep_id, row.step);
     if (!at_rung.ok()) return at_rung.status();
     std::vector<double> others;
-    double own = objective.Objective(row.total, row.style, row.content, row.tv);
+    std::optional<double> own = objective.Objective({row.total, row.style, row.content, row.tv, row.eval});
     for (const RunMetricAtStep& m : *at_rung) {
       // A run that diverged before the rung is worse than any that got there.
-      const double v = m.diverged ? std::numeric_limits<double>::infinity()
-                                  : objective.Objective(m.row.total, m.row.style, m.row.content, m.row.tv);
+      const std::optional<double> v =
+          m.diverged ? std::numeric_limits<double>::infinity()
+                     : objective.Objective({m.row.total, m.row.style, m.row.content, m.row.tv, m.row.eval});
       if (m.run_id == run_id) {
         own = v;  // the stored row wins over a retried duplicate
-      } else {
-        others.push_back(v);
+      } else if (v) {
+        others.push_back(*v);
       }
     }
-    if (!ShouldPrune(rule, own, others)) continue;
+    if (!own) continue;  // not evaluated at this rung: nothing to compare
+    if (!ShouldPrune(rule, *own, others)) continue;
     if (absl::Status s = store_.RequestPrune(run_id, attempt); !s.ok()) return s;
     spdlog::info("run {} attempt {} pruned at step {} ({}: {} among {} runs at that rung)", run_id, attempt, row.step,
-                 rule.type, own, others.size() + 1);
+                 rule.type, *own, others.size() + 1);
     verdict.directive = RunDirective::kPrune;
     return verdict;
   }

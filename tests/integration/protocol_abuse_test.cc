@@ -874,7 +874,7 @@ TEST_F(ProtocolAbuseTest, SucceededNeedsTheLastStepsLosses) {
 TEST_F(ProtocolAbuseTest, PrunedNeedsThePruneVerdict) {
   ASSERT_NO_FATAL_FAILURE(StartCoordinator());
   constexpr int kSteps = 4;  // rungs at steps 1 and 3
-  SubmitGrid("median", 3, kSteps, "early_terminate: {type: median, min_iter: 1}\n");
+  SubmitGrid("median", 3, kSteps, "metric: {name: loss/total}\nearly_terminate: {type: median, min_iter: 1}\n");
   const Held good = Lease(kHolder);
   const Held better = Lease(kHolder);
   const Held bad = Lease(kHolder);
