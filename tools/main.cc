@@ -148,6 +148,9 @@ int Submit(const ConnectionFlags& connection, const std::string& file, const std
            bool dry_run, bool allow_duplicate) {
   auto submission = PrepareSubmission(file, SubmissionOptions{CheckWeights, allowed_dirs});
   if (!submission.ok()) return Fail(submission.status(), 2);
+  for (const std::string& warning : submission->warnings) {
+    std::fprintf(stderr, "warning: %s: %s\n", ForTerminal(file).c_str(), warning.c_str());
+  }
   auto connected = connection.Connect();
   if (!connected.ok()) return Fail(connected.status(), 2);
   const ClientSecurity& security = connected->security;
