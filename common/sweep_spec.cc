@@ -28,7 +28,34 @@ constexpr const char* kSweepKeys[] = {"name",    "description",    "method",    
                                       "early_terminate", "search_seed"};
 constexpr const char* kParameterKeys[] = {"value", "values", "distribution", "min", "max", "q", "probabilities",
                                           "parameters"};
-constexpr const char* kMetricNames[] = {"loss/total", "loss/style", "loss/content", "loss/tv"};
+constexpr const char* kLossMetricNames[] = {"loss/total", "loss/style", "loss/content", "loss/tv"};
+// The most metrics a Pareto front may rank by: beyond 4, almost every run is
+// on the front and the ranking says little.
+constexpr size_t kMaxParetoMetrics = 4;
+
+bool IsLossMetric(const std::string& name) {
+  return std::find(std::begin(kLossMetricNames), std::end(kLossMetricNames), name) != std::end(kLossMetricNames);
+}
+
+// Every metric a sweep may name: the evaluation metrics first (eval/score,
+// the default, leads), then the run's own losses.
+std::vector<std::string> MetricNames() {
+  std::vector<std::string> names = EvalMetricNames();
+  names.insert(names.end(), std::begin(kLossMetricNames), std::end(kLossMetricNames));
+  return names;
+}
+
+// The direction a metric is ranked in when the sweep does not say.
+const char* NaturalGoal(const std::string& metric) {
+  return EvalHigherIsBetter(metric) ? "maximize" : "minimize";
+}
+
+// The run parameters whose variation makes the runs' own losses measure
+// different things (or the same thing at different scales).
+constexpr const char* kLossScaleKeys[] = {"style_weight",        "content_weight", "tv_weight",
+                                          "style_layers",        "content_layers", "style_layer_weights",
+                                          "image_size",          "multires_sizes", "multires_steps",
+                                          "style_blend_weights", "optimizer"};
 
 const ParamDef* FindRunKey(const std::string& name) {
   for (const ParamDef& def : RunParamDefs()) {
@@ -503,34 +530,97 @@ class Parser {
 
   absl::Status ParseMetric(SweepSpec& spec, const YAML::Node& node) const {
     if (!node.IsMap()) {
-      return Error(node, "metric", absl::StrCat("expected a mapping {name: loss/total, goal: minimize}, got ",
-                                                Describe(node)));
+      return Error(node, "metric",
+                   absl::StrCat("expected a mapping {name: eval/score, goal: minimize} or {pareto: [eval/style, "
+                                "eval/content]}, got ",
+                                Describe(node)));
     }
+    YAML::Node name_key = Absent(), goal_key = Absent(), pareto_key = Absent();
+    bool goal_set = false;
     for (const auto& entry : node) {
       const std::string key = entry.first.Scalar();
       const std::string path = absl::StrCat("metric.", key);
       const YAML::Node& value = entry.second;
       if (key == "name") {
-        const std::vector<std::string> names(std::begin(kMetricNames), std::end(kMetricNames));
+        name_key = entry.first;
+        const std::vector<std::string> names = MetricNames();
         if (!value.IsScalar() || std::find(names.begin(), names.end(), value.Scalar()) == names.end()) {
-          std::string message = absl::StrCat("unknown metric ", Describe(value), "; expected one of ",
-                                             absl::StrJoin(names, ", "));
-          if (value.IsScalar()) {
-            const std::string close = Suggest(value.Scalar(), names);
-            if (!close.empty()) absl::StrAppend(&message, " (did you mean '", close, "'?)");
-          }
-          return Error(value, path, message);
+          return UnknownMetric(value, path, names);
         }
         spec.metric = value.Scalar();
       } else if (key == "goal") {
+        goal_key = entry.first;
         if (!value.IsScalar() || (value.Scalar() != "minimize" && value.Scalar() != "maximize")) {
           return Error(value, path, absl::StrCat("expected minimize or maximize, got ", Describe(value)));
         }
         spec.goal = value.Scalar();
+        goal_set = true;
+      } else if (key == "pareto") {
+        pareto_key = entry.first;
+        if (absl::Status s = ParsePareto(spec, value, path); !s.ok()) return s;
       } else {
-        return UnknownAmong(entry.first, path, {"name", "goal"});
+        return UnknownAmong(entry.first, path, {"name", "goal", "pareto"});
       }
     }
+    if (pareto_key) {
+      if (name_key) {
+        return Error(name_key, "metric.name",
+                     "cannot be combined with 'pareto': a sweep ranks runs by one metric (name) or by the Pareto "
+                     "front of several (pareto); use one");
+      }
+      if (goal_key) {
+        return Error(goal_key, "metric.goal",
+                     "cannot be combined with 'pareto': each pareto metric is ranked in its natural direction "
+                     "(maximize for eval/ssim, minimize otherwise)");
+      }
+      return absl::OkStatus();
+    }
+    if (!goal_set) spec.goal = NaturalGoal(spec.metric);
+    return absl::OkStatus();
+  }
+
+  absl::Status UnknownMetric(const YAML::Node& value, const std::string& path,
+                             const std::vector<std::string>& names) const {
+    std::string message =
+        absl::StrCat("unknown metric ", Describe(value), "; expected one of ", absl::StrJoin(names, ", "));
+    if (value.IsScalar()) {
+      const std::string close = Suggest(value.Scalar(), names);
+      if (!close.empty()) absl::StrAppend(&message, " (did you mean '", close, "'?)");
+    }
+    return Error(value, path, message);
+  }
+
+  // metric.pareto: 2 to kMaxParetoMetrics distinct evaluation metrics.
+  absl::Status ParsePareto(SweepSpec& spec, const YAML::Node& node, const std::string& path) const {
+    if (!node.IsSequence()) {
+      return Error(node, path, absl::StrCat("expected a list of 2 to ", kMaxParetoMetrics, " eval/* metrics, got ",
+                                            Describe(node)));
+    }
+    if (node.size() < 2 || node.size() > kMaxParetoMetrics) {
+      std::string message = absl::StrCat("lists ", node.size(), node.size() == 1 ? " metric" : " metrics",
+                                         "; a Pareto front ranks by 2 to ", kMaxParetoMetrics);
+      if (node.size() == 1 && node[0].IsScalar()) {
+        absl::StrAppend(&message, " (for one metric, write {name: ", node[0].Scalar(), "})");
+      }
+      return Error(node, path, message);
+    }
+    const std::vector<std::string> names = EvalMetricNames();
+    std::vector<std::string> pareto;
+    for (size_t i = 0; i < node.size(); ++i) {
+      const YAML::Node& item = node[i];
+      const std::string item_path = absl::StrCat(path, "[", i, "]");
+      if (item.IsScalar() && IsLossMetric(item.Scalar())) {
+        return Error(item, item_path,
+                     absl::StrCat(item.Scalar(), " cannot be a pareto metric: loss/* values are weighted by each "
+                                  "run's own weights, so they are not comparable across runs; use eval/* metrics"));
+      }
+      if (!item.IsScalar() || !IsEvalMetric(item.Scalar())) return UnknownMetric(item, item_path, names);
+      if (std::find(pareto.begin(), pareto.end(), item.Scalar()) != pareto.end()) {
+        return Error(item, item_path, absl::StrCat(item.Scalar(), " is listed twice"));
+      }
+      pareto.push_back(item.Scalar());
+    }
+    spec.pareto = std::move(pareto);
     return absl::OkStatus();
   }
 
@@ -668,6 +758,14 @@ class Parser {
     if (!seen.insert(def.name).second) {
       return Error(key_node, path, "is set twice (at the top level and under parameters)");
     }
+    // Evaluation metrics compare runs only when every run is measured at the
+    // same size.
+    const bool one_value_only = std::string(def.name) == "eval_size";
+    auto one_value = [&](const YAML::Node& at, const std::string& at_path) {
+      return Error(at, at_path,
+                   "eval_size must be one value for the whole sweep: runs are compared at one evaluation size");
+    };
+    if (one_value_only && node.IsSequence()) return one_value(node, path);
     ParameterSpec param;
     param.name = def.name;
     auto add = [&](const YAML::Node& value_node, const std::string& value_path) -> absl::Status {
@@ -741,6 +839,10 @@ class Parser {
     }
 
     const bool ranged = min_node || max_node || (!distribution.empty() && distribution != "categorical");
+    if (one_value_only && ranged) return one_value(key_node, path);
+    if (one_value_only && values_node && values_node.IsSequence() && values_node.size() > 1) {
+      return one_value(values_node, absl::StrCat(path, ".values"));
+    }
     if (ranged) {
       if (value_node || values_node) {
         return Error(key_node, path, "has both a distribution (min/max) and 'value'/'values'; use one");
@@ -1036,7 +1138,8 @@ nlohmann::json SweepSpec::ToJson() const {
                       {"description", description},
                       {"method", method},
                       {"max_attempts", max_attempts},
-                      {"metric", {{"name", metric}, {"goal", goal}}},
+                      {"metric", multi_objective() ? nlohmann::json{{"pareto", pareto}}
+                                                   : nlohmann::json{{"name", metric}, {"goal", goal}}},
                       {"run_cap", run_cap},
                       {"max_concurrent", max_concurrent},
                       {"parameters", params}};
@@ -1162,12 +1265,108 @@ absl::StatusOr<std::vector<RunParams>> SweepSpec::Draw(uint64_t seed, size_t fir
   return runs;
 }
 
-double SweepSpec::Objective(double total, double style, double content, double tv) const {
-  double value = total;
-  if (metric == "loss/style") value = style;
-  if (metric == "loss/content") value = content;
-  if (metric == "loss/tv") value = tv;
-  return goal == "maximize" ? -value : value;
+namespace {
+
+// The value of metric `name` among `values`; nullopt for an eval metric of
+// a run without an evaluation.
+std::optional<double> MetricValue(const std::string& name, const SweepSpec::RunValues& values) {
+  if (name == "loss/total") return values.total;
+  if (name == "loss/style") return values.style;
+  if (name == "loss/content") return values.content;
+  if (name == "loss/tv") return values.tv;
+  if (!values.eval) return std::nullopt;
+  return EvalMetricValue(*values.eval, name);
+}
+
+// "a", "a and b", "a, b and c".
+std::string JoinList(const std::vector<std::string>& items) {
+  if (items.size() <= 1) return absl::StrJoin(items, "");
+  return absl::StrCat(absl::StrJoin(items.begin(), items.end() - 1, ", "), " and ", items.back());
+}
+
+}  // namespace
+
+std::optional<std::vector<double>> SweepSpec::ObjectivePoint(const RunValues& values) const {
+  std::vector<double> point;
+  if (!multi_objective()) {
+    const std::optional<double> value = MetricValue(metric, values);
+    if (!value) return std::nullopt;
+    point.push_back(goal == "maximize" ? -*value : *value);
+    return point;
+  }
+  for (const std::string& name : pareto) {
+    const std::optional<double> value = MetricValue(name, values);
+    if (!value) return std::nullopt;
+    point.push_back(EvalHigherIsBetter(name) ? -*value : *value);
+  }
+  return point;
+}
+
+std::optional<double> SweepSpec::Objective(const RunValues& values) const {
+  if (multi_objective()) return std::nullopt;
+  const auto point = ObjectivePoint(values);
+  if (!point) return std::nullopt;
+  return point->front();
+}
+
+SweepSpec SweepSpec::ObjectiveFromJson(const nlohmann::json& spec_json) {
+  SweepSpec objective;
+  const auto metric = spec_json.is_object() ? spec_json.find("metric") : spec_json.end();
+  if (!spec_json.is_object() || metric == spec_json.end() || !metric->is_object()) {
+    objective.metric = "loss/total";
+    objective.goal = "minimize";
+    return objective;
+  }
+  if (const auto pareto = metric->find("pareto"); pareto != metric->end() && pareto->is_array()) {
+    std::vector<std::string> names;
+    for (const auto& name : *pareto) {
+      if (name.is_string() && IsEvalMetric(name.get<std::string>())) names.push_back(name.get<std::string>());
+    }
+    if (names.size() >= 2) {
+      objective.pareto = std::move(names);
+      return objective;
+    }
+  }
+  const auto name = metric->find("name");
+  const bool known = name != metric->end() && name->is_string() &&
+                     (IsEvalMetric(name->get<std::string>()) || IsLossMetric(name->get<std::string>()));
+  objective.metric = known ? name->get<std::string>() : "loss/total";
+  const auto goal = metric->find("goal");
+  if (goal != metric->end() && (*goal == "minimize" || *goal == "maximize")) {
+    objective.goal = goal->get<std::string>();
+  } else {
+    objective.goal = NaturalGoal(objective.metric);
+  }
+  return objective;
+}
+
+std::vector<std::string> SweepSpec::Warnings() const {
+  std::vector<std::string> losses;
+  if (IsLossMetric(metric) && !multi_objective()) losses.push_back(metric);
+  for (const std::string& name : pareto) {
+    if (IsLossMetric(name)) losses.push_back(name);
+  }
+  if (losses.empty()) return {};
+  std::vector<std::string> varied;
+  std::string weight;  // the first varied loss weight, for the example
+  for (const ParameterSpec& p : parameters) {
+    const bool varies = p.distribution != Distribution::kValues || p.values.size() > 1;
+    const bool scales = std::find(std::begin(kLossScaleKeys), std::end(kLossScaleKeys), p.name) !=
+                        std::end(kLossScaleKeys);
+    if (!varies || !scales) continue;
+    varied.push_back(p.name);
+    if (weight.empty() && (p.name == "style_weight" || p.name == "content_weight" || p.name == "tv_weight")) {
+      weight = p.name;
+    }
+  }
+  if (varied.empty()) return {};
+  const std::string why =
+      weight.empty() ? "each run's loss measures other terms at another scale, so the ranking says little about "
+                       "the images"
+                     : absl::StrCat("runs with a smaller ", weight, " score lower whatever their image");
+  return {absl::StrCat("metric ", JoinList(losses), " ranks runs by their own weighted losses, but this sweep varies ",
+                       JoinList(varied), ": ", why,
+                       ". Rank by eval/score (the default) or another eval/* metric to compare the images.")};
 }
 
 absl::Status CheckSweepYamlSize(const std::string& source, uint64_t bytes) {

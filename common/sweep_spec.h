@@ -28,11 +28,13 @@
 #include <cstdint>
 #include <functional>
 #include <limits>
+#include <optional>
 #include <random>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "common/evaluation.h"
 #include "common/limits.h"
 #include "common/run_params.h"
 #include "nlohmann/json.hpp"
@@ -112,9 +114,17 @@ struct SweepSpec {
   std::string description;
   std::string method = "grid";  // grid, random or bayes
   int max_attempts = 3;
-  // The loss the search optimises and early termination ranks runs by.
-  std::string metric = "loss/total";  // loss/total, loss/style, loss/content or loss/tv
-  std::string goal = "minimize";      // or maximize
+  // What the search optimises and early termination ranks runs by: one
+  // metric, an evaluation metric (eval/*, common/evaluation.h, comparable
+  // across runs) or one of the run's own losses (loss/total, loss/style,
+  // loss/content, loss/tv, weighted by that run's own weights), ...
+  std::string metric = "eval/score";
+  std::string goal = "minimize";  // or maximize; default: the metric's natural direction
+  // ... or, when not empty, 2 to 4 distinct eval/* metrics, each ranked in
+  // its natural direction (maximize for eval/ssim, minimize otherwise), and
+  // `metric` and `goal` mean nothing.
+  std::vector<std::string> pareto;
+  bool multi_objective() const { return !pareto.empty(); }
   int run_cap = 0;                    // most runs to create; 0: the whole grid (required for random/bayes)
   int max_concurrent = 0;             // most runs RUNNING at once; 0: no limit
   bool has_search_seed = false;       // search_seed set in the file
@@ -142,9 +152,30 @@ struct SweepSpec {
   // Random sweeps: the first `count` draws of the generator seeded with
   // `seed` (draw i uses SweepRandom(seed, i)).
   absl::StatusOr<std::vector<RunParams>> Draw(uint64_t seed, size_t first, size_t count) const;
-  // The losses a run reports, as the value the search minimises (negated
-  // when the goal is to maximise). Each argument is one of the run's losses.
-  double Objective(double total, double style, double content, double tv) const;
+  // One run's values as search and early termination compare them.
+  struct RunValues {
+    double total = 0, style = 0, content = 0, tv = 0;  // the run's own losses
+    std::optional<Evaluation> eval;                    // none: not evaluated (at that step)
+  };
+  // The point the search minimises: one coordinate per objective (the
+  // metric, or each pareto metric, in order), each negated when higher is
+  // better (goal maximize; eval/ssim in a pareto list). nullopt when an
+  // objective is an eval metric and values.eval is empty.
+  std::optional<std::vector<double>> ObjectivePoint(const RunValues& values) const;
+  // The single objective as a scalar (ObjectivePoint's only coordinate);
+  // nullopt as above, or when multi_objective().
+  std::optional<double> Objective(const RunValues& values) const;
+  // The objective (metric, goal and pareto; every other field default) of a
+  // stored spec (ToJson's output). Tolerant of older JSON: a metric without
+  // a goal takes its natural direction, and a spec without a metric, or with
+  // a name this version does not know, ranks by loss/total, the only
+  // objective before metrics could be chosen.
+  static SweepSpec ObjectiveFromJson(const nlohmann::json& spec_json);
+
+  // Advice about the sweep that does not stop it, one line each: a loss/*
+  // metric over runs that vary their weights, layers, sizes or optimiser
+  // (their losses are not measured alike). Empty when there is none.
+  std::vector<std::string> Warnings() const;
 
   // The cartesian product of every parameter's values, the first parameter
   // varying slowest, each run validated. Image references are left as they

@@ -78,7 +78,10 @@ void Submit(SweepSpec& spec) {
     }
     CheckRuns(runs);
   }
-  (void)spec.Objective(1, 2, 3, 4);
+  (void)spec.ObjectivePoint({1, 2, 3, 4, Evaluation{}});
+  (void)spec.Objective({1, 2, 3, 4, std::nullopt});
+  (void)spec.Warnings();
+  (void)SweepSpec::ObjectiveFromJson(spec.ToJson());
   (void)spec.ToJson().dump();
 }
 

@@ -50,6 +50,7 @@ int RunLocal(const LocalOptions& options) {
     spdlog::error("{}", std::string(submission.status().message()));
     return 2;
   }
+  for (const std::string& warning : submission->warnings) spdlog::warn("{}: {}", options.sweep_file, warning);
 
   std::atomic<bool> interrupted{false};
   HandleTerminationSignals([&interrupted](int) {

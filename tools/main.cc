@@ -170,8 +170,10 @@ int Submit(const ConnectionFlags& connection, const std::string& file, const std
   v1::SubmitSweepResponse response;
   grpc::Status status = stub.SubmitSweep(&context, request, &response);
   if (!status.ok()) return FailCall(status, connection);
+  // The coordinator's warnings (the same SweepSpec::Warnings the file gives
+  // here, but also what raw clients get).
   for (const std::string& warning : response.warnings()) {
-    std::fprintf(stderr, "warning: %s: %s\n", file.c_str(), ForTerminal(warning).c_str());
+    std::fprintf(stderr, "warning: %s: %s\n", ForTerminal(file).c_str(), ForTerminal(warning).c_str());
   }
 
   SweepView view;

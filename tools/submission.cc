@@ -171,7 +171,7 @@ absl::StatusOr<Submission> PrepareSubmission(const std::string& path, const Subm
   if (!text.ok()) return absl::Status(text.status().code(), absl::StrCat("sweep file: ", text.status().message()));
   auto spec = ParseSweep(*text, path);
   if (!spec.ok()) return spec.status();
-  Submission submission{*text, path, {}, {}};
+  Submission submission{*text, path, {}, {}, spec->Warnings()};
   const std::filesystem::path base = std::filesystem::absolute(path).parent_path();
   for (const SweepSpec::FileRef& weights : spec->WeightsRefs()) {
     const std::filesystem::path p(weights.ref);

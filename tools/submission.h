@@ -20,6 +20,7 @@ struct Submission {
   std::string source;                          // the path as the user gave it
   std::map<std::string, std::string> files;    // image reference as written -> bytes
   std::map<std::string, std::string> weights;  // weights reference as written -> absolute path
+  std::vector<std::string> warnings;           // SweepSpec::Warnings: worth saying, not worth refusing
 };
 
 // Checks that a weights file is usable (the engine's loader); returns an

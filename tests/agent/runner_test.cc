@@ -271,7 +271,7 @@ TEST_F(RunnerTest, TokenIsRequiredWhenConfigured) {
 TEST_F(RunnerTest, HyperbandPrunesMostOfAGridAndKeepsTheBestRun) {
   StartServer();
   const int64_t sweep = Submit(
-      "content: c.png\nstyle: s.png\nsteps: 81\nsnapshot_every: 2\n"
+      "content: c.png\nstyle: s.png\nsteps: 81\nsnapshot_every: 2\nmetric: {name: loss/total}\n"
       "early_terminate: {type: hyperband, min_iter: 3, eta: 3}\n"
       "parameters:\n"
       "  style_weight: {values: [1.0e-3, 1.0e-2, 1.0e-1]}\n"

@@ -293,7 +293,7 @@ TEST(SweepSpecTest, RandomSweepsDrawFromEachDistributionDeterministically) {
   EXPECT_EQ(spec->run_cap, 200);
   EXPECT_EQ(spec->max_concurrent, 4);
   EXPECT_EQ(spec->metric, "loss/style");
-  EXPECT_EQ(spec->Objective(1, 2, 3, 4), -2);  // maximised: negated
+  EXPECT_EQ(spec->Objective({1, 2, 3, 4, std::nullopt}).value_or(0), -2);  // maximised: negated
   EXPECT_EQ(spec->RunCount(), 200u);
   auto runs = spec->Draw(7, 0, 200);
   ASSERT_TRUE(runs.ok()) << runs.status();
@@ -372,6 +372,223 @@ TEST(SweepSpecTest, ExampleSweepsAreValid) {
   EXPECT_EQ(runs->size(), 12u);
   auto bayes = LoadSweepFile((configs / "example-bayes.yaml").string());
   EXPECT_EQ(bayes->early_terminate.type, "hyperband");
+}
+
+// The metric: what the search optimises and early termination ranks by.
+
+constexpr char kImages[] = "content: a.png\nstyle: b.png\n";
+
+absl::StatusOr<SweepSpec> ParseWithMetric(const std::string& metric_and_more) {
+  return ParseSweep(std::string(kImages) + metric_and_more, "metric.yaml");
+}
+
+// An evaluation whose every metric has its own value, so that picking the
+// wrong one shows.
+Evaluation DistinctEvaluation() {
+  Evaluation e;
+  e.style = 1;
+  e.content = 2;
+  e.tv = 3;
+  e.style_norm = 0.25;
+  e.content_norm = 0.75;
+  e.tv_norm = 6;
+  e.ssim = 0.9;
+  e.color = 8;
+  return e;  // score: 0.5
+}
+
+TEST(SweepMetricTest, TheDefaultIsEvalScoreMinimised) {
+  auto spec = ParseSweep(kImages, "default.yaml");
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EXPECT_EQ(spec->metric, "eval/score");
+  EXPECT_EQ(spec->goal, "minimize");
+  EXPECT_FALSE(spec->multi_objective());
+  EXPECT_EQ(spec->ToJson()["metric"], (nlohmann::json{{"name", "eval/score"}, {"goal", "minimize"}}));
+  EXPECT_EQ(SweepSpec().metric, "eval/score");
+}
+
+TEST(SweepMetricTest, EveryEvalMetricIsAcceptedInItsNaturalDirection) {
+  for (const std::string& name : EvalMetricNames()) {
+    auto spec = ParseWithMetric("metric: {name: " + name + "}\n");
+    ASSERT_TRUE(spec.ok()) << name << ": " << spec.status();
+    EXPECT_EQ(spec->metric, name);
+    EXPECT_EQ(spec->goal, name == "eval/ssim" ? "maximize" : "minimize") << name;
+    const auto value = EvalMetricValue(DistinctEvaluation(), name);
+    ASSERT_TRUE(value.has_value()) << name;
+    const auto objective = spec->Objective({10, 20, 30, 40, DistinctEvaluation()});
+    ASSERT_TRUE(objective.has_value()) << name;
+    EXPECT_EQ(*objective, name == "eval/ssim" ? -*value : *value) << name;
+  }
+  for (const char* name : {"loss/total", "loss/style", "loss/content", "loss/tv"}) {
+    auto spec = ParseWithMetric(std::string("metric: {name: ") + name + "}\n");
+    ASSERT_TRUE(spec.ok()) << name << ": " << spec.status();
+    EXPECT_EQ(spec->goal, "minimize") << name;
+  }
+}
+
+TEST(SweepMetricTest, AnExplicitGoalWins) {
+  auto ssim = ParseWithMetric("metric: {name: eval/ssim, goal: minimize}\n");
+  ASSERT_TRUE(ssim.ok()) << ssim.status();
+  EXPECT_EQ(ssim->goal, "minimize");
+  EXPECT_EQ(ssim->Objective({0, 0, 0, 0, DistinctEvaluation()}).value_or(0), 0.9);
+  // The goal alone keeps the default metric.
+  auto score = ParseWithMetric("metric: {goal: maximize}\n");
+  ASSERT_TRUE(score.ok()) << score.status();
+  EXPECT_EQ(score->metric, "eval/score");
+  EXPECT_EQ(score->Objective({0, 0, 0, 0, DistinctEvaluation()}).value_or(0), -0.5);
+}
+
+TEST(SweepMetricTest, ParetoListsEvalMetricsInFileOrder) {
+  auto spec = ParseWithMetric("metric:\n  pareto: [eval/style, eval/ssim, eval/content]\n");
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EXPECT_TRUE(spec->multi_objective());
+  EXPECT_EQ(spec->pareto, (std::vector<std::string>{"eval/style", "eval/ssim", "eval/content"}));
+  EXPECT_EQ(spec->ToJson()["metric"], (nlohmann::json{{"pareto", {"eval/style", "eval/ssim", "eval/content"}}}));
+  auto four = ParseWithMetric("metric: {pareto: [eval/style, eval/content, eval/tv, eval/color]}\n");
+  ASSERT_TRUE(four.ok()) << four.status();
+  EXPECT_EQ(four->pareto.size(), 4u);
+}
+
+TEST(SweepMetricTest, ObjectivePointHasOneCoordinatePerObjectiveLowerBetter) {
+  const SweepSpec::RunValues values{10, 20, 30, 40, DistinctEvaluation()};
+  // One loss metric: its value, minimised or maximised.
+  auto total = ParseWithMetric("metric: {name: loss/content}\n");
+  ASSERT_TRUE(total.ok());
+  EXPECT_EQ(total->ObjectivePoint(values), (std::vector<double>{30}));
+  EXPECT_EQ(total->ObjectivePoint({10, 20, 30, 40, std::nullopt}), (std::vector<double>{30}));  // needs no evaluation
+  auto maximised = ParseWithMetric("metric: {name: loss/tv, goal: maximize}\n");
+  ASSERT_TRUE(maximised.ok());
+  EXPECT_EQ(maximised->ObjectivePoint(values), (std::vector<double>{-40}));
+  EXPECT_EQ(maximised->Objective(values), std::optional<double>(-40));
+  // Several: each in its natural direction, in the file's order.
+  auto pareto = ParseWithMetric("metric: {pareto: [eval/ssim, eval/score, eval/color]}\n");
+  ASSERT_TRUE(pareto.ok());
+  EXPECT_EQ(pareto->ObjectivePoint(values), (std::vector<double>{-0.9, 0.5, 8}));
+  EXPECT_FALSE(pareto->Objective(values).has_value());  // no single scalar
+  // An eval metric of a run not evaluated (at that step) has no value.
+  auto score = ParseWithMetric("metric: {name: eval/score}\n");
+  ASSERT_TRUE(score.ok());
+  EXPECT_EQ(score->ObjectivePoint(values), (std::vector<double>{0.5}));
+  EXPECT_FALSE(score->ObjectivePoint({10, 20, 30, 40, std::nullopt}).has_value());
+  EXPECT_FALSE(score->Objective({10, 20, 30, 40, std::nullopt}).has_value());
+  EXPECT_FALSE(pareto->ObjectivePoint({10, 20, 30, 40, std::nullopt}).has_value());
+}
+
+TEST(SweepMetricTest, TheObjectiveRoundTripsThroughStoredJson) {
+  for (const char* metric : {"metric: {name: eval/ssim}\n", "metric: {name: eval/ssim, goal: minimize}\n",
+                             "metric: {name: loss/style, goal: maximize}\n", "metric: {name: loss/total}\n",
+                             "metric: {pareto: [eval/content, eval/ssim]}\n", ""}) {
+    auto spec = ParseWithMetric(metric);
+    ASSERT_TRUE(spec.ok()) << metric << spec.status();
+    // Stored specs are read back from their text.
+    const SweepSpec objective = SweepSpec::ObjectiveFromJson(nlohmann::json::parse(spec->ToJson().dump()));
+    EXPECT_EQ(objective.metric, spec->metric) << metric;
+    EXPECT_EQ(objective.goal, spec->goal) << metric;
+    EXPECT_EQ(objective.pareto, spec->pareto) << metric;
+    EXPECT_EQ(objective.ToJson()["metric"], spec->ToJson()["metric"]) << metric;
+  }
+}
+
+TEST(SweepMetricTest, OlderStoredJsonKeepsTheObjectiveItHad) {
+  // Sweeps stored before eval metrics: loss/total, the old default, stays.
+  SweepSpec old = SweepSpec::ObjectiveFromJson(
+      nlohmann::json::parse(R"({"name": "s", "metric": {"name": "loss/total", "goal": "minimize"}})"));
+  EXPECT_EQ(old.metric, "loss/total");
+  EXPECT_EQ(old.goal, "minimize");
+  EXPECT_FALSE(old.multi_objective());
+  old = SweepSpec::ObjectiveFromJson(nlohmann::json::parse(R"({"metric": {"name": "loss/style", "goal": "maximize"}})"));
+  EXPECT_EQ(old.metric, "loss/style");
+  EXPECT_EQ(old.goal, "maximize");
+  // No goal: the metric's natural direction.
+  old = SweepSpec::ObjectiveFromJson(nlohmann::json::parse(R"({"metric": {"name": "eval/ssim"}})"));
+  EXPECT_EQ(old.goal, "maximize");
+  // No metric at all (before metrics could be chosen), or one not known
+  // here: loss/total, what such sweeps were ranked by.
+  for (const char* text : {R"({"name": "s"})", R"({"metric": {"name": "loss/perceptual"}})", R"({"metric": 3})",
+                           R"([])", R"({"metric": {"pareto": ["eval/style"]}})"}) {
+    old = SweepSpec::ObjectiveFromJson(nlohmann::json::parse(text));
+    EXPECT_EQ(old.metric, "loss/total") << text;
+    EXPECT_EQ(old.goal, "minimize") << text;
+    EXPECT_FALSE(old.multi_objective()) << text;
+  }
+}
+
+TEST(SweepMetricTest, EvalSizeIsOneValueForTheWholeSweep) {
+  for (const char* text : {"eval_size: 512\n", "parameters:\n  eval_size: {value: 512}\n",
+                           "parameters:\n  eval_size: {values: [512]}\n"}) {
+    auto spec = ParseWithMetric(text);
+    ASSERT_TRUE(spec.ok()) << text << spec.status();
+    auto runs = spec->Expand();
+    ASSERT_TRUE(runs.ok()) << runs.status();
+    EXPECT_EQ((*runs)[0].eval_size, 512) << text;
+  }
+  auto runs = ParseSweep(kImages, "default.yaml")->Expand();
+  ASSERT_TRUE(runs.ok());
+  EXPECT_EQ((*runs)[0].eval_size, kDefaultEvalSize);
+}
+
+TEST(SweepMetricTest, ALossMetricOverRunsThatVaryTheirWeightsIsWarnedAbout) {
+  auto spec = ParseWithMetric(
+      "metric: {name: loss/total}\nparameters:\n  style_weight: {values: [0.01, 0.1]}\n"
+      "  learning_rate: {values: [0.01, 0.02]}\n  image_size: {values: [256, 512]}\n");
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EXPECT_EQ(spec->Warnings(),
+            std::vector<std::string>{
+                "metric loss/total ranks runs by their own weighted losses, but this sweep varies style_weight and "
+                "image_size: runs with a smaller style_weight score lower whatever their image. Rank by eval/score "
+                "(the default) or another eval/* metric to compare the images."});
+}
+
+TEST(SweepMetricTest, WarningsListEveryVariedKeyInFileOrderOnce) {
+  // Keys that change what a loss measures, not only its weight; a
+  // distribution varies as much as a list.
+  auto spec = ParseSweep(
+      "method: random\nrun_cap: 4\ncontent: a.png\nstyle: b.png\nmetric: {name: loss/style}\nparameters:\n"
+      "  optimizer: {values: [adam, lbfgs]}\n  content_layers: {values: [[block4_conv2], [block5_conv2]]}\n"
+      "  tv_weight: {min: 0, max: 10}\n  steps: {values: [10, 20]}\n",
+      "r.yaml");
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  const auto warnings = spec->Warnings();
+  ASSERT_EQ(warnings.size(), 1u);
+  EXPECT_THAT(warnings[0], HasSubstr("metric loss/style ranks runs by their own weighted losses, but this sweep "
+                                     "varies optimizer, content_layers and tv_weight: runs with a smaller tv_weight "
+                                     "score lower whatever their image."));
+  EXPECT_THAT(warnings[0], Not(HasSubstr("steps")));
+  // No weight varied: the reason is the measure itself.
+  spec = ParseWithMetric("metric: {name: loss/content}\nparameters:\n  style_layers: {values: [[conv1_1], [conv2_1]]}\n");
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  ASSERT_EQ(spec->Warnings().size(), 1u);
+  EXPECT_THAT(spec->Warnings()[0],
+              HasSubstr("varies style_layers: each run's loss measures other terms at another scale"));
+  // Every key that changes the losses' measure is one.
+  for (const char* varied : {"style_weight: {values: [1, 2]}", "content_weight: {values: [1, 2]}",
+                             "tv_weight: {values: [1, 2]}", "style_layers: {values: [[conv1_1], [conv2_1]]}",
+                             "content_layers: {values: [[conv4_2], [conv5_2]]}",
+                             "style_layer_weights: {values: [[1, 1, 1, 1, 1], [2, 1, 1, 1, 1]]}",
+                             "image_size: {values: [64, 128]}",
+                             "multires_sizes: {values: [[32, 64], [48, 64]]}\n  multires_steps: {value: [1, 1]}",
+                             "multires_steps: {values: [[1, 1], [2, 2]]}\n  multires_sizes: {value: [32, 64]}",
+                             "style_blend_weights: {values: [[1], [2]]}", "optimizer: {values: [adam, lbfgs]}"}) {
+    spec = ParseWithMetric(std::string("metric: {name: loss/total}\nparameters:\n  ") + varied + "\n");
+    ASSERT_TRUE(spec.ok()) << varied << ": " << spec.status();
+    EXPECT_EQ(spec->Warnings().size(), 1u) << varied;
+  }
+}
+
+TEST(SweepMetricTest, NoWarningForEvalMetricsOrFixedWeights) {
+  constexpr char kVaried[] = "parameters:\n  style_weight: {values: [0.01, 0.1]}\n  image_size: {values: [64, 128]}\n";
+  for (const std::string& metric : {std::string(""), std::string("metric: {name: eval/style}\n"),
+                                    std::string("metric: {pareto: [eval/style, eval/content]}\n")}) {
+    auto spec = ParseWithMetric(metric + kVaried);
+    ASSERT_TRUE(spec.ok()) << spec.status();
+    EXPECT_TRUE(spec->Warnings().empty()) << metric;
+  }
+  // Fixed weights, sizes and layers: the losses are measured alike.
+  auto spec = ParseWithMetric(
+      "metric: {name: loss/total}\nstyle_weight: 0.1\nparameters:\n  image_size: {value: 128}\n"
+      "  learning_rate: {values: [0.01, 0.02]}\n  seed: {values: [1, 2]}\n");
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EXPECT_TRUE(spec->Warnings().empty());
 }
 
 TEST(SweepSpecTest, NestedGroupsMapToRunParameters) {
@@ -461,8 +678,51 @@ INSTANTIATE_TEST_SUITE_P(
         BadSweep{"content: a.png\nstyle: b.png\nsearch_seed: -1\n", "search_seed: expected an integer >= 0"},
         BadSweep{"content: a.png\nstyle: b.png\nmetric: loss/total\n", "bad.yaml:3:9: metric: expected a mapping"},
         BadSweep{"content: a.png\nstyle: b.png\nmetric: {name: loss/styel}\n",
-                 "bad.yaml:3:16: metric.name: unknown metric 'loss/styel'; expected one of loss/total, loss/style, "
-                 "loss/content, loss/tv (did you mean 'loss/style'?)"},
+                 "bad.yaml:3:16: metric.name: unknown metric 'loss/styel'; expected one of eval/score, eval/style, "
+                 "eval/content, eval/tv, eval/style_norm, eval/content_norm, eval/tv_norm, eval/ssim, eval/color, "
+                 "loss/total, loss/style, loss/content, loss/tv (did you mean 'loss/style'?)"},
+        BadSweep{"content: a.png\nstyle: b.png\nmetric: {name: eval/scor}\n",
+                 "bad.yaml:3:16: metric.name: unknown metric 'eval/scor'; expected one of eval/score"},
+        BadSweep{"content: a.png\nstyle: b.png\nmetric: {name: eval/scor}\n", "(did you mean 'eval/score'?)"},
+        BadSweep{"content: a.png\nstyle: b.png\nmetric: {name: eval/sim}\n", "(did you mean 'eval/ssim'?)"},
+        // Pareto fronts.
+        BadSweep{"content: a.png\nstyle: b.png\nmetric: {pareto: [eval/style]}\n",
+                 "bad.yaml:3:18: metric.pareto: lists 1 metric; a Pareto front ranks by 2 to 4 (for one metric, "
+                 "write {name: eval/style})"},
+        BadSweep{"content: a.png\nstyle: b.png\n"
+                 "metric: {pareto: [eval/style, eval/content, eval/tv, eval/ssim, eval/color]}\n",
+                 "bad.yaml:3:18: metric.pareto: lists 5 metrics; a Pareto front ranks by 2 to 4"},
+        BadSweep{"content: a.png\nstyle: b.png\nmetric: {pareto: []}\n", "metric.pareto: lists 0 metrics"},
+        BadSweep{"content: a.png\nstyle: b.png\nmetric: {pareto: [eval/style, eval/style]}\n",
+                 "bad.yaml:3:31: metric.pareto[1]: eval/style is listed twice"},
+        BadSweep{"content: a.png\nstyle: b.png\nmetric: {pareto: [eval/style, loss/content]}\n",
+                 "bad.yaml:3:31: metric.pareto[1]: loss/content cannot be a pareto metric: loss/* values are "
+                 "weighted by each run's own weights, so they are not comparable across runs; use eval/* metrics"},
+        BadSweep{"content: a.png\nstyle: b.png\nmetric: {pareto: [eval/style, eval/contnet]}\n",
+                 "metric.pareto[1]: unknown metric 'eval/contnet'; expected one of eval/score, eval/style, "
+                 "eval/content, eval/tv, eval/style_norm, eval/content_norm, eval/tv_norm, eval/ssim, eval/color "
+                 "(did you mean 'eval/content'?)"},
+        BadSweep{"content: a.png\nstyle: b.png\nmetric:\n  name: eval/score\n  pareto: [eval/style, eval/content]\n",
+                 "bad.yaml:4:3: metric.name: cannot be combined with 'pareto'"},
+        BadSweep{"content: a.png\nstyle: b.png\nmetric:\n  pareto: [eval/style, eval/content]\n  goal: maximize\n",
+                 "bad.yaml:5:3: metric.goal: cannot be combined with 'pareto': each pareto metric is ranked in its "
+                 "natural direction"},
+        BadSweep{"content: a.png\nstyle: b.png\nmetric: {pareto: eval/style}\n",
+                 "bad.yaml:3:18: metric.pareto: expected a list of 2 to 4 eval/* metrics, got 'eval/style'"},
+        BadSweep{"content: a.png\nstyle: b.png\nmetric: {pareto: {a: eval/style}}\n",
+                 "metric.pareto: expected a list of 2 to 4 eval/* metrics, got a mapping"},
+        BadSweep{"content: a.png\nstyle: b.png\nmetric: {paretto: [eval/style, eval/tv]}\n",
+                 "bad.yaml:3:10: metric.paretto: unknown key (did you mean 'pareto'?)"},
+        // eval_size: one evaluation size per sweep.
+        BadSweep{"content: a.png\nstyle: b.png\nparameters:\n  eval_size: {values: [128, 256]}\n",
+                 "bad.yaml:4:23: parameters.eval_size.values: eval_size must be one value for the whole sweep: runs "
+                 "are compared at one evaluation size"},
+        BadSweep{"content: a.png\nstyle: b.png\neval_size: [128, 256]\n",
+                 "bad.yaml:3:12: eval_size: eval_size must be one value for the whole sweep"},
+        BadSweep{"method: random\nrun_cap: 3\ncontent: a.png\nstyle: b.png\nparameters:\n"
+                 "  eval_size: {min: 128, max: 256}\n",
+                 "bad.yaml:6:3: parameters.eval_size: eval_size must be one value for the whole sweep"},
+        BadSweep{"content: a.png\nstyle: b.png\neval_size: 16\n", "eval_size must be from 32 to 4096 pixels, got 16"},
         BadSweep{"content: a.png\nstyle: b.png\nmetric: {name: loss/tv, goal: lower}\n",
                  "metric.goal: expected minimize or maximize, got 'lower'"},
         BadSweep{"content: a.png\nstyle: b.png\nmetric: {nmae: loss/tv}\n",
@@ -706,6 +966,18 @@ TEST(SweepSchemaTest, DocumentsEveryRunParameter) {
   for (const auto& [name, unused] : documented.items()) {
     EXPECT_TRUE(known.count(name)) << name << " is documented but not a run parameter";
   }
+}
+
+// The schema offers exactly the metrics the parser accepts.
+TEST(SweepSchemaTest, DocumentsEveryMetric) {
+  std::ifstream in(std::filesystem::path(STYLESWEEP_SOURCE_DIR) / "schemas" / "sweep.schema.json");
+  ASSERT_TRUE(in) << "schemas/sweep.schema.json is missing";
+  const nlohmann::json metric = nlohmann::json::parse(in)["properties"]["metric"];
+  std::vector<std::string> names = EvalMetricNames();
+  EXPECT_EQ(metric["properties"]["pareto"]["items"]["enum"], nlohmann::json(names));
+  for (const char* loss : {"loss/total", "loss/style", "loss/content", "loss/tv"}) names.emplace_back(loss);
+  EXPECT_EQ(metric["properties"]["name"]["enum"], nlohmann::json(names));
+  EXPECT_EQ(metric["properties"]["name"]["default"], SweepSpec().metric);
 }
 
 // Every real the schema describes is bounded by float32's range, as the

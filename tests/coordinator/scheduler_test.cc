@@ -324,6 +324,7 @@ max_concurrent: 2
 content: cat.png
 style: starry.png
 steps: 9
+metric: {name: loss/total}  # the losses these tests report
 early_terminate: {type: hyperband, min_iter: 3, eta: 3}
 parameters:
   style_weight: {min: 1.0e-3, max: 1.0, distribution: log_uniform_values}
@@ -833,7 +834,7 @@ TEST_F(SchedulerTest, ASubmissionsReplyCarriesOnePageOfItsRuns) {
 // A diverged run is the worst result a search has seen, not a missing one:
 // at a rung, runs that diverged before it count below every run there.
 TEST_F(SchedulerTest, EarlyTerminationRanksRunsThatDivergedBeforeTheRungLast) {
-  constexpr char kFour[] = "content: cat.png\nstyle: starry.png\nsteps: 9\n"
+  constexpr char kFour[] = "content: cat.png\nstyle: starry.png\nsteps: 9\nmetric: {name: loss/total}\n"
                            "early_terminate: {type: hyperband, min_iter: 3, eta: 3}\n"
                            "parameters:\n  seed: {values: [1, 2, 3, 4]}\n";
   ASSERT_TRUE(scheduler_->Submit(kFour, "four.yaml", files_, false).ok());

@@ -98,6 +98,21 @@ TEST_F(SubmissionTest, ReadsImagesAndResolvesWeightsAgainstTheSweepFile) {
   EXPECT_EQ(submission->files.count("models/vgg19.pth"), 0u);  // weights are not sent
 }
 
+// A sweep that ranks runs by losses its own parameters scale is sent, with
+// a warning that says so; one ranked by an evaluation metric has none.
+TEST_F(SubmissionTest, CarriesTheSweepsWarnings) {
+  auto submission = PrepareSubmission(Sweep(""), SubmissionOptions{});
+  ASSERT_TRUE(submission.ok()) << submission.status();
+  EXPECT_TRUE(submission->warnings.empty());
+  Write("sweep.yaml",
+        "content: content.png\nstyle: style.png\nmetric: {name: loss/total}\n"
+        "parameters:\n  style_weight: {values: [1, 2]}\n");
+  submission = PrepareSubmission(Path("sweep.yaml"), SubmissionOptions{});
+  ASSERT_TRUE(submission.ok()) << submission.status();
+  ASSERT_EQ(submission->warnings.size(), 1u);
+  EXPECT_THAT(submission->warnings[0], HasSubstr("metric loss/total ranks runs by their own weighted losses"));
+}
+
 TEST_F(SubmissionTest, MissingEmptyOrUnusableWeightsNameTheFileLineAndPath) {
   auto missing = PrepareSubmission(Sweep("weights: models/missing.pth\n"));
   ASSERT_FALSE(missing.ok());
