@@ -135,6 +135,18 @@ ReportMetricsRequest Losses(const std::string& agent, int64_t run, int attempt, 
     loss->set_content(0.3 * loss->total());
     loss->set_tv(0.1 * loss->total());
     loss->set_step_seconds(0.25);
+    // Evaluated, as an agent evaluates the steps it reports at rungs and
+    // snapshots; ranked the same way as the losses.
+    v1::Evaluation* eval = loss->mutable_eval();
+    const double level = loss->total() / 1000;
+    eval->set_style(level);
+    eval->set_content(level / 2);
+    eval->set_tv(0.01);
+    eval->set_style_norm(level);
+    eval->set_content_norm(level / 2);
+    eval->set_tv_norm(0.9);
+    eval->set_ssim(1 / (1 + level));
+    eval->set_color(level / 4);
   }
   return request;
 }

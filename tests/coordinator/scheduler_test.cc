@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <filesystem>
 #include <thread>
 
@@ -940,6 +941,10 @@ TEST_F(SchedulerTest, BayesOnTheDefaultMetricSettlesOnTheBalanceNotTheSmallestWe
   auto lowest_decade = [](const std::vector<double>& v) {
     return std::count_if(v.begin(), v.end(), [](double x) { return x < -2; });
   };
+  std::printf("guided proposals, log10 style_weight: loss/total median %.2f, %ld of %zu below 1e-2; "
+              "eval/score median %.2f, %ld of %zu below 1e-2\n",
+              Median(by_loss), static_cast<long>(lowest_decade(by_loss)), by_loss.size(), Median(by_score),
+              static_cast<long>(lowest_decade(by_score)), by_score.size());
   // loss/total pulls the search to the smallest weights it may try...
   EXPECT_LT(Median(by_loss), -2) << ::testing::PrintToString(by_loss);
   EXPECT_GE(lowest_decade(by_loss), 12) << ::testing::PrintToString(by_loss);
@@ -955,6 +960,7 @@ TEST_F(SchedulerTest, BayesOnAParetoMetricSpreadsAlongTheFront) {
   const std::vector<double> proposals =
       Guided(BayesProposals(*scheduler_, files_, "metric: {pareto: [eval/style, eval/content]}"));
   const auto [low, high] = std::minmax_element(proposals.begin(), proposals.end());
+  std::printf("guided proposals, log10 style_weight: %s\n", ::testing::PrintToString(proposals).c_str());
   EXPECT_GT(*high - *low, 3.0) << ::testing::PrintToString(proposals);
   const auto below = std::count_if(proposals.begin(), proposals.end(), [](double x) { return x < 0; });
   EXPECT_GE(below, 3) << ::testing::PrintToString(proposals);
