@@ -348,24 +348,42 @@ std::string RenderHtmlComparison(const Comparison& comparison, const CompareOpti
   }
   html += "</div><h2>Parameters and results</h2><table class=\"runs\"><tr><th></th>";
   for (const CompareSide* side : sides) absl::StrAppend(&html, "<th>#", side->run.index, "</th>");
-  html += "<th>ratio</th></tr>";
+  const RunRecord& a = comparison.a.run;
+  const RunRecord& b = comparison.b.run;
+  const bool evaluated = a.has_eval() || b.has_eval();
+  html += evaluated ? "<th>ratio</th><th>better</th></tr>" : "<th>ratio</th></tr>";
   for (const ComparisonLine& line : ComparisonLines(comparison, options)) {
     absl::StrAppend(&html, "<tr", line.parameter ? " class=\"param\"" : "", "><th>", Escape(line.field),
                     "</th><td>", Escape(line.a), "</td><td>", Escape(line.b), "</td><td>", Escape(line.ratio),
-                    "</td></tr>");
+                    "</td>", evaluated ? absl::StrCat("<td>", Escape(line.better), "</td>") : "", "</tr>");
   }
   html += "</table>";
-  // The lower of the runs with losses that did not diverge; none when
-  // neither has such losses.
-  auto ranks = [](const RunRecord& run) { return run.last_step >= 0 && !run.diverged(); };
-  const RunRecord& a = comparison.a.run;
-  const RunRecord& b = comparison.b.run;
-  const bool a_better = ranks(a) && (!ranks(b) || a.total_loss <= b.total_loss);
-  const bool b_better = ranks(b) && !a_better;
+  bool a_better = false, b_better = false;
+  std::string which;
+  if (a.has_eval() && b.has_eval()) {
+    // The better by eval/score, comparable whatever the runs' weights.
+    const RunRow row_a = MakeRunRows({a}, nlohmann::json::object()).front();
+    const RunRow row_b = MakeRunRows({b}, nlohmann::json::object()).front();
+    const Better better = BetterBy(row_a, row_b, "eval/score");
+    a_better = better == Better::kFirst || better == Better::kEqual;
+    b_better = better == Better::kSecond;
+    which = "the better by eval/score in red";
+  } else {
+    // Runs without an evaluation: the lower total loss of the runs with
+    // losses that did not diverge; none when neither has such losses.
+    auto ranks = [](const RunRecord& run) { return run.last_step >= 0 && !run.diverged(); };
+    a_better = ranks(a) && (!ranks(b) || a.total_loss <= b.total_loss);
+    b_better = ranks(b) && !a_better;
+    which = "the lower in red";
+  }
   std::vector<Curve> curves = {{&comparison.a.metrics, RunTitle(comparison.a), a_better},
                                {&comparison.b.metrics, RunTitle(comparison.b), b_better}};
-  absl::StrAppend(&html, "<h2>Loss curves</h2><p class=\"meta\">total loss per step, log scale; the lower in red",
-                  a.diverged() || b.diverged() ? " (a diverged run is never the lower)" : "", "</p>",
+  absl::StrAppend(&html, "<h2>Loss curves</h2><p class=\"meta\">total loss per step, log scale; ", which,
+                  a.diverged() || b.diverged()
+                      ? (a.has_eval() && b.has_eval() ? " (a diverged run is never the better)"
+                                                      : " (a diverged run is never the lower)")
+                      : "",
+                  "</p>",
                   LossChart(curves), "</body></html>\n");
   return html;
 }

@@ -424,9 +424,10 @@ TEST(RunQueryTest, ReportFormatsAreStable) {
   ASSERT_TRUE(text.ok()) << text.status();
   EXPECT_EQ(*text,
             "index,state,attempt,agent,content,style_layers,style_weight,step,loss_total,loss_style,loss_content,"
-            "loss_tv,duration_s,image,error,diverged_step\n"
+            "loss_tv,duration_s,image,error,diverged_step,eval_step,eval_score,eval_style,eval_content,eval_tv,"
+            "eval_style_norm,eval_content_norm,eval_tv_norm,eval_ssim,eval_color\n"
             "0,SUCCEEDED,0,gpu-0,images/cat.png,block1_conv1,0.01,100,100.0,0.0,0.0,0.0,0.5,"
-            "/art/3-s/run-0/attempt-1/final.png,,\n");
+            "/art/3-s/run-0/attempt-1/final.png,,,,,,,,,,,,\n");
 
   ReportOptions json;
   json.format = "json";
