@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/evaluation.h"
 #include "tools/html_report.h"
 #include "tools/run_query.h"
 #include "tools/terminal_text.h"
@@ -49,6 +50,19 @@ constexpr struct {
 
 }  // namespace
 
+Better BetterBy(const RunRow& a, const RunRow& b, const std::string& metric) {
+  const nlohmann::json x = a.Field(metric), y = b.Field(metric);
+  if (!x.is_number() || !y.is_number()) return Better::kUndecided;
+  if (a.diverged() || b.diverged()) {
+    if (a.diverged() && b.diverged()) return Better::kUndecided;
+    return a.diverged() ? Better::kSecond : Better::kFirst;
+  }
+  const double u = x.get<double>(), v = y.get<double>();
+  if (u == v) return Better::kEqual;
+  if (!(u < v) && !(u > v)) return Better::kUndecided;  // a NaN
+  return (u < v) != HigherIsBetter(metric) ? Better::kFirst : Better::kSecond;
+}
+
 std::string RunTitle(const CompareSide& side) {
   return absl::StrCat("run ", side.run.id, " (sweep ", side.sweep.id, " '", side.sweep.name, "' #", side.run.index,
                       ")");
@@ -90,6 +104,19 @@ std::vector<ComparisonLine> ComparisonLines(const Comparison& comparison, const 
   auto step = [](const RunRow& row) { return row.has_losses() ? absl::StrCat(row.run.last_step) : std::string("-"); };
   lines.push_back({"step", step(a), step(b), ""});
   lines.push_back({"duration", FormatDuration(a), FormatDuration(b), ""});
+  if (a.has_eval() || b.has_eval()) {
+    for (const std::string& name : EvalMetricNames()) {
+      std::string better = "-";
+      switch (BetterBy(a, b, name)) {
+        case Better::kFirst: better = absl::StrCat("#", a.run.index); break;
+        case Better::kSecond: better = absl::StrCat("#", b.run.index); break;
+        case Better::kEqual: better = "="; break;
+        case Better::kUndecided: break;
+      }
+      lines.push_back({name, MetricCell(a, name), MetricCell(b, name), "", false, better});
+    }
+    lines.push_back({"eval_step", MetricCell(a, "eval_step"), MetricCell(b, "eval_step"), ""});
+  }
   for (const auto& loss : kLosses) {
     auto value = [&](const RunRow& row) { return row.has_losses() ? FormatNumber(row.run.*loss.member) : "-"; };
     const auto ratio = Ratio(a, b, loss.member);
@@ -121,10 +148,21 @@ absl::StatusOr<std::string> RenderComparison(const Comparison& comparison, const
         ratio[loss.name] = r ? nlohmann::json(*r) : nlohmann::json();
       }
     }
+    nlohmann::json better = nullptr;
+    if (a.has_eval() && b.has_eval()) {
+      better = nlohmann::json::object();
+      for (const EvalMetricDef& def : EvalMetricDefs()) {
+        const Better which = BetterBy(a, b, def.name);
+        better[def.name + 5] = which == Better::kFirst    ? nlohmann::json(0)
+                               : which == Better::kSecond ? nlohmann::json(1)
+                                                          : nlohmann::json();
+      }
+    }
     nlohmann::json out = {{"format_version", kReportFormatVersion},
                           {"runs", runs},
                           {"differing_params", DifferingParameters(comparison)},
-                          {"loss_ratio", ratio}};
+                          {"loss_ratio", ratio},
+                          {"eval_better", better}};
     return out.dump(2) + "\n";
   }
   if (options.format != "table" && options.format != "markdown") {
@@ -133,9 +171,14 @@ absl::StatusOr<std::string> RenderComparison(const Comparison& comparison, const
   }
   const bool markdown = options.format == "markdown";
   const std::vector<ComparisonLine> lines = ComparisonLines(comparison, options);
+  const bool evaluated = comparison.a.run.has_eval() || comparison.b.run.has_eval();
   std::vector<std::vector<std::string>> table = {
       {"", absl::StrCat("#", comparison.a.run.index), absl::StrCat("#", comparison.b.run.index), "ratio"}};
-  for (const ComparisonLine& line : lines) table.push_back({line.field, line.a, line.b, line.ratio});
+  if (evaluated) table[0].push_back("better");
+  for (const ComparisonLine& line : lines) {
+    table.push_back({line.field, line.a, line.b, line.ratio});
+    if (evaluated) table.back().push_back(line.better);
+  }
   const size_t differing = DifferingParameters(comparison).size();
   const size_t params = Row(comparison.a).params.size();
   const std::string title = absl::StrCat(RunTitle(comparison.a), " vs ", RunTitle(comparison.b));
@@ -147,7 +190,12 @@ absl::StatusOr<std::string> RenderComparison(const Comparison& comparison, const
     out += absl::StrCat("\n", differing, differing == 1 ? " parameter differs" : " parameters differ", "; ",
                         params > differing ? params - differing : 0, " are the same (--all shows every one)\n");
   }
-  out += "ratio: the second run's loss over the first's\n";
+  if (evaluated) {
+    out += "better: by each evaluation metric, comparable across runs (eval/ssim higher, the others lower); a "
+           "diverged run is never the better\n";
+  }
+  out += "ratio: the second run's loss over the first's";
+  out += evaluated ? " (each run's losses are weighted by its own weights)\n" : "\n";
   for (const CompareSide* side : {&comparison.a, &comparison.b}) {
     if (side->run.diverged()) {
       out += absl::StrCat("#", side->run.index, " diverged at step ", side->run.diverged_step,

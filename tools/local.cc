@@ -33,8 +33,12 @@ bool ReportProgress(Store& store, int64_t sweep_id, std::set<int64_t>& reported)
   for (const RunRecord& run : *runs) {
     if (!Finished(run) || !reported.insert(run.id).second) continue;
     const double seconds = run.finished_ms > run.started_ms ? (run.finished_ms - run.started_ms) / 1000.0 : 0;
-    const std::string detail = run.state == RunState::kSucceeded ? absl::StrCat(", total loss ", run.total_loss)
-                                                                 : absl::StrCat(": ", run.error);
+    // eval/score ranks runs across the sweep; the loss only within one setting of the weights.
+    const std::string detail =
+        run.state != RunState::kSucceeded ? absl::StrCat(": ", run.error)
+        : run.has_eval() ? absl::StrCat(", eval/score ", FormatNumber(run.eval.score()), ", loss/total ",
+                                        FormatNumber(run.total_loss))
+                         : absl::StrCat(", loss/total ", FormatNumber(run.total_loss));
     std::printf("[%zu/%zu] run #%d %s in %.1f s%s\n", reported.size(), runs->size(), run.index,
                 std::string(RunStateName(run.state)).c_str(), seconds, detail.c_str());
     std::fflush(stdout);

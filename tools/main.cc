@@ -548,7 +548,9 @@ int main(int argc, char** argv) {
 
   auto* status = app.add_subcommand("status", "Show every sweep with its run counts, or how far one sweep has got: runs "
                                               "by state, steps done of those planned, an ETA from the recent step "
-                                              "rate, and the best run so far.\n"
+                                              "rate, the best run so far (by eval/score; by loss/total for runs "
+                                              "without an evaluation) and the runs on the Pareto front of eval/style "
+                                              "and eval/content.\n"
                                               "Example: stylesweep status my-sweep --db stylesweep.db");
   std::string sweep, db;
   status->add_option("SWEEP", sweep, "a sweep's id or name (default: list every sweep)");
@@ -583,11 +585,13 @@ int main(int argc, char** argv) {
   std::string report_out;
   auto* report = app.add_subcommand(
       "report",
-      "Print one row per run of a sweep: parameters, state, final losses, image. Filter, sort, group, export.\n"
+      "Print one row per run of a sweep: parameters, state, evaluation metrics (eval/*, comparable across the "
+      "sweep's runs), final losses (weighted by each run's own weights), image. Filter, sort, group, export.\n"
       "Examples:\n"
       "  stylesweep report my-sweep --db stylesweep.db\n"
-      "  stylesweep report my-sweep --sort loss/total --top 5 --where \"state = SUCCEEDED and style_weight >= 0.1\"\n"
-      "  stylesweep report my-sweep --group-by style_layers\n"
+      "  stylesweep report my-sweep --sort eval/score --top 5 --where \"state = SUCCEEDED and style_weight >= 0.1\"\n"
+      "  stylesweep report my-sweep --pareto --sort eval/content\n"
+      "  stylesweep report my-sweep --group-by style_layers --metric eval/ssim\n"
       "  stylesweep report my-sweep --format csv -o runs.csv");
   report->add_option("SWEEP", sweep, "a sweep's id or name")->required();
   report->add_option("--db", db, "read this SQLite file (read-only) instead of asking the coordinator");
@@ -595,15 +599,24 @@ int main(int argc, char** argv) {
                      "table, csv, json, markdown, or html (one self-contained page with the images)")
       ->capture_default_str();
   report->add_option("--sort", report_options.sort,
-                     "order by a field: loss/total, loss/style, loss/content, loss/tv, duration, step, state, or any "
-                     "parameter; prefix '-' for descending. By a loss, diverged runs come last either way");
+                     "order by a field: eval/score, eval/style, eval/content, eval/tv, eval/style_norm, "
+                     "eval/content_norm, eval/tv_norm, eval/ssim (higher is better), eval/color, loss/total, "
+                     "loss/style, loss/content, loss/tv, duration, step, state, or any parameter; prefix '-' for "
+                     "descending. By a metric, diverged runs come last either way, and runs without a value after "
+                     "them");
   report->add_option("--top", report_options.top, "keep the first N runs (after --where and --sort)");
   report->add_option("--where", report_options.where,
                      "keep runs matching e.g. \"style_weight >= 0.1 and state = SUCCEEDED\" (= != < <= > >=, and, or, "
                      "not, parentheses); \"diverged = true\" keeps the runs whose loss became NaN or infinite");
   report->add_option("--group-by", report_options.group_by,
                      "one row per value of a parameter: runs, best, mean and spread of --metric");
-  report->add_option("--metric", report_options.metric, "what --group-by summarises")->capture_default_str();
+  report->add_option("--metric", report_options.metric,
+                     "what --group-by summarises, any field --sort takes; best is the lowest (the highest for "
+                     "eval/ssim). Default: eval/score when the sweep's runs have evaluations, else loss/total");
+  report->add_flag("--pareto", report_options.pareto,
+                   "keep only the runs on the Pareto front of eval/style and eval/content (no other run is lower on "
+                   "both), among the runs with an evaluation that did not diverge; after --where, before --sort and "
+                   "--top");
   report->add_option("-o,--output", report_out, "write the report to this file instead of printing it");
   connection.Add(report);
 
@@ -611,8 +624,8 @@ int main(int argc, char** argv) {
   std::string compare_first, compare_second, compare_out;
   auto* compare = app.add_subcommand(
       "compare",
-      "Two runs side by side: the parameters that differ, state, steps, duration, final losses with their ratio, "
-      "and both final images.\n"
+      "Two runs side by side: the parameters that differ, state, steps, duration, evaluation metrics with the better "
+      "run for each, final losses with their ratio, and both final images.\n"
       "A run is its id (as in report --format json) or SWEEP#INDEX.\n"
       "Examples:\n"
       "  stylesweep compare my-sweep#0 my-sweep#3 --db stylesweep.db\n"

@@ -3,12 +3,14 @@
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
+#include <iterator>
 #include <set>
 #include <string_view>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
+#include "common/evaluation.h"
 #include "nlohmann/json.hpp"
 #include "coordinator/scheduler/early_stop.h"
 #include "tools/run_query.h"
@@ -187,6 +189,13 @@ nlohmann::json RunToJson(const RunRow& row, const std::string& artifacts) {
             {"content", row.run.content_loss},
             {"tv", row.run.tv_loss}};
   }
+  nlohmann::json eval = nullptr;
+  if (row.has_eval()) {
+    eval = nlohmann::json::object();
+    for (const EvalMetricDef& def : EvalMetricDefs()) {
+      eval[std::string(def.name).substr(5)] = *EvalMetricValue(row.run.eval, def.name);
+    }
+  }
   auto duration = row.duration_s();
   nlohmann::json image = nullptr;
   if (!row.run.final_snapshot.empty()) {
@@ -201,6 +210,8 @@ nlohmann::json RunToJson(const RunRow& row, const std::string& artifacts) {
           {"params", row.params},
           {"step", row.has_losses() ? nlohmann::json(row.run.last_step) : nlohmann::json()},
           {"loss", loss},
+          {"eval_step", row.has_eval() ? nlohmann::json(row.run.eval_step) : nlohmann::json()},
+          {"eval", eval},
           {"diverged", row.diverged()},
           {"diverged_step", row.diverged() ? nlohmann::json(row.run.diverged_step) : nlohmann::json()},
           {"duration_s", duration ? nlohmann::json(*duration) : nlohmann::json()},
@@ -271,18 +282,45 @@ std::string SweepCountsLine(const SweepView& view) {
 
 namespace {
 
-// `fields` (optional) receives every field name of the sweep's runs, so that
-// callers need not parse the runs' parameters a second time.
-absl::StatusOr<std::vector<RunRow>> SelectRows(const SweepView& view, const ReportOptions& options,
-                                               const Context& context, std::vector<std::string>* fields_out = nullptr) {
-  std::vector<RunRow> rows = MakeRunRows(view.runs, context.image_names);
-  const std::vector<std::string> fields = FieldNames(rows);
-  if (fields_out != nullptr) *fields_out = fields;
+// The runs a report shows, and what the report says about how it chose them.
+struct Selection {
+  std::vector<RunRow> rows;
+  std::vector<std::string> fields;  // every field name of the sweep's runs
+  std::string default_metric;       // DefaultMetric of every run of the sweep
+  // --pareto: the runs --where kept, how many of them are candidates (an
+  // evaluation, not diverged), and how many are on the front.
+  size_t pareto_of = 0, pareto_candidates = 0, pareto_front = 0;
+};
+
+absl::StatusOr<Selection> SelectRows(const SweepView& view, const ReportOptions& options, const Context& context) {
+  Selection selection;
+  std::vector<RunRow>& rows = selection.rows;
+  rows = MakeRunRows(view.runs, context.image_names);
+  selection.fields = FieldNames(rows);
+  selection.default_metric = DefaultMetric(rows);
+  const std::vector<std::string>& fields = selection.fields;
   if (!options.where.empty()) {
     auto filter = RunFilter::Parse(options.where, fields);
     if (!filter.ok()) return filter.status();
     rows.erase(std::remove_if(rows.begin(), rows.end(), [&](const RunRow& r) { return !filter->Matches(r); }),
                rows.end());
+  }
+  if (options.pareto) {
+    selection.pareto_of = rows.size();
+    selection.pareto_candidates =
+        static_cast<size_t>(std::count_if(rows.begin(), rows.end(), IsParetoCandidate));
+    if (selection.pareto_candidates == 0) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "--pareto: none of the ", rows.size(), rows.size() == 1 ? " run" : " runs",
+          options.where.empty() ? " of sweep " : " --where selects in sweep ", view.sweep.id, " '",
+          view.sweep.name, "' has an evaluation (eval/style, eval/content) and did not diverge, so there is no ",
+          "Pareto front to show; agents evaluate a run at its snapshots and its last step, and runs from agents "
+          "that do not evaluate have none"));
+    }
+    std::vector<RunRow> front;
+    for (size_t i : ParetoFrontRows(rows)) front.push_back(std::move(rows[i]));
+    rows = std::move(front);
+    selection.pareto_front = rows.size();
   }
   if (!options.sort.empty()) {
     auto key = ParseSortKey(options.sort, fields);
@@ -291,35 +329,48 @@ absl::StatusOr<std::vector<RunRow>> SelectRows(const SweepView& view, const Repo
   }
   if (options.top < 0) return absl::InvalidArgumentError("--top must be positive");
   if (options.top > 0 && rows.size() > static_cast<size_t>(options.top)) rows.resize(options.top);
-  return rows;
+  return selection;
 }
 
 }  // namespace
 
 absl::StatusOr<std::vector<RunRecord>> SelectRuns(const SweepView& view, const ReportOptions& options) {
-  auto rows = SelectRows(view, options, ReadContext(view));
-  if (!rows.ok()) return rows.status();
+  auto selection = SelectRows(view, options, ReadContext(view));
+  if (!selection.ok()) return selection.status();
   std::vector<RunRecord> runs;
-  for (RunRow& row : *rows) runs.push_back(std::move(row.run));
+  for (RunRow& row : selection->rows) runs.push_back(std::move(row.run));
   return runs;
+}
+
+const std::vector<std::string>& ShownEvalMetrics() {
+  static const std::vector<std::string> shown = {"eval/score", "eval/style", "eval/content", "eval/ssim",
+                                                 "eval/color"};
+  return shown;
+}
+
+std::string MetricCell(const RunRow& row, const std::string& field) {
+  const nlohmann::json value = row.Field(field);
+  if (value.is_null()) return "-";
+  return value.is_number() ? FormatNumber(value.get<double>()) : FormatValue(value);
 }
 
 absl::StatusOr<std::string> RenderReport(const SweepView& view, const ReportOptions& options) {
   const Context context = ReadContext(view);
-  std::vector<std::string> fields;
-  auto selected = SelectRows(view, options, context, &fields);
+  auto selected = SelectRows(view, options, context);
   if (!selected.ok()) return selected.status();
-  std::vector<RunRow> rows = *std::move(selected);
+  const std::vector<std::string> fields = selected->fields;
+  std::vector<RunRow> rows = std::move(selected->rows);
+  const std::string metric = options.metric.empty() ? selected->default_metric : options.metric;
 
   std::vector<RunGroup> groups;
   if (!options.group_by.empty()) {
     if (std::find(fields.begin(), fields.end(), options.group_by) == fields.end()) {
       return ParseSortKey(options.group_by, fields).status();  // the same "unknown field" message
     }
-    if (std::find(fields.begin(), fields.end(), options.metric) == fields.end()) {
-      return ParseSortKey(options.metric, fields).status();
+    if (std::find(fields.begin(), fields.end(), metric) == fields.end()) {
+      return ParseSortKey(metric, fields).status();
     }
-    groups = GroupRows(rows, options.group_by, options.metric);
+    groups = GroupRows(rows, options.group_by, metric);
   }
 
   std::vector<std::string> varying, shared;
@@ -355,8 +406,14 @@ absl::StatusOr<std::string> RenderReport(const SweepView& view, const ReportOpti
                      {"best_run", has ? nlohmann::json(group.best_run_index) : nlohmann::json()}});
       }
       out["group_by"] = options.group_by;
-      out["metric"] = options.metric;
+      out["metric"] = metric;
       out["groups"] = g;
+    }
+    if (options.pareto) {
+      out["pareto"] = {{"objectives", std::vector<std::string>(std::begin(kParetoObjectives), std::end(kParetoObjectives))},
+                       {"front", selected->pareto_front},
+                       {"of", selected->pareto_of},
+                       {"candidates", selected->pareto_candidates}};
     }
     return out.dump(2) + "\n";
   }
@@ -369,9 +426,10 @@ absl::StatusOr<std::string> RenderReport(const SweepView& view, const ReportOpti
     std::vector<std::string> header = {"index", "state", "attempt", "agent"};
     header.insert(header.end(), params.begin(), params.end());
     for (const char* h : {"step", "loss_total", "loss_style", "loss_content", "loss_tv", "duration_s", "image", "error",
-                          "diverged_step"}) {
+                          "diverged_step", "eval_step"}) {
       header.push_back(h);
     }
+    for (const EvalMetricDef& def : EvalMetricDefs()) header.push_back(absl::StrCat("eval_", def.name + 5));
     for (std::string& name : header) name = CsvTextField(name);
     std::string out = absl::StrJoin(header, ",") + "\n";
     for (const RunRow& row : rows) {
@@ -390,6 +448,10 @@ absl::StatusOr<std::string> RenderReport(const SweepView& view, const ReportOpti
       cells.push_back(CsvTextField(j["image"].is_null() ? "" : j["image"].get<std::string>()));
       cells.push_back(CsvTextField(row.run.error));
       cells.push_back(number(j["diverged_step"]));
+      cells.push_back(number(j["eval_step"]));
+      for (const EvalMetricDef& def : EvalMetricDefs()) {
+        cells.push_back(j["eval"].is_null() ? "" : number(j["eval"][def.name + 5]));
+      }
       out += absl::StrJoin(cells, ",") + "\n";
     }
     return out;
@@ -424,20 +486,38 @@ absl::StatusOr<std::string> RenderReport(const SweepView& view, const ReportOpti
                         compute.steps_run + compute.steps_saved, " steps\n");
   }
   if (!context.artifacts.empty()) out += absl::StrCat(markdown ? "\n" : "", "images under ", text(context.artifacts), "\n");
-  if (rows.size() != view.runs.size()) {
+  if (options.pareto) {
+    out += absl::StrCat(markdown ? "\n" : "", selected->pareto_front, " of ", selected->pareto_of,
+                        selected->pareto_of == 1 ? " run" : " runs", " on the Pareto front of ",
+                        absl::StrJoin(kParetoObjectives, " and "),
+                        selected->pareto_candidates < selected->pareto_of
+                            ? absl::StrCat(" (", selected->pareto_candidates,
+                                           " with an evaluation and not diverged)")
+                            : "",
+                        "\n");
+    if (rows.size() != selected->pareto_front) {
+      out += absl::StrCat(markdown ? "\n" : "", "showing ", rows.size(), " of them\n");
+    }
+  } else if (rows.size() != view.runs.size()) {
     out += absl::StrCat(markdown ? "\n" : "", "showing ", rows.size(), " of ", view.runs.size(), " runs\n");
   }
   out += "\n";
 
   if (!options.group_by.empty()) {
-    const auto table = GroupTable(groups, options.group_by, options.metric);
+    const auto table = GroupTable(groups, options.group_by, metric);
     return out + (markdown ? RenderMarkdownTable(table) : RenderColumns(table));
   }
 
+  // The evaluation metrics come first: they rank runs across the sweep; the
+  // losses, weighted by each run's own weights, do not.
+  const bool show_eval = std::any_of(rows.begin(), rows.end(), [](const RunRow& r) { return r.has_eval(); });
   std::vector<std::vector<std::string>> table;
   std::vector<std::string> header = {"run"};
   for (const auto& key : varying) header.push_back(key);
-  for (const char* h : {"state", "step", "total", "style", "content", "tv", "time", "image"}) header.push_back(h);
+  header.push_back("state");
+  header.push_back("step");
+  if (show_eval) header.insert(header.end(), ShownEvalMetrics().begin(), ShownEvalMetrics().end());
+  for (const char* h : {"loss/total", "loss/style", "loss/content", "loss/tv", "time", "image"}) header.push_back(h);
   table.push_back(header);
   for (const RunRow& row : rows) {
     std::vector<std::string> cells = {absl::StrCat("#", row.run.index)};
@@ -445,6 +525,9 @@ absl::StatusOr<std::string> RenderReport(const SweepView& view, const ReportOpti
     cells.push_back(StateCell(row));
     const bool has_losses = row.has_losses();
     cells.push_back(has_losses ? absl::StrCat(row.run.last_step) : "-");
+    if (show_eval) {
+      for (const std::string& name : ShownEvalMetrics()) cells.push_back(MetricCell(row, name));
+    }
     for (double v : {row.run.total_loss, row.run.style_loss, row.run.content_loss, row.run.tv_loss}) {
       cells.push_back(has_losses ? FormatNumber(v) : "-");
     }

@@ -53,32 +53,45 @@ struct ReportOptions {
   std::string sort;              // a field; "-field" sorts descending; empty: run order
   int top = 0;                   // keep the first N rows after sorting; 0: all
   std::string where;             // a filter expression (see run_query.h)
-  std::string group_by;          // a field: one row per value with loss statistics
-  std::string metric = "loss/total";  // what --group-by summarises
+  std::string group_by;          // a field: one row per value with statistics of `metric`
+  // What --group-by summarises; empty: DefaultMetric of the sweep's runs
+  // (eval/score when they have evaluations, else loss/total).
+  std::string metric;
+  // Keep only the runs on the Pareto front of eval/style and eval/content
+  // (ParetoFrontRows), after --where and before --sort and --top.
+  bool pareto = false;
 };
 
 // The report of one sweep in the requested format. InvalidArgument for an
-// unknown format, field or a malformed --where, saying what is accepted.
+// unknown format, field or a malformed --where, saying what is accepted;
+// FailedPrecondition for --pareto when no selected run has an evaluation
+// that did not diverge (the message says so).
 //
-// JSON (stable, for scripts):
+// JSON (stable, for scripts; docs/report-formats.md):
 //   {"sweep": {"id", "name", "method", "source", "artifacts_dir", "counts": {STATE: n},
 //              "diverged", "steps_run", "steps_saved"},
 //    "runs": [{"id", "index", "state", "attempt", "agent", "params": {...},
 //              "step", "loss": {"total", "style", "content", "tv"} | null,
+//              "eval_step" | null, "eval": {"score", "style", "content", "tv", "style_norm",
+//              "content_norm", "tv_norm", "ssim", "color"} | null,
 //              "diverged", "diverged_step" | null,
 //              "duration_s" | null, "image" | null, "error"}]}
 //   With --group-by: "groups": [{"value", "runs", "with_metric", "diverged", "best", "mean", "stddev",
 //   "best_run"}].
-// A diverged run's step, loss and image are its last finite ones.
+//   With --pareto: "pareto": {"objectives", "front", "of", "candidates"}.
+// A diverged run's step, loss, evaluation and image are its last finite ones.
 // CSV: a header row, then one row per run: index, state, attempt, agent, each
 // parameter (lists joined by ';'), step, loss_total, loss_style,
 // loss_content, loss_tv, duration_s, image, error, diverged_step (empty
-// unless the run diverged).
+// unless the run diverged), eval_step, then eval_score ... eval_color (empty
+// without an evaluation).
 //
-// Table and Markdown mark a diverged run's state "FAILED, diverged at step N".
+// Table and Markdown mark a diverged run's state "FAILED, diverged at step N",
+// and show eval/score, eval/style, eval/content, eval/ssim and eval/color
+// when any run shown has an evaluation.
 absl::StatusOr<std::string> RenderReport(const SweepView& view, const ReportOptions& options);
 
-// The runs --where, --sort and --top select, in report order.
+// The runs --where, --pareto, --sort and --top select, in report order.
 absl::StatusOr<std::vector<RunRecord>> SelectRuns(const SweepView& view, const ReportOptions& options);
 
 // A run as the JSON formats write it (see docs/report-formats.md).
@@ -97,6 +110,11 @@ std::string FormatParameter(const std::string& key, const nlohmann::json& value)
 std::string FormatDuration(const RunRow& row);
 // A run's state for a cell: "FAILED, diverged at step 3" when it diverged.
 std::string StateCell(const RunRow& row);
+// A field of a run for a cell: numbers as FormatNumber, "-" when null.
+std::string MetricCell(const RunRow& row, const std::string& field);
+// The evaluation metrics the text formats show (the JSON and CSV have every
+// one): eval/score, eval/style, eval/content, eval/ssim, eval/color.
+const std::vector<std::string>& ShownEvalMetrics();
 std::string RenderColumns(const std::vector<std::vector<std::string>>& rows);
 // Text for Markdown, in a table cell or a line: &, <, > as HTML entities (no
 // raw HTML reaches the page), | and ` escaped, line breaks as spaces.

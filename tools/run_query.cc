@@ -6,6 +6,9 @@
 #include <set>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "common/evaluation.h"
+#include "common/pareto.h"
 #include "common/text.h"
 
 namespace stylesweep {
@@ -34,6 +37,11 @@ nlohmann::json RunRow::Field(const std::string& name) const {
     if (which == "content") return run.content_loss;
     if (which == "tv") return run.tv_loss;
     return nullptr;
+  }
+  if (name == "eval_step") return has_eval() ? nlohmann::json(run.eval_step) : nlohmann::json();
+  if (IsEvalMetric(name)) {
+    if (!has_eval()) return nullptr;
+    return *EvalMetricValue(run.eval, name);
   }
   if (params.is_object() && params.contains(name)) return params[name];
   return nullptr;
@@ -68,6 +76,8 @@ std::vector<RunRow> MakeRunRows(const std::vector<RunRecord>& runs, const nlohma
 std::vector<std::string> FieldNames(const std::vector<RunRow>& rows) {
   std::vector<std::string> names = {"state",      "agent",      "run",          "attempt", "step",     "duration",
                                     "loss/total", "loss/style", "loss/content", "loss/tv", "diverged"};
+  for (const std::string& name : EvalMetricNames()) names.push_back(name);
+  names.push_back("eval_step");
   std::set<std::string> seen(names.begin(), names.end());
   for (const RunRow& row : rows) {
     for (const auto& [key, value] : row.params.items()) {
@@ -83,7 +93,8 @@ absl::Status UnknownField(const std::string& what, const std::string& name, cons
   std::string message = absl::StrCat(what, ": unknown field '", name, "'");
   if (auto close = ClosestMatch(name, fields); !close.empty()) absl::StrAppend(&message, " (did you mean '", close, "'?)");
   absl::StrAppend(&message, "; fields are state, agent, run, attempt, step, duration, loss/total, loss/style, "
-                            "loss/content, loss/tv, diverged and the sweep's parameters");
+                            "loss/content, loss/tv, diverged, ", absl::StrJoin(EvalMetricNames(), ", "),
+                  ", eval_step and the sweep's parameters");
   return absl::InvalidArgumentError(message);
 }
 
@@ -341,12 +352,57 @@ absl::StatusOr<SortKey> ParseSortKey(const std::string& text, const std::vector<
 
 bool IsLossField(const std::string& name) { return name.rfind("loss/", 0) == 0; }
 
+bool IsMetricField(const std::string& name) { return IsLossField(name) || IsEvalMetric(name); }
+
+bool HigherIsBetter(const std::string& name) { return EvalHigherIsBetter(name); }
+
+std::string DefaultMetric(const std::vector<RunRow>& rows) {
+  const bool evaluated =
+      std::any_of(rows.begin(), rows.end(), [](const RunRow& row) { return row.has_eval() && !row.diverged(); });
+  return evaluated ? "eval/score" : "loss/total";
+}
+
+const RunRow* BestRow(const std::vector<RunRow>& rows, const std::string& metric) {
+  const bool maximize = HigherIsBetter(metric);
+  const RunRow* best = nullptr;
+  double best_value = 0;
+  for (const RunRow& row : rows) {
+    if (row.run.state != RunState::kSucceeded || row.diverged()) continue;
+    const nlohmann::json value = row.Field(metric);
+    if (!value.is_number()) continue;
+    const double v = value.get<double>();
+    if (std::isnan(v)) continue;
+    if (best == nullptr || (maximize ? v > best_value : v < best_value)) {
+      best = &row;
+      best_value = v;
+    }
+  }
+  return best;
+}
+
+bool IsParetoCandidate(const RunRow& row) { return row.has_eval() && !row.diverged(); }
+
+std::vector<size_t> ParetoFrontRows(const std::vector<RunRow>& rows) {
+  std::vector<size_t> candidates;
+  std::vector<std::vector<double>> points;
+  for (size_t i = 0; i < rows.size(); ++i) {
+    if (!IsParetoCandidate(rows[i])) continue;
+    candidates.push_back(i);
+    std::vector<double> point;
+    for (const char* objective : kParetoObjectives) point.push_back(*EvalMetricValue(rows[i].run.eval, objective));
+    points.push_back(std::move(point));
+  }
+  std::vector<size_t> front;
+  for (size_t k : ParetoFront(points)) front.push_back(candidates[k]);
+  return front;
+}
+
 void SortRows(std::vector<RunRow>& rows, const SortKey& key) {
-  const bool by_loss = IsLossField(key.field);
-  // 0: a value to order by; 1: a diverged run's loss (the worst); 2: none.
-  auto rank = [by_loss](const RunRow& row, const nlohmann::json& value) {
+  const bool by_metric = IsMetricField(key.field);
+  // 0: a value to order by; 1: a diverged run's metric (the worst); 2: none.
+  auto rank = [by_metric](const RunRow& row, const nlohmann::json& value) {
     if (value.is_null()) return 2;
-    return by_loss && row.diverged() ? 1 : 0;
+    return by_metric && row.diverged() ? 1 : 0;
   };
   std::stable_sort(rows.begin(), rows.end(), [&key, &rank](const RunRow& a, const RunRow& b) {
     const nlohmann::json x = a.Field(key.field), y = b.Field(key.field);
@@ -360,8 +416,9 @@ void SortRows(std::vector<RunRow>& rows, const SortKey& key) {
 }
 
 std::vector<RunGroup> GroupRows(const std::vector<RunRow>& rows, const std::string& field, const std::string& metric,
-                                bool maximize) {
-  const bool by_loss = IsLossField(metric);
+                                std::optional<bool> maximize_option) {
+  const bool by_metric = IsMetricField(metric);
+  const bool maximize = maximize_option.value_or(HigherIsBetter(metric));
   std::vector<RunGroup> groups;
   std::vector<std::vector<double>> samples;
   for (const RunRow& row : rows) {
@@ -374,7 +431,7 @@ std::vector<RunGroup> GroupRows(const std::vector<RunRow>& rows, const std::stri
     }
     RunGroup& group = *it;
     ++group.runs;
-    if (by_loss && row.diverged()) {
+    if (by_metric && row.diverged()) {
       ++group.diverged;
       continue;
     }

@@ -5,13 +5,23 @@
 //
 // Fields a query may name: `state`, `agent`, `run` (the run's index),
 // `attempt`, `step`, `duration` (seconds), `loss/total`, `loss/style`,
-// `loss/content`, `loss/tv`, `diverged` (true or false), and every run
-// parameter by its key (`style_weight`, `style_layers`, ...).
+// `loss/content`, `loss/tv`, `diverged` (true or false), the evaluation
+// metrics (`eval/score`, `eval/style`, `eval/content`, `eval/tv`,
+// `eval/style_norm`, `eval/content_norm`, `eval/tv_norm`, `eval/ssim`,
+// `eval/color`; see common/evaluation.h), `eval_step`, and every run parameter
+// by its key (`style_weight`, `style_layers`, ...).
+//
+// Losses and evaluation metrics are the *metrics*. A run's losses are
+// weighted by its own weights, so they rank runs of one setting only; the
+// evaluation metrics mean the same in every run of a sweep, and eval/score is
+// what reports rank by unless told otherwise (DefaultMetric). A run without
+// an evaluation (older agents, or none measured yet) has null for every
+// eval/* field.
 //
 // A diverged run (its loss became NaN or infinite; it ended FAILED) is the
-// worst result of its sweep: its losses are the last finite ones, shown as
-// they are, but no ranking by a loss puts it ahead of a run that did not
-// diverge. Thread-compatible.
+// worst result of its sweep: its losses and evaluation are the last finite
+// ones, shown as they are, but no ranking by a metric puts it ahead of a run
+// that did not diverge. Thread-compatible.
 //
 // NaN: a comparison with a NaN on either side is false, except `!=`, which is
 // true (IEEE 754). A literal `nan` in a --where expression is refused with an
@@ -36,11 +46,12 @@ struct RunRow {
   RunRecord run;
   nlohmann::json params;  // object
   bool has_losses() const { return run.last_step >= 0; }
+  bool has_eval() const { return run.has_eval(); }
   bool diverged() const { return run.diverged(); }
   // Wall time of the current attempt in seconds; nullopt while unfinished.
   std::optional<double> duration_s() const;
   // A field's value: a number, a string, an array, or null when it has none
-  // (losses of a run that never reported).
+  // (losses of a run that never reported, eval/* of a run not evaluated).
   nlohmann::json Field(const std::string& name) const;
 };
 
@@ -81,15 +92,41 @@ absl::StatusOr<SortKey> ParseSortKey(const std::string& text, const std::vector<
 
 // Whether the field is one of the losses (loss/total, ...).
 bool IsLossField(const std::string& name);
+// Whether the field is a metric: a loss or an evaluation metric (eval/...).
+// Rankings by a metric put diverged runs last.
+bool IsMetricField(const std::string& name);
+// Whether higher values of the field are the better ones: eval/ssim; every
+// other metric is best at its lowest.
+bool HigherIsBetter(const std::string& name);
+
+// The metric to rank `rows` by when the user names none: eval/score when any
+// of them has an evaluation, else loss/total (runs from agents that do not
+// evaluate).
+std::string DefaultMetric(const std::vector<RunRow>& rows);
+
+// The best of `rows` by `metric` in its natural direction (HigherIsBetter):
+// a SUCCEEDED run that did not diverge and has a value; the first of equals.
+// nullptr when there is none.
+const RunRow* BestRow(const std::vector<RunRow>& rows, const std::string& metric);
+
+// The Pareto front reports show: eval/style and eval/content, lower better
+// on both (common/pareto.h). Its candidates are the rows with an evaluation
+// that did not diverge.
+inline constexpr const char* kParetoObjectives[] = {"eval/style", "eval/content"};
+bool IsParetoCandidate(const RunRow& row);
+// Indexes into `rows` of the candidates no other candidate dominates, in
+// ascending order. Equal points are all on the front.
+std::vector<size_t> ParetoFrontRows(const std::vector<RunRow>& rows);
 
 // Stable sort; rows without a value for the field go last either way. By a
-// loss, diverged runs come after every run with a value, whatever the
+// metric, diverged runs come after every run with a value, whatever the
 // direction (and before the runs without one).
 void SortRows(std::vector<RunRow>& rows, const SortKey& key);
 
 // One group of --group-by: the runs sharing a value of the field, with
 // statistics of the metric over the runs that have it. When the metric is a
-// loss, diverged runs count apart: never the best, outside the mean.
+// loss or an evaluation metric, diverged runs count apart: never the best,
+// outside the mean.
 struct RunGroup {
   nlohmann::json value;
   int runs = 0;
@@ -100,9 +137,10 @@ struct RunGroup {
 };
 
 // Groups in order of first appearance; `metric` is a field such as
-// "loss/total"; best is the minimum unless `maximize`.
+// "eval/score"; best is the maximum when `maximize`, the minimum when not,
+// and by default the metric's natural direction (HigherIsBetter).
 std::vector<RunGroup> GroupRows(const std::vector<RunRow>& rows, const std::string& field, const std::string& metric,
-                                bool maximize = false);
+                                std::optional<bool> maximize = std::nullopt);
 
 }  // namespace stylesweep
 

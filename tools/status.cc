@@ -45,11 +45,18 @@ SweepProgress MeasureProgress(const SweepView& view, int64_t now_ms) {
         earliest_start = std::min(earliest_start, std::max(run.started_ms, window_start));
       }
     }
-    if (run.state == RunState::kSucceeded && !run.diverged() && run.last_step >= 0 &&
-        (!progress.best || run.total_loss < progress.best->total_loss)) {
-      progress.best = run;
-    }
   }
+  const std::vector<RunRow> rows = MakeRunRows(view.runs, nlohmann::json::object());
+  progress.best_metric = DefaultMetric(rows);
+  const RunRow* best = BestRow(rows, progress.best_metric);
+  if (best == nullptr && progress.best_metric != "loss/total") {
+    // Evaluated runs, but none has succeeded yet: the best of those that
+    // have, by their losses.
+    progress.best_metric = "loss/total";
+    best = BestRow(rows, progress.best_metric);
+  }
+  if (best != nullptr) progress.best = best->run;
+  for (size_t i : ParetoFrontRows(rows)) progress.pareto_front.push_back(rows[i].run);
   // A bayes sweep proposes its runs as results arrive: those still to come
   // count as much as the last run's steps each.
   if (view.sweep.method == "bayes" && going && view.sweep.run_cap > static_cast<int>(view.runs.size())) {
@@ -130,8 +137,14 @@ std::string RenderSweepStatus(const SweepView& view, int64_t now_ms) {
                                       : " (are agents connected?)",
                     "\n");
   }
+  std::vector<std::string> front;
+  for (const RunRecord& run : progress.pareto_front) front.push_back(absl::StrCat("#", run.index));
+  const std::string front_line =
+      front.empty() ? ""
+                    : absl::StrCat("pareto front: ", front.size() == 1 ? "run " : "runs ", absl::StrJoin(front, ", "),
+                                   " (of eval/style and eval/content, lower better on both)\n");
   if (!progress.best) {
-    absl::StrAppend(&out, "best:      none yet (no run has succeeded)\n");
+    absl::StrAppend(&out, "best:      none yet (no run has succeeded)\n", front_line);
     AppendFailures(view, out);
     return out;
   }
@@ -147,9 +160,9 @@ std::string RenderSweepStatus(const SweepView& view, int64_t now_ms) {
                                     [&](const RunRow& r) { return !r.params.contains(key) || r.params[key] != value; });
     if (varies) params.push_back(ForTerminal(absl::StrCat(key, "=", FormatParameter(key, value))));
   }
-  absl::StrAppend(&out, "best:      run ", best.run.id, " (#", best.run.index, ") loss/total ",
-                  FormatNumber(best.run.total_loss), params.empty() ? "" : absl::StrCat("  ", absl::StrJoin(params, " ")),
-                  "\n");
+  absl::StrAppend(&out, "best:      run ", best.run.id, " (#", best.run.index, ") ", progress.best_metric, " ",
+                  MetricCell(best, progress.best_metric),
+                  params.empty() ? "" : absl::StrCat("  ", absl::StrJoin(params, " ")), "\n", front_line);
   AppendFailures(view, out);
   return out;
 }

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "tools/report.h"
 
@@ -29,9 +30,15 @@ struct SweepProgress {
   // Seconds until steps_planned at that rate; nullopt when nothing is left
   // to do or nothing ran recently.
   std::optional<double> eta_seconds;
-  // The SUCCEEDED run with the lowest total loss; never a diverged run,
-  // whatever its last finite losses.
+  // The best SUCCEEDED run by best_metric: eval/score when the sweep's runs
+  // have evaluations, else loss/total (DefaultMetric in run_query.h); never
+  // a diverged run, whatever its last finite values.
   std::optional<RunRecord> best;
+  std::string best_metric;
+  // The runs on the Pareto front of eval/style and eval/content (with an
+  // evaluation, not diverged, in any state), in run order; empty when no run
+  // has an evaluation.
+  std::vector<RunRecord> pareto_front;
 };
 
 SweepProgress MeasureProgress(const SweepView& view, int64_t now_ms);
@@ -40,8 +47,9 @@ SweepProgress MeasureProgress(const SweepView& view, int64_t now_ms);
 std::string FormatSeconds(double seconds);
 
 // Counts by state (how many of the FAILED runs diverged), progress, rate and
-// ETA, the best run so far with the parameters that vary in the sweep, and
-// the failed runs' errors.
+// ETA, the best run so far (and the metric it is best by) with the parameters
+// that vary in the sweep, the runs on the Pareto front of eval/style and
+// eval/content, and the failed runs' errors.
 std::string RenderSweepStatus(const SweepView& view, int64_t now_ms);
 
 }  // namespace stylesweep

@@ -4,6 +4,7 @@
 #include <map>
 
 #include "absl/strings/str_cat.h"
+#include "common/evaluation.h"
 #include "common/run_params.h"
 #include "coordinator/artifacts/artifact_store.h"
 
@@ -34,6 +35,15 @@ std::optional<SnapshotRecord> PickSnapshot(const RunRecord& run, const std::vect
 }
 
 }  // namespace
+
+json EvaluationJson(const RunRecord& run) {
+  if (!run.has_eval()) return nullptr;
+  json eval = json::object();
+  for (const EvalMetricDef& def : EvalMetricDefs()) {
+    eval[std::string(def.name).substr(5)] = *EvalMetricValue(run.eval, def.name);  // without "eval/"
+  }
+  return eval;
+}
 
 absl::StatusOr<json> DashboardState(Store& store, const DashboardOptions& options) {
   absl::StatusOr<std::vector<SweepRecord>> sweeps = store.ListSweeps(/*with_text=*/false);
@@ -121,6 +131,8 @@ absl::StatusOr<json> DashboardState(Store& store, const DashboardOptions& option
          {"steps", same_attempt && agent.steps > 0 ? agent.steps : PlannedSteps(run->params_json)},
          {"steps_per_second", same_attempt ? agent.steps_per_second : 0.0},
          {"loss", loss},
+         {"eval_step", run->has_eval() ? json(run->eval_step) : json()},
+         {"eval", EvaluationJson(*run)},
          {"snapshot", latest ? json(absl::StrCat("/api/snapshot/", run->id, "?step=", latest->step)) : json()},
          {"snapshot_step", latest ? json(latest->step) : json()}});
   }

@@ -25,7 +25,8 @@ struct DashboardOptions {
 //    "totals": {"agents": {state: n}, "runs": {STATE: n}, "steps_per_second"},
 //    "sweeps": [{id, name, method, paused, created_ms, runs, finished, counts: {STATE: n}}]  (newest first),
 //    "running": [{run_id, sweep_id, sweep, index, attempt, agent, step, steps, steps_per_second,
-//                 loss: {total, content, style, tv} | null, snapshot: URL | null, snapshot_step}],
+//                 loss: {total, content, style, tv} | null, eval_step | null, eval: EVAL | null,
+//                 snapshot: URL | null, snapshot_step}],
 //    "agents": [{name, host, device, device_name, memory_bytes, state, run_id, step, steps,
 //                steps_per_second, heartbeat_age_ms, failures, consecutive_failures, runs_finished,
 //                quarantine_reason}]}
@@ -33,6 +34,11 @@ struct DashboardOptions {
 // cost grows with agents and sweeps, not with runs. Fails only when the store
 // does.
 absl::StatusOr<nlohmann::json> DashboardState(Store& store, const DashboardOptions& options);
+
+// A run's latest evaluation as the dashboard shows it (EVAL above):
+// {score, style, content, tv, style_norm, content_norm, tv_norm, ssim, color}
+// (common/evaluation.h), or null when it has none yet.
+nlohmann::json EvaluationJson(const RunRecord& run);
 
 // The file of a run's snapshot at `step`, or of its current attempt's latest
 // snapshot when `step` is nullopt, as an absolute path under

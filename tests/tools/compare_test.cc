@@ -5,6 +5,7 @@
 
 #include <filesystem>
 
+#include "common/evaluation.h"
 #include "tests/tools/report_fixture.h"
 #include "tools/sweep_source.h"
 
@@ -60,6 +61,77 @@ TEST_F(CompareTest, HtmlPutsBothImagesSideBySideInOneFile) {
   EXPECT_THAT(*html, HasSubstr("src=\"data:image/png;base64,"));
   EXPECT_THAT(*html, Not(HasSubstr("class=\"missing")));
   EXPECT_THAT(*html, HasSubstr("<polyline class=\"curve best\""));
+}
+
+// The fixture's evaluations (report_fixture.h) on both runs.
+absl::StatusOr<Comparison> Evaluated(absl::StatusOr<Comparison> comparison) {
+  if (comparison.ok()) {
+    testing::AddFixtureEvaluation(comparison->a.run);
+    testing::AddFixtureEvaluation(comparison->b.run);
+  }
+  return comparison;
+}
+
+TEST_F(CompareTest, EveryEvaluationMetricIsARowWithTheBetterRunByItsDirection) {
+  // #2 has the lower loss, #1 the lower eval/score (0.4 against 0.31).
+  auto comparison = Evaluated(LoadComparison(*source_, "fixture#2", "fixture#1"));
+  ASSERT_TRUE(comparison.ok()) << comparison.status();
+  auto text = RenderComparison(*comparison, {});
+  ASSERT_TRUE(text.ok());
+  EXPECT_THAT(*text, ::testing::ContainsRegex("  ratio +better\n"));
+  EXPECT_THAT(*text, ::testing::ContainsRegex("\neval/score +0.4 +0.31 +#1\n"));
+  EXPECT_THAT(*text, ::testing::ContainsRegex("\neval/style +0.3 +0.4 +#2\n"));
+  EXPECT_THAT(*text, ::testing::ContainsRegex("\neval/content +0.3 +0.12 +#1\n"));
+  EXPECT_THAT(*text, ::testing::ContainsRegex("\neval/ssim +0.6 +0.75 +#1\n"));  // higher is better
+  EXPECT_THAT(*text, ::testing::ContainsRegex("\neval/color +0.1 +0.15 +#2\n"));
+  EXPECT_THAT(*text, ::testing::ContainsRegex("\neval_step +4 +4 *\n"));
+  size_t rows = 0;
+  for (const std::string& name : EvalMetricNames()) rows += text->find("\n" + name + " ") != std::string::npos;
+  EXPECT_EQ(rows, EvalMetricNames().size());
+  EXPECT_THAT(*text, ::testing::ContainsRegex("loss/total +300 +600 +2x"));  // still shown
+
+  CompareOptions options;
+  options.format = "json";
+  const nlohmann::json json = nlohmann::json::parse(*RenderComparison(*comparison, options));
+  EXPECT_EQ(json["eval_better"]["score"], 1);
+  EXPECT_EQ(json["eval_better"]["style"], 0);
+  EXPECT_EQ(json["eval_better"]["ssim"], 1);
+  EXPECT_DOUBLE_EQ(json["runs"][1]["eval"]["score"].get<double>(), 0.31);
+  EXPECT_EQ(json["runs"][1]["eval_step"], 4);
+
+  // The page draws the better by eval/score in red: #1 (run 2), not #2.
+  options.format = "html";
+  auto html = RenderComparison(*comparison, options);
+  ASSERT_TRUE(html.ok());
+  EXPECT_THAT(*html, ::testing::ContainsRegex("<polyline class=\"curve best\"[^>]*><title>run 2 "));
+  EXPECT_THAT(*html, HasSubstr("the better by eval/score in red"));
+  EXPECT_THAT(*html, HasSubstr("<th>eval/score</th><td>0.4</td><td>0.31</td><td></td><td>#1</td>"));
+}
+
+TEST_F(CompareTest, ADivergedRunIsNeverTheBetterAndARunWithoutAnEvaluationDecidesNothing) {
+  // #5 diverged with better values on every metric.
+  auto comparison = Evaluated(LoadComparison(*source_, "fixture#5", "fixture#2"));
+  ASSERT_TRUE(comparison.ok()) << comparison.status();
+  auto text = RenderComparison(*comparison, {});
+  ASSERT_TRUE(text.ok());
+  for (const std::string& name : EvalMetricNames()) {
+    EXPECT_THAT(*text, ::testing::ContainsRegex("\n" + name + " +[0-9.]+ +[0-9.]+ +#2\n")) << name;
+  }
+  // #3 has no evaluation.
+  comparison = Evaluated(LoadComparison(*source_, "fixture#3", "fixture#2"));
+  ASSERT_TRUE(comparison.ok()) << comparison.status();
+  text = RenderComparison(*comparison, {});
+  ASSERT_TRUE(text.ok());
+  EXPECT_THAT(*text, ::testing::ContainsRegex("\neval/score +- +0.4 +-\n"));
+  CompareOptions options;
+  options.format = "json";
+  EXPECT_TRUE(nlohmann::json::parse(*RenderComparison(*comparison, options))["eval_better"].is_null());
+  // Neither evaluated: no evaluation rows, no better column.
+  comparison = LoadComparison(*source_, "fixture#0", "fixture#2");
+  ASSERT_TRUE(comparison.ok()) << comparison.status();
+  text = RenderComparison(*comparison, {});
+  EXPECT_THAT(*text, Not(HasSubstr("eval/")));
+  EXPECT_THAT(*text, Not(HasSubstr("better")));
 }
 
 TEST_F(CompareTest, UnknownOrMalformedRunsAreClearErrors) {

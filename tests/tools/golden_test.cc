@@ -1,6 +1,6 @@
 // Every text format of `report`, `compare` and `status`, byte for byte,
 // against files in tests/tools/golden/, from a database built with fixed
-// times and losses. A change to a format shows up here as a diff to review;
+// times, losses and evaluations (report_fixture.h). A change to a format shows up here as a diff to review;
 // STYLESWEEP_UPDATE_GOLDEN=1 rewrites the files.
 
 #include <gtest/gtest.h>
@@ -60,10 +60,17 @@ class GoldenTest : public ::testing::Test {
     return source.ok() ? *std::move(source) : nullptr;
   }
 
-  std::string Report(const ReportOptions& options) {
+  // The fixture sweep with its evaluations.
+  SweepView View() {
     auto view = Source()->GetSweep("fixture");
     EXPECT_TRUE(view.ok()) << view.status();
-    auto text = RenderReport(*view, options);
+    if (!view.ok()) return {};
+    testing::AddFixtureEvaluations(view->runs);
+    return *std::move(view);
+  }
+
+  std::string Report(const ReportOptions& options) {
+    auto text = RenderReport(View(), options);
     EXPECT_TRUE(text.ok()) << text.status();
     return text.ok() ? *text : "";
   }
@@ -73,6 +80,8 @@ class GoldenTest : public ::testing::Test {
     auto comparison = LoadComparison(*source, a, b);
     EXPECT_TRUE(comparison.ok()) << comparison.status();
     if (!comparison.ok()) return "";
+    testing::AddFixtureEvaluation(comparison->a.run);
+    testing::AddFixtureEvaluation(comparison->b.run);
     auto text = RenderComparison(*comparison, options);
     EXPECT_TRUE(text.ok()) << text.status();
     return text.ok() ? *text : "";
@@ -110,12 +119,34 @@ TEST_F(GoldenTest, SortTopAndWhere) {
   ExpectGolden("report-diverged.md", Report(options));
 }
 
+TEST_F(GoldenTest, SortByEvaluation) {
+  // By eval/score, #1 leads and #2 (the lowest loss) follows; the diverged
+  // #5, whose score is the lowest, comes after every other evaluated run.
+  ReportOptions options;
+  options.sort = "eval/score";
+  ExpectGolden("report-sort-eval.txt", Report(options));
+}
+
+TEST_F(GoldenTest, Pareto) {
+  ReportOptions options;
+  options.pareto = true;
+  options.sort = "eval/content";
+  ExpectGolden("report-pareto.txt", Report(options));
+  options.format = "json";
+  ExpectGolden("report-pareto.json", Report(options));
+}
+
 TEST_F(GoldenTest, GroupBy) {
+  // Summarising eval/score, the default once runs are evaluated.
   ReportOptions options;
   options.group_by = "style_weight";
   ExpectGolden("report-group-by.txt", Report(options));
   options.format = "json";
   ExpectGolden("report-group-by.json", Report(options));
+  options = {};
+  options.group_by = "learning_rate";
+  options.metric = "loss/total";
+  ExpectGolden("report-group-by-loss.txt", Report(options));
 }
 
 TEST_F(GoldenTest, Compare) {
@@ -131,10 +162,8 @@ TEST_F(GoldenTest, Compare) {
 }
 
 TEST_F(GoldenTest, Status) {
-  auto view = Source()->GetSweep("fixture");
-  ASSERT_TRUE(view.ok()) << view.status();
   // A minute after the sweep started: every run but the queued one is done.
-  ExpectGolden("status.txt", RenderSweepStatus(*view, testing::kFixtureStartMs + 60000));
+  ExpectGolden("status.txt", RenderSweepStatus(View(), testing::kFixtureStartMs + 60000));
 }
 
 }  // namespace

@@ -1,7 +1,8 @@
 // Opens the HTML report of the fixture sweep in headless Chromium and checks
 // what a reader sees: every image decoded, one contact-sheet card per run in
-// a rows x columns grid, one loss curve per run with the best drawn in red,
-// and the table of runs. A small script appended to a copy of the page writes
+// a rows x columns grid with the best by eval/score outlined, the scatter of
+// eval/style against eval/content with its Pareto front, one loss curve per
+// run with the best drawn in red, and the table of runs. A small script appended to a copy of the page writes
 // those facts into the DOM, which Chromium dumps.
 
 #include <gmock/gmock.h>
@@ -59,6 +60,16 @@ window.addEventListener('load', () => {
     table_rows: document.querySelectorAll('table.runs tr').length - 1,
     snapshot_runs: document.querySelectorAll('.steps').length,
     diverged_badges: [...document.querySelectorAll('.badge.diverged')].map(b => b.textContent),
+    scatter_points: document.querySelectorAll('svg.scatter a.pt').length,
+    scatter_front: [...document.querySelectorAll('svg.scatter a.pt.front')].map(a => a.dataset.run),
+    scatter_best: [...document.querySelectorAll('svg.scatter a.pt.best')].map(a => a.dataset.run),
+    front_vertices: (() => { const f = document.querySelector('svg.scatter polyline.front');
+                             return f ? f.points.numberOfItems : null; })(),
+    front_stroke: (() => { const f = document.querySelector('svg.scatter polyline.front');
+                           return f ? getComputedStyle(f).stroke : null; })(),
+    scatter_links_resolve: [...document.querySelectorAll('svg.scatter a.pt')].every(
+        a => !!document.getElementById(a.getAttribute('href').slice(1))),
+    hover_images: [...document.querySelectorAll('svg.scatter image.hover')].map(i => getComputedStyle(i).visibility),
     diverged_card: (() => { const c = document.querySelector('figure.card.diverged');
                             if (!c) return null;
                             const img = c.querySelector('img');
@@ -88,6 +99,7 @@ TEST(HtmlChromiumTest, TheReportShowsEveryImageTheGridTheCurvesAndTheTable) {
   ASSERT_TRUE(source.ok()) << source.status();
   auto data = LoadHtmlReportData(**source, "fixture", {});
   ASSERT_TRUE(data.ok()) << data.status();
+  testing::AddFixtureEvaluations(data->view.runs);
   std::string html = RenderHtmlReport(*data);
   const size_t body_end = html.rfind("</body>");
   ASSERT_NE(body_end, std::string::npos);
@@ -120,13 +132,14 @@ TEST(HtmlChromiumTest, TheReportShowsEveryImageTheGridTheCurvesAndTheTable) {
   EXPECT_EQ(seen["decoded"], 13);
   EXPECT_EQ(seen["widths"], nlohmann::json::array({16}));
   // Eight runs on a grid of style_weight (4 rows) x learning_rate (2
-  // columns), one card per cell; the best (#2) outlined, never #5, whose
-  // last finite loss is lower but which diverged.
+  // columns), one card per cell; the best by eval/score (#1) outlined, not
+  // #2, whose loss is the lowest, and never #5, whose last finite loss and
+  // score are lower but which diverged.
   EXPECT_EQ(seen["cards"], 8);
   EXPECT_EQ(seen["grid_rows"], 4);
   EXPECT_EQ(seen["grid_columns"], 2);
   EXPECT_EQ(seen["cells_with_a_card"], 8);
-  EXPECT_EQ(seen["best_card"], "2");
+  EXPECT_EQ(seen["best_card"], "1");
   EXPECT_EQ(seen["best_card_outline"], "solid");
   EXPECT_EQ(seen["diverged_card"], (nlohmann::json{{"run", "5"}, {"outline", "none"}, {"image", true}}));
   // On its card and in the table.
@@ -136,7 +149,17 @@ TEST(HtmlChromiumTest, TheReportShowsEveryImageTheGridTheCurvesAndTheTable) {
   EXPECT_EQ(seen["best_curves"], 1);
   EXPECT_EQ(seen["best_stroke"], "rgb(214, 39, 40)");
   EXPECT_NE(seen["other_stroke"], seen["best_stroke"]);
-  EXPECT_THAT(seen["best_title"].get<std::string>(), ::testing::StartsWith("#2 "));
+  EXPECT_THAT(seen["best_title"].get<std::string>(), ::testing::StartsWith("#1 "));
+  // A point per run evaluated that did not diverge (#0, #1, #2, #4), the
+  // front (#0, #1, #2) joined by a line, the best ringed, each point a link
+  // to its row, each image hidden until hovered.
+  EXPECT_EQ(seen["scatter_points"], 4);
+  EXPECT_EQ(seen["scatter_front"], nlohmann::json::array({"0", "1", "2"}));
+  EXPECT_EQ(seen["scatter_best"], nlohmann::json::array({"1"}));
+  EXPECT_EQ(seen["front_vertices"], 3);
+  EXPECT_NE(seen["front_stroke"], "none");
+  EXPECT_EQ(seen["scatter_links_resolve"], true);
+  EXPECT_EQ(seen["hover_images"], nlohmann::json::array({"hidden", "hidden", "hidden", "hidden"}));
   EXPECT_EQ(seen["snapshot_runs"], 3);
   EXPECT_EQ(seen["table_rows"], 8);
 }

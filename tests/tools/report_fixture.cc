@@ -3,6 +3,8 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <optional>
+#include <tuple>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -51,6 +53,26 @@ struct FixtureRun {
 };
 
 }  // namespace
+
+std::pair<int, Evaluation> FixtureEvaluation(int index) {
+  // style, content, tv, style_norm, content_norm, tv_norm, ssim, color
+  switch (index) {
+    case 0: return {4, Evaluation{0.8, 0.05, 0.02, 0.8, 0.1, 0.9, 0.9, 0.2}};
+    case 1: return {4, Evaluation{0.4, 0.12, 0.03, 0.4, 0.22, 0.8, 0.75, 0.15}};
+    case 2: return {4, Evaluation{0.3, 0.3, 0.04, 0.3, 0.5, 0.7, 0.6, 0.1}};
+    case 4: return {2, Evaluation{0.5, 0.4, 0.05, 0.5, 0.6, 0.6, 0.5, 0.3}};
+    case 5: return {2, Evaluation{0.1, 0.02, 0.2, 0.1, 0.05, 2.0, 0.3, 0.05}};
+    default: return {-1, Evaluation{}};
+  }
+}
+
+void AddFixtureEvaluation(RunRecord& run) {
+  std::tie(run.eval_step, run.eval) = FixtureEvaluation(run.index);
+}
+
+void AddFixtureEvaluations(std::vector<RunRecord>& runs) {
+  for (RunRecord& run : runs) AddFixtureEvaluation(run);
+}
 
 absl::Status WriteFixtureDatabase(const std::string& db_path, const std::string& artifacts_dir, bool write_images) {
   const std::string content_png = Png(200, 120, 40), style_png = Png(30, 60, 200);
@@ -122,9 +144,11 @@ absl::Status WriteFixtureDatabase(const std::string& db_path, const std::string&
     if (!lease->has_value()) return absl::InternalError("fixture: no run to claim");
     const int64_t run_id = (*lease)->run.id;
     std::vector<MetricRow> rows;
+    const auto [eval_step, eval] = FixtureEvaluation(index);
     for (int step = 0; step <= run.last_step; ++step) {
       const double total = 1000 * run.scale / (1 + step);
-      rows.push_back(MetricRow{step, total * 0.5, total * 0.375, total * 0.125, total, 0.25});
+      rows.push_back(MetricRow{step, total * 0.5, total * 0.375, total * 0.125, total, 0.25,
+                               step == eval_step ? std::optional<Evaluation>(eval) : std::nullopt});
     }
     if (absl::Status s = (*store)->AppendMetrics(run_id, 1, rows); !s.ok()) return s;
     const std::string dir = absl::StrCat("1-fixture/run-", index, "/attempt-1/");

@@ -5,9 +5,12 @@
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "coordinator/server.h"
+#include "coordinator/store/store.h"
 #include "gtest/gtest.h"
 
 namespace stylesweep::testing {
@@ -29,7 +32,28 @@ inline constexpr int64_t kFixtureStartMs = 1700000000000;
 // Snapshot paths are "1-fixture/run-N/attempt-1/...". With `write_images`,
 // real 16x8 PNGs (and the content and style images, as blobs) are written
 // under `artifacts_dir`; otherwise the directory is only named.
+//
+// Evaluations (FixtureEvaluation), chosen so that ranking by eval/score and
+// by loss/total disagree:
+//   #0  step 4: eval/style 0.8, eval/content 0.05, eval/score 0.45
+//   #1  step 4: eval/style 0.4, eval/content 0.12, eval/score 0.31 (the best)
+//   #2  step 4: eval/style 0.3, eval/content 0.3,  eval/score 0.4  (the lowest loss)
+//   #3  none (it ran out of memory before its first evaluation)
+//   #4  step 2: eval/style 0.5, eval/content 0.4,  eval/score 0.55 (dominated by #2)
+//   #5  step 2: eval/style 0.1, eval/content 0.02, eval/score 0.075, the best of
+//       all, but it diverged
+//   #6, #7 none
+// so the Pareto front of eval/style and eval/content is #0, #1, #2. They go
+// to the store with the metrics of their step; AddFixtureEvaluations puts
+// them on run records read back from a store that does not keep them.
 absl::Status WriteFixtureDatabase(const std::string& db_path, const std::string& artifacts_dir, bool write_images);
+
+// The evaluation of the fixture's run #index and the step it was measured at
+// (-1 and a zero Evaluation: none).
+std::pair<int, Evaluation> FixtureEvaluation(int index);
+// Sets eval_step and eval of the fixture's runs (sweep 1) as listed above.
+void AddFixtureEvaluations(std::vector<RunRecord>& runs);
+void AddFixtureEvaluation(RunRecord& run);
 
 // A test with the fixture database (with images) at dir_/f.db, its artifacts
 // at dir_/artifacts, and a coordinator serving them on a loopback port.

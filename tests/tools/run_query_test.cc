@@ -6,6 +6,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "common/evaluation.h"
 #include "tools/report.h"
 
 namespace stylesweep {
@@ -269,6 +270,143 @@ TEST(RunQueryTest, GroupByNeverPicksADivergedRunAsBest) {
   EXPECT_EQ(by_run[0].best_run_index, 4);
 }
 
+// Rows() with evaluations: #0, #1 and #2 evaluated at step 100, #3 (failed,
+// no losses) not; and #4, which diverged at step 40 after an evaluation
+// better than any other's on every metric.
+//   #0 eval/style 0.8, eval/content 0.1, eval/score 0.45, eval/ssim 0.9
+//   #1 eval/style 0.4, eval/content 0.2, eval/score 0.3,  eval/ssim 0.7
+//   #2 eval/style 0.2, eval/content 0.6, eval/score 0.4,  eval/ssim 0.5
+//   #4 eval/style 0.1, eval/content 0.05, eval/score 0.075, eval/ssim 0.99 (diverged)
+// By loss/total the order is #2, #1, #0: the reverse of #0's weight.
+std::vector<RunRow> EvaluatedRows() {
+  std::vector<RunRow> rows = RowsWithADivergedRun();
+  // style, content, tv, style_norm, content_norm, tv_norm, ssim, color
+  const std::pair<int, Evaluation> evals[] = {{0, {0.8, 0.1, 0.01, 0.8, 0.1, 1, 0.9, 0.3}},
+                                              {1, {0.4, 0.2, 0.02, 0.4, 0.2, 1, 0.7, 0.2}},
+                                              {2, {0.2, 0.6, 0.03, 0.2, 0.6, 1, 0.5, 0.1}},
+                                              {4, {0.1, 0.05, 0.04, 0.1, 0.05, 1, 0.99, 0.05}}};
+  for (const auto& [index, eval] : evals) {
+    rows[index].run.eval_step = index == 4 ? 39 : 100;
+    rows[index].run.eval = eval;
+  }
+  return rows;
+}
+
+TEST(RunQueryTest, EveryEvaluationMetricIsAFieldNullWithoutAnEvaluation) {
+  const auto rows = EvaluatedRows();
+  const auto fields = FieldNames(rows);
+  for (const std::string& name : EvalMetricNames()) {
+    EXPECT_THAT(fields, ::testing::Contains(name));
+    EXPECT_TRUE(rows[3].Field(name).is_null()) << name;  // #3 has no evaluation
+  }
+  EXPECT_THAT(fields, ::testing::Contains("eval_step"));
+  EXPECT_DOUBLE_EQ(rows[1].Field("eval/score").get<double>(), 0.3);  // (0.4 + 0.2) / 2
+  EXPECT_EQ(rows[1].Field("eval/style"), 0.4);
+  EXPECT_EQ(rows[1].Field("eval/content_norm"), 0.2);
+  EXPECT_EQ(rows[1].Field("eval/ssim"), 0.7);
+  EXPECT_EQ(rows[1].Field("eval/color"), 0.2);
+  EXPECT_EQ(rows[1].Field("eval_step"), 100);
+  EXPECT_TRUE(rows[3].Field("eval_step").is_null());
+  // A mistyped name says which it meant, and lists the metrics.
+  auto key = ParseSortKey("eval/scor", fields);
+  ASSERT_FALSE(key.ok());
+  EXPECT_THAT(std::string(key.status().message()), HasSubstr("did you mean 'eval/score'?"));
+  EXPECT_THAT(std::string(key.status().message()), HasSubstr("eval/ssim, eval/color, eval_step"));
+}
+
+TEST(RunQueryTest, WhereComparesEvaluationMetricsAndSkipsRunsWithout) {
+  const auto rows = EvaluatedRows();
+  const auto fields = FieldNames(rows);
+  auto f = RunFilter::Parse("eval/score < 0.42", fields);
+  ASSERT_TRUE(f.ok()) << f.status();
+  EXPECT_THAT(Indexes(rows, *f), ElementsAre(1, 2, 4));
+  f = RunFilter::Parse("eval/ssim >= 0.7 and not diverged = true", fields);
+  ASSERT_TRUE(f.ok()) << f.status();
+  EXPECT_THAT(Indexes(rows, *f), ElementsAre(0, 1));
+  f = RunFilter::Parse("eval/content != 0.2", fields);  // a run without one matches nothing
+  ASSERT_TRUE(f.ok()) << f.status();
+  EXPECT_THAT(Indexes(rows, *f), ElementsAre(0, 2, 4));
+}
+
+TEST(RunQueryTest, SortByAnEvaluationMetricPutsDivergedRunsThenRunsWithoutOneLast) {
+  auto rows = EvaluatedRows();
+  const auto fields = FieldNames(rows);
+  auto key = ParseSortKey("eval/score", fields);
+  ASSERT_TRUE(key.ok());
+  SortRows(rows, *key);
+  // #4's score (0.075) is the lowest, but it diverged; #3 has none.
+  EXPECT_THAT(Order(rows), ElementsAre(1, 2, 0, 4, 3));
+  key = ParseSortKey("-eval/score", fields);
+  ASSERT_TRUE(key.ok());
+  SortRows(rows, *key);
+  EXPECT_THAT(Order(rows), ElementsAre(0, 2, 1, 4, 3));
+  // eval/ssim, higher is better: -eval/ssim lists the best first.
+  key = ParseSortKey("-eval/ssim", fields);
+  ASSERT_TRUE(key.ok());
+  SortRows(rows, *key);
+  EXPECT_THAT(Order(rows), ElementsAre(0, 1, 2, 4, 3));
+  key = ParseSortKey("eval/style", fields);
+  ASSERT_TRUE(key.ok());
+  SortRows(rows, *key);
+  EXPECT_THAT(Order(rows), ElementsAre(2, 1, 0, 4, 3));
+}
+
+TEST(RunQueryTest, GroupByAnEvaluationMetricTakesItsNaturalDirection) {
+  const auto rows = EvaluatedRows();
+  // style_layers: #0, #1 and the diverged #4 share one value, #2 and #3 the other.
+  auto groups = GroupRows(rows, "style_layers", "eval/score");
+  ASSERT_EQ(groups.size(), 2u);
+  EXPECT_EQ(groups[0].runs, 3);
+  EXPECT_EQ(groups[0].diverged, 1);
+  EXPECT_EQ(groups[0].with_metric, 2);
+  EXPECT_DOUBLE_EQ(groups[0].best, 0.3);  // the lowest, not the diverged run's 0.075
+  EXPECT_EQ(groups[0].best_run_index, 1);
+  EXPECT_DOUBLE_EQ(groups[0].mean, 0.375);
+  EXPECT_EQ(groups[1].with_metric, 1);  // #3 has no evaluation
+  EXPECT_EQ(groups[1].best_run_index, 2);
+  // eval/ssim: the highest is the best (the diverged run's 0.99 left out).
+  groups = GroupRows(rows, "style_layers", "eval/ssim");
+  EXPECT_DOUBLE_EQ(groups[0].best, 0.9);
+  EXPECT_EQ(groups[0].best_run_index, 0);
+  // Asked for explicitly, the other direction still holds.
+  groups = GroupRows(rows, "style_layers", "eval/ssim", /*maximize=*/false);
+  EXPECT_EQ(groups[0].best_run_index, 1);
+}
+
+TEST(RunQueryTest, TheDefaultMetricIsTheScoreOnceRunsAreEvaluated) {
+  EXPECT_EQ(DefaultMetric(Rows()), "loss/total");
+  EXPECT_EQ(DefaultMetric(EvaluatedRows()), "eval/score");
+  // An evaluation of a diverged run alone ranks nothing.
+  std::vector<RunRow> rows = RowsWithADivergedRun();
+  rows[4].run.eval_step = 39;
+  EXPECT_EQ(DefaultMetric(rows), "loss/total");
+  EXPECT_TRUE(HigherIsBetter("eval/ssim"));
+  EXPECT_FALSE(HigherIsBetter("eval/score"));
+  EXPECT_FALSE(HigherIsBetter("loss/total"));
+  EXPECT_TRUE(IsMetricField("eval/color"));
+  EXPECT_TRUE(IsMetricField("loss/tv"));
+  EXPECT_FALSE(IsMetricField("eval_step"));
+}
+
+TEST(RunQueryTest, TheBestRowSucceededDidNotDivergeAndLeadsItsMetric) {
+  const auto rows = EvaluatedRows();
+  ASSERT_NE(BestRow(rows, "eval/score"), nullptr);
+  EXPECT_EQ(BestRow(rows, "eval/score")->run.index, 1);
+  EXPECT_EQ(BestRow(rows, "eval/ssim")->run.index, 0);   // the highest
+  EXPECT_EQ(BestRow(rows, "loss/total")->run.index, 2);  // weighted losses pick another run
+  EXPECT_EQ(BestRow(Rows(), "eval/score"), nullptr);
+}
+
+TEST(RunQueryTest, TheParetoFrontLeavesOutDivergedRunsAndRunsWithoutAnEvaluation) {
+  std::vector<RunRow> rows = EvaluatedRows();
+  // #0 (0.8, 0.1), #1 (0.4, 0.2), #2 (0.2, 0.6) trade style for content;
+  // #4 would dominate all three, but it diverged.
+  EXPECT_THAT(ParetoFrontRows(rows), ElementsAre(0, 1, 2));
+  rows[1].run.eval.style = 0.9;  // now #0 is lower on both
+  EXPECT_THAT(ParetoFrontRows(rows), ElementsAre(0, 2));
+  EXPECT_TRUE(ParetoFrontRows(Rows()).empty());
+}
+
 TEST(RunQueryTest, ReportFormatsAreStable) {
   SweepView view;
   view.sweep.id = 3;
@@ -286,9 +424,10 @@ TEST(RunQueryTest, ReportFormatsAreStable) {
   ASSERT_TRUE(text.ok()) << text.status();
   EXPECT_EQ(*text,
             "index,state,attempt,agent,content,style_layers,style_weight,step,loss_total,loss_style,loss_content,"
-            "loss_tv,duration_s,image,error,diverged_step\n"
+            "loss_tv,duration_s,image,error,diverged_step,eval_step,eval_score,eval_style,eval_content,eval_tv,"
+            "eval_style_norm,eval_content_norm,eval_tv_norm,eval_ssim,eval_color\n"
             "0,SUCCEEDED,0,gpu-0,images/cat.png,block1_conv1,0.01,100,100.0,0.0,0.0,0.0,0.5,"
-            "/art/3-s/run-0/attempt-1/final.png,,\n");
+            "/art/3-s/run-0/attempt-1/final.png,,,,,,,,,,,,\n");
 
   ReportOptions json;
   json.format = "json";

@@ -64,6 +64,73 @@ TEST(StatusTest, ShowsCountsProgressEtaAndTheBestRunWithItsParameters) {
   EXPECT_THAT(text, HasSubstr("best:      run 10 (#0) loss/total 42.5  style_weight=0.1\n"));
 }
 
+// Running() with evaluations: #0 is the only run that succeeded; #3 and #4
+// succeeded too, with lower total losses than #0 but a worse and a better
+// eval/score; #5 diverged with the best evaluation of all.
+SweepView Evaluated() {
+  SweepView view = Running();
+  auto evaluate = [](RunRecord& run, double style, double content) {
+    run.eval_step = run.last_step;
+    run.eval.style = run.eval.style_norm = style;
+    run.eval.content = run.eval.content_norm = content;
+  };
+  evaluate(view.runs[0], 0.6, 0.2);  // score 0.4
+  evaluate(view.runs[1], 0.2, 0.5);  // running: on the front, never the best
+  RunRecord worse = MakeRun(3, RunState::kSucceeded, 0.01);
+  worse.last_step = 100;
+  worse.total_loss = 5;
+  evaluate(worse, 0.9, 0.1);  // score 0.5
+  RunRecord better = MakeRun(4, RunState::kSucceeded, 0.03);
+  better.last_step = 100;
+  better.total_loss = 30;
+  evaluate(better, 0.3, 0.3);  // score 0.3: the best
+  RunRecord diverged = MakeRun(5, RunState::kFailed, 100.0);
+  diverged.last_step = 20;
+  diverged.diverged_step = 21;
+  evaluate(diverged, 0.01, 0.01);
+  RunRecord dominated = MakeRun(6, RunState::kSucceeded, 0.05);
+  dominated.last_step = 100;
+  dominated.total_loss = 1;
+  evaluate(dominated, 0.7, 0.35);  // behind #0 and #4 on both
+  view.runs.push_back(worse);
+  view.runs.push_back(better);
+  view.runs.push_back(diverged);
+  view.runs.push_back(dominated);
+  view.counts = CountByState(view.runs);
+  return view;
+}
+
+TEST(StatusTest, TheBestRunIsTheBestByEvalScoreAndTheParetoFrontIsNamed) {
+  const SweepProgress p = MeasureProgress(Evaluated(), kNow);
+  ASSERT_TRUE(p.best.has_value());
+  EXPECT_EQ(p.best->index, 4);
+  EXPECT_EQ(p.best_metric, "eval/score");
+  std::vector<int> front;
+  for (const RunRecord& run : p.pareto_front) front.push_back(run.index);
+  EXPECT_THAT(front, ::testing::ElementsAre(0, 1, 3, 4));
+  const std::string text = RenderSweepStatus(Evaluated(), kNow);
+  EXPECT_THAT(text, HasSubstr("best:      run 14 (#4) eval/score 0.3  style_weight=0.03\n"));
+  EXPECT_THAT(text, HasSubstr("pareto front: runs #0, #1, #3, #4 (of eval/style and eval/content, lower better on "
+                              "both)\n"));
+}
+
+TEST(StatusTest, RunsWithoutAnEvaluationAreRankedByTheirLossAndNameNoFront) {
+  // Running() has no evaluation: the best by loss/total, and no front line.
+  const std::string text = RenderSweepStatus(Running(), kNow);
+  EXPECT_THAT(text, HasSubstr("best:      run 10 (#0) loss/total 42.5"));
+  EXPECT_THAT(text, ::testing::Not(HasSubstr("pareto front")));
+  // Only a running run evaluated so far: it is on the front, and the best
+  // run that succeeded is still found, by its loss.
+  SweepView view = Running();
+  view.runs[1].eval_step = 50;
+  view.runs[1].eval.style = 0.5;
+  const SweepProgress p = MeasureProgress(view, kNow);
+  ASSERT_TRUE(p.best.has_value());
+  EXPECT_EQ(p.best->index, 0);
+  EXPECT_EQ(p.best_metric, "loss/total");
+  EXPECT_THAT(RenderSweepStatus(view, kNow), HasSubstr("pareto front: run #1 ("));
+}
+
 TEST(StatusTest, FailedRunsShowTheirErrorAndTheEndOfTheAgentsLog) {
   SweepView view = Running();
   RunRecord failed = MakeRun(3, RunState::kFailed, 100.0);

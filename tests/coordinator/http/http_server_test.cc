@@ -5,6 +5,8 @@
 #include "coordinator/http/http_server.h"
 
 #include "coordinator/auth/credentials.h"
+#include "coordinator/http/dashboard_page.h"
+#include "coordinator/http/dashboard_state.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -433,6 +435,9 @@ TEST_F(HttpServerTest, StateShowsAgentsRunningRunsAndSweeps) {
   EXPECT_EQ(run["step"], 7);
   EXPECT_EQ(run["steps"], 20);
   EXPECT_EQ(run["loss"]["total"], 2.5);
+  // Not evaluated yet: the page says so rather than showing zeros.
+  EXPECT_TRUE(run["eval"].is_null());
+  EXPECT_TRUE(run["eval_step"].is_null());
   EXPECT_TRUE(run["snapshot"].is_null());
 
   ASSERT_EQ(state["sweeps"].size(), 1u);
@@ -448,6 +453,70 @@ TEST_F(HttpServerTest, StateShowsAgentsRunningRunsAndSweeps) {
   const nlohmann::json later = nlohmann::json::parse(client.Get("/api/state")->body);
   EXPECT_EQ(later["agents"][0]["state"], "lost");
   EXPECT_EQ(later["totals"]["steps_per_second"], 0);
+}
+
+TEST(DashboardStateTest, ARunsEvaluationCarriesEveryMetricAndItsScore) {
+  RunRecord run;
+  EXPECT_TRUE(EvaluationJson(run).is_null());
+  run.eval_step = 40;
+  run.eval = Evaluation{0.25, 0.5, 0.01, 0.3, 0.4, 0.9, 0.75, 0.2};
+  const nlohmann::json eval = EvaluationJson(run);
+  EXPECT_EQ(eval, (nlohmann::json{{"score", 0.35},
+                                  {"style", 0.25},
+                                  {"content", 0.5},
+                                  {"tv", 0.01},
+                                  {"style_norm", 0.3},
+                                  {"content_norm", 0.4},
+                                  {"tv_norm", 0.9},
+                                  {"ssim", 0.75},
+                                  {"color", 0.2}}));
+}
+
+// The page as Chromium renders it, its request for /api/state answered with
+// two running runs, one evaluated and one not yet.
+TEST(DashboardStateTest, ThePageShowsEachRunningRunsEvaluation) {
+  const std::string chromium = testing::FindProgram("chromium");
+  if (chromium.empty()) GTEST_SKIP() << "chromium is not installed (Debian package chromium): not checked";
+  RunRecord evaluated;
+  evaluated.eval_step = 40;
+  evaluated.eval = Evaluation{0.25, 0.5, 0.01, 0.3, 0.4, 0.9, 0.75, 0.2};
+  auto running = [](int64_t id, const RunRecord& run) {
+    return nlohmann::json{{"run_id", id}, {"sweep_id", 1}, {"sweep", "cats"}, {"index", id}, {"attempt", 1},
+                          {"agent", "gpu-0"}, {"step", 50}, {"steps", 100}, {"steps_per_second", 2.0},
+                          {"loss", {{"total", 12.5}, {"content", 5}, {"style", 7.5}, {"tv", 0}}},
+                          {"eval_step", run.has_eval() ? nlohmann::json(run.eval_step) : nlohmann::json()},
+                          {"eval", EvaluationJson(run)}, {"snapshot", nullptr}, {"snapshot_step", nullptr}};
+  };
+  const nlohmann::json state = {
+      {"now_ms", 0},
+      {"totals", {{"agents", {{"idle", 0}, {"busy", 1}, {"draining", 0}, {"lost", 0}, {"quarantined", 0}}},
+                  {"runs", {{"QUEUED", 0}, {"RUNNING", 2}, {"SUCCEEDED", 0}, {"FAILED", 0}, {"LOST", 0},
+                            {"CANCELLED", 0}, {"PRUNED", 0}}},
+                  {"steps_per_second", 2.0}}},
+      {"sweeps", nlohmann::json::array()},
+      {"running", {running(7, evaluated), running(8, RunRecord{})}},
+      {"agents", nlohmann::json::array()}};
+  // Answers the page's one request before its own script runs.
+  const std::string stub = "<script>window.fetch = async () => new Response(" +
+                           nlohmann::json(state.dump()).dump() + ", {status: 200});</script>";
+  std::string page(DashboardPage());
+  const size_t script = page.find("<script>");
+  ASSERT_NE(script, std::string::npos);
+  page.insert(script, stub);
+  const fs::path dir = fs::temp_directory_path() / ("stylesweep-dashboard-page-" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  ASSERT_TRUE(WriteFileAtomically((dir / "page.html").string(), page).ok());
+  std::string dom;
+  const int status = testing::RunCommand(
+      {testing::FindProgram("timeout"), "60", chromium, "--headless", "--no-sandbox", "--disable-gpu",
+       "--disable-dev-shm-usage", "--no-first-run", "--user-data-dir=" + (dir / "profile").string(),
+       "--virtual-time-budget=3000", "--dump-dom", "file://" + (dir / "page.html").string()},
+      &dom);
+  fs::remove_all(dir);
+  ASSERT_EQ(status, 0) << dom.substr(0, 4000);
+  EXPECT_THAT(dom, HasSubstr("<div class=\"meta eval\">eval/score 0.35 (style 0.25, content 0.5) at step 40</div>"));
+  EXPECT_THAT(dom, HasSubstr("<div class=\"meta eval\">eval/score — (not evaluated yet)</div>"));
+  EXPECT_THAT(dom, HasSubstr("loss 12.5 (content 5, style 7.5)"));  // still shown, below
 }
 
 TEST_F(HttpServerTest, ServesTheLatestSnapshotAndNothingOutsideTheArtifacts) {
