@@ -65,7 +65,7 @@ class GoldenTest : public ::testing::Test {
     auto view = Source()->GetSweep("fixture");
     EXPECT_TRUE(view.ok()) << view.status();
     if (!view.ok()) return {};
-    testing::AddFixtureEvaluations(view->runs);
+    for (const RunRecord& run : view->runs) EXPECT_TRUE(testing::HasFixtureEvaluation(run)) << "run #" << run.index;
     return *std::move(view);
   }
 
@@ -80,8 +80,8 @@ class GoldenTest : public ::testing::Test {
     auto comparison = LoadComparison(*source, a, b);
     EXPECT_TRUE(comparison.ok()) << comparison.status();
     if (!comparison.ok()) return "";
-    testing::AddFixtureEvaluation(comparison->a.run);
-    testing::AddFixtureEvaluation(comparison->b.run);
+    EXPECT_TRUE(testing::HasFixtureEvaluation(comparison->a.run));
+    EXPECT_TRUE(testing::HasFixtureEvaluation(comparison->b.run));
     auto text = RenderComparison(*comparison, options);
     EXPECT_TRUE(text.ok()) << text.status();
     return text.ok() ? *text : "";

@@ -99,7 +99,7 @@ TEST(HtmlChromiumTest, TheReportShowsEveryImageTheGridTheCurvesAndTheTable) {
   ASSERT_TRUE(source.ok()) << source.status();
   auto data = LoadHtmlReportData(**source, "fixture", {});
   ASSERT_TRUE(data.ok()) << data.status();
-  testing::AddFixtureEvaluations(data->view.runs);
+  for (const RunRecord& run : data->view.runs) ASSERT_TRUE(testing::HasFixtureEvaluation(run)) << "run #" << run.index;
   std::string html = RenderHtmlReport(*data);
   const size_t body_end = html.rfind("</body>");
   ASSERT_NE(body_end, std::string::npos);

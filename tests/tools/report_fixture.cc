@@ -66,12 +66,9 @@ std::pair<int, Evaluation> FixtureEvaluation(int index) {
   }
 }
 
-void AddFixtureEvaluation(RunRecord& run) {
-  std::tie(run.eval_step, run.eval) = FixtureEvaluation(run.index);
-}
-
-void AddFixtureEvaluations(std::vector<RunRecord>& runs) {
-  for (RunRecord& run : runs) AddFixtureEvaluation(run);
+bool HasFixtureEvaluation(const RunRecord& run) {
+  const auto [step, eval] = FixtureEvaluation(run.index);
+  return run.eval_step == step && (step < 0 || run.eval == eval);
 }
 
 absl::Status WriteFixtureDatabase(const std::string& db_path, const std::string& artifacts_dir, bool write_images) {

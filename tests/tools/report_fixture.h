@@ -44,16 +44,15 @@ inline constexpr int64_t kFixtureStartMs = 1700000000000;
 //       all, but it diverged
 //   #6, #7 none
 // so the Pareto front of eval/style and eval/content is #0, #1, #2. They go
-// to the store with the metrics of their step; AddFixtureEvaluations puts
-// them on run records read back from a store that does not keep them.
+// to the store with the metrics of their step.
 absl::Status WriteFixtureDatabase(const std::string& db_path, const std::string& artifacts_dir, bool write_images);
 
 // The evaluation of the fixture's run #index and the step it was measured at
 // (-1 and a zero Evaluation: none).
 std::pair<int, Evaluation> FixtureEvaluation(int index);
-// Sets eval_step and eval of the fixture's runs (sweep 1) as listed above.
-void AddFixtureEvaluations(std::vector<RunRecord>& runs);
-void AddFixtureEvaluation(RunRecord& run);
+// Whether a run read back from the fixture carries the evaluation listed
+// above (what reports are built from must be what the store kept).
+bool HasFixtureEvaluation(const RunRecord& run);
 
 // A test with the fixture database (with images) at dir_/f.db, its artifacts
 // at dir_/artifacts, and a coordinator serving them on a loopback port.
