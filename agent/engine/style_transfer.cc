@@ -1,16 +1,14 @@
 #include "agent/engine/style_transfer.h"
 
+#include <ATen/CPUGeneratorImpl.h>
 #include <torch/csrc/autograd/autograd.h>
-#include <torch/types.h>
 #include <torch/nn/functional/upsampling.h>
 #include <torch/optim/lbfgs.h>
 #include <torch/types.h>
 #include <torch/utils.h>
-#include <ATen/CPUGeneratorImpl.h>
 
 #include <algorithm>
 #include <chrono>
-#include <filesystem>
 #include <cmath>
 #include <optional>
 #include <string>
@@ -20,6 +18,7 @@
 #include "absl/strings/str_cat.h"
 #include "agent/engine/cpu_memory.h"
 #include "agent/engine/image_io.h"
+#include "agent/engine/image_tensor.h"
 #include "agent/engine/losses.h"
 #include "common/files.h"
 #include "common/layers.h"
@@ -32,44 +31,6 @@ namespace {
 constexpr double kBeta1 = 0.99;
 constexpr double kBeta2 = 0.999;
 constexpr double kEpsilon = 0.1;
-
-absl::StatusOr<torch::Tensor> LoadImageTensor(const std::string& path, int long_side, const char* role,
-                                              const torch::Device& device) {
-  absl::StatusOr<Image> image = LoadImage(path);
-  if (!image.ok()) {
-    return absl::Status(image.status().code(), absl::StrCat(role, " image: ", std::string(image.status().message())));
-  }
-  Image resized = ResizeLongSide(*image, long_side);
-  return torch::from_blob(resized.pixels.data(), {resized.height, resized.width, 3}, torch::kFloat)
-      .permute({2, 0, 1})
-      .unsqueeze(0)
-      .clone(at::MemoryFormat::Contiguous)  // owns its memory: `resized` dies here
-      .to(device);
-}
-
-// What the network's weights expect as input, computed inside the loss graph
-// so that the optimised image stays RGB in [0, 1].
-class Preprocessor {
- public:
-  Preprocessor(const std::string& kind, const torch::Device& device) : caffe_(kind == "caffe") {
-    const auto options = torch::TensorOptions().dtype(torch::kFloat).device(device);
-    if (caffe_) {
-      mean_ = torch::tensor({103.939f, 116.779f, 123.68f}, options).view({1, 3, 1, 1});  // BGR, 0..255
-    } else {
-      mean_ = torch::tensor({0.485f, 0.456f, 0.406f}, options).view({1, 3, 1, 1});
-      std_ = torch::tensor({0.229f, 0.224f, 0.225f}, options).view({1, 3, 1, 1});
-    }
-  }
-
-  torch::Tensor operator()(const torch::Tensor& rgb) const {
-    if (caffe_) return rgb.flip({1}) * 255.0f - mean_;
-    return (rgb - mean_) / std_;
-  }
-
- private:
-  bool caffe_;
-  torch::Tensor mean_, std_;
-};
 
 // The weighted loss terms of one image (scalars on the device).
 struct Losses {
@@ -95,16 +56,12 @@ struct FeatureSetup {
 std::vector<torch::Tensor> BlendedStyleGrams(const FeatureSetup& features, const RunParams& params,
                                              const std::vector<torch::Tensor>& style_images) {
   torch::NoGradGuard no_grad;
-  std::vector<double> blend = params.style_blend_weights;
-  if (blend.empty()) blend.assign(style_images.size(), 1.0);
-  double blend_sum = 0;
-  for (double w : blend) blend_sum += w;
+  const std::vector<double> blend = StyleBlendWeights(params);
   std::vector<torch::Tensor> grams(features.n_style);
   for (size_t k = 0; k < style_images.size(); ++k) {
     std::vector<torch::Tensor> f = features(style_images[k]);
-    const double w = blend_sum > 0 ? blend[k] / blend_sum : 1.0 / static_cast<double>(style_images.size());
     for (size_t i = 0; i < features.n_style; ++i) {
-      torch::Tensor weighted = Gram(f[i]) * w;
+      torch::Tensor weighted = Gram(f[i]) * blend[k];
       grams[i] = grams[i].defined() ? grams[i] + weighted : weighted;
     }
   }
@@ -434,13 +391,7 @@ absl::Status RunStyleTransfer(Vgg19Features& net, const RunParams& params, const
 
     if (stage == 0) {
       if (params.init == "style") {
-        x = torch::nn::functional::interpolate(
-            styles[0], torch::nn::functional::InterpolateFuncOptions()
-                           .size(std::vector<int64_t>{content->size(2), content->size(3)})
-                           .mode(torch::kBilinear)
-                           .align_corners(false)
-                           .antialias(true));
-        x = x.clamp(0, 1).contiguous();
+        x = ResizeImageTensor(styles[0], content->size(2), content->size(3)).clamp(0, 1).contiguous();
       } else if (params.init == "noise") {
         torch::Generator generator = at::detail::createCPUGenerator(params.seed);
         x = torch::rand(content->sizes(), generator, torch::TensorOptions().dtype(torch::kFloat)).to(options.device);
