@@ -18,6 +18,7 @@
 #include "agent/engine/losses.h"
 #include "agent/engine/style_transfer.h"
 #include "agent/engine/weights.h"
+#include "tests/agent/engine/pictures.h"
 #include "tests/agent/engine/weights_fixtures.h"
 #include "tests/testing/crafted_images.h"
 
@@ -28,43 +29,6 @@ using ::testing::AllOf;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using namespace engine_testing;
-
-// A deterministic test picture: smooth gradients plus a hashed texture, as
-// 8-bit code values (what the engine will read back from the PNG).
-std::vector<uint8_t> Picture(int width, int height, int salt) {
-  std::vector<uint8_t> bytes(static_cast<size_t>(width) * height * 3);
-  for (int y = 0; y < height; ++y) {
-    for (int x = 0; x < width; ++x) {
-      for (int c = 0; c < 3; ++c) {
-        const uint32_t hash = (x * 73856093u) ^ (y * 19349663u) ^ (c * 83492791u) ^ (salt * 2654435761u);
-        const int smooth = (x * 255 / width + y * 128 / height + c * 60 + salt * 40) % 256;
-        bytes[(static_cast<size_t>(y) * width + x) * 3 + c] = static_cast<uint8_t>((smooth + hash % 61) % 256);
-      }
-    }
-  }
-  return bytes;
-}
-
-std::string WritePicture(const std::string& path, int width, int height, int salt) {
-  Image image;
-  image.width = width;
-  image.height = height;
-  for (uint8_t b : Picture(width, height, salt)) image.pixels.push_back(b / 255.0f);
-  absl::StatusOr<std::string> png = EncodePng(image);
-  EXPECT_TRUE(png.ok()) << png.status();
-  WriteBytes(path, *png);
-  return path;
-}
-
-// The picture as the 1 x 3 x H x W tensor the reference route starts from.
-torch::Tensor PictureTensor(int width, int height, int salt) {
-  std::vector<uint8_t> bytes = Picture(width, height, salt);
-  return torch::from_blob(bytes.data(), {height, width, 3}, torch::kUInt8)
-             .permute({2, 0, 1})
-             .unsqueeze(0)
-             .to(torch::kFloat) /
-         255.0f;
-}
 
 struct Recorded {
   std::vector<StepMetrics> rows;
