@@ -33,8 +33,11 @@ struct StepMetrics {
   double step_seconds = 0;              // wall time of the step that led here
   // The evaluation of this step's image (common/evaluation.h), at the steps
   // the engine evaluates: step 0, every snapshot step, the last step, and
-  // the steps EngineCallbacks::evaluate_at asks for. Its cost is not part
-  // of step_seconds.
+  // the steps EngineCallbacks::evaluate_at asks for; set before on_step
+  // sees the row. Its cost is not part of step_seconds. Absent at every
+  // step of a run that cannot be evaluated: a weights file that stops
+  // before block5_conv1, or an image whose short side at eval_size is below
+  // 16 px (the engine logs a warning that says which).
   std::optional<Evaluation> eval;
   double eval_seconds = 0;  // wall time of that evaluation
 };
@@ -50,7 +53,8 @@ struct EngineCallbacks {
   // status (e.g. the disk is full).
   std::function<absl::Status(int step, const std::string& png)> on_snapshot;
   // Steps to evaluate besides step 0, the snapshots and the last step (the
-  // early-termination rungs, where runs are compared).
+  // early-termination rungs, where runs are compared). May be empty. Asked
+  // once per reported step, before on_step.
   std::function<bool(int step)> evaluate_at;
   // Polled between steps; true stops the run, which returns Cancelled.
   std::function<bool()> should_stop;

@@ -1,6 +1,7 @@
 #include "agent/engine/style_transfer.h"
 
 #include <ATen/CPUGeneratorImpl.h>
+#include <spdlog/spdlog.h>
 #include <torch/csrc/autograd/autograd.h>
 #include <torch/nn/functional/upsampling.h>
 #include <torch/optim/lbfgs.h>
@@ -10,6 +11,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <memory>
 #include <optional>
 #include <string>
 #include <utility>
@@ -17,6 +19,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "agent/engine/cpu_memory.h"
+#include "agent/engine/evaluator.h"
 #include "agent/engine/image_io.h"
 #include "agent/engine/image_tensor.h"
 #include "agent/engine/losses.h"
@@ -259,6 +262,14 @@ torch::Tensor PreserveColors(const torch::Tensor& image, const torch::Tensor& co
   return apply(to_rgb, torch::cat({y, iq}, 1)).clamp(0, 1);
 }
 
+// The image a run hands over (snapshots, the image of a stopped or diverged
+// run, the final image) and evaluates: with the content's colours when the
+// run preserves them.
+torch::Tensor SavedImage(const torch::Tensor& x, const torch::Tensor& content, bool preserve_colors) {
+  torch::NoGradGuard no_grad;
+  return preserve_colors ? PreserveColors(x, content) : x.detach();
+}
+
 // Each 2x2 pool halves the image, and a pool's input must be at least 2 px:
 // an image whose short side is below 2^(pools before the deepest tap) cannot
 // reach that tap.
@@ -354,6 +365,16 @@ absl::Status RunStyleTransfer(Vgg19Features& net, const RunParams& params, const
   for (const std::string& layer : params.style_layers) features.taps.push_back(LayerFeatureIndex(layer));
   for (const std::string& layer : params.content_layers) features.taps.push_back(LayerFeatureIndex(layer));
 
+  // The evaluation (common/evaluation.h) of step 0, the snapshot steps, the
+  // last step and the steps evaluate_at asks for. It reads the images itself
+  // at eval_size and uses the network in float32 without touching it, so
+  // the run's losses and images are the same with or without it.
+  std::string not_evaluated;
+  absl::StatusOr<std::unique_ptr<Evaluator>> evaluator =
+      Evaluator::Create(net, params, options.device, &not_evaluated);
+  if (!evaluator.ok()) return evaluator.status();
+  if (*evaluator == nullptr) spdlog::warn("this run's images are not evaluated: {}", not_evaluated);
+
   torch::Tensor x;
   int offset = 0;               // steps of the stages before this one
   int last_snapshot_step = -1;  // the step of the latest on_snapshot call
@@ -435,28 +456,36 @@ absl::Status RunStyleTransfer(Vgg19Features& net, const RunParams& params, const
       const double forward_seconds = SecondsSince(forward_start);
       no_grad.reset();
 
+      const bool last = last_stage && stage_end;
+      const bool snapshot =
+          step > 0 && report && (last || (params.snapshot_every > 0 && step % params.snapshot_every == 0));
+      torch::Tensor saved;  // the image as it is handed over, made once for the evaluation and the snapshot
       if (report) {
-        const StepMetrics metrics = ToMetrics(step, losses, update_seconds);
+        StepMetrics metrics = ToMetrics(step, losses, update_seconds);
         if (const std::string non_finite = NonFiniteLoss(metrics); !non_finite.empty()) {
           // Row `step` is not reported; the image before the update that led
           // to it is the result. (Only stage 0 reports its first row, so a
           // step > 0 here always follows an update.)
           const int last_finite = step - 1;
           if (last_finite >= 0 && last_finite != last_snapshot_step && callbacks.on_snapshot) {
-            absl::StatusOr<std::string> png =
-                EncodeTensorPng(params.preserve_colors ? PreserveColors(previous, *content) : previous);
+            absl::StatusOr<std::string> png = EncodeTensorPng(SavedImage(previous, *content, params.preserve_colors));
             if (!png.ok()) return png.status();
             if (absl::Status s = callbacks.on_snapshot(last_finite, *png); !s.ok()) return s;
           }
           return DivergedError(step, non_finite);
         }
+        const bool asked = callbacks.evaluate_at && callbacks.evaluate_at(step);
+        if (*evaluator != nullptr && (step == 0 || snapshot || asked)) {
+          const auto evaluation_start = std::chrono::steady_clock::now();
+          saved = SavedImage(x, *content, params.preserve_colors);
+          metrics.eval = (*evaluator)->Evaluate(saved);
+          metrics.eval_seconds = SecondsSince(evaluation_start);
+        }
         if (callbacks.on_step) callbacks.on_step(metrics);
       }
-      const bool last = last_stage && stage_end;
-      const bool snapshot =
-          step > 0 && report && (last || (params.snapshot_every > 0 && step % params.snapshot_every == 0));
       if (snapshot && callbacks.on_snapshot) {
-        absl::StatusOr<std::string> png = EncodeTensorPng(params.preserve_colors ? PreserveColors(x, *content) : x);
+        if (!saved.defined()) saved = SavedImage(x, *content, params.preserve_colors);
+        absl::StatusOr<std::string> png = EncodeTensorPng(saved);
         if (!png.ok()) return png.status();
         if (absl::Status s = callbacks.on_snapshot(step, *png); !s.ok()) return s;
         last_snapshot_step = step;
@@ -464,8 +493,7 @@ absl::Status RunStyleTransfer(Vgg19Features& net, const RunParams& params, const
       if (stage_end) break;
       if (callbacks.should_stop && callbacks.should_stop()) {
         if (callbacks.on_stopped && step > 0) {
-          absl::StatusOr<std::string> png =
-              EncodeTensorPng(params.preserve_colors ? PreserveColors(x, *content) : x);
+          absl::StatusOr<std::string> png = EncodeTensorPng(SavedImage(x, *content, params.preserve_colors));
           if (png.ok()) callbacks.on_stopped(step, *png);
         }
         return absl::CancelledError(absl::StrCat("stopped after ", step, " of ", total_steps, " steps"));
@@ -481,7 +509,7 @@ absl::Status RunStyleTransfer(Vgg19Features& net, const RunParams& params, const
     }
     offset += stage_steps;
     if (last_stage && final_image != nullptr) {
-      *final_image = params.preserve_colors ? PreserveColors(x, *content) : x.detach();
+      *final_image = SavedImage(x, *content, params.preserve_colors);
     }
   }
   return absl::OkStatus();

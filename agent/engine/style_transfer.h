@@ -2,9 +2,10 @@
 #define STYLESWEEP_AGENT_ENGINE_STYLE_TRANSFER_H_
 
 // The optimisation behind the torch engine's Run: Gatys et al. as the
-// TensorFlow tutorial implements it (losses, TF-form Adam, clipping). Engine-
-// internal (LibTorch types); split from torch_engine.cc so tests can compare
-// the float result with an independent computation.
+// TensorFlow tutorial implements it (losses, TF-form Adam, clipping), and the
+// evaluation of its images. Engine-internal (LibTorch types); split from
+// torch_engine.cc so tests can compare the float result with an independent
+// computation.
 
 #include <torch/types.h>
 
@@ -66,7 +67,8 @@ struct StyleTransferOptions {
 // every layer within `net`'s depth) and reports through `callbacks` with the
 // contract engine.h gives. On OK, `final_image` (if not null) receives the
 // image after the last update (colours preserved if asked): 1 x 3 x H x W,
-// RGB in [0, 1], on the device.
+// RGB in [0, 1], on the device. StepMetrics::eval comes from an Evaluator
+// (evaluator.h) built for the run.
 //
 // With multires stages, steps are numbered continuously: stage k's updates
 // are steps S+1 .. S+n_k (S: the steps of the stages before it), and row
