@@ -22,7 +22,10 @@
 namespace stylesweep {
 
 // Losses of the image after `step` optimiser updates (step 0: the initial
-// image). Values are the weighted terms that are summed into `total`.
+// image). Values are the weighted terms that are summed into `total`. With
+// optimizer lbfgs the image is optimised unclipped, and these are the losses
+// of the unclipped image; images handed over and `eval` are of the image
+// clipped to [0, 1].
 struct StepMetrics {
   int step = 0;
   double content = 0;
@@ -33,8 +36,11 @@ struct StepMetrics {
   double step_seconds = 0;              // wall time of the step that led here
   // The evaluation of this step's image (common/evaluation.h), at the steps
   // the engine evaluates: step 0, every snapshot step, the last step, and
-  // the steps EngineCallbacks::evaluate_at asks for. Its cost is not part
-  // of step_seconds.
+  // the steps EngineCallbacks::evaluate_at asks for; set before on_step
+  // sees the row. Its cost is not part of step_seconds. Absent at every
+  // step of a run that cannot be evaluated: a weights file that stops
+  // before block5_conv1, or an image whose short side at eval_size is below
+  // 16 px (the engine logs a warning that says which).
   std::optional<Evaluation> eval;
   double eval_seconds = 0;  // wall time of that evaluation
 };
@@ -50,12 +56,13 @@ struct EngineCallbacks {
   // status (e.g. the disk is full).
   std::function<absl::Status(int step, const std::string& png)> on_snapshot;
   // Steps to evaluate besides step 0, the snapshots and the last step (the
-  // early-termination rungs, where runs are compared).
+  // early-termination rungs, where runs are compared). May be empty. Asked
+  // once per reported step, before on_step.
   std::function<bool(int step)> evaluate_at;
   // Polled between steps; true stops the run, which returns Cancelled.
   std::function<bool()> should_stop;
   // When should_stop stopped the run: the image as it is then (after
-  // `step` updates, colours preserved if asked), so that a run cut short
+  // `step` updates, clipped, colours preserved if asked), so that a run cut short
   // (pruned, say) still has its latest image. Not called for step 0.
   std::function<void(int step, const std::string& png)> on_stopped;
 };

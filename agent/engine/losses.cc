@@ -42,6 +42,17 @@ class GramMse : public torch::autograd::Function<GramMse> {
 
 }  // namespace
 
+std::vector<double> StyleBlendWeights(const RunParams& params) {
+  const size_t n = params.style.size();
+  double sum = 0;
+  for (double w : params.style_blend_weights) sum += w;
+  std::vector<double> weights(n, 1.0 / static_cast<double>(n));
+  if (params.style_blend_weights.size() == n && sum > 0) {
+    for (size_t k = 0; k < n; ++k) weights[k] = params.style_blend_weights[k] / sum;
+  }
+  return weights;
+}
+
 torch::Tensor Gram(const torch::Tensor& features) {
   const torch::Tensor f = PositionsByChannels(features);
   return torch::mm(f.t(), f) / static_cast<double>(f.size(0));

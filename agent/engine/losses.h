@@ -5,7 +5,16 @@
 
 #include <torch/types.h>
 
+#include <vector>
+
+#include "common/run_params.h"
+
 namespace stylesweep {
+
+// The weight of each of params.style's images in the blended style target
+// (neural-style's -style_blend_weights): style_blend_weights scaled to sum
+// to 1, equal weights when it is empty or sums to 0.
+std::vector<double> StyleBlendWeights(const RunParams& params);
 
 // G = F·Fᵀ / (H·W) for a 1 x C x H x W activation F.
 torch::Tensor Gram(const torch::Tensor& features);

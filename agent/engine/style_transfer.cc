@@ -1,17 +1,17 @@
 #include "agent/engine/style_transfer.h"
 
+#include <ATen/CPUGeneratorImpl.h>
+#include <spdlog/spdlog.h>
 #include <torch/csrc/autograd/autograd.h>
-#include <torch/types.h>
 #include <torch/nn/functional/upsampling.h>
 #include <torch/optim/lbfgs.h>
 #include <torch/types.h>
 #include <torch/utils.h>
-#include <ATen/CPUGeneratorImpl.h>
 
 #include <algorithm>
 #include <chrono>
-#include <filesystem>
 #include <cmath>
+#include <memory>
 #include <optional>
 #include <string>
 #include <utility>
@@ -19,7 +19,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "agent/engine/cpu_memory.h"
+#include "agent/engine/evaluator.h"
 #include "agent/engine/image_io.h"
+#include "agent/engine/image_tensor.h"
 #include "agent/engine/losses.h"
 #include "common/files.h"
 #include "common/layers.h"
@@ -32,44 +34,6 @@ namespace {
 constexpr double kBeta1 = 0.99;
 constexpr double kBeta2 = 0.999;
 constexpr double kEpsilon = 0.1;
-
-absl::StatusOr<torch::Tensor> LoadImageTensor(const std::string& path, int long_side, const char* role,
-                                              const torch::Device& device) {
-  absl::StatusOr<Image> image = LoadImage(path);
-  if (!image.ok()) {
-    return absl::Status(image.status().code(), absl::StrCat(role, " image: ", std::string(image.status().message())));
-  }
-  Image resized = ResizeLongSide(*image, long_side);
-  return torch::from_blob(resized.pixels.data(), {resized.height, resized.width, 3}, torch::kFloat)
-      .permute({2, 0, 1})
-      .unsqueeze(0)
-      .clone(at::MemoryFormat::Contiguous)  // owns its memory: `resized` dies here
-      .to(device);
-}
-
-// What the network's weights expect as input, computed inside the loss graph
-// so that the optimised image stays RGB in [0, 1].
-class Preprocessor {
- public:
-  Preprocessor(const std::string& kind, const torch::Device& device) : caffe_(kind == "caffe") {
-    const auto options = torch::TensorOptions().dtype(torch::kFloat).device(device);
-    if (caffe_) {
-      mean_ = torch::tensor({103.939f, 116.779f, 123.68f}, options).view({1, 3, 1, 1});  // BGR, 0..255
-    } else {
-      mean_ = torch::tensor({0.485f, 0.456f, 0.406f}, options).view({1, 3, 1, 1});
-      std_ = torch::tensor({0.229f, 0.224f, 0.225f}, options).view({1, 3, 1, 1});
-    }
-  }
-
-  torch::Tensor operator()(const torch::Tensor& rgb) const {
-    if (caffe_) return rgb.flip({1}) * 255.0f - mean_;
-    return (rgb - mean_) / std_;
-  }
-
- private:
-  bool caffe_;
-  torch::Tensor mean_, std_;
-};
 
 // The weighted loss terms of one image (scalars on the device).
 struct Losses {
@@ -95,16 +59,12 @@ struct FeatureSetup {
 std::vector<torch::Tensor> BlendedStyleGrams(const FeatureSetup& features, const RunParams& params,
                                              const std::vector<torch::Tensor>& style_images) {
   torch::NoGradGuard no_grad;
-  std::vector<double> blend = params.style_blend_weights;
-  if (blend.empty()) blend.assign(style_images.size(), 1.0);
-  double blend_sum = 0;
-  for (double w : blend) blend_sum += w;
+  const std::vector<double> blend = StyleBlendWeights(params);
   std::vector<torch::Tensor> grams(features.n_style);
   for (size_t k = 0; k < style_images.size(); ++k) {
     std::vector<torch::Tensor> f = features(style_images[k]);
-    const double w = blend_sum > 0 ? blend[k] / blend_sum : 1.0 / static_cast<double>(style_images.size());
     for (size_t i = 0; i < features.n_style; ++i) {
-      torch::Tensor weighted = Gram(f[i]) * w;
+      torch::Tensor weighted = Gram(f[i]) * blend[k];
       grams[i] = grams[i].defined() ? grams[i] + weighted : weighted;
     }
   }
@@ -199,6 +159,13 @@ class Adam {
 
 // One optimiser step of either kind. For L-BFGS one step is one iteration
 // (a direction and a strong-Wolfe line search, several loss evaluations).
+//
+// Adam clips the image to [0, 1] after every update, as the tutorial does.
+// L-BFGS optimises the image unclipped, as neural-style does: clipping
+// between iterations would change the image behind the optimiser's back
+// and spoil the curvature pairs it builds its directions from (it then
+// stalls well above the loss Adam reaches). Its losses are those of the
+// unclipped image; what is saved and evaluated is clipped (SavedImage).
 class Optimiser {
  public:
   Optimiser(const RunParams& params, torch::Tensor& x) : x_(x) {
@@ -229,8 +196,6 @@ class Optimiser {
       total.backward();
       return total.detach();
     });
-    torch::NoGradGuard no_grad;
-    x_.clamp_(0, 1);
   }
 
  private:
@@ -300,6 +265,16 @@ torch::Tensor PreserveColors(const torch::Tensor& image, const torch::Tensor& co
   const torch::Tensor y = apply(to_yiq, image.detach()).narrow(1, 0, 1);
   const torch::Tensor iq = apply(to_yiq, content).narrow(1, 1, 2);
   return apply(to_rgb, torch::cat({y, iq}, 1)).clamp(0, 1);
+}
+
+// The image a run hands over (snapshots, the image of a stopped or diverged
+// run, the final image) and evaluates: clipped to [0, 1], with the content's
+// colours when the run preserves them. L-BFGS optimises the image unclipped;
+// Adam's is clipped after every update already, so clipping it again
+// changes nothing.
+torch::Tensor SavedImage(const torch::Tensor& x, const torch::Tensor& content, bool preserve_colors) {
+  torch::NoGradGuard no_grad;
+  return preserve_colors ? PreserveColors(x, content) : x.detach().clamp(0, 1);
 }
 
 // Each 2x2 pool halves the image, and a pool's input must be at least 2 px:
@@ -397,6 +372,16 @@ absl::Status RunStyleTransfer(Vgg19Features& net, const RunParams& params, const
   for (const std::string& layer : params.style_layers) features.taps.push_back(LayerFeatureIndex(layer));
   for (const std::string& layer : params.content_layers) features.taps.push_back(LayerFeatureIndex(layer));
 
+  // The evaluation (common/evaluation.h) of step 0, the snapshot steps, the
+  // last step and the steps evaluate_at asks for. It reads the images itself
+  // at eval_size and uses the network in float32 without touching it, so
+  // the run's losses and images are the same with or without it.
+  std::string not_evaluated;
+  absl::StatusOr<std::unique_ptr<Evaluator>> evaluator =
+      Evaluator::Create(net, params, options.device, &not_evaluated);
+  if (!evaluator.ok()) return evaluator.status();
+  if (*evaluator == nullptr) spdlog::warn("this run's images are not evaluated: {}", not_evaluated);
+
   torch::Tensor x;
   int offset = 0;               // steps of the stages before this one
   int last_snapshot_step = -1;  // the step of the latest on_snapshot call
@@ -434,13 +419,7 @@ absl::Status RunStyleTransfer(Vgg19Features& net, const RunParams& params, const
 
     if (stage == 0) {
       if (params.init == "style") {
-        x = torch::nn::functional::interpolate(
-            styles[0], torch::nn::functional::InterpolateFuncOptions()
-                           .size(std::vector<int64_t>{content->size(2), content->size(3)})
-                           .mode(torch::kBilinear)
-                           .align_corners(false)
-                           .antialias(true));
-        x = x.clamp(0, 1).contiguous();
+        x = ResizeImageTensor(styles[0], content->size(2), content->size(3)).clamp(0, 1).contiguous();
       } else if (params.init == "noise") {
         torch::Generator generator = at::detail::createCPUGenerator(params.seed);
         x = torch::rand(content->sizes(), generator, torch::TensorOptions().dtype(torch::kFloat)).to(options.device);
@@ -484,28 +463,36 @@ absl::Status RunStyleTransfer(Vgg19Features& net, const RunParams& params, const
       const double forward_seconds = SecondsSince(forward_start);
       no_grad.reset();
 
+      const bool last = last_stage && stage_end;
+      const bool snapshot =
+          step > 0 && report && (last || (params.snapshot_every > 0 && step % params.snapshot_every == 0));
+      torch::Tensor saved;  // the image as it is handed over, made once for the evaluation and the snapshot
       if (report) {
-        const StepMetrics metrics = ToMetrics(step, losses, update_seconds);
+        StepMetrics metrics = ToMetrics(step, losses, update_seconds);
         if (const std::string non_finite = NonFiniteLoss(metrics); !non_finite.empty()) {
           // Row `step` is not reported; the image before the update that led
           // to it is the result. (Only stage 0 reports its first row, so a
           // step > 0 here always follows an update.)
           const int last_finite = step - 1;
           if (last_finite >= 0 && last_finite != last_snapshot_step && callbacks.on_snapshot) {
-            absl::StatusOr<std::string> png =
-                EncodeTensorPng(params.preserve_colors ? PreserveColors(previous, *content) : previous);
+            absl::StatusOr<std::string> png = EncodeTensorPng(SavedImage(previous, *content, params.preserve_colors));
             if (!png.ok()) return png.status();
             if (absl::Status s = callbacks.on_snapshot(last_finite, *png); !s.ok()) return s;
           }
           return DivergedError(step, non_finite);
         }
+        const bool asked = callbacks.evaluate_at && callbacks.evaluate_at(step);
+        if (*evaluator != nullptr && (step == 0 || snapshot || asked)) {
+          const auto evaluation_start = std::chrono::steady_clock::now();
+          saved = SavedImage(x, *content, params.preserve_colors);
+          metrics.eval = (*evaluator)->Evaluate(saved);
+          metrics.eval_seconds = SecondsSince(evaluation_start);
+        }
         if (callbacks.on_step) callbacks.on_step(metrics);
       }
-      const bool last = last_stage && stage_end;
-      const bool snapshot =
-          step > 0 && report && (last || (params.snapshot_every > 0 && step % params.snapshot_every == 0));
       if (snapshot && callbacks.on_snapshot) {
-        absl::StatusOr<std::string> png = EncodeTensorPng(params.preserve_colors ? PreserveColors(x, *content) : x);
+        if (!saved.defined()) saved = SavedImage(x, *content, params.preserve_colors);
+        absl::StatusOr<std::string> png = EncodeTensorPng(saved);
         if (!png.ok()) return png.status();
         if (absl::Status s = callbacks.on_snapshot(step, *png); !s.ok()) return s;
         last_snapshot_step = step;
@@ -513,8 +500,7 @@ absl::Status RunStyleTransfer(Vgg19Features& net, const RunParams& params, const
       if (stage_end) break;
       if (callbacks.should_stop && callbacks.should_stop()) {
         if (callbacks.on_stopped && step > 0) {
-          absl::StatusOr<std::string> png =
-              EncodeTensorPng(params.preserve_colors ? PreserveColors(x, *content) : x);
+          absl::StatusOr<std::string> png = EncodeTensorPng(SavedImage(x, *content, params.preserve_colors));
           if (png.ok()) callbacks.on_stopped(step, *png);
         }
         return absl::CancelledError(absl::StrCat("stopped after ", step, " of ", total_steps, " steps"));
@@ -530,7 +516,7 @@ absl::Status RunStyleTransfer(Vgg19Features& net, const RunParams& params, const
     }
     offset += stage_steps;
     if (last_stage && final_image != nullptr) {
-      *final_image = params.preserve_colors ? PreserveColors(x, *content) : x.detach();
+      *final_image = SavedImage(x, *content, params.preserve_colors);
     }
   }
   return absl::OkStatus();

@@ -2,9 +2,10 @@
 #define STYLESWEEP_AGENT_ENGINE_STYLE_TRANSFER_H_
 
 // The optimisation behind the torch engine's Run: Gatys et al. as the
-// TensorFlow tutorial implements it (losses, TF-form Adam, clipping). Engine-
-// internal (LibTorch types); split from torch_engine.cc so tests can compare
-// the float result with an independent computation.
+// TensorFlow tutorial implements it (losses, TF-form Adam, clipping), and the
+// evaluation of its images. Engine-internal (LibTorch types); split from
+// torch_engine.cc so tests can compare the float result with an independent
+// computation.
 
 #include <torch/types.h>
 
@@ -65,8 +66,15 @@ struct StyleTransferOptions {
 // Optimises the image for `params` (validated, so layer names are canonical;
 // every layer within `net`'s depth) and reports through `callbacks` with the
 // contract engine.h gives. On OK, `final_image` (if not null) receives the
-// image after the last update (colours preserved if asked): 1 x 3 x H x W,
-// RGB in [0, 1], on the device.
+// image after the last update (clipped, colours preserved if asked):
+// 1 x 3 x H x W, RGB in [0, 1], on the device.
+//
+// Adam clips the image to [0, 1] after every update (the tutorial's
+// algorithm); L-BFGS optimises it unclipped (as neural-style does), so its
+// losses are those of the unclipped image. Everything handed over (the
+// snapshots, the stopped or diverged run's image, `final_image`) is
+// clipped, and so is what the evaluator measures (StepMetrics::eval, by an
+// Evaluator built for the run: evaluator.h).
 //
 // With multires stages, steps are numbered continuously: stage k's updates
 // are steps S+1 .. S+n_k (S: the steps of the stages before it), and row
