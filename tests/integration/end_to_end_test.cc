@@ -6,11 +6,14 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 
 #include "absl/strings/str_cat.h"
+#include "common/evaluation.h"
 #include "common/files.h"
 #include "coordinator/store/store.h"
 #include "tests/testing/subprocess.h"
@@ -19,6 +22,7 @@ namespace stylesweep {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 using testing::RunCommand;
 using testing::Subprocess;
 using testing::WaitUntil;
@@ -339,6 +343,113 @@ TEST_F(EndToEndTest, ARunThatDivergesKeepsItsFiniteLossesAndLastImage) {
   ASSERT_EQ(agents->size(), 1u);
   EXPECT_EQ((*agents)[0].failures, 0);
   EXPECT_EQ((*agents)[0].quarantine_reason, "");
+
+  agent.Signal(SIGTERM);
+  EXPECT_EQ(agent.Wait(), 0) << agent.Log();
+  coordinator_->Signal(SIGTERM);
+  EXPECT_EQ(coordinator_->Wait(), 0) << coordinator_->Log();
+}
+
+// A real sweep over five log-spaced style weights (seeded random network,
+// 48 px, 30 Adam steps): the evaluation metrics trace the trade-off the
+// weight controls, eval/style falling and eval/content rising as it grows,
+// while loss/total only grows with it. So every run is on the Pareto front,
+// and eval/score, not loss/total, names an interior weight the best.
+TEST_F(EndToEndTest, EvaluationMetricsTraceTheStyleContentTradeOff) {
+  const std::string address = StartCoordinator();
+  ASSERT_FALSE(address.empty());
+  auto write_sweep = [&](const std::string& name, const std::string& metric) {
+    const fs::path sweep = dir_ / (name + ".yaml");
+    std::ofstream out(sweep);
+    out << "name: " << name << "\n"
+        << metric << "content: " << (images_ / "cat.png").string() << "\n"
+        << "style: " << (images_ / "starry_night.jpg").string() << "\n"
+        << "content_weight: 1.0e3\ntv_weight: 0.1\nlearning_rate: 0.05\nsteps: 30\nimage_size: 48\n"
+        << "eval_size: 48\nsnapshot_every: 15\n"
+        << "parameters:\n  style_weight: {values: [3.0e1, 1.0e2, 3.0e2, 1.0e3, 3.0e3]}\n";
+    return sweep.string();
+  };
+  std::string output;
+  // Ranking these runs by their own losses is refused nothing, but warned.
+  ASSERT_EQ(RunCommand({bin_ + "/stylesweep", "submit", write_sweep("by-loss", "metric: {name: loss/total}\n"),
+                        "--dry-run", "--allow-dir", images_.string(), "--coordinator", address},
+                       &output),
+            0)
+      << output;
+  EXPECT_THAT(output, HasSubstr("warning: "));
+  EXPECT_THAT(output, HasSubstr("loss/total"));
+  EXPECT_THAT(output, HasSubstr("style_weight"));
+  ASSERT_EQ(RunCommand({bin_ + "/stylesweep", "submit", write_sweep("tradeoff", ""), "--allow-dir",
+                        images_.string(), "--coordinator", address},
+                       &output),
+            0)
+      << output;
+  EXPECT_THAT(output, Not(HasSubstr("warning")));
+
+  Subprocess agent({bin_ + "/stylesweep-agent", "--coordinator", address, "--threads", "2", "--name", "e2e-agent",
+                    "--cache-dir", (dir_ / "cache").string()},
+                   (dir_ / "agent.log").string());
+  const std::string db = (dir_ / "sweeps.db").string();
+  auto read = [&]() -> std::vector<RunRecord> {
+    SqliteStoreOptions options;
+    options.read_only = true;
+    auto store = OpenSqliteStore(db, options);
+    if (!store.ok()) return {};
+    auto runs = (*store)->ListRuns(1);
+    return runs.ok() ? *runs : std::vector<RunRecord>{};
+  };
+  auto finished = [&] {
+    const std::vector<RunRecord> runs = read();
+    return runs.size() == 5 && std::all_of(runs.begin(), runs.end(), [](const RunRecord& r) { return IsTerminal(r.state); });
+  };
+  ASSERT_TRUE(WaitUntil(finished, 600000)) << "agent log:\n" << agent.Log() << "\ncoordinator log:\n"
+                                           << coordinator_->Log();
+
+  SqliteStoreOptions read_only;
+  read_only.read_only = true;
+  auto store = OpenSqliteStore(db, read_only);
+  ASSERT_TRUE(store.ok());
+  const std::vector<RunRecord> runs = *(*store)->ListRuns(1);  // in style_weight order
+  for (const RunRecord& run : runs) {
+    ASSERT_EQ(run.state, RunState::kSucceeded) << run.error;
+    ASSERT_EQ(run.eval_step, 30) << "run #" << run.index;
+    EXPECT_TRUE(CheckEvaluation(run.eval).ok());
+    // Evaluated at step 0, at the snapshot and at the end, and nowhere else.
+    std::vector<int> evaluated;
+    for (const MetricRow& row : *(*store)->GetMetrics(run.id, 0)) {
+      if (row.eval) evaluated.push_back(row.step);
+    }
+    EXPECT_EQ(evaluated, (std::vector<int>{0, 15, 30})) << "run #" << run.index;
+  }
+  std::string table;
+  for (const RunRecord& run : runs) {
+    absl::StrAppend(&table, "#", run.index, " eval/style ", run.eval.style, " eval/content ", run.eval.content,
+                    " eval/score ", run.eval.score(), " loss/total ", run.total_loss, "\n");
+  }
+  for (size_t i = 1; i < runs.size(); ++i) {
+    EXPECT_LT(runs[i].eval.style, runs[i - 1].eval.style) << table;
+    EXPECT_GT(runs[i].eval.content, runs[i - 1].eval.content) << table;
+    EXPECT_GT(runs[i].total_loss, runs[i - 1].total_loss) << table;
+  }
+  // The step-0 image is the content image itself: its normalised style is 1.
+  const std::vector<MetricRow> first = *(*store)->GetMetrics(runs[0].id, 0);
+  ASSERT_TRUE(first.front().eval.has_value());
+  EXPECT_NEAR(first.front().eval->style_norm, 1.0, 1e-4);
+  EXPECT_NEAR(first.front().eval->content, 0.0, 1e-6);
+
+  // Every run is on the front; the best by eval/score is not the smallest
+  // weight, which loss/total would have named.
+  ASSERT_EQ(RunCommand({bin_ + "/stylesweep", "report", "tradeoff", "--db", db, "--pareto"}, &output), 0) << output;
+  EXPECT_THAT(output, HasSubstr("5 of 5 runs on the Pareto front")) << output;
+  const auto best = std::min_element(runs.begin(), runs.end(), [](const RunRecord& a, const RunRecord& b) {
+    return a.eval.score() < b.eval.score();
+  });
+  EXPECT_NE(best->index, 0) << table;
+  ASSERT_EQ(RunCommand({bin_ + "/stylesweep", "status", "tradeoff", "--coordinator", address}, &output), 0) << output;
+  EXPECT_THAT(output, HasSubstr(absl::StrCat("best:      run ", best->id, " (#", best->index, ") eval/score")))
+      << output;
+  EXPECT_THAT(output, HasSubstr("pareto front: runs #0, #1, #2, #3, #4")) << output;
+  std::printf("%s", table.c_str());
 
   agent.Signal(SIGTERM);
   EXPECT_EQ(agent.Wait(), 0) << agent.Log();
