@@ -25,6 +25,8 @@ demo: build
 	rm -rf $(DEMO_DIR)
 	$(BUILD_DIR)/bin/stylesweep local configs/demo.yaml --agents 2 \
 	  --db $(DEMO_DIR)/demo.db --artifacts $(DEMO_DIR)/artifacts
+	$(BUILD_DIR)/bin/stylesweep report demo --db $(DEMO_DIR)/demo.db --format html -o $(DEMO_DIR)/report.html
+	@echo "the runs side by side, and style against content: $(DEMO_DIR)/report.html"
 
 test: build
 	ctest --test-dir $(BUILD_DIR) --output-on-failure -j $(CTEST_JOBS) -LE long

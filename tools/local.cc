@@ -10,7 +10,9 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "agent/client/coordinator_client.h"
 #include "agent/device_info.h"
 #include "agent/engine/engine.h"
@@ -19,6 +21,7 @@
 #include "coordinator/server.h"
 #include "tools/commands.h"
 #include "tools/report.h"
+#include "tools/status.h"
 #include "tools/submission.h"
 
 namespace stylesweep {
@@ -142,6 +145,14 @@ int RunLocal(const LocalOptions& options) {
   SweepView view{std::move(*view_sweep), std::move(*view_runs), {}};
   view.counts = CountByState(view.runs);
   std::printf("\n%s\n", RenderRunTable(view).c_str());
+  // The best run by eval/score (comparable across the sweep's runs) and the
+  // Pareto front of style against content, as `stylesweep status` says them.
+  const std::string status = RenderSweepStatus(view, 0);
+  for (absl::string_view line : absl::StrSplit(status, '\n', absl::SkipEmpty())) {
+    if (absl::StartsWith(line, "best:") || absl::StartsWith(line, "pareto front:")) {
+      std::printf("%s\n", std::string(line).c_str());
+    }
+  }
   std::printf("database: %s   (stylesweep report %lld --db %s)\n", options.db.c_str(),
               static_cast<long long>(sweep_id), options.db.c_str());
   if (interrupted) return 130;
