@@ -22,7 +22,10 @@
 namespace stylesweep {
 
 // Losses of the image after `step` optimiser updates (step 0: the initial
-// image). Values are the weighted terms that are summed into `total`.
+// image). Values are the weighted terms that are summed into `total`. With
+// optimizer lbfgs the image is optimised unclipped, and these are the losses
+// of the unclipped image; images handed over and `eval` are of the image
+// clipped to [0, 1].
 struct StepMetrics {
   int step = 0;
   double content = 0;
@@ -59,7 +62,7 @@ struct EngineCallbacks {
   // Polled between steps; true stops the run, which returns Cancelled.
   std::function<bool()> should_stop;
   // When should_stop stopped the run: the image as it is then (after
-  // `step` updates, colours preserved if asked), so that a run cut short
+  // `step` updates, clipped, colours preserved if asked), so that a run cut short
   // (pruned, say) still has its latest image. Not called for step 0.
   std::function<void(int step, const std::string& png)> on_stopped;
 };

@@ -159,6 +159,13 @@ class Adam {
 
 // One optimiser step of either kind. For L-BFGS one step is one iteration
 // (a direction and a strong-Wolfe line search, several loss evaluations).
+//
+// Adam clips the image to [0, 1] after every update, as the tutorial does.
+// L-BFGS optimises the image unclipped, as neural-style does: clipping
+// between iterations would change the image behind the optimiser's back
+// and spoil the curvature pairs it builds its directions from (it then
+// stalls well above the loss Adam reaches). Its losses are those of the
+// unclipped image; what is saved and evaluated is clipped (SavedImage).
 class Optimiser {
  public:
   Optimiser(const RunParams& params, torch::Tensor& x) : x_(x) {
@@ -189,8 +196,6 @@ class Optimiser {
       total.backward();
       return total.detach();
     });
-    torch::NoGradGuard no_grad;
-    x_.clamp_(0, 1);
   }
 
  private:
@@ -263,11 +268,13 @@ torch::Tensor PreserveColors(const torch::Tensor& image, const torch::Tensor& co
 }
 
 // The image a run hands over (snapshots, the image of a stopped or diverged
-// run, the final image) and evaluates: with the content's colours when the
-// run preserves them.
+// run, the final image) and evaluates: clipped to [0, 1], with the content's
+// colours when the run preserves them. L-BFGS optimises the image unclipped;
+// Adam's is clipped after every update already, so clipping it again
+// changes nothing.
 torch::Tensor SavedImage(const torch::Tensor& x, const torch::Tensor& content, bool preserve_colors) {
   torch::NoGradGuard no_grad;
-  return preserve_colors ? PreserveColors(x, content) : x.detach();
+  return preserve_colors ? PreserveColors(x, content) : x.detach().clamp(0, 1);
 }
 
 // Each 2x2 pool halves the image, and a pool's input must be at least 2 px:

@@ -66,15 +66,22 @@ struct StyleTransferOptions {
 // Optimises the image for `params` (validated, so layer names are canonical;
 // every layer within `net`'s depth) and reports through `callbacks` with the
 // contract engine.h gives. On OK, `final_image` (if not null) receives the
-// image after the last update (colours preserved if asked): 1 x 3 x H x W,
-// RGB in [0, 1], on the device. StepMetrics::eval comes from an Evaluator
-// (evaluator.h) built for the run.
+// image after the last update (clipped, colours preserved if asked):
+// 1 x 3 x H x W, RGB in [0, 1], on the device.
+//
+// Adam clips the image to [0, 1] after every update (the tutorial's
+// algorithm); L-BFGS optimises it unclipped (as neural-style does), so its
+// losses are those of the unclipped image. Everything handed over (the
+// snapshots, the stopped or diverged run's image, `final_image`) is
+// clipped, and so is what the evaluator measures (StepMetrics::eval, by an
+// Evaluator built for the run: evaluator.h).
 //
 // With multires stages, steps are numbered continuously: stage k's updates
 // are steps S+1 .. S+n_k (S: the steps of the stages before it), and row
 // S+n_k (and its snapshot, if due) is the image at the end of stage k, at
 // stage k's size. So there are exactly params.steps + 1 rows, as without
-// stages; the image is then upsampled (bilinear) and the optimiser restarts.
+// stages; the image is then upsampled (bilinear), clipped to [0, 1], and the
+// optimiser restarts.
 // Images that cannot be loaded fail with the loader's status, prefixed by
 // "content image: " or "style image: ".
 absl::Status RunStyleTransfer(Vgg19Features& net, const RunParams& params, const StyleTransferOptions& options,
