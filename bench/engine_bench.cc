@@ -9,11 +9,13 @@
 // configs/images/cat.png styled by starry_night.jpg) for the engine in fp32
 // and bf16 and for the Python peer, their ratio, the achieved GFLOP/s by
 // NOTES.md's cost model, a measured convolution peak and peak RSS; then the
-// bf16 vs fp32 loss after 200 steps at 256 px, and the wall time L-BFGS and
-// multires need to reach the loss 1000 Adam steps reach at 128 px. Every
-// figure uses a seeded random VGG19 (no weights file needed). --quick cuts
-// the step counts for a smoke test; --loss-steps and --quality-steps set the
-// two long measurements' lengths; --no-table skips the table.
+// bf16 vs fp32 loss after 200 steps at 256 px; what evaluation
+// (common/evaluation.h) costs beside a default run's steps at 512 px; and how
+// many steps and seconds Adam, L-BFGS and multires need to reach a given
+// evaluation quality at 128 px. Every figure uses a seeded random VGG19 (no
+// weights file needed). --quick cuts the step counts for a smoke test;
+// --loss-steps and --quality-steps set the two long measurements' lengths;
+// --no-table skips the table.
 
 #include <ATen/Parallel.h>
 #include <sys/resource.h>
@@ -26,7 +28,9 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -168,22 +172,85 @@ double ConvPeakGflops(torch::ScalarType dtype) {
   return 2.0 * 9 * 256 * 256 * 64 * 64 / seconds / 1e9;
 }
 
-// Wall time until a run's total loss (in its last stage) first reaches
-// `target`, or a negative number if it never does within the run.
-double SecondsToReach(Vgg19Features& net, RunParams params, double target) {
+// Every row of one run, evaluated at step 0, the last step and wherever
+// `evaluate_at` says.
+std::vector<StepMetrics> RunRows(Vgg19Features& net, const RunParams& params,
+                                 const std::function<bool(int)>& evaluate_at) {
   StyleTransferOptions options;
   options.normalise_by_targets = true;
-  const int final_stage_start =
-      params.multires_steps.empty() ? 0 : params.steps - params.multires_steps.back();
-  double reached = -1;
-  const double start = Now();
+  std::vector<StepMetrics> rows;
   EngineCallbacks callbacks;
-  callbacks.on_step = [&](const StepMetrics& m) {
-    if (reached < 0 && m.step >= final_stage_start && m.total <= target) reached = Now() - start;
+  callbacks.on_step = [&rows](const StepMetrics& m) { rows.push_back(m); };
+  callbacks.evaluate_at = evaluate_at;
+  absl::Status status = RunStyleTransfer(net, params, options, callbacks);
+  if (!status.ok()) {
+    std::fprintf(stderr, "engine run failed: %s\n", std::string(status.message()).c_str());
+    std::exit(1);
+  }
+  ReleaseCachedCpuMemory();
+  return rows;
+}
+
+// Median seconds of a training step and of an evaluation at `size` px
+// (eval_size `eval_size`), every step evaluated, over `steps` steps (the
+// first update and the first evaluation warm up and are left out).
+std::pair<double, double> StepAndEvaluationSeconds(Vgg19Features& net, int size, int eval_size, int steps) {
+  RunParams params = BenchParams(size, steps, "fp32");
+  params.eval_size = eval_size;
+  std::vector<double> step_seconds, eval_seconds;
+  for (const StepMetrics& m : RunRows(net, params, [](int) { return true; })) {
+    if (m.step >= 2) step_seconds.push_back(m.step_seconds);
+    if (m.step >= 1 && m.eval) eval_seconds.push_back(m.eval_seconds);
+  }
+  return {Median(step_seconds), Median(eval_seconds)};
+}
+
+// Where a run first meets a target: the step and the optimisation seconds
+// (the sum of step_seconds, evaluations excluded) up to it.
+struct Reached {
+  int step = -1;
+  double seconds = 0;
+};
+
+std::string Show(const Reached& r) {
+  if (r.step < 0) return "-";
+  char text[48];
+  std::snprintf(text, sizeof text, "%d / %.1f s", r.step, r.seconds);
+  return text;
+}
+
+// A run's course against the eval targets.
+struct Course {
+  std::string name;
+  Reached score_tight, score_loose, style_tight, style_loose;
+  Evaluation final_eval;
+  double final_total = 0, seconds = 0, eval_seconds = 0;
+  Reached adam_loss;  // where the total loss first reaches Adam's final total (last stage only)
+};
+
+Course Follow(const std::string& name, const std::vector<StepMetrics>& rows, double score_tight, double score_loose,
+              double style_tight, double style_loose, double adam_total, int final_stage_start) {
+  Course c;
+  c.name = name;
+  double seconds = 0;
+  auto meet = [&](Reached& r, bool met, int step) {
+    if (r.step < 0 && met) r = {step, seconds};
   };
-  callbacks.should_stop = [&] { return reached >= 0; };
-  RunStyleTransfer(net, params, options, callbacks).IgnoreError();
-  return reached;
+  for (const StepMetrics& m : rows) {
+    seconds += m.step_seconds;
+    c.eval_seconds += m.eval_seconds;
+    if (m.eval) {
+      meet(c.score_tight, m.eval->score() <= score_tight, m.step);
+      meet(c.score_loose, m.eval->score() <= score_loose, m.step);
+      meet(c.style_tight, m.eval->style_norm <= style_tight, m.step);
+      meet(c.style_loose, m.eval->style_norm <= style_loose, m.step);
+      c.final_eval = *m.eval;
+    }
+    if (m.step >= final_stage_start) meet(c.adam_loss, m.total <= adam_total, m.step);
+    c.final_total = m.total;
+  }
+  c.seconds = seconds;
+  return c;
 }
 
 int Main(int argc, char** argv) {
@@ -275,22 +342,80 @@ int Main(int argc, char** argv) {
   std::printf("total loss after %d steps at 256 px: fp32 %.6g, bf16 %.6g (%+.2f%%)\n", long_steps, fp32.final_total,
               bf16.final_total, 100 * (bf16.final_total - fp32.final_total) / fp32.final_total);
 
+
+  // What evaluation costs beside the steps of a default run (512 px, eval
+  // size 256, 1000 steps, a snapshot every 100): it evaluates step 0, the
+  // ten snapshots (the last one the last step), and with early termination
+  // each rung besides; assume hyperband's min_iter 50, eta 3: rungs at 50,
+  // 150 and 450, none a snapshot step.
+  {
+    const auto [step_s, eval_s] = StepAndEvaluationSeconds(net, 512, kDefaultEvalSize, quick ? 3 : 5);
+    const int evaluations = 11, rungs = 3, default_steps = 1000;
+    auto share = [&](int n) { return 100 * n * eval_s / (default_steps * step_s + n * eval_s); };
+    std::printf("evaluation at 512 px (eval_size %d): %.3f s each, against %.3f s a step\n", kDefaultEvalSize,
+                eval_s, step_s);
+    std::printf("  %d per default run (%d steps, snapshot_every 100) = %.2f%% of its %.0f s;\n", evaluations,
+                default_steps, share(evaluations), default_steps * step_s + evaluations * eval_s);
+    std::printf("  %d with early termination (+%d rungs: min_iter 50, eta 3) = %.2f%%\n\n", evaluations + rungs, rungs,
+                share(evaluations + rungs));
+  }
+
+  // Time to a given evaluation quality at 128 px. eval/* are comparable
+  // across sizes, so multires counts from its first stage on; losses are
+  // not, so "Adam's loss" counts in multires' last stage only. The
+  // tutorial's weights, on a random network, smooth the image away from
+  // both references (total variation dominates: eval/score rises from 0.5
+  // and never comes back), which makes "time to quality" meaningless; so
+  // style weighs as much as content here and total variation little.
   const int adam_steps = quality_steps;
-  const double adam_start = Now();
-  const RunResult adam = RunEngine(net, BenchParams(128, adam_steps, "fp32"));
-  const double adam_seconds = Now() - adam_start;
-  RunParams lbfgs = BenchParams(128, adam_steps, "fp32");
+  const int every = std::max(1, adam_steps / 100);
+  auto evaluate_every = [every](int step) { return step % every == 0; };
+  RunParams adam_params = BenchParams(128, adam_steps, "fp32");
+  adam_params.eval_size = 128;
+  adam_params.style_weight = 1e4;
+  adam_params.content_weight = 1e4;
+  adam_params.tv_weight = 0.01;
+  const std::vector<StepMetrics> adam_rows = RunRows(net, adam_params, evaluate_every);
+  const Evaluation& adam_end = *adam_rows.back().eval;
+  const Evaluation& start = *adam_rows.front().eval;
+  const double score_tight = adam_end.score(), score_loose = (start.score() + adam_end.score()) / 2;
+  const double style_tight = adam_end.style_norm, style_loose = (start.style_norm + adam_end.style_norm) / 2;
+  const double adam_total = adam_rows.back().total;
+
+  RunParams lbfgs = adam_params;
   lbfgs.optimizer = "lbfgs";
-  RunParams multires = BenchParams(128, 1, "fp32");
+  RunParams multires = adam_params;
   multires.multires_sizes = {64, 128};
   multires.multires_steps = {adam_steps / 2, adam_steps};
   multires.Validate().IgnoreError();
-  std::printf("time to the loss of %d Adam steps at 128 px (total %.6g):\n  adam %d steps: %.1f s\n", adam_steps,
-              adam.final_total, adam_steps, adam_seconds);
-  auto show = [](double s) { return s < 0 ? std::string("not reached") : std::to_string(s).substr(0, 6) + " s"; };
-  std::printf("  lbfgs (up to %d iterations): %s\n", adam_steps, show(SecondsToReach(net, lbfgs, adam.final_total)).c_str());
-  std::printf("  multires adam 64 px x %d then 128 px (up to %d steps): %s\n", adam_steps / 2, adam_steps,
-              show(SecondsToReach(net, multires, adam.final_total)).c_str());
+  std::vector<Course> courses;
+  courses.push_back(Follow(absl::StrCat("adam ", adam_steps), adam_rows, score_tight, score_loose, style_tight,
+                           style_loose, adam_total, 0));
+  courses.push_back(Follow(absl::StrCat("lbfgs ", adam_steps), RunRows(net, lbfgs, evaluate_every), score_tight,
+                           score_loose, style_tight, style_loose, adam_total, 0));
+  courses.push_back(Follow(absl::StrCat("multires 64x", adam_steps / 2, "+128x", adam_steps),
+                           RunRows(net, multires, evaluate_every), score_tight, score_loose, style_tight,
+                           style_loose, adam_total, adam_steps / 2));
+
+  std::printf("time to eval quality at 128 px (eval_size 128, evaluated every %d steps; style_weight 1e4, "
+              "content_weight 1e4, tv_weight 0.01, defaults otherwise):\n",
+              every);
+  std::printf("  targets: eval/score <= %.4f (Adam after %d steps) and <= %.4f (halfway from step 0's %.4f);\n",
+              score_tight, adam_steps, score_loose, start.score());
+  std::printf("           eval/style_norm <= %.4f (Adam after %d steps) and <= %.4f (halfway from %.4f)\n",
+              style_tight, adam_steps, style_loose, start.style_norm);
+  std::printf("  cells: step / optimisation seconds (evaluations excluded) where a run first meets the target\n");
+  std::printf("  %-24s %15s %15s %15s %15s %8s %8s %8s %11s %15s %8s %8s\n", "run", "score tight", "score loose",
+              "style tight", "style loose", "score", "style_n", "content_n", "total loss", "Adam's loss",
+              "run s", "eval s");
+  for (const Course& c : courses) {
+    std::printf("  %-24s %15s %15s %15s %15s %8.4f %8.4f %8.4f %11.5g %15s %8.1f %8.1f\n", c.name.c_str(),
+                Show(c.score_tight).c_str(), Show(c.score_loose).c_str(), Show(c.style_tight).c_str(),
+                Show(c.style_loose).c_str(), c.final_eval.score(), c.final_eval.style_norm,
+                c.final_eval.content_norm, c.final_total, Show(c.adam_loss).c_str(), c.seconds, c.eval_seconds);
+  }
+  std::printf("  (Adam's loss: where the total loss first reaches Adam's final %.6g; multires in its 128 px stage)\n",
+              adam_total);
   return 0;
 }
 

@@ -80,7 +80,8 @@ struct StyleTransferOptions {
 // are steps S+1 .. S+n_k (S: the steps of the stages before it), and row
 // S+n_k (and its snapshot, if due) is the image at the end of stage k, at
 // stage k's size. So there are exactly params.steps + 1 rows, as without
-// stages; the image is then upsampled (bilinear) and the optimiser restarts.
+// stages; the image is then upsampled (bilinear), clipped to [0, 1], and the
+// optimiser restarts.
 // Images that cannot be loaded fail with the loader's status, prefixed by
 // "content image: " or "style image: ".
 absl::Status RunStyleTransfer(Vgg19Features& net, const RunParams& params, const StyleTransferOptions& options,
