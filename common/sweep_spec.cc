@@ -1341,12 +1341,9 @@ SweepSpec SweepSpec::ObjectiveFromJson(const nlohmann::json& spec_json) {
 }
 
 std::vector<std::string> SweepSpec::Warnings() const {
-  std::vector<std::string> losses;
-  if (IsLossMetric(metric) && !multi_objective()) losses.push_back(metric);
-  for (const std::string& name : pareto) {
-    if (IsLossMetric(name)) losses.push_back(name);
-  }
-  if (losses.empty()) return {};
+  // A pareto list holds evaluation metrics only (ParsePareto), so only a
+  // single loss metric ranks by the runs' own losses.
+  if (multi_objective() || !IsLossMetric(metric)) return {};
   std::vector<std::string> varied;
   std::string weight;  // the first varied loss weight, for the example
   for (const ParameterSpec& p : parameters) {
@@ -1364,7 +1361,7 @@ std::vector<std::string> SweepSpec::Warnings() const {
       weight.empty() ? "each run's loss measures other terms at another scale, so the ranking says little about "
                        "the images"
                      : absl::StrCat("runs with a smaller ", weight, " score lower whatever their image");
-  return {absl::StrCat("metric ", JoinList(losses), " ranks runs by their own weighted losses, but this sweep varies ",
+  return {absl::StrCat("metric ", metric, " ranks runs by their own weighted losses, but this sweep varies ",
                        JoinList(varied), ": ", why,
                        ". Rank by eval/score (the default) or another eval/* metric to compare the images.")};
 }

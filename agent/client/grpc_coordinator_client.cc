@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "agent/client/coordinator_client.h"
 #include "nlohmann/json.hpp"
+#include "rpc/evaluation_proto.h"
 #include "stylesweep/v1/coordinator.grpc.pb.h"
 
 namespace stylesweep {
@@ -105,17 +106,7 @@ class GrpcCoordinatorClient final : public CoordinatorClient {
       loss->set_tv(m.tv);
       loss->set_total(m.total);
       loss->set_step_seconds(m.step_seconds);
-      if (m.eval) {
-        v1::Evaluation* e = loss->mutable_eval();
-        e->set_style(m.eval->style);
-        e->set_content(m.eval->content);
-        e->set_tv(m.eval->tv);
-        e->set_style_norm(m.eval->style_norm);
-        e->set_content_norm(m.eval->content_norm);
-        e->set_tv_norm(m.eval->tv_norm);
-        e->set_ssim(m.eval->ssim);
-        e->set_color(m.eval->color);
-      }
+      if (m.eval) ToProto(*m.eval, loss->mutable_eval());
     }
     v1::ReportMetricsResponse response;
     if (absl::Status s = Call("ReportMetrics", &v1::Coordinator::Stub::ReportMetrics, request, &response); !s.ok()) {

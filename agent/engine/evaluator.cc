@@ -120,7 +120,7 @@ absl::StatusOr<std::unique_ptr<Evaluator>> Evaluator::Create(Vgg19Features net, 
 }
 
 Evaluator::Evaluator(Vgg19Features net, const RunParams& params, const torch::Device& device)
-    : net_(std::move(net)), preprocess_(params.preprocess, device), device_(device) {}
+    : net_(std::move(net)), preprocess_(params.preprocess, device), device_(device), taps_(Taps()) {}
 
 void Evaluator::Prepare(const torch::Tensor& content, const std::vector<torch::Tensor>& styles,
                         const std::vector<double>& blend) {
@@ -133,14 +133,14 @@ void Evaluator::Prepare(const torch::Tensor& content, const std::vector<torch::T
   style_scales_.assign(n_style, 1.0);
   style_grams_.assign(n_style, torch::Tensor());
   for (size_t k = 0; k < styles.size(); ++k) {
-    const std::vector<torch::Tensor> f = net_->forward(preprocess_(styles[k]), Taps(), Vgg19FeaturesImpl::Mode());
+    const std::vector<torch::Tensor> f = net_->forward(preprocess_(styles[k]), taps_, Vgg19FeaturesImpl::Mode());
     for (size_t i = 0; i < n_style; ++i) {
       torch::Tensor weighted = Gram(f[i]) * blend[k];
       style_grams_[i] = style_grams_[i].defined() ? style_grams_[i] + weighted : weighted;
     }
   }
   for (size_t i = 0; i < n_style; ++i) style_scales_[i] = ItemOrOne(style_grams_[i].square().mean());
-  const std::vector<torch::Tensor> c = net_->forward(preprocess_(content_), Taps(), Vgg19FeaturesImpl::Mode());
+  const std::vector<torch::Tensor> c = net_->forward(preprocess_(content_), taps_, Vgg19FeaturesImpl::Mode());
   content_features_ = c.back();
   content_scale_ = ItemOrOne(content_features_.square().mean());
 
@@ -185,7 +185,7 @@ void Evaluator::Prepare(const torch::Tensor& content, const std::vector<torch::T
 }
 
 Evaluator::Distances Evaluator::Network(const torch::Tensor& x) const {
-  const std::vector<torch::Tensor> f = net_->forward(preprocess_(x), Taps(), Vgg19FeaturesImpl::Mode());
+  const std::vector<torch::Tensor> f = net_->forward(preprocess_(x), taps_, Vgg19FeaturesImpl::Mode());
   const size_t n_style = style_grams_.size();
   torch::Tensor style;
   for (size_t i = 0; i < n_style; ++i) {
@@ -196,9 +196,7 @@ Evaluator::Distances Evaluator::Network(const torch::Tensor& x) const {
 }
 
 torch::Tensor Evaluator::Tv(const torch::Tensor& x) const {
-  const torch::Tensor dy = x.slice(2, 1) - x.slice(2, 0, -1);
-  const torch::Tensor dx = x.slice(3, 1) - x.slice(3, 0, -1);
-  return (dy.abs().sum() + dx.abs().sum()) / static_cast<double>(3 * x.size(2) * x.size(3));
+  return TotalVariation(x) / static_cast<double>(3 * x.size(2) * x.size(3));
 }
 
 torch::Tensor Evaluator::Ssim(const torch::Tensor& x) const {

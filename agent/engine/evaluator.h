@@ -95,6 +95,7 @@ class Evaluator {
   mutable Vgg19Features net_;  // forward is not const, though it only reads
   Preprocessor preprocess_;
   torch::Device device_;
+  std::vector<int> taps_;                   // the style taps, then the content tap
   torch::Tensor content_;                  // 1 x 3 x H x W at eval size
   std::vector<torch::Tensor> style_grams_;  // blended, one per style tap
   std::vector<double> style_scales_;        // mean(G(s)²) per style tap (1 when 0)

@@ -53,6 +53,12 @@ std::vector<double> StyleBlendWeights(const RunParams& params) {
   return weights;
 }
 
+torch::Tensor TotalVariation(const torch::Tensor& image) {
+  const torch::Tensor dy = image.slice(2, 1) - image.slice(2, 0, -1);
+  const torch::Tensor dx = image.slice(3, 1) - image.slice(3, 0, -1);
+  return dy.abs().sum() + dx.abs().sum();
+}
+
 torch::Tensor Gram(const torch::Tensor& features) {
   const torch::Tensor f = PositionsByChannels(features);
   return torch::mm(f.t(), f) / static_cast<double>(f.size(0));

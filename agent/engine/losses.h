@@ -16,6 +16,10 @@ namespace stylesweep {
 // to 1, equal weights when it is empty or sums to 0.
 std::vector<double> StyleBlendWeights(const RunParams& params);
 
+// Σ|x[i+1,j] − x[i,j]| + Σ|x[i,j+1] − x[i,j]| over an N x C x H x W image
+// (tf.image.total_variation), a scalar.
+torch::Tensor TotalVariation(const torch::Tensor& image);
+
 // G = F·Fᵀ / (H·W) for a 1 x C x H x W activation F.
 torch::Tensor Gram(const torch::Tensor& features);
 

@@ -110,9 +110,7 @@ class StyleLoss {
     }
     losses.style = style_sum;
     losses.content = content_sum;
-    const torch::Tensor dy = image.slice(2, 1) - image.slice(2, 0, -1);
-    const torch::Tensor dx = image.slice(3, 1) - image.slice(3, 0, -1);
-    losses.tv = (dy.abs().sum() + dx.abs().sum()) * tv_weight_;
+    losses.tv = TotalVariation(image) * tv_weight_;
     losses.total = losses.style + losses.content + losses.tv;
     return losses;
   }

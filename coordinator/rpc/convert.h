@@ -9,12 +9,11 @@
 
 #include "coordinator/scheduler/scheduler.h"
 #include "coordinator/store/store.h"
+#include "rpc/evaluation_proto.h"
 #include "stylesweep/v1/coordinator.pb.h"
 
 namespace stylesweep {
 
-void ToProto(const Evaluation& e, v1::Evaluation* out);
-Evaluation FromProto(const v1::Evaluation& e);
 void ToProto(const RunRecord& run, v1::RunSummary* out);
 void ToProto(const AgentView& view, v1::AgentSummary* out);
 // The record part (the state travels as a name: AgentSummary.state).

@@ -55,6 +55,16 @@ class EndToEndTest : public ::testing::Test {
     return a;
   }
 
+  // Sweep 1's runs as the database holds them now (none while it cannot be read).
+  std::vector<RunRecord> ReadRuns() const {
+    SqliteStoreOptions options;
+    options.read_only = true;
+    auto store = OpenSqliteStore((dir_ / "sweeps.db").string(), options);
+    if (!store.ok()) return {};
+    auto runs = (*store)->ListRuns(1);
+    return runs.ok() ? *runs : std::vector<RunRecord>{};
+  }
+
   fs::path dir_;
   std::string bin_;
   fs::path images_;
@@ -282,16 +292,8 @@ TEST_F(EndToEndTest, ARunThatDivergesKeepsItsFiniteLossesAndLastImage) {
                     "--cache-dir", (dir_ / "cache").string()},
                    (dir_ / "agent.log").string());
   const std::string db = (dir_ / "sweeps.db").string();
-  auto read = [&]() -> std::vector<RunRecord> {
-    SqliteStoreOptions options;
-    options.read_only = true;
-    auto store = OpenSqliteStore(db, options);
-    if (!store.ok()) return {};
-    auto runs = (*store)->ListRuns(1);
-    return runs.ok() ? *runs : std::vector<RunRecord>{};
-  };
   auto finished = [&] {
-    const std::vector<RunRecord> runs = read();
+    const std::vector<RunRecord> runs = ReadRuns();
     return runs.size() == 2 && IsTerminal(runs[0].state) && IsTerminal(runs[1].state);
   };
   ASSERT_TRUE(WaitUntil(finished, 240000)) << "agent log:\n" << agent.Log() << "\ncoordinator log:\n"
@@ -390,16 +392,8 @@ TEST_F(EndToEndTest, EvaluationMetricsTraceTheStyleContentTradeOff) {
                     "--cache-dir", (dir_ / "cache").string()},
                    (dir_ / "agent.log").string());
   const std::string db = (dir_ / "sweeps.db").string();
-  auto read = [&]() -> std::vector<RunRecord> {
-    SqliteStoreOptions options;
-    options.read_only = true;
-    auto store = OpenSqliteStore(db, options);
-    if (!store.ok()) return {};
-    auto runs = (*store)->ListRuns(1);
-    return runs.ok() ? *runs : std::vector<RunRecord>{};
-  };
   auto finished = [&] {
-    const std::vector<RunRecord> runs = read();
+    const std::vector<RunRecord> runs = ReadRuns();
     return runs.size() == 5 && std::all_of(runs.begin(), runs.end(), [](const RunRecord& r) { return IsTerminal(r.state); });
   };
   ASSERT_TRUE(WaitUntil(finished, 600000)) << "agent log:\n" << agent.Log() << "\ncoordinator log:\n"
